@@ -1,0 +1,1084 @@
+//! Challenge bundles: `challenge.toml` + `README.md` + `public/` + `private/`.
+//!
+//! [`Bundle::load`] reads a bundle folder and checks every field, collecting all
+//! problems (file, field, line where the TOML parser knows it) instead of
+//! stopping at the first, so `riposte challenge check` can print them together.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::task::{Dtype, Norm, TaskSpec, ThreatModel};
+
+/// A challenge's URL name: 2-64 of `a-z`, `0-9`, `-`, starting with a letter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ChallengeSlug(String);
+
+impl ChallengeSlug {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok_len = (2..=64).contains(&raw.len());
+        let ok_chars = raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let ok_start = raw.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
+        if ok_len && ok_chars && ok_start && !raw.ends_with('-') {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!(
+                "{raw:?} is not a valid slug: expected 2-64 characters of a-z, 0-9 and '-', starting with a letter"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ChallengeSlug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The threat family a challenge teaches and scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChallengeKind {
+    Evasion,
+    Extraction,
+    Membership,
+    Secret,
+    Poisoning,
+}
+
+impl ChallengeKind {
+    pub const ALL: [ChallengeKind; 5] = [
+        ChallengeKind::Evasion,
+        ChallengeKind::Extraction,
+        ChallengeKind::Membership,
+        ChallengeKind::Secret,
+        ChallengeKind::Poisoning,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeKind::Evasion => "evasion",
+            ChallengeKind::Extraction => "extraction",
+            ChallengeKind::Membership => "membership",
+            ChallengeKind::Secret => "secret",
+            ChallengeKind::Poisoning => "poisoning",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Difficulty {
+    Easy,
+    Medium,
+    Hard,
+}
+
+impl Difficulty {
+    pub const ALL: [Difficulty; 3] = [Difficulty::Easy, Difficulty::Medium, Difficulty::Hard];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Difficulty::Easy => "easy",
+            Difficulty::Medium => "medium",
+            Difficulty::Hard => "hard",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == raw)
+    }
+}
+
+/// An organizer model attacked by every attack. Under `public/` it is white-box
+/// (downloadable); under `private/` it is reachable only through queries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub name: String,
+    /// Path relative to the bundle folder.
+    pub model: PathBuf,
+}
+
+impl Target {
+    pub fn is_white_box(&self) -> bool {
+        self.model.starts_with("public")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalSet {
+    pub inputs: PathBuf,
+    pub labels: PathBuf,
+    /// Share of eval examples on the public leaderboard; the rest decides the private one.
+    pub public_fraction: f64,
+    pub split_seed: u64,
+}
+
+/// When a track accepts submissions and how many. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Track {
+    pub opens: i64,
+    pub closes: i64,
+    pub submissions_per_day: u32,
+    pub max_upload_bytes: u64,
+}
+
+impl Track {
+    pub fn is_open_at(&self, now: i64) -> bool {
+        self.opens <= now && now < self.closes
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefenseTrack {
+    pub window: Track,
+    pub gate_clean_accuracy: f64,
+    pub hidden_inputs: PathBuf,
+    pub hidden_labels: PathBuf,
+    pub reference_attacks: Vec<String>,
+}
+
+/// Everything the platform needs to host and score one challenge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChallengeSpec {
+    pub slug: String,
+    pub title: String,
+    pub kind: ChallengeKind,
+    pub difficulty: Difficulty,
+    pub tags: Vec<String>,
+    pub points: u32,
+    pub summary: String,
+    pub task: Option<TaskSpec>,
+    pub threat: ThreatModel,
+    pub targets: Vec<Target>,
+    pub eval: Option<EvalSet>,
+    pub attack: Option<Track>,
+    pub defense: Option<DefenseTrack>,
+}
+
+/// One problem found in a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    /// Dotted TOML path (`threat.epsilon`), empty for whole-file problems.
+    pub field: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// All the problems of a bundle that failed to load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} problem(s) in the bundle: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct BundleProblems(pub Vec<Problem>);
+
+/// A downloadable file of a bundle (under `public/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublicFile {
+    /// Path relative to `public/`, with `/` separators.
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// A checked bundle folder.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: ChallengeSpec,
+    pub readme: String,
+    pub public_files: Vec<PublicFile>,
+}
+
+const README_MAX_BYTES: u64 = 1 << 20;
+const PUBLIC_MAX_FILES: usize = 200;
+const PUBLIC_FILE_MAX_BYTES: u64 = 512 << 20;
+const TOML_MAX_BYTES: u64 = 256 << 10;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    slug: String,
+    title: String,
+    kind: String,
+    difficulty: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default = "default_points")]
+    points: u32,
+    #[serde(default)]
+    summary: String,
+    task: Option<RawTask>,
+    #[serde(default)]
+    threat: RawThreat,
+    #[serde(default)]
+    targets: Vec<RawTarget>,
+    eval: Option<RawEval>,
+    #[serde(default)]
+    tracks: RawTracks,
+}
+
+fn default_points() -> u32 {
+    100
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTask {
+    input_shape: Vec<i64>,
+    dtype: String,
+    value_range: [f64; 2],
+    classes: i64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawThreat {
+    norm: Option<String>,
+    epsilon: Option<f64>,
+    #[serde(default)]
+    targeted: bool,
+    query_budget: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: String,
+    model: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEval {
+    inputs: String,
+    labels: String,
+    #[serde(default = "default_public_fraction")]
+    public_fraction: f64,
+    #[serde(default)]
+    split_seed: u64,
+}
+
+fn default_public_fraction() -> f64 {
+    0.3
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTracks {
+    attack: Option<RawTrack>,
+    defense: Option<RawTrack>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrack {
+    opens: toml::value::Datetime,
+    closes: toml::value::Datetime,
+    #[serde(default = "default_per_day")]
+    submissions_per_day: i64,
+    #[serde(default = "default_upload_mb")]
+    max_upload_mb: i64,
+    gate_clean_accuracy: Option<f64>,
+    hidden_inputs: Option<String>,
+    hidden_labels: Option<String>,
+    reference_attacks: Option<Vec<String>>,
+}
+
+fn default_per_day() -> i64 {
+    20
+}
+
+fn default_upload_mb() -> i64 {
+    16
+}
+
+/// Reference attacks the evaluator knows.
+pub const REFERENCE_ATTACKS: [&str; 1] = ["square-linf"];
+
+struct Checker<'a> {
+    dir: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, field: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: "challenge.toml".to_owned(),
+            field: field.to_owned(),
+            line: None,
+            message: message.into(),
+        });
+    }
+
+    /// A path inside the bundle, under `public/` or `private/`, that exists as a file.
+    fn bundle_file(&mut self, field: &str, raw: &str) -> PathBuf {
+        let rel = PathBuf::from(raw);
+        let inside = rel.components().all(|c| matches!(c, Component::Normal(_)));
+        let top_ok = rel.starts_with("public") || rel.starts_with("private");
+        if !inside || !top_ok {
+            self.problem(
+                field,
+                format!("{raw:?} must be a relative path under public/ or private/ (no '..', no leading '/')"),
+            );
+            return rel;
+        }
+        match std::fs::symlink_metadata(self.dir.join(&rel)) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => self.problem(field, format!("{raw:?} is not a regular file")),
+            Err(_) => self.problem(field, format!("{raw:?} does not exist in the bundle")),
+        }
+        rel
+    }
+
+    fn window(&mut self, field: &str, raw: &RawTrack) -> Option<Track> {
+        let opens = self.datetime(&format!("{field}.opens"), &raw.opens);
+        let closes = self.datetime(&format!("{field}.closes"), &raw.closes);
+        if !(1..=100_000).contains(&raw.submissions_per_day) {
+            self.problem(
+                &format!("{field}.submissions_per_day"),
+                format!(
+                    "{} is out of range: expected 1 to 100000",
+                    raw.submissions_per_day
+                ),
+            );
+        }
+        if !(1..=4096).contains(&raw.max_upload_mb) {
+            self.problem(
+                &format!("{field}.max_upload_mb"),
+                format!("{} is out of range: expected 1 to 4096", raw.max_upload_mb),
+            );
+        }
+        let (opens, closes) = (opens?, closes?);
+        if closes <= opens {
+            self.problem(&format!("{field}.closes"), "must be later than opens");
+            return None;
+        }
+        Some(Track {
+            opens,
+            closes,
+            submissions_per_day: u32::try_from(raw.submissions_per_day).ok()?,
+            max_upload_bytes: u64::try_from(raw.max_upload_mb).ok()? << 20,
+        })
+    }
+
+    fn datetime(&mut self, field: &str, raw: &toml::value::Datetime) -> Option<i64> {
+        let text = raw.to_string();
+        match time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339) {
+            Ok(t) => Some(t.unix_timestamp()),
+            Err(_) => {
+                self.problem(
+                    field,
+                    format!("{text} needs a date, a time and an offset, like 2026-01-01T00:00:00Z"),
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Bundle {
+    /// Read and check the bundle in `dir`.
+    pub fn load(dir: &Path) -> Result<Bundle, BundleProblems> {
+        let whole = |file: &str, message: String| {
+            BundleProblems(vec![Problem {
+                file: file.to_owned(),
+                field: String::new(),
+                line: None,
+                message,
+            }])
+        };
+        let toml_path = dir.join("challenge.toml");
+        let text =
+            read_capped(&toml_path, TOML_MAX_BYTES).map_err(|e| whole("challenge.toml", e))?;
+        let raw: RawSpec = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            BundleProblems(vec![Problem {
+                file: "challenge.toml".to_owned(),
+                field: String::new(),
+                line,
+                message: e.message().to_owned(),
+            }])
+        })?;
+
+        let mut check = Checker {
+            dir,
+            problems: Vec::new(),
+        };
+        let spec = check_spec(&mut check, raw);
+
+        let readme = match read_capped(&dir.join("README.md"), README_MAX_BYTES) {
+            Ok(text) => text,
+            Err(e) => {
+                check.problems.push(Problem {
+                    file: "README.md".to_owned(),
+                    field: String::new(),
+                    line: None,
+                    message: e,
+                });
+                String::new()
+            }
+        };
+        let public_files = match list_public(dir) {
+            Ok(files) => files,
+            Err(e) => {
+                check.problems.push(Problem {
+                    file: "public/".to_owned(),
+                    field: String::new(),
+                    line: None,
+                    message: e,
+                });
+                Vec::new()
+            }
+        };
+        match spec {
+            Some(spec) if check.problems.is_empty() => Ok(Bundle {
+                dir: dir.to_owned(),
+                spec,
+                readme,
+                public_files,
+            }),
+            _ => Err(BundleProblems(check.problems)),
+        }
+    }
+}
+
+fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
+    if let Err(e) = ChallengeSlug::parse(&raw.slug) {
+        check.problem("slug", e);
+    }
+    let folder = check.dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if !folder.is_empty() && folder != raw.slug {
+        check.problem(
+            "slug",
+            format!(
+                "{:?} differs from the folder name {folder:?}: they must match",
+                raw.slug
+            ),
+        );
+    }
+    let title = raw.title.trim().to_owned();
+    if title.is_empty() || title.chars().count() > 120 {
+        check.problem("title", "must be 1 to 120 characters");
+    }
+    let kind = ChallengeKind::parse(&raw.kind);
+    if kind.is_none() {
+        check.problem(
+            "kind",
+            format!(
+                "unknown kind {:?}: expected evasion, extraction, membership, secret or poisoning",
+                raw.kind
+            ),
+        );
+    }
+    let difficulty = Difficulty::parse(&raw.difficulty);
+    if difficulty.is_none() {
+        check.problem(
+            "difficulty",
+            format!(
+                "unknown difficulty {:?}: expected easy, medium or hard",
+                raw.difficulty
+            ),
+        );
+    }
+    if raw.tags.len() > 12 || raw.tags.iter().any(|t| t.trim().is_empty() || t.len() > 32) {
+        check.problem("tags", "expected at most 12 tags of 1 to 32 characters");
+    }
+    if raw.summary.chars().count() > 300 {
+        check.problem("summary", "must be at most 300 characters");
+    }
+    if raw.points > 100_000 {
+        check.problem(
+            "points",
+            format!("{} is out of range: expected 0 to 100000", raw.points),
+        );
+    }
+
+    let task = raw.task.and_then(|t| check_task(check, t));
+    let threat = check_threat(check, raw.threat);
+
+    let mut targets = Vec::new();
+    for (i, t) in raw.targets.into_iter().enumerate() {
+        let field = format!("targets[{i}]");
+        if ChallengeSlug::parse(&t.name).is_err() {
+            check.problem(
+                &format!("{field}.name"),
+                format!("{:?} must be 2-64 characters of a-z, 0-9 and '-'", t.name),
+            );
+        }
+        if targets.iter().any(|o: &Target| o.name == t.name) {
+            check.problem(
+                &format!("{field}.name"),
+                format!("{:?} is used twice", t.name),
+            );
+        }
+        let model = check.bundle_file(&format!("{field}.model"), &t.model);
+        targets.push(Target {
+            name: t.name,
+            model,
+        });
+    }
+
+    let eval = raw.eval.map(|e| {
+        if !(0.0..=1.0).contains(&e.public_fraction) || e.public_fraction.is_nan() {
+            check.problem(
+                "eval.public_fraction",
+                format!("{} is out of range: expected 0.0 to 1.0", e.public_fraction),
+            );
+        }
+        EvalSet {
+            inputs: check.bundle_file("eval.inputs", &e.inputs),
+            labels: check.bundle_file("eval.labels", &e.labels),
+            public_fraction: e.public_fraction,
+            split_seed: e.split_seed,
+        }
+    });
+
+    let attack = raw.tracks.attack.and_then(|t| {
+        for extra in [
+            t.gate_clean_accuracy.is_some(),
+            t.hidden_inputs.is_some(),
+            t.hidden_labels.is_some(),
+            t.reference_attacks.is_some(),
+        ] {
+            if extra {
+                check.problem(
+                    "tracks.attack",
+                    "gate and hidden-set fields belong to tracks.defense",
+                );
+                break;
+            }
+        }
+        check.window("tracks.attack", &t)
+    });
+    let defense = raw.tracks.defense.and_then(|t| check_defense(check, t));
+
+    if let Some(kind) = kind {
+        match kind {
+            ChallengeKind::Evasion => {
+                if task.is_none() {
+                    check.problem("task", "an evasion challenge needs a [task] section");
+                }
+                if threat.norm.is_none() || threat.epsilon.is_none() {
+                    check.problem(
+                        "threat",
+                        "an evasion challenge needs threat.norm and threat.epsilon",
+                    );
+                }
+                if targets.is_empty() {
+                    check.problem(
+                        "targets",
+                        "an evasion challenge needs at least one [[targets]] model",
+                    );
+                }
+                if eval.is_none() {
+                    check.problem("eval", "an evasion challenge needs an [eval] section");
+                }
+                if attack.is_none() && defense.is_none() && check.problems.is_empty() {
+                    check.problem(
+                        "tracks",
+                        "an evasion challenge needs tracks.attack or tracks.defense",
+                    );
+                }
+            }
+            _ => {
+                if defense.is_some() {
+                    check.problem(
+                        "tracks.defense",
+                        format!("a {} challenge has no defense track", kind.as_str()),
+                    );
+                }
+            }
+        }
+    }
+
+    Some(ChallengeSpec {
+        slug: raw.slug,
+        title,
+        kind: kind?,
+        difficulty: difficulty?,
+        tags: raw.tags,
+        points: raw.points,
+        summary: raw.summary.trim().to_owned(),
+        task,
+        threat,
+        targets,
+        eval,
+        attack,
+        defense,
+    })
+}
+
+fn check_task(check: &mut Checker<'_>, raw: RawTask) -> Option<TaskSpec> {
+    let mut ok = true;
+    if raw.input_shape.is_empty() || raw.input_shape.len() > 4 {
+        check.problem(
+            "task.input_shape",
+            "expected 1 to 4 dimensions (the batch dimension is implied)",
+        );
+        ok = false;
+    }
+    let mut shape = Vec::new();
+    for &d in &raw.input_shape {
+        match usize::try_from(d) {
+            Ok(d) if (1..=65_536).contains(&d) => shape.push(d),
+            _ => {
+                check.problem(
+                    "task.input_shape",
+                    format!("dimension {d} is out of range: expected 1 to 65536"),
+                );
+                ok = false;
+            }
+        }
+    }
+    if shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .is_none_or(|n| n > 16 << 20)
+    {
+        check.problem(
+            "task.input_shape",
+            "one example may hold at most 16,777,216 values",
+        );
+        ok = false;
+    }
+    let dtype = match raw.dtype.as_str() {
+        "float32" => Some(Dtype::Float32),
+        "uint8" => Some(Dtype::Uint8),
+        other => {
+            check.problem(
+                "task.dtype",
+                format!("unknown dtype {other:?}: expected float32 or uint8"),
+            );
+            None
+        }
+    };
+    let [lo, hi] = raw.value_range;
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        check.problem(
+            "task.value_range",
+            format!("[{lo}, {hi}] must be two finite numbers, low < high"),
+        );
+        ok = false;
+    }
+    if !(2..=100_000).contains(&raw.classes) {
+        check.problem(
+            "task.classes",
+            format!("{} is out of range: expected 2 to 100000", raw.classes),
+        );
+        ok = false;
+    }
+    if !ok {
+        return None;
+    }
+    Some(TaskSpec {
+        input_shape: shape,
+        dtype: dtype?,
+        value_range: (lo as f32, hi as f32),
+        classes: usize::try_from(raw.classes).ok()?,
+    })
+}
+
+fn check_threat(check: &mut Checker<'_>, raw: RawThreat) -> ThreatModel {
+    let norm = raw.norm.as_deref().and_then(|n| match n {
+        "l0" => Some(Norm::L0),
+        "l1" => Some(Norm::L1),
+        "l2" => Some(Norm::L2),
+        "linf" => Some(Norm::Linf),
+        other => {
+            check.problem(
+                "threat.norm",
+                format!("unknown norm {other:?}: expected l0, l1, l2 or linf"),
+            );
+            None
+        }
+    });
+    if let Some(eps) = raw.epsilon
+        && !(eps.is_finite() && eps > 0.0)
+    {
+        check.problem(
+            "threat.epsilon",
+            format!("{eps} must be a positive finite number"),
+        );
+    }
+    let query_budget = raw.query_budget.and_then(|b| match u64::try_from(b) {
+        Ok(b) if b > 0 => Some(b),
+        _ => {
+            check.problem(
+                "threat.query_budget",
+                format!("{b} must be a positive whole number"),
+            );
+            None
+        }
+    });
+    ThreatModel {
+        norm,
+        epsilon: raw.epsilon,
+        targeted: raw.targeted,
+        query_budget,
+    }
+}
+
+fn check_defense(check: &mut Checker<'_>, t: RawTrack) -> Option<DefenseTrack> {
+    let window = check.window("tracks.defense", &t);
+    let gate = match t.gate_clean_accuracy {
+        Some(g) if (0.0..=1.0).contains(&g) => Some(g),
+        Some(g) => {
+            check.problem(
+                "tracks.defense.gate_clean_accuracy",
+                format!("{g} is out of range: expected 0.0 to 1.0"),
+            );
+            None
+        }
+        None => {
+            check.problem(
+                "tracks.defense.gate_clean_accuracy",
+                "is required for a defense track",
+            );
+            None
+        }
+    };
+    let hidden_inputs = match &t.hidden_inputs {
+        Some(p) => Some(check.bundle_file("tracks.defense.hidden_inputs", p)),
+        None => {
+            check.problem(
+                "tracks.defense.hidden_inputs",
+                "is required for a defense track",
+            );
+            None
+        }
+    };
+    let hidden_labels = match &t.hidden_labels {
+        Some(p) => Some(check.bundle_file("tracks.defense.hidden_labels", p)),
+        None => {
+            check.problem(
+                "tracks.defense.hidden_labels",
+                "is required for a defense track",
+            );
+            None
+        }
+    };
+    for (field, path) in [
+        ("tracks.defense.hidden_inputs", &hidden_inputs),
+        ("tracks.defense.hidden_labels", &hidden_labels),
+    ] {
+        if path.as_ref().is_some_and(|p| p.starts_with("public")) {
+            check.problem(
+                field,
+                "the hidden set must live under private/, or anyone could download it",
+            );
+        }
+    }
+    let reference_attacks = t.reference_attacks.unwrap_or_default();
+    for name in &reference_attacks {
+        if !REFERENCE_ATTACKS.contains(&name.as_str()) {
+            check.problem(
+                "tracks.defense.reference_attacks",
+                format!("unknown reference attack {name:?}: expected one of {REFERENCE_ATTACKS:?}"),
+            );
+        }
+    }
+    Some(DefenseTrack {
+        window: window?,
+        gate_clean_accuracy: gate?,
+        hidden_inputs: hidden_inputs?,
+        hidden_labels: hidden_labels?,
+        reference_attacks,
+    })
+}
+
+fn read_capped(path: &Path, max: u64) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|_| "is missing".to_owned())?;
+    if meta.len() > max {
+        return Err(format!("is {} bytes: the limit is {max}", meta.len()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| "is not valid UTF-8".to_owned())
+}
+
+/// Every regular file under `public/`, sorted, with its size and sha256.
+fn list_public(dir: &Path) -> Result<Vec<PublicFile>, String> {
+    let root = dir.join("public");
+    if !root.exists() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(folder) = stack.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|e| format!("cannot be listed: {e}"))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("cannot be listed: {e}"))?;
+            let path = entry.path();
+            let kind = entry
+                .file_type()
+                .map_err(|e| format!("cannot be listed: {e}"))?;
+            if kind.is_symlink() {
+                return Err(format!(
+                    "{} is a symbolic link: bundles may hold only regular files",
+                    path.display()
+                ));
+            }
+            if kind.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(&root)
+                .map_err(|_| "has a file outside itself".to_owned())?
+                .to_str()
+                .ok_or_else(|| format!("{} has a non-UTF-8 name", path.display()))?
+                .replace('\\', "/");
+            if !rel
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+            {
+                return Err(format!(
+                    "{rel:?}: file names may use a-z, A-Z, 0-9, '.', '_', '-'"
+                ));
+            }
+            let size = entry.metadata().map_err(|e| format!("{rel}: {e}"))?.len();
+            if size > PUBLIC_FILE_MAX_BYTES {
+                return Err(format!(
+                    "{rel} is {size} bytes: the limit is {PUBLIC_FILE_MAX_BYTES}"
+                ));
+            }
+            files.push(PublicFile {
+                name: rel,
+                size,
+                sha256: sha256_file(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+                path,
+            });
+            if files.len() > PUBLIC_MAX_FILES {
+                return Err(format!("holds more than {PUBLIC_MAX_FILES} files"));
+            }
+        }
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+/// Hex sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Bundles found directly under `root` (folders holding a `challenge.toml`), sorted.
+pub fn bundle_dirs(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(root)? {
+        let path = entry?.path();
+        if path.join("challenge.toml").is_file() {
+            dirs.push(path);
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+slug = "demo"
+title = "Demo"
+kind = "evasion"
+difficulty = "easy"
+tags = ["images"]
+
+[task]
+input_shape = [1, 4, 4]
+dtype = "float32"
+value_range = [0.0, 1.0]
+classes = 3
+
+[threat]
+norm = "linf"
+epsilon = 0.1
+
+[[targets]]
+name = "net"
+model = "private/m.onnx"
+
+[eval]
+inputs = "public/x.npy"
+labels = "public/y.npy"
+
+[tracks.attack]
+opens = 2026-01-01T00:00:00Z
+closes = 2026-02-01T00:00:00Z
+
+[tracks.defense]
+opens = 2026-01-01T00:00:00Z
+closes = 2026-02-01T00:00:00Z
+gate_clean_accuracy = 0.9
+hidden_inputs = "private/hx.npy"
+hidden_labels = "private/hy.npy"
+reference_attacks = ["square-linf"]
+"#;
+
+    fn bundle(toml: &str) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("demo");
+        for sub in ["public", "private"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        for f in [
+            "public/x.npy",
+            "public/y.npy",
+            "private/m.onnx",
+            "private/hx.npy",
+            "private/hy.npy",
+        ] {
+            std::fs::write(dir.join(f), f.as_bytes()).unwrap();
+        }
+        std::fs::write(dir.join("README.md"), "# Demo").unwrap();
+        std::fs::write(dir.join("challenge.toml"), toml).unwrap();
+        root
+    }
+
+    fn problems(toml: &str) -> Vec<String> {
+        let root = bundle(toml);
+        match Bundle::load(&root.path().join("demo")) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_bundle_loads_with_its_public_files_hashed() {
+        let root = bundle(GOOD);
+        let b = Bundle::load(&root.path().join("demo")).unwrap();
+        assert_eq!(b.spec.slug, "demo");
+        assert_eq!(b.spec.kind, ChallengeKind::Evasion);
+        assert_eq!(b.spec.task.as_ref().unwrap().example_len(), 16);
+        let attack = b.spec.attack.unwrap();
+        assert_eq!(attack.opens, 1_767_225_600);
+        assert_eq!(attack.submissions_per_day, 20);
+        assert_eq!(attack.max_upload_bytes, 16 << 20);
+        assert!(!b.spec.targets[0].is_white_box());
+        let names: Vec<_> = b.public_files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["x.npy", "y.npy"]);
+        // sha256("public/x.npy")
+        assert_eq!(
+            b.public_files[0].sha256,
+            hex::encode(Sha256::digest(b"public/x.npy"))
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let bad = GOOD
+            .replace("epsilon = 0.1", "epsilon = 0.0")
+            .replace("classes = 3", "classes = 1")
+            .replace("private/hx.npy", "public/x.npy")
+            .replace("[\"square-linf\"]", "[\"magic\"]");
+        let found = problems(&bad);
+        let joined = found.join("\n");
+        for expected in [
+            "challenge.toml: threat.epsilon: 0 must be a positive finite number",
+            "challenge.toml: task.classes: 1 is out of range",
+            "challenge.toml: tracks.defense.hidden_inputs: the hidden set must live under private/",
+            "challenge.toml: tracks.defense.reference_attacks: unknown reference attack \"magic\"",
+        ] {
+            assert!(
+                joined.contains(expected),
+                "missing {expected:?} in\n{joined}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_fields_carry_a_line() {
+        let found = problems(&GOOD.replace(
+            "tags = [\"images\"]",
+            "tags = [\"images\"]\ncolour = \"red\"",
+        ));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("challenge.toml:7: "), "{found:?}");
+        assert!(found[0].contains("colour"), "{found:?}");
+    }
+
+    #[test]
+    fn paths_may_not_escape_the_bundle() {
+        for path in ["../x.npy", "/etc/passwd", "public/../../x", "build/x.npy"] {
+            let found = problems(&GOOD.replace("public/y.npy", path));
+            assert!(
+                found.iter().any(|p| p.contains("eval.labels")
+                    && p.contains("relative path under public/ or private/")),
+                "{path}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn slug_must_match_the_folder_and_be_plain() {
+        let found = problems(&GOOD.replace("slug = \"demo\"", "slug = \"Demo!\""));
+        assert!(
+            found.iter().any(|p| p.contains("not a valid slug")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("differs from the folder name")),
+            "{found:?}"
+        );
+        assert!(ChallengeSlug::parse("mnist-evasion").is_ok());
+        assert!(ChallengeSlug::parse("9lives").is_err());
+        assert!(ChallengeSlug::parse("trailing-").is_err());
+    }
+
+    #[test]
+    fn a_missing_readme_is_a_problem() {
+        let root = bundle(GOOD);
+        std::fs::remove_file(root.path().join("demo/README.md")).unwrap();
+        let err = Bundle::load(&root.path().join("demo")).unwrap_err();
+        assert_eq!(err.0[0].to_string(), "README.md: is missing");
+    }
+
+    #[test]
+    fn track_windows_are_half_open() {
+        let t = Track {
+            opens: 10,
+            closes: 20,
+            submissions_per_day: 1,
+            max_upload_bytes: 1,
+        };
+        assert!(!t.is_open_at(9));
+        assert!(t.is_open_at(10));
+        assert!(t.is_open_at(19));
+        assert!(!t.is_open_at(20));
+    }
+}

@@ -1,0 +1,216 @@
+//! The persistence boundary: what the platform stores, independent of the database.
+//!
+//! Implementations live in `riposte-db`; every method is one atomic step
+//! (one transaction where it touches several rows).
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::account::Role;
+
+pub type UserId = i64;
+pub type TeamId = i64;
+pub type ChallengeId = i64;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub role: Role,
+    pub banned: bool,
+    pub team_id: Option<TeamId>,
+    pub created_at: i64,
+}
+
+/// A user with the stored password hash, for login only.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Team {
+    pub id: TeamId,
+    pub name: String,
+    pub invite_code: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamSummary {
+    pub team: Team,
+    pub members: i64,
+}
+
+/// A server-side session. The cookie holds the secret; the store only its hash.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: User,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub id_hash: &'a str,
+    pub user_id: UserId,
+    pub csrf_token: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A challenge as the catalog shows it (no private paths, no hidden data).
+#[derive(Debug, Clone, Serialize)]
+pub struct ChallengeRecord {
+    pub id: ChallengeId,
+    pub slug: String,
+    pub title: String,
+    pub kind: String,
+    pub difficulty: String,
+    pub tags: Vec<String>,
+    pub points: i64,
+    pub summary: String,
+    pub readme: String,
+    /// The checked [`crate::challenge::ChallengeSpec`] as JSON.
+    pub spec_json: String,
+    pub files: Vec<FileRecord>,
+    pub hidden: bool,
+    pub updated_at: i64,
+}
+
+/// A downloadable public file, served from the blob store by its sha256.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct FileRecord {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChallengeUpsert<'a> {
+    pub slug: &'a str,
+    pub title: &'a str,
+    pub kind: &'a str,
+    pub difficulty: &'a str,
+    pub tags: &'a [String],
+    pub points: i64,
+    pub summary: &'a str,
+    pub readme: &'a str,
+    pub spec_json: &'a str,
+    pub files: &'a [FileRecord],
+    pub now: i64,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub users: i64,
+    pub teams: i64,
+    pub challenges: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was hit; the string names what is taken.
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    #[error("not found")]
+    NotFound,
+    /// A rule of the domain refused the change (the message says which).
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Backend(#[from] anyhow::Error),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything Riposte persists. One implementation per database family,
+/// one conformance suite for all.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // accounts
+    async fn create_user(
+        &self,
+        username: &str,
+        username_key: &str,
+        password_hash: &str,
+        role: Role,
+        now: i64,
+    ) -> StoreResult<User>;
+    async fn credentials_by_key(&self, username_key: &str) -> StoreResult<Option<Credentials>>;
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn set_role(&self, id: UserId, role: Role) -> StoreResult<()>;
+    /// Banning also ends the user's sessions and revokes their tokens.
+    async fn set_banned(&self, id: UserId, banned: bool) -> StoreResult<()>;
+    async fn record_login_failure(&self, id: UserId, now: i64) -> StoreResult<()>;
+    async fn login_failures_since(&self, id: UserId, since: i64) -> StoreResult<i64>;
+
+    // sessions
+    async fn create_session(&self, session: NewSession<'_>) -> StoreResult<()>;
+    /// The live session with this id hash; `None` when unknown, expired, idle
+    /// since before `idle_cutoff`, or its user is banned.
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: i64,
+        idle_cutoff: i64,
+    ) -> StoreResult<Option<Session>>;
+    async fn touch_session(&self, id_hash: &str, now: i64) -> StoreResult<()>;
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+
+    // API tokens
+    async fn create_token(
+        &self,
+        user: UserId,
+        name: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<ApiToken>;
+    async fn list_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>>;
+    async fn revoke_token(&self, user: UserId, token_id: i64) -> StoreResult<()>;
+    async fn user_by_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<User>>;
+
+    // teams: every user belongs to exactly one team (a team of one when solo)
+    /// Move `user` into a new team; their previous team is deleted when it empties.
+    async fn create_team(
+        &self,
+        user: UserId,
+        name: &str,
+        name_key: &str,
+        invite_code: &str,
+        now: i64,
+    ) -> StoreResult<Team>;
+    /// Move `user` into the team with this invite code, if it has fewer than `max_size` members.
+    async fn join_team(&self, user: UserId, invite_code: &str, max_size: i64) -> StoreResult<Team>;
+    async fn team(&self, id: TeamId) -> StoreResult<Option<Team>>;
+    async fn team_members(&self, id: TeamId) -> StoreResult<Vec<User>>;
+    async fn list_teams(&self) -> StoreResult<Vec<TeamSummary>>;
+
+    // challenges
+    async fn upsert_challenge(&self, challenge: ChallengeUpsert<'_>) -> StoreResult<Upserted>;
+    async fn list_challenges(&self, include_hidden: bool) -> StoreResult<Vec<ChallengeRecord>>;
+    async fn challenge(&self, slug: &str) -> StoreResult<Option<ChallengeRecord>>;
+    async fn set_challenge_hidden(&self, slug: &str, hidden: bool) -> StoreResult<()>;
+
+    async fn counts(&self) -> StoreResult<Counts>;
+}

@@ -1,0 +1,15 @@
+//! Riposte's [`Store`](riposte_core::store::Store) on SQLite and PostgreSQL.
+//!
+//! One implementation, [`SqlStore`], over sqlx's Any driver: every statement is
+//! written once with `$N` placeholders, INTEGER 0/1 booleans and Unix-second
+//! times, so the same text runs on both databases. The backend is chosen by the
+//! URL scheme; each has its own migration set under `migrations/`. Where the two
+//! must differ (job claiming, later), [`Backend`] says which one we talk to.
+//!
+//! Error policy: uniqueness violations become `StoreError::Conflict` naming what
+//! is taken; everything else is `StoreError::Backend` with context.
+
+mod sql;
+
+pub use sql::{Backend, SqlStore};
+pub mod testing;

@@ -1,0 +1,731 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use riposte_core::account::Role;
+use riposte_core::store::{
+    ApiToken, ChallengeRecord, ChallengeUpsert, Counts, Credentials, FileRecord, NewSession,
+    Session, Store, StoreError, StoreResult, Team, TeamId, TeamSummary, Upserted, User, UserId,
+};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Which database family a [`SqlStore`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The Store over one connection pool.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const USER_COLUMNS: &str = "u.id, u.username, u.role, u.banned, u.team_id, u.created_at";
+
+impl SqlStore {
+    /// Connect to `url` (`sqlite://path?mode=rwc` or `postgres://...`) and apply migrations.
+    #[tracing::instrument(skip_all)]
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            anyhow::bail!("database URL must start with sqlite: or postgres://");
+        };
+        let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                // WAL lets readers proceed during a write; the journal mode sticks to the file.
+                let pool = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA foreign_keys = ON")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA busy_timeout = 10000")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await
+                    .context("opening the SQLite database")?;
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&pool)
+                    .await
+                    .context("switching SQLite to WAL")?;
+                pool
+            }
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .context("connecting to PostgreSQL")?,
+        };
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.context("applying migrations")?;
+        Ok(Self { pool, backend })
+    }
+
+    /// A transaction that will write. SQLite takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout instead of
+    /// one failing when it upgrades a read lock.
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(backend_err),
+            Backend::Postgres => self.pool.begin().await.map_err(backend_err),
+        }
+    }
+
+    /// `FOR UPDATE` where the database has row locks (PostgreSQL); SQLite's
+    /// `BEGIN IMMEDIATE` already serializes writers.
+    fn lock_rows(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn backend_err(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(anyhow::Error::new(e))
+}
+
+/// Map a unique violation to `Conflict(what)`, anything else to `Backend`.
+fn conflict_as(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => backend_err(e),
+    }
+}
+
+fn user_from(row: &AnyRow) -> StoreResult<User> {
+    let role: String = row.try_get("role").map_err(backend_err)?;
+    Ok(User {
+        id: row.try_get("id").map_err(backend_err)?,
+        username: row.try_get("username").map_err(backend_err)?,
+        role: Role::parse(&role).map_err(|e| StoreError::Backend(anyhow::anyhow!(e)))?,
+        banned: row.try_get::<i64, _>("banned").map_err(backend_err)? != 0,
+        team_id: row.try_get("team_id").map_err(backend_err)?,
+        created_at: row.try_get("created_at").map_err(backend_err)?,
+    })
+}
+
+fn team_from(row: &AnyRow) -> StoreResult<Team> {
+    Ok(Team {
+        id: row.try_get("id").map_err(backend_err)?,
+        name: row.try_get("name").map_err(backend_err)?,
+        invite_code: row.try_get("invite_code").map_err(backend_err)?,
+        created_at: row.try_get("created_at").map_err(backend_err)?,
+    })
+}
+
+fn challenge_from(row: &AnyRow) -> StoreResult<ChallengeRecord> {
+    let json_err = |e: serde_json::Error| StoreError::Backend(anyhow::Error::new(e));
+    let tags: String = row.try_get("tags").map_err(backend_err)?;
+    let files: String = row.try_get("files").map_err(backend_err)?;
+    Ok(ChallengeRecord {
+        id: row.try_get("id").map_err(backend_err)?,
+        slug: row.try_get("slug").map_err(backend_err)?,
+        title: row.try_get("title").map_err(backend_err)?,
+        kind: row.try_get("kind").map_err(backend_err)?,
+        difficulty: row.try_get("difficulty").map_err(backend_err)?,
+        tags: serde_json::from_str(&tags).map_err(json_err)?,
+        points: row.try_get("points").map_err(backend_err)?,
+        summary: row.try_get("summary").map_err(backend_err)?,
+        readme: row.try_get("readme").map_err(backend_err)?,
+        spec_json: row.try_get("spec").map_err(backend_err)?,
+        files: serde_json::from_str::<Vec<FileRecord>>(&files).map_err(json_err)?,
+        hidden: row.try_get::<i64, _>("hidden").map_err(backend_err)? != 0,
+        updated_at: row.try_get("updated_at").map_err(backend_err)?,
+    })
+}
+
+/// Remove `user` from their team, deleting the team when it empties.
+async fn leave_current_team(conn: &mut sqlx::AnyConnection, user: UserId) -> StoreResult<()> {
+    let team: Option<i64> = sqlx::query_scalar("SELECT team_id FROM users WHERE id = $1")
+        .bind(user)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend_err)?
+        .flatten();
+    sqlx::query("UPDATE users SET team_id = NULL WHERE id = $1")
+        .bind(user)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend_err)?;
+    if let Some(team) = team {
+        sqlx::query("DELETE FROM teams WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM users WHERE team_id = $1)")
+            .bind(team)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend_err)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    #[tracing::instrument(skip_all)]
+    async fn create_user(
+        &self,
+        username: &str,
+        username_key: &str,
+        password_hash: &str,
+        role: Role,
+        now: i64,
+    ) -> StoreResult<User> {
+        let row = sqlx::query(
+            "INSERT INTO users (username, username_key, password_hash, role, banned, created_at) \
+             VALUES ($1, $2, $3, $4, 0, $5) \
+             RETURNING id, username, role, banned, team_id, created_at",
+        )
+        .bind(username)
+        .bind(username_key)
+        .bind(password_hash)
+        .bind(role.as_str())
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict_as("that username"))?;
+        user_from(&row)
+    }
+
+    async fn credentials_by_key(&self, username_key: &str) -> StoreResult<Option<Credentials>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.username_key = $1"
+        )))
+        .bind(username_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        row.map(|row| {
+            Ok(Credentials {
+                user: user_from(&row)?,
+                password_hash: row.try_get("password_hash").map_err(backend_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users u ORDER BY u.id"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn set_role(&self, id: UserId, role: Role) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+            .bind(role.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_banned(&self, id: UserId, banned: bool) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("UPDATE users SET banned = $1 WHERE id = $2")
+            .bind(i64::from(banned))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if banned {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+            sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn record_login_failure(&self, id: UserId, now: i64) -> StoreResult<()> {
+        sqlx::query("INSERT INTO login_failures (user_id, at) VALUES ($1, $2)")
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        // Keep the table small: rows older than a day no longer count for anything.
+        sqlx::query("DELETE FROM login_failures WHERE user_id = $1 AND at < $2")
+            .bind(id)
+            .bind(now - 86_400)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Ok(())
+    }
+
+    async fn login_failures_since(&self, id: UserId, since: i64) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM login_failures WHERE user_id = $1 AND at >= $2")
+            .bind(id)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend_err)
+    }
+
+    async fn create_session(&self, s: NewSession<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, last_seen_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $4, $5)",
+        )
+        .bind(s.id_hash)
+        .bind(s.user_id)
+        .bind(s.csrf_token)
+        .bind(s.now)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        Ok(())
+    }
+
+    async fn session(
+        &self,
+        id_hash: &str,
+        now: i64,
+        idle_cutoff: i64,
+    ) -> StoreResult<Option<Session>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS}, s.csrf_token, s.created_at AS s_created, s.last_seen_at, s.expires_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.id_hash = $1 AND s.expires_at > $2 AND s.last_seen_at >= $3 AND u.banned = 0"
+        )))
+        .bind(id_hash)
+        .bind(now)
+        .bind(idle_cutoff)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        row.map(|row| {
+            Ok(Session {
+                user: user_from(&row)?,
+                csrf_token: row.try_get("csrf_token").map_err(backend_err)?,
+                created_at: row.try_get("s_created").map_err(backend_err)?,
+                last_seen_at: row.try_get("last_seen_at").map_err(backend_err)?,
+                expires_at: row.try_get("expires_at").map_err(backend_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn touch_session(&self, id_hash: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
+            .bind(now)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Ok(())
+    }
+
+    async fn create_token(
+        &self,
+        user: UserId,
+        name: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<ApiToken> {
+        let row = sqlx::query(
+            "INSERT INTO api_tokens (user_id, name, token_hash, created_at, revoked) \
+             VALUES ($1, $2, $3, $4, 0) RETURNING id, name, created_at, last_used_at",
+        )
+        .bind(user)
+        .bind(name)
+        .bind(token_hash)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict_as("that token"))?;
+        token_from(&row)
+    }
+
+    async fn list_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>> {
+        let rows = sqlx::query(
+            "SELECT id, name, created_at, last_used_at FROM api_tokens \
+             WHERE user_id = $1 AND revoked = 0 ORDER BY id",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter().map(token_from).collect()
+    }
+
+    async fn revoke_token(&self, user: UserId, token_id: i64) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked = 1 WHERE id = $1 AND user_id = $2 AND revoked = 0",
+        )
+        .bind(token_id)
+        .bind(user)
+        .execute(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn user_by_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<User>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS}, t.id AS token_id FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND t.revoked = 0 AND u.banned = 0"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let token_id: i64 = row.try_get("token_id").map_err(backend_err)?;
+        // Minute resolution is enough for "last used" and spares a write per request.
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
+            .bind(now)
+            .bind(token_id)
+            .bind(now - 60)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        user_from(&row).map(Some)
+    }
+
+    #[tracing::instrument(skip_all, fields(user))]
+    async fn create_team(
+        &self,
+        user: UserId,
+        name: &str,
+        name_key: &str,
+        invite_code: &str,
+        now: i64,
+    ) -> StoreResult<Team> {
+        let mut tx = self.begin_write().await?;
+        leave_current_team(&mut tx, user).await?;
+        let row = sqlx::query(
+            "INSERT INTO teams (name, name_key, invite_code, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING id, name, invite_code, created_at",
+        )
+        .bind(name)
+        .bind(name_key)
+        .bind(invite_code)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(conflict_as("that team name"))?;
+        let team = team_from(&row)?;
+        sqlx::query("UPDATE users SET team_id = $1 WHERE id = $2")
+            .bind(team.id)
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(team)
+    }
+
+    #[tracing::instrument(skip_all, fields(user))]
+    async fn join_team(&self, user: UserId, invite_code: &str, max_size: i64) -> StoreResult<Team> {
+        let mut tx = self.begin_write().await?;
+        // Lock the team row so concurrent joins count its members one at a time.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, name, invite_code, created_at FROM teams WHERE invite_code = $1{}",
+            self.lock_rows()
+        )))
+        .bind(invite_code)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        let Some(row) = row else {
+            return Err(StoreError::Refused(
+                "no team has that invite code".to_owned(),
+            ));
+        };
+        let team = team_from(&row)?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT team_id FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        if current == Some(team.id) {
+            return Err(StoreError::Refused(format!(
+                "you are already in team {}",
+                team.name
+            )));
+        }
+        leave_current_team(&mut tx, user).await?;
+        // The team row is locked (or the database write-locked), so this count is
+        // not raced by another join.
+        let joined = sqlx::query(
+            "UPDATE users SET team_id = $1 WHERE id = $2 \
+             AND (SELECT COUNT(*) FROM users WHERE team_id = $1) < $3",
+        )
+        .bind(team.id)
+        .bind(user)
+        .bind(max_size)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        if joined.rows_affected() == 0 {
+            return Err(StoreError::Refused(format!(
+                "team {} is full: at most {max_size} members",
+                team.name
+            )));
+        }
+        tx.commit().await.map_err(backend_err)?;
+        Ok(team)
+    }
+
+    async fn team(&self, id: TeamId) -> StoreResult<Option<Team>> {
+        let row = sqlx::query("SELECT id, name, invite_code, created_at FROM teams WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.as_ref().map(team_from).transpose()
+    }
+
+    async fn team_members(&self, id: TeamId) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.team_id = $1 ORDER BY u.id"
+        )))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn list_teams(&self) -> StoreResult<Vec<TeamSummary>> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.name, t.invite_code, t.created_at, \
+             (SELECT COUNT(*) FROM users u WHERE u.team_id = t.id) AS members \
+             FROM teams t ORDER BY t.id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(TeamSummary {
+                    team: team_from(row)?,
+                    members: row.try_get("members").map_err(backend_err)?,
+                })
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(slug = challenge.slug))]
+    async fn upsert_challenge(&self, challenge: ChallengeUpsert<'_>) -> StoreResult<Upserted> {
+        let json = |v: serde_json::Result<String>| {
+            v.map_err(|e| StoreError::Backend(anyhow::Error::new(e)))
+        };
+        let tags = json(serde_json::to_string(challenge.tags))?;
+        let files = json(serde_json::to_string(challenge.files))?;
+        let mut tx = self.begin_write().await?;
+        let existing = sqlx::query(
+            "SELECT title, kind, difficulty, tags, points, summary, readme, spec, files FROM challenges WHERE slug = $1",
+        )
+        .bind(challenge.slug)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        let outcome = match existing {
+            None => {
+                sqlx::query(
+                    "INSERT INTO challenges (slug, title, kind, difficulty, tags, points, summary, readme, spec, files, hidden, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11)",
+                )
+                .bind(challenge.slug)
+                .bind(challenge.title)
+                .bind(challenge.kind)
+                .bind(challenge.difficulty)
+                .bind(&tags)
+                .bind(challenge.points)
+                .bind(challenge.summary)
+                .bind(challenge.readme)
+                .bind(challenge.spec_json)
+                .bind(&files)
+                .bind(challenge.now)
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict_as("that challenge slug"))?;
+                Upserted::Created
+            }
+            Some(row) => {
+                let same = |col: &str, value: &str| {
+                    row.try_get::<String, _>(col).is_ok_and(|v| v == value)
+                };
+                let unchanged = same("title", challenge.title)
+                    && same("kind", challenge.kind)
+                    && same("difficulty", challenge.difficulty)
+                    && same("tags", &tags)
+                    && row
+                        .try_get::<i64, _>("points")
+                        .is_ok_and(|p| p == challenge.points)
+                    && same("summary", challenge.summary)
+                    && same("readme", challenge.readme)
+                    && same("spec", challenge.spec_json)
+                    && same("files", &files);
+                if unchanged {
+                    Upserted::Unchanged
+                } else {
+                    sqlx::query(
+                        "UPDATE challenges SET title = $2, kind = $3, difficulty = $4, tags = $5, points = $6, \
+                         summary = $7, readme = $8, spec = $9, files = $10, updated_at = $11 WHERE slug = $1",
+                    )
+                    .bind(challenge.slug)
+                    .bind(challenge.title)
+                    .bind(challenge.kind)
+                    .bind(challenge.difficulty)
+                    .bind(&tags)
+                    .bind(challenge.points)
+                    .bind(challenge.summary)
+                    .bind(challenge.readme)
+                    .bind(challenge.spec_json)
+                    .bind(&files)
+                    .bind(challenge.now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                    Upserted::Updated
+                }
+            }
+        };
+        tx.commit().await.map_err(backend_err)?;
+        Ok(outcome)
+    }
+
+    async fn list_challenges(&self, include_hidden: bool) -> StoreResult<Vec<ChallengeRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, slug, title, kind, difficulty, tags, points, summary, readme, spec, files, hidden, updated_at \
+             FROM challenges WHERE hidden = 0 OR $1 = 1 ORDER BY points, title",
+        )
+        .bind(i64::from(include_hidden))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter().map(challenge_from).collect()
+    }
+
+    async fn challenge(&self, slug: &str) -> StoreResult<Option<ChallengeRecord>> {
+        let row = sqlx::query(
+            "SELECT id, slug, title, kind, difficulty, tags, points, summary, readme, spec, files, hidden, updated_at \
+             FROM challenges WHERE slug = $1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        row.as_ref().map(challenge_from).transpose()
+    }
+
+    async fn set_challenge_hidden(&self, slug: &str, hidden: bool) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE challenges SET hidden = $1 WHERE slug = $2")
+            .bind(i64::from(hidden))
+            .bind(slug)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn counts(&self) -> StoreResult<Counts> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM users) AS users, (SELECT COUNT(*) FROM teams) AS teams, \
+             (SELECT COUNT(*) FROM challenges WHERE hidden = 0) AS challenges",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        Ok(Counts {
+            users: row.try_get("users").map_err(backend_err)?,
+            teams: row.try_get("teams").map_err(backend_err)?,
+            challenges: row.try_get("challenges").map_err(backend_err)?,
+        })
+    }
+}
+
+fn token_from(row: &AnyRow) -> StoreResult<ApiToken> {
+    Ok(ApiToken {
+        id: row.try_get("id").map_err(backend_err)?,
+        name: row.try_get("name").map_err(backend_err)?,
+        created_at: row.try_get("created_at").map_err(backend_err)?,
+        last_used_at: row.try_get("last_used_at").map_err(backend_err)?,
+    })
+}

@@ -1,0 +1,213 @@
+//! One Store conformance suite, run on SQLite and (when RIPOSTE_TEST_POSTGRES_URL
+//! is set) on PostgreSQL: the same calls must give the same answers on both.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use riposte_core::account::Role;
+use riposte_core::store::{ChallengeUpsert, FileRecord, NewSession, Store, StoreError, Upserted};
+use riposte_db::SqlStore;
+use riposte_db::testing::TestDatabase;
+
+/// Run `body` against a fresh store of each backend.
+macro_rules! conformance {
+    ($($name:ident => $body:expr;)*) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = TestDatabase::sqlite_in(dir.path());
+                    let store = Arc::new(SqlStore::connect(&db.url).await.unwrap());
+                    ($body)(store.clone()).await;
+                    store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(db) = TestDatabase::postgres().await.unwrap() else {
+                        eprintln!("skipped: RIPOSTE_TEST_POSTGRES_URL is not set");
+                        return;
+                    };
+                    let store = Arc::new(SqlStore::connect(&db.url).await.unwrap());
+                    ($body)(store.clone()).await;
+                    store.close().await;
+                    db.drop_now().await;
+                }
+            )*
+        }
+    };
+}
+
+async fn user(store: &SqlStore, name: &str) -> riposte_core::store::User {
+    store
+        .create_user(
+            name,
+            &name.to_lowercase(),
+            "$argon2id$fake",
+            Role::Competitor,
+            1_000,
+        )
+        .await
+        .unwrap()
+}
+
+conformance! {
+    users_are_unique_by_key => |store: Arc<SqlStore>| async move {
+        let alice = user(&store, "Alice").await;
+        assert_eq!(alice.username, "Alice");
+        assert_eq!(alice.role, Role::Competitor);
+        assert!(!alice.banned);
+        let again = store.create_user("ALICE", "alice", "h", Role::Competitor, 1).await;
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+        let creds = store.credentials_by_key("alice").await.unwrap().unwrap();
+        assert_eq!(creds.user.id, alice.id);
+        assert_eq!(creds.password_hash, "$argon2id$fake");
+        assert!(store.credentials_by_key("bob").await.unwrap().is_none());
+        store.set_role(alice.id, Role::Organizer).await.unwrap();
+        assert_eq!(store.user_by_id(alice.id).await.unwrap().unwrap().role, Role::Organizer);
+        assert!(matches!(store.set_role(9_999, Role::Admin).await, Err(StoreError::NotFound)));
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+    };
+
+    sessions_expire_and_end => |store: Arc<SqlStore>| async move {
+        let alice = user(&store, "alice").await;
+        let new = |hash: &'static str, expires_at| NewSession { id_hash: hash, user_id: alice.id, csrf_token: "csrf", now: 1_000, expires_at };
+        store.create_session(new("s1", 5_000)).await.unwrap();
+        let live = store.session("s1", 1_500, 900).await.unwrap().unwrap();
+        assert_eq!(live.user.id, alice.id);
+        assert_eq!(live.csrf_token, "csrf");
+        // absolute expiry
+        assert!(store.session("s1", 5_000, 0).await.unwrap().is_none());
+        // idle: last seen at 1000, cutoff after it
+        assert!(store.session("s1", 1_500, 1_001).await.unwrap().is_none());
+        store.touch_session("s1", 1_200).await.unwrap();
+        assert!(store.session("s1", 1_500, 1_100).await.unwrap().is_some());
+        store.delete_session("s1").await.unwrap();
+        assert!(store.session("s1", 1_500, 0).await.unwrap().is_none());
+        assert!(store.session("unknown", 1_500, 0).await.unwrap().is_none());
+    };
+
+    banning_ends_sessions_and_tokens => |store: Arc<SqlStore>| async move {
+        let alice = user(&store, "alice").await;
+        store.create_session(NewSession { id_hash: "s", user_id: alice.id, csrf_token: "c", now: 1, expires_at: 99_999 }).await.unwrap();
+        store.create_token(alice.id, "nb", "tokhash", 1).await.unwrap();
+        assert!(store.user_by_token("tokhash", 10).await.unwrap().is_some());
+        store.set_banned(alice.id, true).await.unwrap();
+        assert!(store.session("s", 10, 0).await.unwrap().is_none());
+        assert!(store.user_by_token("tokhash", 10).await.unwrap().is_none());
+        assert!(store.user_by_id(alice.id).await.unwrap().unwrap().banned);
+        store.set_banned(alice.id, false).await.unwrap();
+        // unbanning does not resurrect revoked tokens
+        assert!(store.user_by_token("tokhash", 10).await.unwrap().is_none());
+    };
+
+    tokens_list_and_revoke => |store: Arc<SqlStore>| async move {
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        let t1 = store.create_token(alice.id, "one", "h1", 100).await.unwrap();
+        store.create_token(alice.id, "two", "h2", 100).await.unwrap();
+        assert!(matches!(store.create_token(bob.id, "dup", "h1", 100).await, Err(StoreError::Conflict(_))));
+        assert_eq!(store.list_tokens(alice.id).await.unwrap().len(), 2);
+        let found = store.user_by_token("h1", 500).await.unwrap().unwrap();
+        assert_eq!(found.id, alice.id);
+        assert_eq!(store.list_tokens(alice.id).await.unwrap()[0].last_used_at, Some(500));
+        // bob cannot revoke alice's token
+        assert!(matches!(store.revoke_token(bob.id, t1.id).await, Err(StoreError::NotFound)));
+        store.revoke_token(alice.id, t1.id).await.unwrap();
+        assert!(store.user_by_token("h1", 600).await.unwrap().is_none());
+        assert_eq!(store.list_tokens(alice.id).await.unwrap().len(), 1);
+    };
+
+    teams_move_members_and_vanish_when_empty => |store: Arc<SqlStore>| async move {
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        let solo = store.create_team(alice.id, "alice", "alice", "CODEA", 1).await.unwrap();
+        let red = store.create_team(alice.id, "Red", "red", "CODER", 2).await.unwrap();
+        // alice's solo team emptied and is gone
+        assert!(store.team(solo.id).await.unwrap().is_none());
+        assert!(matches!(
+            store.create_team(bob.id, "RED", "red", "CODEX", 3).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let joined = store.join_team(bob.id, "CODER", 4).await.unwrap();
+        assert_eq!(joined.id, red.id);
+        assert_eq!(store.team_members(red.id).await.unwrap().len(), 2);
+        assert!(matches!(store.join_team(bob.id, "CODER", 4).await, Err(StoreError::Refused(_))));
+        assert!(matches!(store.join_team(bob.id, "NOPE", 4).await, Err(StoreError::Refused(_))));
+        let teams = store.list_teams().await.unwrap();
+        assert_eq!(teams.len(), 1);
+        assert_eq!(teams[0].members, 2);
+    };
+
+    team_size_holds_under_concurrent_joins => |store: Arc<SqlStore>| async move {
+        let owner = user(&store, "owner").await;
+        let team = store.create_team(owner.id, "Blue", "blue", "BLUE", 1).await.unwrap();
+        let mut joiners = Vec::new();
+        for i in 0..8 {
+            joiners.push(user(&store, &format!("joiner{i}")).await);
+        }
+        let tasks: Vec<_> = joiners
+            .iter()
+            .map(|u| {
+                let store = store.clone();
+                let id = u.id;
+                tokio::spawn(async move { store.join_team(id, "BLUE", 3).await })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(StoreError::Refused(msg)) => assert!(msg.contains("full"), "{msg}"),
+                Err(StoreError::Backend(e)) => {
+                    // Serialization failures under contention are allowed: they refuse, never overfill.
+                    eprintln!("backend refusal under contention: {e:#}");
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        let members = store.team_members(team.id).await.unwrap().len();
+        assert_eq!(members, 3, "the size limit was overrun");
+        assert_eq!(ok, 2);
+    };
+
+    login_failures_are_counted_in_a_window => |store: Arc<SqlStore>| async move {
+        let alice = user(&store, "alice").await;
+        for t in [100, 200, 300] {
+            store.record_login_failure(alice.id, t).await.unwrap();
+        }
+        assert_eq!(store.login_failures_since(alice.id, 0).await.unwrap(), 3);
+        assert_eq!(store.login_failures_since(alice.id, 150).await.unwrap(), 2);
+        // a day later the old rows are gone
+        store.record_login_failure(alice.id, 100_000).await.unwrap();
+        assert_eq!(store.login_failures_since(alice.id, 0).await.unwrap(), 1);
+    };
+
+    challenges_upsert_by_slug => |store: Arc<SqlStore>| async move {
+        let tags = vec!["images".to_owned()];
+        let files = vec![FileRecord { name: "a.npy".into(), size: 3, sha256: "ab".repeat(32) }];
+        let up = |title: &'static str| ChallengeUpsert {
+            slug: "demo", title, kind: "evasion", difficulty: "easy", tags: &tags, points: 100,
+            summary: "s", readme: "# r", spec_json: "{}", files: &files, now: 10,
+        };
+        assert_eq!(store.upsert_challenge(up("Demo")).await.unwrap(), Upserted::Created);
+        assert_eq!(store.upsert_challenge(up("Demo")).await.unwrap(), Upserted::Unchanged);
+        assert_eq!(store.upsert_challenge(up("Demo 2")).await.unwrap(), Upserted::Updated);
+        let c = store.challenge("demo").await.unwrap().unwrap();
+        assert_eq!(c.title, "Demo 2");
+        assert_eq!(c.tags, tags);
+        assert_eq!(c.files, files);
+        assert_eq!(store.list_challenges(false).await.unwrap().len(), 1);
+        store.set_challenge_hidden("demo", true).await.unwrap();
+        assert!(store.list_challenges(false).await.unwrap().is_empty());
+        assert_eq!(store.list_challenges(true).await.unwrap().len(), 1);
+        assert_eq!(store.counts().await.unwrap().challenges, 0);
+        assert!(matches!(store.set_challenge_hidden("nope", true).await, Err(StoreError::NotFound)));
+    };
+}

@@ -1,0 +1,346 @@
+//! Passwords, sessions, CSRF tokens, API tokens and auth rate limits.
+//!
+//! Sessions live in the database (several web processes share them); the cookie
+//! carries a random secret and the store keeps only its sha256. Logged-in forms
+//! carry the session's CSRF token; anonymous forms (login, register) carry a
+//! double-submit token that matches an HttpOnly cookie set on the first visit.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine;
+use futures_util::future::LocalBoxFuture;
+use governor::{DefaultKeyedRateLimiter, Quota};
+use rand::RngCore;
+use riposte_core::store::{Session, User};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{ApiError, PageError};
+use crate::startup::AppState;
+
+/// OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
+fn hasher() -> anyhow::Result<Argon2<'static>> {
+    let params =
+        Params::new(19_456, 2, 1, None).map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// Hash off the async threads: argon2 takes tens of milliseconds by design.
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    let span = tracing::Span::current();
+    web::block(move || {
+        let _entered = span.enter();
+        let hash = hasher()?
+            .hash_password(password.as_bytes())
+            .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))?;
+        Ok::<_, anyhow::Error>(hash.to_string())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("password hashing task: {e}"))?
+}
+
+/// A hash of a password nobody knows, checked when the username is unknown so that
+/// a failed login takes the same time whether or not the account exists.
+const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0yb2WrzrDcJ6RHNEuBRaiDmHgDX4IMlTQt2I5uHX9QU";
+
+pub async fn verify_password(
+    password: String,
+    stored_hash: Option<String>,
+) -> anyhow::Result<bool> {
+    let span = tracing::Span::current();
+    web::block(move || {
+        let _entered = span.enter();
+        let real = stored_hash.is_some();
+        let hash = stored_hash.unwrap_or_else(|| DECOY_HASH.to_owned());
+        let ok = hasher()?
+            .verify_password(password.as_bytes(), hash.as_str())
+            .is_ok();
+        Ok::<_, anyhow::Error>(real && ok)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("password check task: {e}"))?
+}
+
+/// 32 random bytes, base64url.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A short human-typable code (invite codes).
+pub fn random_code(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = vec![0u8; len];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
+pub fn sha256_hex(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+pub const API_TOKEN_PREFIX: &str = "rpt_";
+
+pub fn new_api_token() -> String {
+    format!("{API_TOKEN_PREFIX}{}", random_secret())
+}
+
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-riposte_session"
+    } else {
+        "riposte_session"
+    }
+}
+
+pub fn csrf_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-riposte_csrf"
+    } else {
+        "riposte_csrf"
+    }
+}
+
+fn cookie(
+    name: &'static str,
+    value: String,
+    secure: bool,
+    max_age: Option<CookieDuration>,
+) -> Cookie<'static> {
+    let mut c = Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .finish();
+    if let Some(age) = max_age {
+        c.set_max_age(age);
+    }
+    c
+}
+
+pub fn session_cookie(secret: String, state: &AppState) -> Cookie<'static> {
+    let secure = state.settings.secure_cookies;
+    let age = CookieDuration::hours(state.settings.session_absolute_hours);
+    cookie(session_cookie_name(secure), secret, secure, Some(age))
+}
+
+pub fn expired_session_cookie(state: &AppState) -> Cookie<'static> {
+    let secure = state.settings.secure_cookies;
+    let mut c = cookie(session_cookie_name(secure), String::new(), secure, None);
+    c.make_removal();
+    c
+}
+
+/// The anonymous visitor's CSRF token, read from or newly set as a cookie.
+#[derive(Clone)]
+struct AnonCsrf(String);
+
+/// Middleware: every visitor has a CSRF cookie before any form is rendered.
+pub async fn ensure_csrf_cookie(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let secure = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.settings.secure_cookies);
+    let name = csrf_cookie_name(secure);
+    let existing = req
+        .cookie(name)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 43);
+    let (token, fresh) = match existing {
+        Some(token) => (token, false),
+        None => (random_secret(), true),
+    };
+    req.extensions_mut().insert(AnonCsrf(token.clone()));
+    let mut response = next.call(req).await?;
+    if fresh {
+        let c = cookie(name, token, secure, None);
+        if let Ok(value) = header::HeaderValue::from_str(&c.to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// Who is asking, for pages: the live session, if any, and the CSRF token to embed.
+pub struct Visitor {
+    pub session: Option<Session>,
+    session_hash: Option<String>,
+    anon_csrf: String,
+}
+
+impl Visitor {
+    pub fn user(&self) -> Option<&User> {
+        self.session.as_ref().map(|s| &s.user)
+    }
+
+    pub fn csrf(&self) -> &str {
+        match &self.session {
+            Some(s) => &s.csrf_token,
+            None => &self.anon_csrf,
+        }
+    }
+
+    pub fn session_hash(&self) -> Option<&str> {
+        self.session_hash.as_deref()
+    }
+
+    /// Refuse a state-changing form whose token does not match.
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), PageError> {
+        if same_secret(self.csrf(), submitted) {
+            Ok(())
+        } else {
+            Err(PageError::forbidden(
+                "The form's security token is missing or does not match this session. Reload the page and submit the form again.",
+            ))
+        }
+    }
+
+    /// The logged-in user, or a 401 page pointing to the login form.
+    pub fn require(&self) -> Result<&User, PageError> {
+        self.user().ok_or_else(|| {
+            PageError::new(
+                actix_web::http::StatusCode::UNAUTHORIZED,
+                "Please log in to see this page.",
+            )
+        })
+    }
+}
+
+impl FromRequest for Visitor {
+    type Error = PageError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| PageError::internal(anyhow::anyhow!("app state missing")))?;
+            let anon_csrf = req
+                .extensions()
+                .get::<AnonCsrf>()
+                .map(|c| c.0.clone())
+                .unwrap_or_default();
+            let secret = req
+                .cookie(session_cookie_name(state.settings.secure_cookies))
+                .map(|c| c.value().to_owned());
+            let Some(secret) = secret.filter(|s| !s.is_empty()) else {
+                return Ok(Visitor {
+                    session: None,
+                    session_hash: None,
+                    anon_csrf,
+                });
+            };
+            let hash = sha256_hex(&secret);
+            let now = riposte_core::now();
+            let idle_cutoff = now - state.settings.session_idle_minutes * 60;
+            let session = state.store.session(&hash, now, idle_cutoff).await?;
+            if let Some(s) = &session
+                && now - s.last_seen_at >= 60
+            {
+                state.store.touch_session(&hash, now).await?;
+            }
+            Ok(Visitor {
+                session_hash: session.as_ref().map(|_| hash),
+                session,
+                anon_csrf,
+            })
+        })
+    }
+}
+
+/// Who is asking, for the API: a bearer token or, from a browser, a session.
+pub struct ApiUser(pub User);
+
+impl FromRequest for ApiUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
+            let now = riposte_core::now();
+            if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+                let token = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .map(str::trim)
+                    .ok_or_else(|| {
+                        ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
+                    })?;
+                let user = state.store.user_by_token(&sha256_hex(token), now).await?;
+                return user.map(ApiUser).ok_or_else(|| {
+                    ApiError::unauthorized("unknown or revoked API token: create one on your account page or with POST /api/v1/auth/token")
+                });
+            }
+            if let Some(c) = req.cookie(session_cookie_name(state.settings.secure_cookies)) {
+                let idle_cutoff = now - state.settings.session_idle_minutes * 60;
+                if let Some(s) = state
+                    .store
+                    .session(&sha256_hex(c.value()), now, idle_cutoff)
+                    .await?
+                {
+                    return Ok(ApiUser(s.user));
+                }
+            }
+            Err(ApiError::unauthorized(
+                "authentication required: send 'Authorization: Bearer <token>'",
+            ))
+        })
+    }
+}
+
+/// Attempts per client IP, shared by login, token and registration.
+pub struct IpThrottle {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    clock: governor::clock::DefaultClock,
+}
+
+impl IpThrottle {
+    pub fn per_minute(n: u32) -> Arc<Self> {
+        let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+        Arc::new(Self {
+            limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n)),
+            clock: governor::clock::DefaultClock::default(),
+        })
+    }
+
+    /// `Err(seconds to wait)` when the IP is over its quota.
+    pub fn check(&self, req: &HttpRequest) -> Result<(), u64> {
+        let ip = req
+            .peer_addr()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        self.limiter.check_key(&ip).map_err(|not_until| {
+            use governor::clock::Clock;
+            not_until.wait_time_from(self.clock.now()).as_secs().max(1)
+        })
+    }
+}

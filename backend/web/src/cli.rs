@@ -1,0 +1,198 @@
+//! The `riposte` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use riposte_core::account::{Role, Username, name_key};
+use riposte_core::challenge::Bundle;
+
+use crate::settings::Settings;
+use crate::startup::{self, Application};
+
+#[derive(Parser)]
+#[command(
+    name = "riposte",
+    version,
+    about = "Attack-and-defend platform for machine-learning security competitions"
+)]
+pub struct Cli {
+    /// Settings file (default: ./riposte.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web platform.
+    Serve {
+        /// Address to listen on, HOST:PORT (port 0 picks a free port).
+        #[arg(long)]
+        bind: Option<String>,
+        /// Folder for the SQLite database and uploaded files.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check or import challenge bundles.
+    #[command(subcommand)]
+    Challenge(ChallengeCommand),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum ChallengeCommand {
+    /// Check bundles and print every problem; exit 1 if any.
+    Check { dirs: Vec<PathBuf> },
+    /// Import (create or update by slug) bundles into the configured database.
+    Import {
+        dirs: Vec<PathBuf>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an account; the password is read from RIPOSTE_PASSWORD or generated and printed.
+    CreateUser {
+        username: String,
+        #[arg(long, default_value = "competitor")]
+        role: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Change an account's role (competitor, organizer, admin).
+    SetRole {
+        username: String,
+        role: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+/// Run the command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve { bind, data_dir } => {
+            if let Some(bind) = bind {
+                settings.bind = bind;
+            }
+            if let Some(dir) = data_dir {
+                settings.data_dir = dir;
+            }
+            crate::telemetry::init(settings.log_format);
+            let app = Application::build(settings.clone()).await?;
+            if let Some(password) = app.admin_password() {
+                println!("First run: created the admin account.");
+                println!("  username: admin");
+                println!("  password: {password}");
+                println!("  (shown once; change roles and ban users at /admin)");
+            }
+            let host = settings
+                .bind
+                .rsplit_once(':')
+                .map_or("127.0.0.1", |(h, _)| h);
+            println!("Riposte is listening on http://{host}:{}", app.port());
+            app.run_until_stopped().await?;
+            Ok(0)
+        }
+        Command::Challenge(ChallengeCommand::Check { dirs }) => Ok(check_bundles(&dirs)),
+        Command::Challenge(ChallengeCommand::Import { dirs, data_dir }) => {
+            if let Some(dir) = data_dir {
+                settings.data_dir = dir;
+            }
+            crate::telemetry::init(settings.log_format);
+            if check_bundles(&dirs) != 0 {
+                return Ok(1);
+            }
+            let (store, blobs) = startup::open_storage(&settings).await?;
+            for dir in &dirs {
+                let bundle = Bundle::load(dir).map_err(|e| anyhow::anyhow!(e))?;
+                let outcome = crate::import::import_bundle(&store, &blobs, &bundle).await?;
+                println!("{}: {outcome:?}", bundle.spec.slug);
+            }
+            store.close().await;
+            Ok(0)
+        }
+        Command::Admin(cmd) => admin(cmd, settings).await,
+    }
+}
+
+fn check_bundles(dirs: &[PathBuf]) -> i32 {
+    if dirs.is_empty() {
+        eprintln!(
+            "name at least one bundle folder, e.g. riposte challenge check challenges/mnist-evasion"
+        );
+        return 2;
+    }
+    let mut failed = false;
+    for dir in dirs {
+        match Bundle::load(dir) {
+            Ok(bundle) => println!(
+                "{}: ok ({} {}, {} public file(s))",
+                dir.display(),
+                bundle.spec.kind.as_str(),
+                bundle.spec.slug,
+                bundle.public_files.len()
+            ),
+            Err(problems) => {
+                failed = true;
+                for p in problems.0 {
+                    println!("{}/{p}", dir.display());
+                }
+            }
+        }
+    }
+    i32::from(failed)
+}
+
+async fn admin(cmd: AdminCommand, mut settings: Settings) -> anyhow::Result<i32> {
+    let data_dir = match &cmd {
+        AdminCommand::CreateUser { data_dir, .. } | AdminCommand::SetRole { data_dir, .. } => {
+            data_dir.clone()
+        }
+    };
+    if let Some(dir) = data_dir {
+        settings.data_dir = dir;
+    }
+    let (store, _) = startup::open_storage(&settings).await?;
+    use riposte_core::store::Store;
+    match cmd {
+        AdminCommand::CreateUser { username, role, .. } => {
+            let name = Username::parse(&username).map_err(|e| anyhow::anyhow!(e))?;
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!(e))?;
+            let (password, generated) = match std::env::var("RIPOSTE_PASSWORD") {
+                Ok(p) => (p, false),
+                Err(_) => (crate::auth::random_secret()[..24].to_owned(), true),
+            };
+            let password = riposte_core::account::NewPassword::parse(&password)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let hash = crate::auth::hash_password(password.expose().to_owned()).await?;
+            let user = store
+                .create_user(name.as_str(), &name.key(), &hash, role, riposte_core::now())
+                .await
+                .context("creating the user")?;
+            crate::routes::give_solo_team(&store, &user).await?;
+            println!("created {} ({role})", user.username);
+            if generated {
+                println!("password: {}", password.expose());
+            }
+        }
+        AdminCommand::SetRole { username, role, .. } => {
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!(e))?;
+            let creds = store
+                .credentials_by_key(&name_key(&username))
+                .await?
+                .with_context(|| format!("no user named {username:?}"))?;
+            store.set_role(creds.user.id, role).await?;
+            println!("{} is now {role}", creds.user.username);
+        }
+    }
+    store.close().await;
+    Ok(0)
+}

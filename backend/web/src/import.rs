@@ -1,0 +1,78 @@
+//! Importing challenge bundles into the store and the blob store.
+
+use std::path::Path;
+
+use anyhow::Context;
+use riposte_core::challenge::Bundle;
+use riposte_core::store::{ChallengeUpsert, FileRecord, Store, Upserted};
+
+use crate::blobs::BlobDir;
+
+/// Upsert one checked bundle by slug; public files go to the blob store. Idempotent.
+#[tracing::instrument(skip_all, fields(slug = bundle.spec.slug))]
+pub async fn import_bundle(
+    store: &dyn Store,
+    blobs: &BlobDir,
+    bundle: &Bundle,
+) -> anyhow::Result<Upserted> {
+    let mut files = Vec::with_capacity(bundle.public_files.len());
+    for file in &bundle.public_files {
+        let blobs = blobs.clone();
+        let path = file.path.clone();
+        let sha = tokio::task::spawn_blocking(move || blobs.put_file(&path))
+            .await
+            .context("blob copy task")??;
+        anyhow::ensure!(
+            sha == file.sha256,
+            "public/{} changed while it was being imported",
+            file.name
+        );
+        files.push(FileRecord {
+            name: file.name.clone(),
+            size: file.size,
+            sha256: sha,
+        });
+    }
+    let spec = &bundle.spec;
+    let spec_json = serde_json::to_string(spec).context("serializing the challenge spec")?;
+    let outcome = store
+        .upsert_challenge(ChallengeUpsert {
+            slug: &spec.slug,
+            title: &spec.title,
+            kind: spec.kind.as_str(),
+            difficulty: spec.difficulty.as_str(),
+            tags: &spec.tags,
+            points: i64::from(spec.points),
+            summary: &spec.summary,
+            readme: &bundle.readme,
+            spec_json: &spec_json,
+            files: &files,
+            now: riposte_core::now(),
+        })
+        .await?;
+    Ok(outcome)
+}
+
+/// Import every bundle under `root`; a broken bundle is reported and skipped.
+pub async fn import_all(store: &dyn Store, blobs: &BlobDir, root: &Path) -> anyhow::Result<()> {
+    if !root.is_dir() {
+        tracing::warn!(dir = %root.display(), "no challenges folder: nothing imported");
+        return Ok(());
+    }
+    for dir in riposte_core::challenge::bundle_dirs(root)
+        .with_context(|| format!("listing {}", root.display()))?
+    {
+        match Bundle::load(&dir) {
+            Ok(bundle) => {
+                let outcome = import_bundle(store, blobs, &bundle).await?;
+                tracing::info!(slug = bundle.spec.slug, ?outcome, "challenge imported");
+            }
+            Err(problems) => {
+                for p in &problems.0 {
+                    tracing::error!(bundle = %dir.display(), problem = %p, "challenge bundle skipped");
+                }
+            }
+        }
+    }
+    Ok(())
+}

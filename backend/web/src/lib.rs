@@ -1,0 +1,24 @@
+//! Riposte's web surface: the actix-web app, its pages and JSON API, and the
+//! commands of the `riposte` binary.
+//!
+//! - [`startup`]: builds the app from [`settings::Settings`] (store, blob store,
+//!   first-run admin, bundle import) and serves it; tests bind port 0.
+//! - `routes`: pages (askama templates from `frontend/templates`) and `/api/v1`.
+//! - [`auth`]: argon2id passwords, database-backed sessions, CSRF, API tokens,
+//!   per-IP throttling.
+//! - [`import`]: challenge bundles into the store and the blob store.
+//!
+//! Error policy: handlers return `PageError` (pages) or `ApiError` (JSON), each
+//! mapped to HTTP once in [`error`]; a 500 hides its cause from the user and logs
+//! the chain. Plumbing uses `anyhow` with context.
+
+pub mod auth;
+pub mod blobs;
+pub mod cli;
+pub mod error;
+pub mod import;
+pub(crate) mod routes;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+mod view;

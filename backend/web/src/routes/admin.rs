@@ -1,0 +1,143 @@
+//! The admin page: users (roles, bans), teams, challenge visibility.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use riposte_core::account::Role;
+use riposte_core::store::{ChallengeRecord, TeamSummary, User};
+use serde::Deserialize;
+
+use super::{Layout, render, see_other};
+use crate::auth::Visitor;
+use crate::error::PageError;
+use crate::startup::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin", web::get().to(admin))
+        .route("/admin/users/{id}/role", web::post().to(set_role))
+        .route("/admin/users/{id}/ban", web::post().to(set_banned))
+        .route(
+            "/admin/challenges/{slug}/visibility",
+            web::post().to(set_visibility),
+        );
+}
+
+/// Organizers see the admin page and manage challenges; only admins manage users.
+fn require_role(visitor: &Visitor, role: Role) -> Result<&User, PageError> {
+    let user = visitor.require()?;
+    if user.role >= role {
+        Ok(user)
+    } else {
+        Err(PageError::forbidden(format!(
+            "This page is for the {role} role."
+        )))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    layout: Layout,
+    users: Vec<User>,
+    teams: Vec<TeamSummary>,
+    challenges: Vec<ChallengeRecord>,
+    roles: Vec<&'static str>,
+    is_admin: bool,
+}
+
+async fn admin(state: web::Data<AppState>, visitor: Visitor) -> Result<HttpResponse, PageError> {
+    let user = require_role(&visitor, Role::Organizer)?;
+    let page = AdminPage {
+        is_admin: user.role == Role::Admin,
+        layout: Layout::new(&state, &visitor),
+        users: state.store.list_users().await?,
+        teams: state.store.list_teams().await?,
+        challenges: state.store.list_challenges(true).await?,
+        roles: Role::ALL.iter().map(|r| r.as_str()).collect(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Deserialize)]
+struct RoleForm {
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn set_role(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<i64>,
+    form: web::Form<RoleForm>,
+) -> Result<HttpResponse, PageError> {
+    let me = require_role(&visitor, Role::Admin)?;
+    visitor.check_csrf(&form.csrf_token)?;
+    let role = Role::parse(&form.role).map_err(|e| PageError::bad_request(e.0))?;
+    if *id == me.id && role != Role::Admin {
+        return Err(PageError::bad_request(
+            "You cannot remove your own admin role: ask another admin.",
+        ));
+    }
+    state.store.set_role(*id, role).await?;
+    tracing::info!(
+        admin = me.id,
+        user = *id,
+        role = role.as_str(),
+        "role changed"
+    );
+    Ok(see_other("/admin"))
+}
+
+#[derive(Deserialize)]
+struct FlagForm {
+    #[serde(default)]
+    banned: String,
+    #[serde(default)]
+    hidden: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+fn flag(raw: &str) -> Result<bool, PageError> {
+    match raw {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        other => Err(PageError::bad_request(format!(
+            "Expected 0 or 1, got {other:?}."
+        ))),
+    }
+}
+
+async fn set_banned(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<i64>,
+    form: web::Form<FlagForm>,
+) -> Result<HttpResponse, PageError> {
+    let me = require_role(&visitor, Role::Admin)?;
+    visitor.check_csrf(&form.csrf_token)?;
+    let banned = flag(&form.banned)?;
+    if *id == me.id {
+        return Err(PageError::bad_request("You cannot ban yourself."));
+    }
+    state.store.set_banned(*id, banned).await?;
+    tracing::info!(admin = me.id, user = *id, banned, "ban changed");
+    Ok(see_other("/admin"))
+}
+
+async fn set_visibility(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    slug: web::Path<String>,
+    form: web::Form<FlagForm>,
+) -> Result<HttpResponse, PageError> {
+    require_role(&visitor, Role::Organizer)?;
+    visitor.check_csrf(&form.csrf_token)?;
+    state
+        .store
+        .set_challenge_hidden(&slug, flag(&form.hidden)?)
+        .await?;
+    Ok(see_other("/admin"))
+}

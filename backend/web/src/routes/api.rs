@@ -1,0 +1,307 @@
+//! The JSON API under `/api/v1`. Errors answer `{"error": {"code", "message"}}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use riposte_core::challenge::ChallengeSpec;
+use riposte_core::store::ChallengeRecord;
+use serde::{Deserialize, Serialize};
+
+use super::pages::{LoginRefusal, check_credentials};
+use crate::auth::{self, ApiUser};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::view;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/token", web::post().to(token))
+        .route("/me", web::get().to(me))
+        .route("/challenges", web::get().to(list_challenges))
+        .route("/challenges/{slug}", web::get().to(get_challenge))
+        .route(
+            "/challenges/{slug}/files/{name:.+}",
+            web::get().to(download),
+        );
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    username: String,
+    password: String,
+    /// A label shown on the account page.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Exchange a username and password for an API token (notebooks, scripts).
+#[tracing::instrument(skip_all)]
+async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state.throttle.check(&req).map_err(|wait| {
+        ApiError::too_many(
+            wait,
+            format!("too many attempts from your address: retry in {wait} s"),
+        )
+    })?;
+    let user_id = match check_credentials(&state, &body.username, &body.password).await {
+        Ok(id) => id,
+        Err(LoginRefusal::Wrong) => {
+            return Err(ApiError::unauthorized("wrong username or password"));
+        }
+        Err(LoginRefusal::Banned) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "banned",
+                "this account has been suspended",
+            ));
+        }
+        Err(LoginRefusal::TooMany(wait)) => {
+            return Err(ApiError::too_many(
+                wait,
+                "too many failed logins for this account in the last hour",
+            ));
+        }
+        Err(LoginRefusal::Internal(e)) => return Err(ApiError::internal(e)),
+    };
+    let name = body
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("api");
+    if name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name must be at most 64 printable characters",
+        ));
+    }
+    let token = auth::new_api_token();
+    state
+        .store
+        .create_token(
+            user_id,
+            name,
+            &auth::sha256_hex(&token),
+            riposte_core::now(),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "token": token })))
+}
+
+async fn me(state: web::Data<AppState>, user: ApiUser) -> Result<HttpResponse, ApiError> {
+    let team = match user.0.team_id {
+        Some(id) => state.store.team(id).await?,
+        None => None,
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "id": user.0.id,
+        "username": user.0.username,
+        "role": user.0.role,
+        "team": team.map(|t| serde_json::json!({"id": t.id, "name": t.name})),
+    })))
+}
+
+#[derive(Serialize)]
+struct FileView {
+    name: String,
+    size: u64,
+    sha256: String,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct TargetView {
+    name: String,
+    access: &'static str,
+    /// The downloadable model, for white-box targets.
+    file: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TrackView {
+    opens: String,
+    closes: String,
+    state: &'static str,
+    submissions_per_day: u32,
+    max_upload_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gate_clean_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reference_attacks: Option<Vec<String>>,
+}
+
+/// What the API tells about a challenge: only public facts, never private paths.
+#[derive(Serialize)]
+struct ChallengeView {
+    slug: String,
+    title: String,
+    kind: String,
+    difficulty: String,
+    tags: Vec<String>,
+    points: i64,
+    summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    task: Option<riposte_core::task::TaskSpec>,
+    threat: riposte_core::task::ThreatModel,
+    targets: Vec<TargetView>,
+    tracks: serde_json::Map<String, serde_json::Value>,
+    files: Vec<FileView>,
+}
+
+/// Path relative to `public/` when `path` is a public file.
+fn public_name(path: &std::path::Path) -> Option<String> {
+    path.strip_prefix("public")
+        .ok()
+        .and_then(|p| p.to_str())
+        .map(|s| s.replace('\\', "/"))
+}
+
+fn challenge_view(
+    record: ChallengeRecord,
+    with_description: bool,
+) -> Result<ChallengeView, ApiError> {
+    let spec: ChallengeSpec = serde_json::from_str(&record.spec_json)
+        .map_err(|e| ApiError::internal(anyhow::Error::new(e).context("stored spec")))?;
+    let now = riposte_core::now();
+    let track = |t: &riposte_core::challenge::Track| TrackView {
+        opens: view::datetime(t.opens),
+        closes: view::datetime(t.closes),
+        state: view::track_state(t, now),
+        submissions_per_day: t.submissions_per_day,
+        max_upload_bytes: t.max_upload_bytes,
+        gate_clean_accuracy: None,
+        reference_attacks: None,
+    };
+    let mut tracks = serde_json::Map::new();
+    let to_json = |v: TrackView| {
+        serde_json::to_value(v).map_err(|e| ApiError::internal(anyhow::Error::new(e)))
+    };
+    if let Some(t) = &spec.attack {
+        tracks.insert("attack".to_owned(), to_json(track(t))?);
+    }
+    if let Some(d) = &spec.defense {
+        let view = TrackView {
+            gate_clean_accuracy: Some(d.gate_clean_accuracy),
+            reference_attacks: Some(d.reference_attacks.clone()),
+            ..track(&d.window)
+        };
+        tracks.insert("defense".to_owned(), to_json(view)?);
+    }
+    let slug = record.slug.clone();
+    Ok(ChallengeView {
+        targets: spec
+            .targets
+            .iter()
+            .map(|t| TargetView {
+                name: t.name.clone(),
+                access: if t.is_white_box() {
+                    "white-box"
+                } else {
+                    "black-box"
+                },
+                file: public_name(&t.model),
+            })
+            .collect(),
+        files: record
+            .files
+            .into_iter()
+            .map(|f| FileView {
+                url: format!("/api/v1/challenges/{slug}/files/{}", f.name),
+                name: f.name,
+                size: f.size,
+                sha256: f.sha256,
+            })
+            .collect(),
+        description: with_description.then_some(record.readme),
+        slug: record.slug,
+        title: record.title,
+        kind: record.kind,
+        difficulty: record.difficulty,
+        tags: record.tags,
+        points: record.points,
+        summary: record.summary,
+        task: spec.task,
+        threat: spec.threat,
+        tracks,
+    })
+}
+
+async fn visible_challenge(
+    state: &AppState,
+    user: &ApiUser,
+    slug: &str,
+) -> Result<ChallengeRecord, ApiError> {
+    let record = state.store.challenge(slug).await?;
+    record
+        .filter(|c| !c.hidden || user.0.role.can_organize())
+        .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))
+}
+
+#[tracing::instrument(skip_all)]
+async fn list_challenges(
+    state: web::Data<AppState>,
+    user: ApiUser,
+) -> Result<HttpResponse, ApiError> {
+    let records = state
+        .store
+        .list_challenges(user.0.role.can_organize())
+        .await?;
+    let views = records
+        .into_iter()
+        .map(|r| challenge_view(r, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "challenges": views })))
+}
+
+#[tracing::instrument(skip_all, fields(slug = %slug))]
+async fn get_challenge(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let record = visible_challenge(&state, &user, &slug).await?;
+    Ok(HttpResponse::Ok().json(challenge_view(record, true)?))
+}
+
+/// A public file of a challenge, served from the blob store by its recorded hash.
+#[tracing::instrument(skip_all)]
+async fn download(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (slug, name) = path.into_inner();
+    let record = visible_challenge(&state, &user, &slug).await?;
+    let file = record
+        .files
+        .iter()
+        .find(|f| f.name == name)
+        .ok_or_else(|| ApiError::not_found(&format!("file {name:?} of challenge {slug:?}")))?;
+    let blob = state
+        .blobs
+        .path(&file.sha256)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("stored hash is malformed")))?;
+    let named = actix_files::NamedFile::open_async(&blob)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::Error::new(e).context("opening a blob")))?;
+    let download_name = name.rsplit('/').next().unwrap_or(&name).to_owned();
+    let mut response = named
+        .set_content_type(mime_guess::from_path(&download_name).first_or_octet_stream())
+        .set_content_disposition(actix_web::http::header::ContentDisposition {
+            disposition: actix_web::http::header::DispositionType::Attachment,
+            parameters: vec![actix_web::http::header::DispositionParam::Filename(
+                download_name,
+            )],
+        })
+        .into_response(&req);
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&file.sha256) {
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-content-sha256"),
+            value,
+        );
+    }
+    Ok(response)
+}

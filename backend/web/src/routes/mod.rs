@@ -1,0 +1,169 @@
+//! HTTP routes: server-rendered pages here, the JSON API in [`api`].
+
+mod admin;
+pub mod api;
+mod pages;
+mod team;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use riposte_core::account::TeamName;
+use riposte_core::store::{Store, StoreError, User};
+
+use crate::auth::{self, Visitor};
+use crate::error::{ApiError, PageError};
+use crate::startup::AppState;
+
+/// Largest form body accepted (forms hold names and tokens, nothing big).
+pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
+pub const JSON_LIMIT_BYTES: usize = 256 * 1024;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/static/style.css", web::get().to(stylesheet))
+        .service(web::scope("/api/v1").configure(api::configure))
+        .configure(pages::configure)
+        .configure(team::configure)
+        .configure(admin::configure)
+        .default_service(web::to(not_found));
+}
+
+pub fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(FORM_LIMIT_BYTES)
+        .error_handler(|err, _req| {
+            use actix_web::error::UrlencodedError;
+            let page = match &err {
+                UrlencodedError::Overflow { size, limit } => PageError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("The form is {size} bytes; forms may be at most {limit} bytes."),
+                ),
+                UrlencodedError::ContentType => PageError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "Expected a form (application/x-www-form-urlencoded).",
+                ),
+                other => PageError::bad_request(format!("The form could not be read: {other}.")),
+            };
+            page.into()
+        })
+}
+
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(JSON_LIMIT_BYTES)
+        .error_handler(|err, _req| {
+            use actix_web::error::JsonPayloadError;
+            let api = match &err {
+                JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("the body is {length} bytes; the limit is {limit}"),
+                ),
+                JsonPayloadError::Overflow { limit } => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("the body is larger than the limit of {limit} bytes"),
+                ),
+                JsonPayloadError::ContentType => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "expected Content-Type: application/json",
+                ),
+                JsonPayloadError::Deserialize(e) => {
+                    ApiError::invalid(format!("the JSON body does not fit: {e}"))
+                }
+                other => ApiError::invalid(format!("the body could not be read: {other}")),
+            };
+            api.into()
+        })
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the database answers.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.counts().await {
+        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({"status": "database unavailable"}))
+        }
+    }
+}
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../../frontend/static/style.css"))
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, actix_web::Error> {
+    if req.path().starts_with("/api/") {
+        Err(ApiError::not_found(&format!("{} {}", req.method(), req.path())).into())
+    } else {
+        Err(PageError::not_found().into())
+    }
+}
+
+/// What every page's layout needs.
+pub struct Layout {
+    pub event_name: String,
+    pub user: Option<User>,
+    pub csrf: String,
+}
+
+impl Layout {
+    pub fn new(state: &AppState, visitor: &Visitor) -> Self {
+        Self {
+            event_name: state.settings.event_name.clone(),
+            user: visitor.user().cloned(),
+            csrf: visitor.csrf().to_owned(),
+        }
+    }
+}
+
+/// Render a template with a status (askama's responder always answers 200).
+pub fn render(status: StatusCode, template: &impl Template) -> Result<HttpResponse, PageError> {
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(template.render()?))
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish()
+}
+
+/// Every user belongs to a team; a new user starts in a team of one named after them.
+pub async fn give_solo_team(store: &dyn Store, user: &User) -> Result<(), StoreError> {
+    let mut name = user.username.clone();
+    for _ in 0..5 {
+        let team_name = TeamName::parse(&name).map_err(|e| StoreError::Refused(e.0))?;
+        match store
+            .create_team(
+                user.id,
+                team_name.as_str(),
+                &team_name.key(),
+                &auth::random_code(10),
+                riposte_core::now(),
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict(_)) => {
+                name = format!("{}-{}", user.username, auth::random_code(4))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Refused(
+        "could not find a free team name".to_owned(),
+    ))
+}

@@ -1,0 +1,497 @@
+//! Public pages, accounts and the challenge catalog.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use riposte_core::account::{NewPassword, Role, Username, name_key};
+use riposte_core::challenge::{ChallengeKind, ChallengeSpec, Difficulty};
+use riposte_core::store::{ChallengeRecord, Counts, NewSession};
+use serde::Deserialize;
+
+use super::{Layout, render, see_other};
+use crate::auth::{self, Visitor};
+use crate::error::PageError;
+use crate::startup::AppState;
+use crate::view;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home))
+        .route("/register", web::get().to(register_form))
+        .route("/register", web::post().to(register))
+        .route("/login", web::get().to(login_form))
+        .route("/login", web::post().to(login))
+        .route("/logout", web::post().to(logout))
+        .route("/challenges", web::get().to(challenges))
+        .route("/challenges/{slug}", web::get().to(challenge))
+        .route("/account", web::get().to(account))
+        .route("/account/tokens", web::post().to(create_token))
+        .route("/account/tokens/{id}/revoke", web::post().to(revoke_token));
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    layout: Layout,
+    counts: Counts,
+    starts: Option<String>,
+    ends: Option<String>,
+}
+
+#[tracing::instrument(skip_all)]
+async fn home(state: web::Data<AppState>, visitor: Visitor) -> Result<HttpResponse, PageError> {
+    let page = HomePage {
+        layout: Layout::new(&state, &visitor),
+        counts: state.store.counts().await?,
+        starts: state.settings.event_starts.clone(),
+        ends: state.settings.event_ends.clone(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Template)]
+#[template(path = "auth_form.html")]
+struct AuthForm {
+    layout: Layout,
+    heading: &'static str,
+    action: &'static str,
+    register: bool,
+    username: String,
+    error: Option<String>,
+}
+
+impl AuthForm {
+    fn register(layout: Layout) -> Self {
+        Self {
+            layout,
+            heading: "Create an account",
+            action: "/register",
+            register: true,
+            username: String::new(),
+            error: None,
+        }
+    }
+
+    fn login(layout: Layout) -> Self {
+        Self {
+            layout,
+            heading: "Log in",
+            action: "/login",
+            register: false,
+            username: String::new(),
+            error: None,
+        }
+    }
+
+    fn failed(mut self, username: &str, error: String) -> Self {
+        self.username = username.chars().take(64).collect();
+        self.error = Some(error);
+        self
+    }
+}
+
+#[derive(Deserialize)]
+struct CredentialsForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn register_form(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+) -> Result<HttpResponse, PageError> {
+    render(
+        StatusCode::OK,
+        &AuthForm::register(Layout::new(&state, &visitor)),
+    )
+}
+
+async fn login_form(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+) -> Result<HttpResponse, PageError> {
+    render(
+        StatusCode::OK,
+        &AuthForm::login(Layout::new(&state, &visitor)),
+    )
+}
+
+fn throttled(state: &AppState, req: &HttpRequest) -> Result<(), PageError> {
+    state.throttle.check(req).map_err(|wait| {
+        PageError::too_many(
+            wait,
+            format!("Too many attempts from your address. Try again in {wait} s."),
+        )
+    })
+}
+
+/// Start a fresh session for `user` (a new id every login), replacing `previous`.
+async fn start_session(
+    state: &AppState,
+    user_id: i64,
+    previous: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    if let Some(old) = previous {
+        state.store.delete_session(old).await?;
+    }
+    let secret = auth::random_secret();
+    let now = riposte_core::now();
+    state
+        .store
+        .create_session(NewSession {
+            id_hash: &auth::sha256_hex(&secret),
+            user_id,
+            csrf_token: &auth::random_secret(),
+            now,
+            expires_at: now + state.settings.session_absolute_hours * 3600,
+        })
+        .await?;
+    let mut response = see_other("/challenges");
+    response
+        .add_cookie(&auth::session_cookie(secret, state))
+        .map_err(|e| PageError::internal(anyhow::Error::new(e)))?;
+    Ok(response)
+}
+
+#[tracing::instrument(skip_all)]
+async fn register(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    req: HttpRequest,
+    form: web::Form<CredentialsForm>,
+) -> Result<HttpResponse, PageError> {
+    visitor.check_csrf(&form.csrf_token)?;
+    throttled(&state, &req)?;
+    let fail = |status, msg: String| {
+        render(
+            status,
+            &AuthForm::register(Layout::new(&state, &visitor)).failed(&form.username, msg),
+        )
+    };
+    let username = match Username::parse(&form.username) {
+        Ok(u) => u,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, e.0),
+    };
+    let password = match NewPassword::parse(&form.password) {
+        Ok(p) => p,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, e.0),
+    };
+    let hash = auth::hash_password(password.expose().to_owned())
+        .await
+        .map_err(PageError::internal)?;
+    let user = match state
+        .store
+        .create_user(
+            username.as_str(),
+            &username.key(),
+            &hash,
+            Role::Competitor,
+            riposte_core::now(),
+        )
+        .await
+    {
+        Ok(user) => user,
+        Err(riposte_core::store::StoreError::Conflict(_)) => {
+            return fail(
+                StatusCode::CONFLICT,
+                format!("The username {:?} is already taken.", username.as_str()),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    super::give_solo_team(state.store.as_ref(), &user).await?;
+    tracing::info!(user = user.id, "registered");
+    start_session(&state, user.id, visitor.session_hash()).await
+}
+
+#[tracing::instrument(skip_all)]
+async fn login(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    req: HttpRequest,
+    form: web::Form<CredentialsForm>,
+) -> Result<HttpResponse, PageError> {
+    visitor.check_csrf(&form.csrf_token)?;
+    throttled(&state, &req)?;
+    match check_credentials(&state, &form.username, &form.password).await {
+        Ok(user_id) => start_session(&state, user_id, visitor.session_hash()).await,
+        Err(LoginRefusal::TooMany(wait)) => Err(PageError::too_many(
+            wait,
+            "Too many failed logins for this account in the last hour. Try again later.",
+        )),
+        Err(LoginRefusal::Banned) => Err(PageError::forbidden("This account has been suspended.")),
+        Err(LoginRefusal::Wrong) => render(
+            StatusCode::UNAUTHORIZED,
+            &AuthForm::login(Layout::new(&state, &visitor))
+                .failed(&form.username, "Wrong username or password.".to_owned()),
+        ),
+        Err(LoginRefusal::Internal(e)) => Err(PageError::internal(e)),
+    }
+}
+
+pub enum LoginRefusal {
+    Wrong,
+    Banned,
+    /// Seconds to wait.
+    TooMany(u64),
+    Internal(anyhow::Error),
+}
+
+impl From<riposte_core::store::StoreError> for LoginRefusal {
+    fn from(e: riposte_core::store::StoreError) -> Self {
+        LoginRefusal::Internal(anyhow::Error::new(e))
+    }
+}
+
+/// The shared login rule for the form and `POST /api/v1/auth/token`.
+pub async fn check_credentials(
+    state: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<i64, LoginRefusal> {
+    const HOUR: i64 = 3600;
+    if username.len() > 256 || password.len() > 1024 {
+        return Err(LoginRefusal::Wrong);
+    }
+    let creds = state.store.credentials_by_key(&name_key(username)).await?;
+    let now = riposte_core::now();
+    if let Some(c) = &creds {
+        let failures = state
+            .store
+            .login_failures_since(c.user.id, now - HOUR)
+            .await?;
+        if failures >= state.settings.login_failures_per_hour {
+            return Err(LoginRefusal::TooMany(HOUR as u64));
+        }
+    }
+    let ok = auth::verify_password(
+        password.to_owned(),
+        creds.as_ref().map(|c| c.password_hash.clone()),
+    )
+    .await
+    .map_err(LoginRefusal::Internal)?;
+    match creds {
+        Some(c) if ok && c.user.banned => Err(LoginRefusal::Banned),
+        Some(c) if ok => Ok(c.user.id),
+        Some(c) => {
+            state.store.record_login_failure(c.user.id, now).await?;
+            Err(LoginRefusal::Wrong)
+        }
+        None => Err(LoginRefusal::Wrong),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    pub csrf_token: String,
+}
+
+async fn logout(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
+    visitor.check_csrf(&form.csrf_token)?;
+    if let Some(hash) = visitor.session_hash() {
+        state.store.delete_session(hash).await?;
+    }
+    let mut response = see_other("/");
+    response
+        .add_cookie(&auth::expired_session_cookie(&state))
+        .map_err(|e| PageError::internal(anyhow::Error::new(e)))?;
+    Ok(response)
+}
+
+#[derive(Template)]
+#[template(path = "challenges.html")]
+struct ChallengesPage {
+    layout: Layout,
+    challenges: Vec<ChallengeRecord>,
+    kinds: Vec<&'static str>,
+    difficulties: Vec<&'static str>,
+    kind: String,
+    difficulty: String,
+}
+
+#[derive(Deserialize)]
+struct CatalogFilter {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    difficulty: String,
+}
+
+#[tracing::instrument(skip_all)]
+async fn challenges(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    filter: web::Query<CatalogFilter>,
+) -> Result<HttpResponse, PageError> {
+    let kind = ChallengeKind::parse(&filter.kind)
+        .map(ChallengeKind::as_str)
+        .unwrap_or("");
+    let difficulty = Difficulty::parse(&filter.difficulty)
+        .map(Difficulty::as_str)
+        .unwrap_or("");
+    let challenges = state
+        .store
+        .list_challenges(false)
+        .await?
+        .into_iter()
+        .filter(|c| kind.is_empty() || c.kind == kind)
+        .filter(|c| difficulty.is_empty() || c.difficulty == difficulty)
+        .collect();
+    let page = ChallengesPage {
+        layout: Layout::new(&state, &visitor),
+        challenges,
+        kinds: ChallengeKind::ALL.iter().map(|k| k.as_str()).collect(),
+        difficulties: Difficulty::ALL.iter().map(|d| d.as_str()).collect(),
+        kind: kind.to_owned(),
+        difficulty: difficulty.to_owned(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Template)]
+#[template(path = "challenge.html")]
+struct ChallengePage {
+    layout: Layout,
+    c: ChallengeRecord,
+    description_html: String,
+    threat_rows: Vec<(&'static str, String)>,
+    tracks: Vec<view::TrackRow>,
+}
+
+#[tracing::instrument(skip_all, fields(slug = %slug))]
+async fn challenge(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let record = state.store.challenge(&slug).await?;
+    let can_see_hidden = visitor.user().is_some_and(|u| u.role.can_organize());
+    let record = record
+        .filter(|c| !c.hidden || can_see_hidden)
+        .ok_or_else(PageError::not_found)?;
+    let spec: ChallengeSpec = serde_json::from_str(&record.spec_json)
+        .map_err(|e| PageError::internal(anyhow::Error::new(e).context("stored spec")))?;
+    let page = ChallengePage {
+        layout: Layout::new(&state, &visitor),
+        description_html: view::markdown(&record.readme),
+        threat_rows: view::threat_rows(&spec),
+        tracks: view::track_rows(&spec, riposte_core::now()),
+        c: record,
+    };
+    render(StatusCode::OK, &page)
+}
+
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub created: String,
+    pub last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    layout: Layout,
+    tokens: Vec<TokenRow>,
+    new_token: Option<String>,
+    error: Option<String>,
+}
+
+async fn account_page(
+    state: &AppState,
+    visitor: &Visitor,
+    status: StatusCode,
+    new_token: Option<String>,
+    error: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    let tokens = state
+        .store
+        .list_tokens(user.id)
+        .await?
+        .into_iter()
+        .map(|t| TokenRow {
+            id: t.id,
+            name: t.name,
+            created: view::datetime(t.created_at),
+            last_used: t
+                .last_used_at
+                .map(view::datetime)
+                .unwrap_or_else(|| "never".to_owned()),
+        })
+        .collect();
+    let page = AccountPage {
+        layout: Layout::new(state, visitor),
+        tokens,
+        new_token,
+        error,
+    };
+    let mut response = render(status, &page)?;
+    // A freshly shown token must not linger in any cache.
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+async fn account(state: web::Data<AppState>, visitor: Visitor) -> Result<HttpResponse, PageError> {
+    account_page(&state, &visitor, StatusCode::OK, None, None).await
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+const MAX_TOKENS_PER_USER: usize = 20;
+
+async fn create_token(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    form: web::Form<TokenForm>,
+) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    visitor.check_csrf(&form.csrf_token)?;
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        let msg = "A token name must be 1 to 64 printable characters.".to_owned();
+        return account_page(&state, &visitor, StatusCode::BAD_REQUEST, None, Some(msg)).await;
+    }
+    if state.store.list_tokens(user.id).await?.len() >= MAX_TOKENS_PER_USER {
+        let msg = format!("You have {MAX_TOKENS_PER_USER} tokens already: revoke one first.");
+        return account_page(&state, &visitor, StatusCode::CONFLICT, None, Some(msg)).await;
+    }
+    let token = auth::new_api_token();
+    state
+        .store
+        .create_token(
+            user.id,
+            name,
+            &auth::sha256_hex(&token),
+            riposte_core::now(),
+        )
+        .await?;
+    account_page(&state, &visitor, StatusCode::OK, Some(token), None).await
+}
+
+async fn revoke_token(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<i64>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    visitor.check_csrf(&form.csrf_token)?;
+    state.store.revoke_token(user.id, *id).await?;
+    Ok(see_other("/account"))
+}

@@ -1,0 +1,140 @@
+//! One typed settings struct, layered: defaults, `riposte.toml`, `RIPOSTE__...`
+//! environment variables, then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on, `HOST:PORT`; port 0 picks a free one.
+    pub bind: String,
+    /// Where the SQLite database and the blob store live.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; defaults to `data_dir/riposte.sqlite3`.
+    pub database_url: Option<SecretString>,
+    /// Bundles imported at start-up.
+    pub challenges_dir: PathBuf,
+    pub import_challenges_on_start: bool,
+    /// Shown on the home page and in titles.
+    pub event_name: String,
+    /// RFC 3339 dates shown on the home page, if set.
+    pub event_starts: Option<String>,
+    pub event_ends: Option<String>,
+    /// Serve cookies with `Secure` and the `__Host-` prefix (set behind https).
+    pub secure_cookies: bool,
+    pub session_idle_minutes: i64,
+    pub session_absolute_hours: i64,
+    pub max_team_size: i64,
+    /// Failed logins allowed per account per hour before 429.
+    pub login_failures_per_hour: i64,
+    /// Login, token and registration attempts allowed per client IP per minute.
+    pub auth_attempts_per_ip_per_minute: u32,
+    pub log_format: LogFormat,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".to_owned(),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            challenges_dir: PathBuf::from("challenges"),
+            import_challenges_on_start: true,
+            event_name: "Riposte".to_owned(),
+            event_starts: None,
+            event_ends: None,
+            secure_cookies: false,
+            session_idle_minutes: 120,
+            session_absolute_hours: 24,
+            max_team_size: 4,
+            login_failures_per_hour: 100,
+            auth_attempts_per_ip_per_minute: 30,
+            log_format: LogFormat::Human,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then `config_file` (or `./riposte.toml` when present), then the environment.
+    pub fn load(config_file: Option<&Path>) -> anyhow::Result<Self> {
+        let defaults = config::Config::try_from(&DefaultsView::from(Settings::default()))
+            .context("building default settings")?;
+        let mut builder = config::Config::builder().add_source(defaults);
+        builder = match config_file {
+            Some(path) => builder.add_source(config::File::from(path).required(true)),
+            None => builder.add_source(config::File::with_name("riposte.toml").required(false)),
+        };
+        let merged = builder
+            .add_source(
+                config::Environment::with_prefix("RIPOSTE")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .context("reading settings")?;
+        merged.try_deserialize().context("invalid settings")
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("riposte.sqlite3").display()
+            ),
+        }
+    }
+}
+
+/// The serializable mirror of [`Settings`] used to seed defaults (`SecretString`
+/// does not serialize, by design).
+#[derive(serde::Serialize)]
+struct DefaultsView {
+    bind: String,
+    data_dir: PathBuf,
+    challenges_dir: PathBuf,
+    import_challenges_on_start: bool,
+    event_name: String,
+    secure_cookies: bool,
+    session_idle_minutes: i64,
+    session_absolute_hours: i64,
+    max_team_size: i64,
+    login_failures_per_hour: i64,
+    auth_attempts_per_ip_per_minute: u32,
+    log_format: &'static str,
+}
+
+impl From<Settings> for DefaultsView {
+    fn from(s: Settings) -> Self {
+        Self {
+            bind: s.bind,
+            data_dir: s.data_dir,
+            challenges_dir: s.challenges_dir,
+            import_challenges_on_start: s.import_challenges_on_start,
+            event_name: s.event_name,
+            secure_cookies: s.secure_cookies,
+            session_idle_minutes: s.session_idle_minutes,
+            session_absolute_hours: s.session_absolute_hours,
+            max_team_size: s.max_team_size,
+            login_failures_per_hour: s.login_failures_per_hour,
+            auth_attempts_per_ip_per_minute: s.auth_attempts_per_ip_per_minute,
+            log_format: match s.log_format {
+                LogFormat::Human => "human",
+                LogFormat::Json => "json",
+            },
+        }
+    }
+}

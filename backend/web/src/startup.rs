@@ -1,0 +1,130 @@
+//! Building the application: store, blob store, first-run bootstrap, HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use riposte_core::account::{Role, Username};
+use riposte_core::store::Store;
+use riposte_db::SqlStore;
+
+use crate::auth::{self, IpThrottle};
+use crate::blobs::BlobDir;
+use crate::settings::Settings;
+
+/// Everything a handler may reach.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub blobs: BlobDir,
+    pub settings: Arc<Settings>,
+    pub throttle: Arc<IpThrottle>,
+}
+
+/// Open the store and blob store named by the settings (creating the data dir).
+pub async fn open_storage(settings: &Settings) -> anyhow::Result<(SqlStore, BlobDir)> {
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let store = SqlStore::connect(&settings.database_url()).await?;
+    let blobs = BlobDir::open(settings.data_dir.join("blobs"))?;
+    Ok((store, blobs))
+}
+
+/// Create the first admin when the database has none; returns the one-time password.
+pub async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<Option<String>> {
+    let users = store.list_users().await?;
+    if users.iter().any(|u| u.role == Role::Admin) {
+        return Ok(None);
+    }
+    let name = Username::parse("admin").map_err(|e| anyhow::anyhow!(e))?;
+    let password = auth::random_secret()[..24].to_owned();
+    let hash = auth::hash_password(password.clone()).await?;
+    let now = riposte_core::now();
+    let admin = store
+        .create_user(name.as_str(), &name.key(), &hash, Role::Admin, now)
+        .await?;
+    crate::routes::give_solo_team(store, &admin).await?;
+    Ok(Some(password))
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    admin_password: Option<String>,
+    store: SqlStore,
+}
+
+impl Application {
+    /// Bind (port 0 picks a free port), migrate, bootstrap and import; the server
+    /// starts when [`Application::run_until_stopped`] is awaited.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let (store, blobs) = open_storage(&settings).await?;
+        let admin_password = bootstrap_admin(&store).await?;
+        if settings.import_challenges_on_start {
+            crate::import::import_all(&store, &blobs, &settings.challenges_dir).await?;
+        }
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            store: Arc::new(store.clone()),
+            blobs,
+            throttle: IpThrottle::per_minute(settings.auth_attempts_per_ip_per_minute),
+            settings: Arc::new(settings),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(crate::routes::form_config())
+                .app_data(crate::routes::json_config())
+                .wrap(from_fn(auth::ensure_csrf_cookie))
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("Referrer-Policy", "same-origin"))
+                        .add((
+                            "Content-Security-Policy",
+                            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+                        )),
+                )
+                .wrap(tracing_actix())
+                .configure(crate::routes::configure)
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Self {
+            port,
+            server,
+            admin_password,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The admin's password when this run created the admin, else `None`.
+    pub fn admin_password(&self) -> Option<&str> {
+        self.admin_password.as_deref()
+    }
+
+    /// Serve until SIGINT/SIGTERM (graceful: in-flight requests finish), then close the pool.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.store.close().await;
+        result
+    }
+}
+
+fn tracing_actix() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%a \"%r\" %s %b %Dms").log_target("riposte::http")
+}

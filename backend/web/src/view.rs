@@ -1,0 +1,138 @@
+//! Turning domain values into what pages and the API show.
+
+use riposte_core::challenge::{ChallengeSpec, Track};
+
+/// Markdown to sanitized HTML: organizers write it, but bundles can be uploaded
+/// later, so nothing inside may run script.
+pub fn markdown(source: &str) -> String {
+    use pulldown_cmark::{Options, Parser, html};
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_FOOTNOTES;
+    let mut unsafe_html = String::with_capacity(source.len() * 3 / 2);
+    html::push_html(&mut unsafe_html, Parser::new_ext(source, options));
+    ammonia::Builder::default()
+        .add_generic_attributes(["class"])
+        .clean(&unsafe_html)
+        .to_string()
+}
+
+/// Unix seconds as RFC 3339 (UTC).
+pub fn datetime(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
+pub fn threat_rows(spec: &ChallengeSpec) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
+    if let Some(task) = &spec.task {
+        let shape: Vec<String> = task.input_shape.iter().map(ToString::to_string).collect();
+        rows.push((
+            "Input",
+            format!("{} [{}]", dtype_name(task), shape.join(", ")),
+        ));
+        rows.push((
+            "Value range",
+            format!("[{}, {}]", task.value_range.0, task.value_range.1),
+        ));
+        rows.push(("Classes", task.classes.to_string()));
+    }
+    if let Some(norm) = spec.threat.norm {
+        rows.push(("Norm", norm.to_string()));
+    }
+    if let Some(eps) = spec.threat.epsilon {
+        rows.push(("Budget ε", eps.to_string()));
+    }
+    if spec.kind == riposte_core::challenge::ChallengeKind::Evasion {
+        rows.push((
+            "Goal",
+            if spec.threat.targeted {
+                "targeted"
+            } else {
+                "untargeted"
+            }
+            .to_owned(),
+        ));
+    }
+    if let Some(budget) = spec.threat.query_budget {
+        rows.push(("Query budget", budget.to_string()));
+    }
+    for target in &spec.targets {
+        let access = if target.is_white_box() {
+            "white-box"
+        } else {
+            "black-box"
+        };
+        rows.push(("Target", format!("{} ({access})", target.name)));
+    }
+    rows
+}
+
+fn dtype_name(task: &riposte_core::task::TaskSpec) -> &'static str {
+    match task.dtype {
+        riposte_core::task::Dtype::Float32 => "float32",
+        riposte_core::task::Dtype::Uint8 => "uint8",
+    }
+}
+
+pub struct TrackRow {
+    pub name: &'static str,
+    pub window: String,
+    pub state: &'static str,
+    pub per_day: u32,
+    pub max_upload: String,
+}
+
+pub fn track_state(track: &Track, now: i64) -> &'static str {
+    if now < track.opens {
+        "not open yet"
+    } else if now >= track.closes {
+        "closed"
+    } else {
+        "open"
+    }
+}
+
+pub fn track_rows(spec: &ChallengeSpec, now: i64) -> Vec<TrackRow> {
+    let row = |name, t: &Track| TrackRow {
+        name,
+        window: format!("{} → {}", datetime(t.opens), datetime(t.closes)),
+        state: track_state(t, now),
+        per_day: t.submissions_per_day,
+        max_upload: format!("{} MiB", t.max_upload_bytes >> 20),
+    };
+    let mut rows = Vec::new();
+    if let Some(t) = &spec.attack {
+        rows.push(row("Attack", t));
+    }
+    if let Some(d) = &spec.defense {
+        rows.push(row("Defense", &d.window));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_keeps_formatting_and_drops_script() {
+        let html = markdown(
+            "# Title\n\n**bold** <script>alert(1)</script> <img src=x onerror=alert(1)>\n\n| a | b |\n|---|---|\n| 1 | 2 |",
+        );
+        assert!(html.contains("<h1>Title</h1>"), "{html}");
+        assert!(html.contains("<strong>bold</strong>"));
+        assert!(html.contains("<table>"));
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("onerror"), "{html}");
+    }
+
+    #[test]
+    fn datetimes_are_rfc3339() {
+        assert_eq!(datetime(0), "1970-01-01T00:00:00Z");
+    }
+}

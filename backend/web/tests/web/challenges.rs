@@ -1,0 +1,94 @@
+use reqwest::StatusCode;
+
+use crate::both_databases;
+
+both_databases!(catalog_lists_and_filters_bundles, |app| {
+    let c = app.client();
+    let (status, html) = c.get_text("/challenges").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("/challenges/mnist-evasion"),
+        "the built-in bundle is imported at start-up"
+    );
+    let (_, html) = c.get_text("/challenges?kind=extraction").await;
+    assert!(!html.contains("/challenges/mnist-evasion"));
+    let (_, html) = c.get_text("/challenges?kind=evasion&difficulty=easy").await;
+    assert!(html.contains("/challenges/mnist-evasion"));
+    // junk filters are ignored, not errors
+    assert_eq!(
+        c.get("/challenges?kind=%00%ff&difficulty=<x>")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+});
+
+both_databases!(
+    challenge_page_shows_description_threat_model_and_files,
+    |app| {
+        let anon = app.client();
+        let (status, html) = anon.get_text("/challenges/mnist-evasion").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("Threat model"));
+        assert!(html.contains("L-inf"));
+        assert!(html.contains("0.3"));
+        assert!(
+            html.contains("Log in</a> to download"),
+            "anonymous visitors see no download links"
+        );
+        let alice = app.competitor("alice").await;
+        let (_, html) = alice.get_text("/challenges/mnist-evasion").await;
+        assert!(html.contains("/api/v1/challenges/mnist-evasion/files/eval_x.npy"));
+        let sha = riposte_core::challenge::sha256_file(
+            &crate::helpers::workspace_root().join("challenges/mnist-evasion/public/eval_x.npy"),
+        )
+        .unwrap();
+        assert!(html.contains(&sha), "the page shows each file's sha256");
+        assert!(!html.contains("gate_x"), "private files are never listed");
+        let r = alice
+            .get(&format!(
+                "/api/v1/challenges/mnist-evasion/files/eval_x.npy"
+            ))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let bytes = r.bytes().await.unwrap();
+        use sha2::Digest;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), sha);
+    }
+);
+
+both_databases!(unknown_pages_get_404_pages, |app| {
+    let c = app.client();
+    let (status, html) = c.get_text("/challenges/no-such-thing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("There is nothing at this address."));
+    let (status, _) = c.get_text("/definitely/not/here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let r = c.get("/api/v1/nothing").await;
+    let (status, code, _) = crate::helpers::json_error(r).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+});
+
+both_databases!(hidden_challenges_disappear_for_competitors, |app| {
+    let admin = app.admin().await;
+    let r = admin
+        .post_form(
+            "/admin",
+            "/admin/challenges/mnist-evasion/visibility",
+            &[("hidden", "1")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let alice = app.competitor("alice").await;
+    assert_eq!(
+        alice.get("/challenges/mnist-evasion").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        admin.get("/challenges/mnist-evasion").await.status(),
+        StatusCode::OK
+    );
+});

@@ -1,0 +1,12 @@
+//! Black-box tests: the real app on port 0, a fresh database per test, HTTP only.
+//! Each test runs on SQLite and, when RIPOSTE_TEST_POSTGRES_URL is set, on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod accounts;
+mod api;
+mod browser;
+mod challenges;
+mod cli;
+mod teams;
