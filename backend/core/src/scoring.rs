@@ -723,3 +723,44 @@ mod tests {
         assert!(ctfd_linear_value(1, 2, 1, 1).is_err());
     }
 }
+
+/// Which of `n` examples belong to the public split: a seeded Fisher-Yates
+/// shuffle (SplitMix64, so the split never changes with a library version) whose
+/// first `round(n * public_fraction)` indices are public.
+pub fn public_split(n: usize, public_fraction: f64, seed: u64) -> Vec<bool> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let public = ((n as f64) * public_fraction.clamp(0.0, 1.0)).round() as usize;
+    let mut mask = vec![false; n];
+    for &i in order.iter().take(public) {
+        mask[i] = true;
+    }
+    mask
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::public_split;
+
+    #[test]
+    fn the_split_has_the_right_size_and_is_stable() {
+        let a = public_split(1000, 0.3, 17);
+        assert_eq!(a.iter().filter(|p| **p).count(), 300);
+        assert_eq!(a, public_split(1000, 0.3, 17));
+        assert_ne!(a, public_split(1000, 0.3, 18));
+        assert_eq!(public_split(10, 0.0, 1), vec![false; 10]);
+        assert_eq!(public_split(10, 1.0, 1), vec![true; 10]);
+        assert_eq!(public_split(3, 0.5, 1).iter().filter(|p| **p).count(), 2);
+    }
+}

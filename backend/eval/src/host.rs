@@ -1,0 +1,49 @@
+//! The model host: untrusted ONNX models run only in a locked-down child process.
+//!
+//! - [`model_host_main`] is the child (`riposte model-host`): it reads one model from
+//!   stdin, builds fixed-batch tract plans, warms them up, locks itself down (see
+//!   [`crate::sandbox`]) and then answers batched inference requests over its pipes.
+//! - [`ModelHost`] is the parent's handle on one child: spawn, predict with a
+//!   wall-clock timeout, and a typed [`HostError`] when anything goes wrong (the child
+//!   is killed then, and the handle stays failed).
+//! - [`HostPool`] keeps a bounded set of live hosts keyed by model sha256, restarts a
+//!   dead one on the next request and evicts idle ones.
+//!
+//! The wire format lives in `host/protocol.rs`.
+//!
+//! Error policy: every failure a participant can cause becomes a [`HostError`] whose
+//! `Display` is the sentence shown on their submission ("model exceeded 512 MiB of
+//! memory"); [`HostError::code`] is the stable machine-readable form.
+
+mod child;
+mod error;
+mod parent;
+mod pool;
+pub(crate) mod protocol;
+
+pub use error::HostError;
+pub use parent::{HostCommand, HostInfo, HostLimits, ModelHost};
+pub use pool::{HostPool, PoolConfig, PoolModel};
+
+/// Entry point of the model host child process; returns its exit code.
+///
+/// The `riposte` binary calls this for `riposte model-host`. It expects the parent's
+/// protocol on stdin and must not be started by hand.
+pub fn model_host_main() -> i32 {
+    child::run(child::ChildOptions::default())
+}
+
+/// Like [`model_host_main`], but also honours test-only probe requests (open a file,
+/// open a socket, spin) that prove the sandbox kills a host misbehaving after
+/// lock-down. Only the eval crate's test binary calls this; the production
+/// `riposte model-host` never does.
+#[doc(hidden)]
+pub fn model_host_main_with_test_probes() -> i32 {
+    child::run(child::ChildOptions { test_probes: true })
+}
+
+/// Test-only probe codes for [`ModelHost::probe`].
+#[doc(hidden)]
+pub mod probes {
+    pub use super::protocol::{PROBE_OPEN_FILE, PROBE_SOCKET, PROBE_SPIN};
+}

@@ -1,0 +1,497 @@
+//! The model host process itself: load one model, lock down, serve inference.
+//!
+//! Runs in a child process (`riposte model-host`); nothing here may assume the model
+//! is benign. Any malformed input makes the process exit with a message on stderr and
+//! a non-zero code, never a panic; the parent turns the exit into a reason.
+
+use std::io::{self, BufReader, BufWriter, Cursor, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use anyhow::{Context, bail};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::DimLike;
+use tract_onnx::tract_core::tract_linalg;
+
+use super::protocol::{
+    self, ErrorKind, InitConfig, MAX_CONFIG_FRAME, PROBE_OPEN_FILE, PROBE_SOCKET, PROBE_SPIN,
+    PROTOCOL_VERSION, ReadyInfo, TAG_ERROR, TAG_OK, TAG_PREDICT, TAG_PROBE, TAG_READY,
+};
+use crate::sandbox::{self, LockdownReport};
+
+/// Exit codes of the host (the parent reads them when the host did not die by signal).
+pub mod exit_code {
+    pub const CLEAN: i32 = 0;
+    pub const BAD_INPUT: i32 = 2;
+    pub const LOAD_FAILED: i32 = 3;
+    pub const LOCKDOWN_FAILED: i32 = 4;
+    pub const OUT_OF_MEMORY: i32 = 5;
+}
+
+/// Options the production entry point never changes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ChildOptions {
+    /// Honour [`protocol::TAG_PROBE`] requests (sandbox tests only).
+    pub test_probes: bool,
+}
+
+type Plan = Arc<TypedSimplePlan>;
+
+struct Loaded {
+    example_shape: Vec<usize>,
+    classes: usize,
+    /// Fixed-batch plans, ascending by batch size; or one symbolic plan under size 0.
+    plans: Vec<(usize, TypedSimpleState)>,
+}
+
+impl Loaded {
+    fn example_len(&self) -> usize {
+        self.example_shape.iter().product()
+    }
+
+    fn symbolic(&self) -> bool {
+        self.plans.len() == 1 && self.plans[0].0 == 0
+    }
+
+    /// Runs `n` examples, splitting them over the fixed-batch plans (padding the last
+    /// chunk with zeros when no plan fits it exactly).
+    fn predict(&mut self, data: &[f32], n: usize) -> TractResult<Vec<f32>> {
+        let len = self.example_len();
+        let classes = self.classes;
+        let mut out = Vec::with_capacity(n * classes);
+        if self.symbolic() {
+            let logits = run_plan(&mut self.plans[0].1, &self.example_shape, data, n, classes)?;
+            out.extend_from_slice(&logits);
+            return Ok(out);
+        }
+        let mut done = 0;
+        while done < n {
+            let left = n - done;
+            let (size, state) = pick_plan(&mut self.plans, left);
+            let take = left.min(size);
+            let chunk = &data[done * len..(done + take) * len];
+            let logits = if take == size {
+                run_plan(state, &self.example_shape, chunk, size, classes)?
+            } else {
+                let mut padded = vec![0f32; size * len];
+                padded[..chunk.len()].copy_from_slice(chunk);
+                run_plan(state, &self.example_shape, &padded, size, classes)?
+            };
+            out.extend_from_slice(&logits[..take * classes]);
+            done += take;
+        }
+        Ok(out)
+    }
+}
+
+/// The largest plan that is full with `left` examples, else the smallest that holds them.
+fn pick_plan(
+    plans: &mut [(usize, TypedSimpleState)],
+    left: usize,
+) -> (usize, &mut TypedSimpleState) {
+    let full = plans.iter().rposition(|(s, _)| *s <= left);
+    let fits = plans.iter().position(|(s, _)| *s >= left);
+    // Pad into one bigger plan when at most half of it is wasted; else run full plans.
+    let ix = match (full, fits) {
+        (_, Some(p)) if plans[p].0 <= 2 * left => p,
+        (Some(f), _) => f,
+        (None, Some(p)) => p,
+        (None, None) => 0,
+    };
+    let (size, state) = &mut plans[ix];
+    (*size, state)
+}
+
+fn run_plan(
+    state: &mut TypedSimpleState,
+    example_shape: &[usize],
+    data: &[f32],
+    n: usize,
+    classes: usize,
+) -> TractResult<Vec<f32>> {
+    let mut shape = Vec::with_capacity(example_shape.len() + 1);
+    shape.push(n);
+    shape.extend_from_slice(example_shape);
+    let input = Tensor::from_shape::<f32>(&shape, data)?;
+    let outputs = state.run(tvec!(input.into()))?;
+    let first = outputs.first().context("model produced no output")?;
+    let logits = first.cast_to::<f32>()?;
+    let plain = logits.try_as_plain_ram()?;
+    let values = plain.as_slice::<f32>()?;
+    let got = logits.shape();
+    if got.first() != Some(&n) || values.len() != n * classes {
+        bail!("model output has shape {got:?}, expected [{n}, {classes}]");
+    }
+    Ok(values.to_vec())
+}
+
+/// Builds the plans and runs each once (warm-up: tract reads CPU cache sizes from
+/// /sys the first time, which the sandbox would forbid later).
+fn load(config: &InitConfig, model_bytes: &[u8]) -> TractResult<Loaded> {
+    let onnx = tract_onnx::onnx();
+    let proto = onnx.proto_model_for_read(&mut Cursor::new(model_bytes))?;
+    let example_shape = match &config.input_shape {
+        shape if !shape.is_empty() => shape.clone(),
+        _ => declared_example_shape(&proto)?,
+    };
+    let model = onnx.model_for_proto_model(&proto)?;
+    if model.input_outlets()?.len() != 1 {
+        bail!(
+            "the model must have exactly one input, it has {}",
+            model.input_outlets()?.len()
+        );
+    }
+    if model.output_outlets()?.is_empty() {
+        bail!("the model has no output");
+    }
+
+    let build = |batch: Option<usize>| -> TractResult<Plan> {
+        let mut dims: TVec<TDim> = tvec!();
+        dims.push(match batch {
+            Some(b) => b.to_dim(),
+            None => model.sym("N").to_dim(),
+        });
+        dims.extend(example_shape.iter().map(|d| d.to_dim()));
+        let typed = model
+            .clone()
+            .with_input_fact(0, f32::fact(dims).into())?
+            .into_optimized()?;
+        typed.into_runnable()
+    };
+
+    let mut plans = Vec::new();
+    let mut first_error = None;
+    let mut sizes = config.batch_sizes.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    for size in sizes
+        .into_iter()
+        .filter(|s| *s > 0 && *s <= config.max_batch)
+    {
+        match build(Some(size)) {
+            Ok(plan) => plans.push((size, plan)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if plans.is_empty() {
+        match build(None) {
+            Ok(plan) => plans.push((0, plan)),
+            Err(e) => return Err(first_error.unwrap_or(e)),
+        }
+    }
+
+    let classes = classes_of(&plans[0].1, config.classes)?;
+    let mut loaded = Loaded {
+        example_shape,
+        classes,
+        plans: plans
+            .into_iter()
+            .map(|(size, plan)| Ok((size, plan.spawn()?)))
+            .collect::<TractResult<_>>()?,
+    };
+    // tract-linalg probes the CPU lazily (cache sizes and topology from /sys, ISA
+    // flags) the first time a kernel needs them; do it now, while files can be read.
+    tract_linalg::cache::cache_info();
+    tract_linalg::cache::last_level_cache();
+    tract_linalg::isa::native();
+    let len = loaded.example_len();
+    let mut warm_sizes: Vec<usize> = loaded.plans.iter().map(|(s, _)| (*s).max(1)).collect();
+    if loaded.symbolic() {
+        // A symbolic plan picks kernels per batch size at run time: exercise more than one.
+        warm_sizes.push(config.max_batch.clamp(1, 2));
+    }
+    for size in warm_sizes {
+        let zeros = vec![0f32; size * len];
+        loaded.predict(&zeros, size).context("warm-up inference")?;
+    }
+    Ok(loaded)
+}
+
+fn classes_of(plan: &Plan, expected: Option<usize>) -> TractResult<usize> {
+    let fact = plan.model().output_fact(0)?;
+    let declared = if fact.rank() == 2 {
+        fact.shape[1].to_usize().ok()
+    } else {
+        None
+    };
+    match (declared, expected) {
+        (Some(d), Some(e)) if d != e => {
+            bail!("the model answers {d} classes, the challenge has {e}")
+        }
+        (_, Some(e)) => Ok(e),
+        (Some(d), None) => Ok(d),
+        (None, None) => bail!("cannot tell the number of classes from output {fact:?}"),
+    }
+}
+
+/// One example's shape as the model declares it: its first input without the batch
+/// dimension, every other dimension concrete.
+fn declared_example_shape(proto: &tract_onnx::pb::ModelProto) -> TractResult<Vec<usize>> {
+    use tract_onnx::pb::tensor_shape_proto::dimension::Value;
+    use tract_onnx::pb::type_proto::Value as TypeValue;
+    let graph = proto.graph.as_ref().context("the model has no graph")?;
+    let initializers: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let input = graph
+        .input
+        .iter()
+        .find(|i| !initializers.contains(i.name.as_str()))
+        .context("the model declares no input")?;
+    let Some(TypeValue::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        bail!("input {} is not a tensor", input.name);
+    };
+    let dims = &t
+        .shape
+        .as_ref()
+        .context("the model's input has no shape")?
+        .dim;
+    let mut shape = Vec::new();
+    for d in dims.iter().skip(1) {
+        match d.value {
+            Some(Value::DimValue(v)) if v > 0 => shape.push(v as usize),
+            _ => bail!(
+                "input {} has a non-concrete dimension besides the batch",
+                input.name
+            ),
+        }
+    }
+    Ok(shape)
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+fn is_allocation_failure(message: &str) -> bool {
+    message.contains("failed to allocate") || message.contains("memory allocation of")
+}
+
+struct Io {
+    input: BufReader<io::Stdin>,
+    output: BufWriter<io::Stdout>,
+}
+
+impl Io {
+    fn send_error(&mut self, kind: ErrorKind, message: &str) -> io::Result<()> {
+        protocol::write_frame(
+            &mut self.output,
+            &[&[TAG_ERROR, kind as u8], message.as_bytes()],
+        )
+    }
+}
+
+pub(crate) fn run(options: ChildOptions) -> i32 {
+    let mut io = Io {
+        input: BufReader::with_capacity(1 << 16, io::stdin()),
+        output: BufWriter::with_capacity(1 << 16, io::stdout()),
+    };
+    match serve(&mut io, options) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("model host: {e}");
+            exit_code::BAD_INPUT
+        }
+    }
+}
+
+fn serve(io: &mut Io, options: ChildOptions) -> io::Result<i32> {
+    let Some(config) = protocol::read_frame(&mut io.input, MAX_CONFIG_FRAME)? else {
+        return Ok(exit_code::CLEAN);
+    };
+    let config: InitConfig = serde_json::from_slice(&config)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad config: {e}")))?;
+    if config.version != PROTOCOL_VERSION {
+        return Err(io::Error::other(format!(
+            "unsupported protocol version {}",
+            config.version
+        )));
+    }
+
+    let mut report = LockdownReport::default();
+    report.steps.push(sandbox::early_limits(
+        config.memory_bytes,
+        config.cpu_load_secs,
+        config.cpu_lifetime_secs,
+    )?);
+    // Must precede the uid drop: creating a namespace needs CAP_SYS_ADMIN.
+    report.steps.push(sandbox::enter_network_namespace());
+
+    let max_model = u32::try_from(config.max_model_bytes).unwrap_or(u32::MAX);
+    let Some(model_bytes) = protocol::read_frame(&mut io.input, max_model)? else {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "no model after the config",
+        ));
+    };
+
+    let loaded = catch_unwind(AssertUnwindSafe(|| load(&config, &model_bytes)));
+    drop(model_bytes);
+    let mut loaded = match loaded {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(e)) => {
+            io.send_error(ErrorKind::Load, &format!("{e:#}"))?;
+            return Ok(exit_code::LOAD_FAILED);
+        }
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            if is_allocation_failure(&message) {
+                io.send_error(ErrorKind::OutOfMemory, &message)?;
+                return Ok(exit_code::OUT_OF_MEMORY);
+            }
+            io.send_error(ErrorKind::Load, &format!("tract panicked: {message}"))?;
+            return Ok(exit_code::LOAD_FAILED);
+        }
+    };
+
+    if let Err(e) = lock_down(&mut report) {
+        io.send_error(
+            ErrorKind::Lockdown,
+            &format!("sandbox lock-down failed: {e}"),
+        )?;
+        return Ok(exit_code::LOCKDOWN_FAILED);
+    }
+
+    let ready = ReadyInfo {
+        input_shape: loaded.example_shape.clone(),
+        classes: loaded.classes,
+        batch_sizes: loaded
+            .plans
+            .iter()
+            .map(|(s, _)| *s)
+            .filter(|s| *s > 0)
+            .collect(),
+        lockdown: report,
+    };
+    let ready = serde_json::to_vec(&ready).map_err(io::Error::other)?;
+    protocol::write_frame(&mut io.output, &[&[TAG_READY], &ready])?;
+
+    let example_len = loaded.example_len();
+    let max_request = 5 + config
+        .max_batch
+        .saturating_mul(example_len)
+        .saturating_mul(4);
+    let max_request = u32::try_from(max_request).unwrap_or(u32::MAX);
+    loop {
+        let Some(frame) = protocol::read_frame(&mut io.input, max_request)? else {
+            return Ok(exit_code::CLEAN);
+        };
+        match frame.first().copied() {
+            Some(TAG_PREDICT) => {
+                let request = parse_predict(&frame, example_len, config.max_batch);
+                let (data, n) = match request {
+                    Ok(r) => r,
+                    Err(message) => {
+                        io.send_error(ErrorKind::BadRequest, &message)?;
+                        continue;
+                    }
+                };
+                sandbox::budget_cpu_for_next_request(config.cpu_per_request_secs)?;
+                match catch_unwind(AssertUnwindSafe(|| loaded.predict(&data, n))) {
+                    Ok(Ok(logits)) => {
+                        let n32 = n as u32;
+                        let classes = loaded.classes as u32;
+                        protocol::write_frame(
+                            &mut io.output,
+                            &[
+                                &[TAG_OK],
+                                &n32.to_le_bytes(),
+                                &classes.to_le_bytes(),
+                                &protocol::f32s_to_le(&logits),
+                            ],
+                        )?;
+                    }
+                    Ok(Err(e)) => io.send_error(ErrorKind::Inference, &format!("{e:#}"))?,
+                    Err(payload) => {
+                        let message = panic_message(payload.as_ref());
+                        if is_allocation_failure(&message) {
+                            io.send_error(ErrorKind::OutOfMemory, &message)?;
+                            return Ok(exit_code::OUT_OF_MEMORY);
+                        }
+                        // A panic may leave tract's state half-updated: answer, then quit.
+                        io.send_error(ErrorKind::Inference, &format!("tract panicked: {message}"))?;
+                        return Ok(exit_code::BAD_INPUT);
+                    }
+                }
+            }
+            Some(TAG_PROBE) if options.test_probes => {
+                sandbox::budget_cpu_for_next_request(config.cpu_per_request_secs)?;
+                run_probe(frame.get(1).copied());
+                protocol::write_frame(
+                    &mut io.output,
+                    &[&[TAG_OK], &0u32.to_le_bytes(), &0u32.to_le_bytes()],
+                )?;
+            }
+            Some(tag) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("unknown request type {tag:#04x}"),
+                ));
+            }
+            None => return Err(io::Error::new(io::ErrorKind::InvalidData, "empty frame")),
+        }
+    }
+}
+
+fn lock_down(report: &mut LockdownReport) -> io::Result<()> {
+    report.steps.push(sandbox::drop_privileges()?);
+    sandbox::parent_death_signal()?;
+    // Landlock needs a file descriptor for its ruleset: before NOFILE drops to 3.
+    report.steps.push(sandbox::restrict_filesystem());
+    report.steps.push(sandbox::late_limits()?);
+    report.steps.push(sandbox::install_syscall_filter()?);
+    Ok(())
+}
+
+fn parse_predict(
+    frame: &[u8],
+    example_len: usize,
+    max_batch: usize,
+) -> Result<(Vec<f32>, usize), String> {
+    let n = protocol::u32_at(frame, 1).ok_or("predict request without a batch size")? as usize;
+    if n == 0 || n > max_batch {
+        return Err(format!(
+            "batch of {n} examples, the host takes 1 to {max_batch}"
+        ));
+    }
+    let body = &frame[5..];
+    if body.len() != n * example_len * 4 {
+        return Err(format!(
+            "batch of {n} examples needs {} values, got {} bytes",
+            n * example_len,
+            body.len()
+        ));
+    }
+    let data = protocol::le_to_f32s(body).ok_or("misaligned tensor data")?;
+    Ok((data, n))
+}
+
+/// Sandbox tests: things a compromised host might try after lock-down.
+fn run_probe(probe: Option<u8>) {
+    match probe {
+        Some(PROBE_OPEN_FILE) => {
+            let opened = std::fs::File::open("/etc/hostname");
+            eprintln!("probe: open /etc/hostname -> {:?}", opened.map(|_| ()));
+        }
+        Some(PROBE_SOCKET) => {
+            let socket = std::net::UdpSocket::bind("127.0.0.1:0");
+            eprintln!("probe: socket -> {:?}", socket.map(|_| ()));
+        }
+        Some(PROBE_SPIN) => {
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+        }
+        _ => {}
+    }
+    // Flushes nothing: probes report through their effect on the process.
+    let _ = io::stderr().flush();
+}

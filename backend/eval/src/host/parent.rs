@@ -1,0 +1,590 @@
+//! The server's side of one model host child.
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use riposte_core::task::TaskSpec;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::task::JoinHandle;
+
+use super::child::exit_code;
+use super::error::HostError;
+use super::protocol::{
+    self, ErrorKind, InitConfig, MAX_CONTROL_FRAME, PROTOCOL_VERSION, ReadyInfo, TAG_ERROR, TAG_OK,
+    TAG_PREDICT, TAG_PROBE, TAG_READY,
+};
+use crate::sandbox::LockdownReport;
+
+const MIB: u64 = 1024 * 1024;
+/// How much of a host's stderr is kept to explain its death.
+const STDERR_TAIL: usize = 8 * 1024;
+
+/// The program (and arguments) that starts a model host child, e.g. the running
+/// `riposte` binary with `model-host`.
+#[derive(Debug, Clone)]
+pub struct HostCommand {
+    program: OsString,
+    args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
+}
+
+impl HostCommand {
+    pub fn new<I, S>(program: impl Into<OsString>, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Self {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            envs: vec![],
+        }
+    }
+
+    /// `<this executable> model-host`: what the `riposte` binary uses.
+    pub fn current_exe_model_host() -> std::io::Result<Self> {
+        Ok(Self::new(std::env::current_exe()?, ["model-host"]))
+    }
+
+    /// Adds an environment variable; the child otherwise starts with an empty
+    /// environment (so nothing like `RUST_BACKTRACE` makes it touch files).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// What one model host may use, and how it builds its plans.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostLimits {
+    /// Address-space limit (RLIMIT_AS) of the child, model included.
+    pub memory_bytes: u64,
+    /// Wall-clock limit of one inference request.
+    pub request_timeout: Duration,
+    /// Wall-clock limit for loading, optimising and warming up the model.
+    pub load_timeout: Duration,
+    /// CPU time one request may use (SIGXCPU past it).
+    pub cpu_per_request: Duration,
+    /// CPU time the host may use over its whole life (SIGKILL past it).
+    pub cpu_lifetime: Duration,
+    pub max_model_bytes: u64,
+    /// Largest batch sent in one request; bigger batches are split.
+    pub max_batch: usize,
+    /// Batch sizes the host builds fixed-shape plans for; empty: one symbolic plan.
+    pub batch_sizes: Vec<usize>,
+    /// One example's shape (no batch dimension); empty: as the model declares it.
+    pub input_shape: Vec<usize>,
+    /// Expected number of classes, checked when the model loads.
+    pub classes: Option<usize>,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 512 * MIB,
+            request_timeout: Duration::from_secs(5),
+            load_timeout: Duration::from_secs(60),
+            cpu_per_request: Duration::from_secs(10),
+            cpu_lifetime: Duration::from_secs(3600),
+            max_model_bytes: 256 * MIB,
+            max_batch: 256,
+            batch_sizes: vec![1, 16, 256],
+            input_shape: vec![],
+            classes: None,
+        }
+    }
+}
+
+impl HostLimits {
+    /// Default limits for a challenge's tensor contract.
+    pub fn for_task(task: &TaskSpec) -> Self {
+        Self {
+            input_shape: task.input_shape.clone(),
+            classes: Some(task.classes),
+            ..Self::default()
+        }
+    }
+
+    fn init_config(&self) -> InitConfig {
+        let secs = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
+        InitConfig {
+            version: PROTOCOL_VERSION,
+            input_shape: self.input_shape.clone(),
+            classes: self.classes,
+            batch_sizes: self.batch_sizes.clone(),
+            max_batch: self.max_batch.max(1),
+            max_model_bytes: self.max_model_bytes,
+            memory_bytes: self.memory_bytes,
+            cpu_load_secs: secs(self.load_timeout),
+            cpu_per_request_secs: secs(self.cpu_per_request),
+            cpu_lifetime_secs: secs(self.cpu_lifetime),
+        }
+    }
+}
+
+/// What a host told us once ready.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostInfo {
+    pub input_shape: Vec<usize>,
+    pub classes: usize,
+    /// Fixed batch sizes it has plans for (empty: one symbolic-batch plan).
+    pub batch_sizes: Vec<usize>,
+    /// What the sandbox enforced (and what the kernel refused).
+    pub lockdown: LockdownReport,
+}
+
+impl HostInfo {
+    pub fn example_len(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Stage {
+    Load,
+    Request,
+}
+
+enum Failure {
+    TimedOut,
+    Io(std::io::Error),
+    OutOfMemory,
+    Protocol(String),
+}
+
+/// A live model host child: one model, loaded and locked down.
+#[derive(Debug)]
+pub struct ModelHost {
+    child: Child,
+    stdin: BufWriter<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    stderr_tail: Arc<Mutex<Vec<u8>>>,
+    stderr_task: Option<JoinHandle<()>>,
+    limits: HostLimits,
+    info: HostInfo,
+    failed: Option<HostError>,
+}
+
+impl ModelHost {
+    /// Starts a host with `command`, sends it `model` and waits until it is locked
+    /// down and ready (or reports why the model did not load).
+    #[tracing::instrument(skip_all, fields(model_bytes = model.len()))]
+    pub async fn spawn(
+        command: &HostCommand,
+        model: &[u8],
+        limits: &HostLimits,
+    ) -> Result<Self, HostError> {
+        if model.len() as u64 > limits.max_model_bytes {
+            return Err(HostError::ModelTooLarge {
+                size: model.len() as u64,
+                limit: limits.max_model_bytes,
+            });
+        }
+        let mut child = Command::new(&command.program)
+            .args(&command.args)
+            .env_clear()
+            .envs(command.envs.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| HostError::Spawn(format!("{:?}: {e}", command.program)))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(HostError::Spawn("child pipes missing".into()));
+        };
+        let stderr_tail = Arc::new(Mutex::new(Vec::new()));
+        let stderr_task = tokio::spawn(collect_tail(stderr, stderr_tail.clone()));
+        let mut host = ModelHost {
+            child,
+            stdin: BufWriter::with_capacity(1 << 16, stdin),
+            stdout: BufReader::with_capacity(1 << 16, stdout),
+            stderr_tail,
+            stderr_task: Some(stderr_task),
+            limits: limits.clone(),
+            info: HostInfo {
+                input_shape: vec![],
+                classes: 0,
+                batch_sizes: vec![],
+                lockdown: LockdownReport::default(),
+            },
+            failed: None,
+        };
+        let config = serde_json::to_vec(&limits.init_config())
+            .map_err(|e| HostError::Spawn(format!("encoding the host config: {e}")))?;
+        let handshake = async {
+            write_frame(&mut host.stdin, &[&config])
+                .await
+                .map_err(Failure::Io)?;
+            write_frame(&mut host.stdin, &[model])
+                .await
+                .map_err(Failure::Io)?;
+            let frame = read_frame(&mut host.stdout, MAX_CONTROL_FRAME)
+                .await
+                .map_err(Failure::Io)?;
+            Ok::<_, Failure>(frame)
+        };
+        let frame = match tokio::time::timeout(limits.load_timeout, handshake).await {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(failure)) => return Err(host.fail(Stage::Load, failure).await),
+            Err(_) => return Err(host.fail(Stage::Load, Failure::TimedOut).await),
+        };
+        match frame.split_first() {
+            Some((&TAG_READY, json)) => {
+                let ready: ReadyInfo = match serde_json::from_slice(json) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return Err(host
+                            .fail(
+                                Stage::Load,
+                                Failure::Protocol(format!("bad ready frame: {e}")),
+                            )
+                            .await);
+                    }
+                };
+                host.info = HostInfo {
+                    input_shape: ready.input_shape,
+                    classes: ready.classes,
+                    batch_sizes: ready.batch_sizes,
+                    lockdown: ready.lockdown,
+                };
+                tracing::debug!(lockdown = %host.info.lockdown, "model host ready");
+                Ok(host)
+            }
+            Some((&TAG_ERROR, rest)) => {
+                let (kind, message) = split_error(rest);
+                let failure = match kind {
+                    Some(ErrorKind::OutOfMemory) => Failure::OutOfMemory,
+                    Some(ErrorKind::Load) => {
+                        let err = HostError::Load(message);
+                        host.kill().await;
+                        host.failed = Some(err.clone());
+                        return Err(err);
+                    }
+                    _ => Failure::Protocol(message),
+                };
+                Err(host.fail(Stage::Load, failure).await)
+            }
+            _ => Err(host
+                .fail(
+                    Stage::Load,
+                    Failure::Protocol("unexpected frame while loading".into()),
+                )
+                .await),
+        }
+    }
+
+    pub fn info(&self) -> &HostInfo {
+        &self.info
+    }
+
+    pub fn limits(&self) -> &HostLimits {
+        &self.limits
+    }
+
+    /// False once the host has failed; a failed host answers every request with the
+    /// error that killed it.
+    pub fn is_alive(&self) -> bool {
+        self.failed.is_none()
+    }
+
+    /// The child's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Logits for `n` examples laid out one after another in `batch`
+    /// (`n * example_len` values); answers `n * classes` values.
+    pub async fn predict(&mut self, batch: &[f32], n: usize) -> Result<Vec<f32>, HostError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let len = self.info.example_len();
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        if batch.len() != n * len {
+            return Err(HostError::BadRequest(format!(
+                "{n} examples of {len} values need {} values, got {}",
+                n * len,
+                batch.len()
+            )));
+        }
+        let classes = self.info.classes;
+        let mut out = Vec::with_capacity(n * classes);
+        let max_batch = self.limits.max_batch.max(1);
+        for (chunk_ix, chunk) in batch.chunks(max_batch * len).enumerate() {
+            let k = chunk.len() / len;
+            let logits = self.predict_chunk(chunk, k).await.inspect_err(|_| {
+                tracing::debug!(chunk_ix, "model host request failed");
+            })?;
+            out.extend_from_slice(&logits);
+        }
+        Ok(out)
+    }
+
+    async fn predict_chunk(&mut self, chunk: &[f32], n: usize) -> Result<Vec<f32>, HostError> {
+        let classes = self.info.classes;
+        let data = protocol::f32s_to_le(chunk);
+        let n32 = n as u32;
+        let max_response = u32::try_from(9 + n * classes * 4)
+            .unwrap_or(u32::MAX)
+            .max(MAX_CONTROL_FRAME);
+        let exchange = async {
+            write_frame(
+                &mut self.stdin,
+                &[&[TAG_PREDICT], &n32.to_le_bytes(), &data],
+            )
+            .await?;
+            read_frame(&mut self.stdout, max_response).await
+        };
+        let frame = match tokio::time::timeout(self.limits.request_timeout, exchange).await {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(e)) => return Err(self.fail(Stage::Request, Failure::Io(e)).await),
+            Err(_) => return Err(self.fail(Stage::Request, Failure::TimedOut).await),
+        };
+        match frame.split_first() {
+            Some((&TAG_OK, rest)) => {
+                let got_n = protocol::u32_at(rest, 0);
+                let got_classes = protocol::u32_at(rest, 4);
+                let values = rest.get(8..).and_then(protocol::le_to_f32s);
+                match (got_n, got_classes, values) {
+                    (Some(gn), Some(gc), Some(v))
+                        if gn as usize == n && gc as usize == classes && v.len() == n * classes =>
+                    {
+                        Ok(v)
+                    }
+                    _ => Err(self
+                        .fail(
+                            Stage::Request,
+                            Failure::Protocol("malformed inference answer".into()),
+                        )
+                        .await),
+                }
+            }
+            Some((&TAG_ERROR, rest)) => {
+                let (kind, message) = split_error(rest);
+                match kind {
+                    Some(ErrorKind::BadRequest) => Err(HostError::BadRequest(message)),
+                    Some(ErrorKind::Inference) => Err(HostError::Inference(message)),
+                    Some(ErrorKind::OutOfMemory) => {
+                        Err(self.fail(Stage::Request, Failure::OutOfMemory).await)
+                    }
+                    _ => Err(self.fail(Stage::Request, Failure::Protocol(message)).await),
+                }
+            }
+            _ => Err(self
+                .fail(Stage::Request, Failure::Protocol("unexpected frame".into()))
+                .await),
+        }
+    }
+
+    /// Sends a test-only probe (see [`crate::host::probes`]); only a host started
+    /// through the test binary with probes enabled honours it.
+    #[doc(hidden)]
+    pub async fn probe(&mut self, probe: u8) -> Result<(), HostError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let exchange = async {
+            write_frame(&mut self.stdin, &[&[TAG_PROBE, probe]]).await?;
+            read_frame(&mut self.stdout, MAX_CONTROL_FRAME).await
+        };
+        match tokio::time::timeout(self.limits.request_timeout, exchange).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.fail(Stage::Request, Failure::Io(e)).await),
+            Err(_) => Err(self.fail(Stage::Request, Failure::TimedOut).await),
+        }
+    }
+
+    /// Closes the host's stdin and waits for it to exit (kills it after a second).
+    pub async fn shutdown(mut self) {
+        let _ = self.stdin.shutdown().await;
+        if tokio::time::timeout(Duration::from_secs(1), self.child.wait())
+            .await
+            .is_err()
+        {
+            self.kill().await;
+        }
+    }
+
+    async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// Makes sure the child is gone and turns how it went into a reason.
+    async fn fail(&mut self, stage: Stage, failure: Failure) -> HostError {
+        let err = match failure {
+            Failure::TimedOut => {
+                self.kill().await;
+                match stage {
+                    Stage::Load => HostError::LoadTimeout {
+                        after: self.limits.load_timeout,
+                    },
+                    Stage::Request => HostError::Timeout {
+                        after: self.limits.request_timeout,
+                    },
+                }
+            }
+            Failure::OutOfMemory => {
+                self.kill().await;
+                HostError::MemoryLimit {
+                    limit_bytes: self.limits.memory_bytes,
+                }
+            }
+            Failure::Io(_) | Failure::Protocol(_) => {
+                // The child is probably dying already; give it a moment to finish.
+                let status =
+                    match tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await {
+                        Ok(Ok(status)) => Some(status),
+                        _ => {
+                            self.kill().await;
+                            None
+                        }
+                    };
+                let tail = self.stderr_tail().await;
+                match (status, failure) {
+                    (Some(status), Failure::Io(e)) => {
+                        self.classify(stage, status, &tail, &e.to_string())
+                    }
+                    (_, Failure::Protocol(message)) => HostError::Protocol(message),
+                    (None, Failure::Io(e)) => {
+                        HostError::Crashed(format!("lost contact with the host: {e}"))
+                    }
+                    (_, _) => HostError::Crashed("unknown".into()),
+                }
+            }
+        };
+        tracing::debug!(reason = %err, code = err.code(), "model host failed");
+        self.failed = Some(err.clone());
+        err
+    }
+
+    async fn stderr_tail(&mut self) -> String {
+        if let Some(task) = self.stderr_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+        let tail = self
+            .stderr_tail
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        String::from_utf8_lossy(&tail).into_owned()
+    }
+
+    fn classify(
+        &self,
+        stage: Stage,
+        status: ExitStatus,
+        stderr: &str,
+        io_error: &str,
+    ) -> HostError {
+        let out_of_memory =
+            stderr.contains("memory allocation of") || stderr.contains("failed to allocate");
+        let last_line = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        let cpu_secs = |d: Duration| d.as_secs_f64().ceil() as u64;
+        if let Some(signal) = status.signal() {
+            return match signal {
+                libc::SIGSYS => HostError::ForbiddenSyscall,
+                libc::SIGXCPU => HostError::CpuLimit {
+                    seconds: match stage {
+                        Stage::Load => cpu_secs(self.limits.load_timeout),
+                        Stage::Request => cpu_secs(self.limits.cpu_per_request),
+                    },
+                },
+                // We only ever kill through `fail`, which does not get here; the kernel
+                // sends SIGKILL at the hard CPU limit.
+                libc::SIGKILL => HostError::CpuLimit {
+                    seconds: cpu_secs(self.limits.cpu_lifetime),
+                },
+                _ if out_of_memory => HostError::MemoryLimit {
+                    limit_bytes: self.limits.memory_bytes,
+                },
+                libc::SIGSEGV if stage == Stage::Request || stage == Stage::Load => {
+                    HostError::Crashed(
+                        "segmentation fault (possibly out of memory for the stack)".into(),
+                    )
+                }
+                other => HostError::Crashed(format!("killed by signal {other}: {last_line}")),
+            };
+        }
+        match status.code() {
+            Some(exit_code::OUT_OF_MEMORY) => HostError::MemoryLimit {
+                limit_bytes: self.limits.memory_bytes,
+            },
+            Some(code) => HostError::Crashed(format!(
+                "exited with code {code} ({io_error}){}",
+                if last_line.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {last_line}")
+                }
+            )),
+            None => HostError::Crashed(io_error.to_owned()),
+        }
+    }
+}
+
+fn split_error(rest: &[u8]) -> (Option<ErrorKind>, String) {
+    match rest.split_first() {
+        Some((kind, message)) => (
+            ErrorKind::from_byte(*kind),
+            String::from_utf8_lossy(message).into_owned(),
+        ),
+        None => (None, "empty error".into()),
+    }
+}
+
+async fn collect_tail(mut stderr: impl AsyncRead + Unpin, tail: Arc<Mutex<Vec<u8>>>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stderr.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(k) => {
+                if let Ok(mut t) = tail.lock() {
+                    t.extend_from_slice(&buf[..k]);
+                    if t.len() > STDERR_TAIL {
+                        let cut = t.len() - STDERR_TAIL;
+                        t.drain(..cut);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn write_frame(w: &mut BufWriter<ChildStdin>, parts: &[&[u8]]) -> std::io::Result<()> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let len = u32::try_from(len).map_err(|_| std::io::Error::other("frame too large"))?;
+    w.write_all(&len.to_le_bytes()).await?;
+    for p in parts {
+        w.write_all(p).await?;
+    }
+    w.flush().await
+}
+
+async fn read_frame(r: &mut BufReader<ChildStdout>, max: u32) -> std::io::Result<Vec<u8>> {
+    let len = r.read_u32_le().await?;
+    if len > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("host sent a frame of {len} bytes, over the limit of {max}"),
+        ));
+    }
+    let mut body = vec![0u8; len as usize];
+    r.read_exact(&mut body).await?;
+    Ok(body)
+}

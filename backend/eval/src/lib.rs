@@ -1,0 +1,9 @@
+//! placeholder: see modules
+pub mod attack;
+pub mod cli;
+pub mod host;
+pub mod onnx;
+pub mod sandbox;
+pub mod score;
+pub mod tensor;
+pub use host::{HostCommand, HostError, HostLimits, HostPool, ModelHost, PoolConfig, PoolModel, model_host_main};

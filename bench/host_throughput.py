@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Model host throughput: images/s through riposte's sandboxed model host (IPC
+included) next to onnxruntime on the same models, in one run.
+
+    python3 -m venv /tmp/bench-venv
+    /tmp/bench-venv/bin/pip install -r bench/requirements.txt
+    /tmp/bench-venv/bin/python bench/host_throughput.py [--seconds 3]
+
+The Rust side is `cargo bench -p riposte-eval --bench host_throughput -- --json`;
+this script runs it, measures onnxruntime for the same models and batch sizes, and
+prints a markdown table (ratio = model host / onnxruntime with one thread).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLIC = ROOT / "challenges" / "mnist-evasion" / "public"
+MODELS = ["mlp", "cnn"]
+BATCHES = [1, 256]
+
+
+def ort_rate(model: Path, x: np.ndarray, batch: int, threads: int, seconds: float) -> float:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    feed = {name: np.ascontiguousarray(np.resize(x, (batch, 1, 28, 28)).astype(np.float32))}
+    sess.run(None, feed)
+    images, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        sess.run(None, feed)
+        images += batch
+    return images / (time.perf_counter() - start)
+
+
+def rust_rows(seconds: float) -> list[dict]:
+    cmd = ["cargo", "bench", "-q", "-p", "riposte-eval", "--bench", "host_throughput", "--",
+           "--json", "--seconds", str(seconds)]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per row")
+    args = parser.parse_args()
+
+    rows = rust_rows(args.seconds)
+    x = np.load(PUBLIC / "eval_x.npy")
+    ort_rates = {}
+    for name in MODELS:
+        for batch in BATCHES:
+            for threads in (1, 0):
+                ort_rates[(name, batch, threads)] = ort_rate(PUBLIC / f"{name}.onnx", x, batch, threads, args.seconds)
+
+    print(f"onnxruntime {ort.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs, {args.seconds:g} s per row\n")
+    print("| model | batch | runner | hosts | images/s | load ms | vs onnxruntime (1 thread) |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
+    for name in MODELS:
+        for batch in BATCHES:
+            base = ort_rates[(name, batch, 1)]
+            print(f"| {name} | {batch} | onnxruntime, 1 thread | 1 | {base:,.0f} | | 1.00 |")
+            default = ort_rates[(name, batch, 0)]
+            print(f"| {name} | {batch} | onnxruntime, default threads | 1 | {default:,.0f} | | {default / base:.2f} |")
+            for r in rows:
+                if r["model"] == name and r["batch"] == batch:
+                    print(f"| {name} | {batch} | {r['runner']} | {r['hosts']} | {r['images_per_s']:,.0f} "
+                          f"| {r['load_ms']:.0f} | {r['images_per_s'] / base:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
