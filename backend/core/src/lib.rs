@@ -12,6 +12,7 @@
 
 pub mod account;
 pub mod challenge;
+pub mod leaderboard;
 pub mod scoring;
 pub mod store;
 pub mod task;

@@ -213,4 +213,204 @@ pub trait Store: Send + Sync + 'static {
     async fn set_challenge_hidden(&self, slug: &str, hidden: bool) -> StoreResult<()>;
 
     async fn counts(&self) -> StoreResult<Counts>;
+    /// Files the spec names (relative path -> sha256), for the evaluator only.
+    async fn set_challenge_artifacts(&self, slug: &str, artifacts_json: &str) -> StoreResult<()>;
+    async fn challenge_artifacts(&self, challenge: ChallengeId) -> StoreResult<String>;
+
+    // submissions and the evaluation queue
+    /// Insert a queued submission and its job in one transaction.
+    async fn create_submission(&self, new: NewSubmission<'_>) -> StoreResult<Submission>;
+    async fn submission(&self, id: SubmissionId) -> StoreResult<Option<Submission>>;
+    async fn team_submissions(&self, team: TeamId, challenge: ChallengeId) -> StoreResult<Vec<Submission>>;
+    /// Submissions of `team` on `track` of `challenge` created at or after `since`
+    /// (rejected and failed ones included: a file that was refused still used a slot).
+    async fn count_submissions_since(&self, team: TeamId, challenge: ChallengeId, track: Track, since: i64) -> StoreResult<i64>;
+    /// Submissions of a challenge's track with this status, oldest first.
+    async fn challenge_submissions(&self, challenge: ChallengeId, track: Track, status: SubmissionStatus) -> StoreResult<Vec<Submission>>;
+    /// Claim the oldest runnable job (queued and due, or running with an expired
+    /// lease and attempts left) for `owner` until `lease_until`.
+    async fn claim_job(&self, owner: &str, now: i64, lease_until: i64) -> StoreResult<Option<ClaimedJob>>;
+    /// Extend a lease; `false` when the lease was lost.
+    async fn heartbeat(&self, job: JobId, owner: &str, lease_until: i64) -> StoreResult<bool>;
+    /// Finish a job: write its cells (duplicates ignored) and the submission's
+    /// outcome, fenced by the lease. `Refused` when the lease was lost.
+    async fn complete_job(&self, done: JobCompletion<'_>) -> StoreResult<()>;
+    /// Give a job back after an evaluator error: retried with backoff until
+    /// `max_attempts`, then the submission fails with `error`.
+    async fn fail_job(&self, job: JobId, owner: &str, error: &str, now: i64, max_attempts: i64) -> StoreResult<()>;
+    /// Jobs whose lease expired after their last attempt: mark them and their submissions failed.
+    async fn expire_dead_jobs(&self, now: i64, max_attempts: i64) -> StoreResult<u64>;
+    async fn queue_depth(&self) -> StoreResult<i64>;
+    async fn evaluations(&self, challenge: ChallengeId) -> StoreResult<Vec<Evaluation>>;
+}
+
+pub type SubmissionId = i64;
+pub type JobId = i64;
+
+/// The two sides of a challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Track {
+    Attack,
+    Defense,
+}
+
+impl Track {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Track::Attack => "attack",
+            Track::Defense => "defense",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "attack" => Some(Track::Attack),
+            "defense" => Some(Track::Defense),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubmissionStatus {
+    Queued,
+    Running,
+    Scored,
+    Rejected,
+    Failed,
+}
+
+impl SubmissionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubmissionStatus::Queued => "queued",
+            SubmissionStatus::Running => "running",
+            SubmissionStatus::Scored => "scored",
+            SubmissionStatus::Rejected => "rejected",
+            SubmissionStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::Scored, Self::Rejected, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Scored | Self::Rejected | Self::Failed)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Submission {
+    pub id: SubmissionId,
+    pub challenge_id: ChallengeId,
+    pub team_id: TeamId,
+    pub user_id: UserId,
+    pub track: Track,
+    pub blob_sha256: String,
+    pub filename: String,
+    pub size: i64,
+    pub status: SubmissionStatus,
+    pub message: String,
+    pub gate_accuracy: Option<f64>,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSubmission<'a> {
+    pub challenge_id: ChallengeId,
+    pub team_id: TeamId,
+    pub user_id: UserId,
+    pub track: Track,
+    pub blob_sha256: &'a str,
+    pub filename: &'a str,
+    pub size: i64,
+    pub now: i64,
+    /// Refuse when the team already has this many submissions on the track since `limit_since`.
+    pub limit: i64,
+    pub limit_since: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: JobId,
+    pub submission: Submission,
+    pub attempts: i64,
+}
+
+/// Who attacked whom in one cell of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub enum Party {
+    /// A participant's submission.
+    Submission(SubmissionId),
+    /// An organizer target model (defender side).
+    Organizer(String),
+    /// A built-in reference attack (attacker side).
+    Reference(String),
+}
+
+impl Party {
+    pub fn key(&self) -> String {
+        match self {
+            Party::Submission(id) => format!("sub:{id}"),
+            Party::Organizer(name) => format!("org:{name}"),
+            Party::Reference(name) => format!("ref:{name}"),
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<Self> {
+        let (kind, rest) = key.split_once(':')?;
+        match kind {
+            "sub" => rest.parse().ok().map(Party::Submission),
+            "org" => Some(Party::Organizer(rest.to_owned())),
+            "ref" => Some(Party::Reference(rest.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Public,
+    Private,
+}
+
+impl Split {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Public => "public",
+            Split::Private => "private",
+        }
+    }
+}
+
+/// One cell: of `total` inputs of `split`, the attacker fooled the defender on `fooled`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub attacker: Party,
+    pub defender: Party,
+    pub split: Split,
+    pub total: i64,
+    pub fooled: i64,
+    pub created_at: i64,
+}
+
+/// How a job ended, written atomically with its cells.
+#[derive(Debug, Clone)]
+pub struct JobCompletion<'a> {
+    pub job: JobId,
+    pub owner: &'a str,
+    pub challenge_id: ChallengeId,
+    pub submission: SubmissionId,
+    pub status: SubmissionStatus,
+    pub message: &'a str,
+    pub gate_accuracy: Option<f64>,
+    pub cells: &'a [Evaluation],
+    pub now: i64,
 }

@@ -5,8 +5,10 @@ use anyhow::Context;
 use async_trait::async_trait;
 use riposte_core::account::Role;
 use riposte_core::store::{
-    ApiToken, ChallengeRecord, ChallengeUpsert, Counts, Credentials, FileRecord, NewSession,
-    Session, Store, StoreError, StoreResult, Team, TeamId, TeamSummary, Upserted, User, UserId,
+    ApiToken, ChallengeId, ChallengeRecord, ChallengeUpsert, ClaimedJob, Counts, Credentials, Evaluation,
+    FileRecord, JobCompletion, JobId, NewSession, NewSubmission, Party, Session, Split, Store, StoreError,
+    StoreResult, Submission, SubmissionId, SubmissionStatus, Team, TeamId, TeamSummary, Track, Upserted,
+    User, UserId,
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -27,6 +29,9 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
 }
+
+/// Claims never hand out a job more often than this, whatever the caller's limit.
+const MAX_ATTEMPTS_CEILING: i64 = 3;
 
 const USER_COLUMNS: &str = "u.id, u.username, u.role, u.banned, u.team_id, u.created_at";
 
@@ -719,6 +724,355 @@ impl Store for SqlStore {
             challenges: row.try_get("challenges").map_err(backend_err)?,
         })
     }
+
+    async fn set_challenge_artifacts(&self, slug: &str, artifacts_json: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE challenges SET artifacts = $1 WHERE slug = $2")
+            .bind(artifacts_json)
+            .bind(slug)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Ok(())
+    }
+
+    async fn challenge_artifacts(&self, challenge: ChallengeId) -> StoreResult<String> {
+        sqlx::query_scalar("SELECT artifacts FROM challenges WHERE id = $1")
+            .bind(challenge)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?
+            .ok_or(StoreError::NotFound)
+    }
+
+    #[tracing::instrument(skip_all, fields(team = new.team_id, track = new.track.as_str()))]
+    async fn create_submission(&self, new: NewSubmission<'_>) -> StoreResult<Submission> {
+        let mut tx = self.begin_write().await?;
+        // Lock the team row (PostgreSQL; SQLite's write lock is already held) so
+        // two uploads racing for the last slot of the day cannot both pass.
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id FROM teams WHERE id = $1{}", self.lock_rows())))
+            .bind(new.team_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        let used: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM submissions WHERE team_id = $1 AND challenge_id = $2 AND track = $3 AND created_at >= $4",
+        )
+        .bind(new.team_id)
+        .bind(new.challenge_id)
+        .bind(new.track.as_str())
+        .bind(new.limit_since)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        if used >= new.limit {
+            return Err(StoreError::Refused(format!(
+                "your team has used its {} {} submissions of the last 24 hours",
+                new.limit,
+                new.track.as_str()
+            )));
+        }
+        let row = sqlx::query(
+            "INSERT INTO submissions (challenge_id, team_id, user_id, track, blob_sha256, filename, size, status, message, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', '', $8) RETURNING id",
+        )
+        .bind(new.challenge_id)
+        .bind(new.team_id)
+        .bind(new.user_id)
+        .bind(new.track.as_str())
+        .bind(new.blob_sha256)
+        .bind(new.filename)
+        .bind(new.size)
+        .bind(new.now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        let id: i64 = row.try_get("id").map_err(backend_err)?;
+        sqlx::query("INSERT INTO jobs (submission_id, state, attempts, run_after, created_at) VALUES ($1, 'queued', 0, $2, $2)")
+            .bind(id)
+            .bind(new.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        tx.commit().await.map_err(backend_err)?;
+        self.submission(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn submission(&self, id: SubmissionId) -> StoreResult<Option<Submission>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.as_ref().map(submission_from).transpose()
+    }
+
+    async fn team_submissions(&self, team: TeamId, challenge: ChallengeId) -> StoreResult<Vec<Submission>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.team_id = $1 AND s.challenge_id = $2 ORDER BY s.id DESC"
+        )))
+        .bind(team)
+        .bind(challenge)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter().map(submission_from).collect()
+    }
+
+    async fn count_submissions_since(&self, team: TeamId, challenge: ChallengeId, track: Track, since: i64) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM submissions WHERE team_id = $1 AND challenge_id = $2 AND track = $3 AND created_at >= $4",
+        )
+        .bind(team)
+        .bind(challenge)
+        .bind(track.as_str())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend_err)
+    }
+
+    async fn challenge_submissions(&self, challenge: ChallengeId, track: Track, status: SubmissionStatus) -> StoreResult<Vec<Submission>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.challenge_id = $1 AND s.track = $2 AND s.status = $3 ORDER BY s.id"
+        )))
+        .bind(challenge)
+        .bind(track.as_str())
+        .bind(status.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter().map(submission_from).collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(owner))]
+    async fn claim_job(&self, owner: &str, now: i64, lease_until: i64) -> StoreResult<Option<ClaimedJob>> {
+        // One statement claims the row: PostgreSQL skips rows other workers hold,
+        // SQLite's single writer makes the sub-select and update atomic.
+        let skip_locked = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM jobs \
+                         WHERE (state = 'queued' AND run_after <= $3) \
+                            OR (state = 'running' AND lease_expires_at < $3 AND attempts < $4) \
+                         ORDER BY id LIMIT 1{skip_locked}) \
+             RETURNING id, submission_id, attempts"
+        );
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(MAX_ATTEMPTS_CEILING)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        let Some(row) = row else {
+            tx.commit().await.map_err(backend_err)?;
+            return Ok(None);
+        };
+        let id: i64 = row.try_get("id").map_err(backend_err)?;
+        let submission_id: i64 = row.try_get("submission_id").map_err(backend_err)?;
+        let attempts: i64 = row.try_get("attempts").map_err(backend_err)?;
+        sqlx::query("UPDATE submissions SET status = 'running' WHERE id = $1 AND status IN ('queued', 'running')")
+            .bind(submission_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        tx.commit().await.map_err(backend_err)?;
+        let submission = self.submission(submission_id).await?.ok_or(StoreError::NotFound)?;
+        Ok(Some(ClaimedJob { id, submission, attempts }))
+    }
+
+    async fn heartbeat(&self, job: JobId, owner: &str, lease_until: i64) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'")
+            .bind(lease_until)
+            .bind(job)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, fields(job = done.job, status = done.status.as_str()))]
+    async fn complete_job(&self, done: JobCompletion<'_>) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let fenced = sqlx::query(
+            "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+        )
+        .bind(done.job)
+        .bind(done.owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        if fenced.rows_affected() != 1 {
+            return Err(StoreError::Refused(format!("job {} is no longer leased to {}", done.job, done.owner)));
+        }
+        for cell in done.cells {
+            sqlx::query(
+                "INSERT INTO evaluations (challenge_id, attacker, defender, split, total, fooled, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(done.challenge_id)
+            .bind(cell.attacker.key())
+            .bind(cell.defender.key())
+            .bind(cell.split.as_str())
+            .bind(cell.total)
+            .bind(cell.fooled)
+            .bind(done.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        }
+        sqlx::query("UPDATE submissions SET status = $1, message = $2, gate_accuracy = $3, finished_at = $4 WHERE id = $5")
+            .bind(done.status.as_str())
+            .bind(done.message)
+            .bind(done.gate_accuracy)
+            .bind(done.now)
+            .bind(done.submission)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn fail_job(&self, job: JobId, owner: &str, error: &str, now: i64, max_attempts: i64) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT attempts, submission_id FROM jobs WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+        )
+        .bind(job)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        let Some(row) = row else {
+            return Err(StoreError::Refused(format!("job {job} is no longer leased to {owner}")));
+        };
+        let attempts: i64 = row.try_get("attempts").map_err(backend_err)?;
+        let submission: i64 = row.try_get("submission_id").map_err(backend_err)?;
+        if attempts >= max_attempts {
+            sqlx::query("UPDATE jobs SET state = 'failed', lease_owner = NULL, last_error = $1 WHERE id = $2")
+                .bind(error)
+                .bind(job)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+            sqlx::query("UPDATE submissions SET status = 'failed', message = $1, finished_at = $2 WHERE id = $3")
+                .bind(format!("evaluation failed after {attempts} attempts: {error}"))
+                .bind(now)
+                .bind(submission)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        } else {
+            // Exponential backoff: 2, 4, 8... seconds.
+            let backoff = 1_i64 << attempts.clamp(1, 10);
+            sqlx::query(
+                "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, last_error = $1, run_after = $2 WHERE id = $3",
+            )
+            .bind(error)
+            .bind(now + backoff)
+            .bind(job)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+            sqlx::query("UPDATE submissions SET status = 'queued' WHERE id = $1")
+                .bind(submission)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn expire_dead_jobs(&self, now: i64, max_attempts: i64) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let dead = sqlx::query(
+            "UPDATE jobs SET state = 'failed', lease_owner = NULL, \
+             last_error = 'the evaluator stopped while holding the job' \
+             WHERE state = 'running' AND lease_expires_at < $1 AND attempts >= $2 RETURNING submission_id",
+        )
+        .bind(now)
+        .bind(max_attempts)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        for row in &dead {
+            let submission: i64 = row.try_get("submission_id").map_err(backend_err)?;
+            sqlx::query("UPDATE submissions SET status = 'failed', message = $1, finished_at = $2 WHERE id = $3")
+                .bind(format!("evaluation failed: the evaluator stopped {max_attempts} times while scoring this file"))
+                .bind(now)
+                .bind(submission)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)?;
+        Ok(dead.len() as u64)
+    }
+
+    async fn queue_depth(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend_err)
+    }
+
+    async fn evaluations(&self, challenge: ChallengeId) -> StoreResult<Vec<Evaluation>> {
+        let rows = sqlx::query(
+            "SELECT attacker, defender, split, total, fooled, created_at FROM evaluations WHERE challenge_id = $1 ORDER BY id",
+        )
+        .bind(challenge)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter()
+            .map(|row| {
+                let key = |col: &str| -> StoreResult<Party> {
+                    let raw: String = row.try_get(col).map_err(backend_err)?;
+                    Party::parse(&raw).ok_or_else(|| StoreError::Backend(anyhow::anyhow!("bad party key {raw:?}")))
+                };
+                let split: String = row.try_get("split").map_err(backend_err)?;
+                Ok(Evaluation {
+                    attacker: key("attacker")?,
+                    defender: key("defender")?,
+                    split: if split == "private" { Split::Private } else { Split::Public },
+                    total: row.try_get("total").map_err(backend_err)?,
+                    fooled: row.try_get("fooled").map_err(backend_err)?,
+                    created_at: row.try_get("created_at").map_err(backend_err)?,
+                })
+            })
+            .collect()
+    }
+}
+
+const SUBMISSION_COLUMNS: &str = "s.id, s.challenge_id, s.team_id, s.user_id, s.track, s.blob_sha256, s.filename, \
+     s.size, s.status, s.message, s.gate_accuracy, s.created_at, s.finished_at";
+
+fn submission_from(row: &AnyRow) -> StoreResult<Submission> {
+    let bad = |what: &str, value: String| StoreError::Backend(anyhow::anyhow!("stored {what} {value:?} is unknown"));
+    let track: String = row.try_get("track").map_err(backend_err)?;
+    let status: String = row.try_get("status").map_err(backend_err)?;
+    Ok(Submission {
+        id: row.try_get("id").map_err(backend_err)?,
+        challenge_id: row.try_get("challenge_id").map_err(backend_err)?,
+        team_id: row.try_get("team_id").map_err(backend_err)?,
+        user_id: row.try_get("user_id").map_err(backend_err)?,
+        track: Track::parse(&track).ok_or_else(|| bad("track", track.clone()))?,
+        blob_sha256: row.try_get("blob_sha256").map_err(backend_err)?,
+        filename: row.try_get("filename").map_err(backend_err)?,
+        size: row.try_get("size").map_err(backend_err)?,
+        status: SubmissionStatus::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
+        message: row.try_get("message").map_err(backend_err)?,
+        gate_accuracy: row.try_get("gate_accuracy").map_err(backend_err)?,
+        created_at: row.try_get("created_at").map_err(backend_err)?,
+        finished_at: row.try_get("finished_at").map_err(backend_err)?,
+    })
 }
 
 fn token_from(row: &AnyRow) -> StoreResult<ApiToken> {

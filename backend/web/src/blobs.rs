@@ -56,6 +56,28 @@ impl BlobDir {
         Ok(sha)
     }
 
+    /// Start writing a blob whose hash is known only at the end (uploads).
+    pub fn writer(&self) -> anyhow::Result<BlobWriter> {
+        Ok(BlobWriter {
+            tmp: tempfile::NamedTempFile::new_in(self.root.join("tmp")).context("creating a temporary blob")?,
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    /// Move a finished writer's bytes into place; returns (sha256, size).
+    pub fn finish(&self, writer: BlobWriter) -> anyhow::Result<(String, u64)> {
+        let sha = hex::encode(writer.hasher.finalize());
+        self.commit(writer.tmp, &sha)?;
+        Ok((sha, writer.size))
+    }
+
+    /// The bytes of a blob.
+    pub fn read(&self, sha256: &str) -> anyhow::Result<Vec<u8>> {
+        let path = self.path(sha256).with_context(|| format!("{sha256:?} is not a sha256"))?;
+        std::fs::read(&path).with_context(|| format!("reading blob {sha256}"))
+    }
+
     fn commit(&self, tmp: tempfile::NamedTempFile, sha: &str) -> anyhow::Result<()> {
         let dest = self.path(sha).context("computed an invalid hash")?;
         if dest.exists() {
@@ -69,5 +91,25 @@ impl BlobDir {
             .map_err(|e| e.error)
             .context("moving a blob into place")?;
         Ok(())
+    }
+}
+
+/// A blob being written: bytes go to a temporary file and into the hash at once.
+/// Dropping it without [`BlobDir::finish`] deletes the temporary file.
+pub struct BlobWriter {
+    tmp: tempfile::NamedTempFile,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl BlobWriter {
+    pub fn write(&mut self, chunk: &[u8]) -> anyhow::Result<()> {
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        self.tmp.write_all(chunk).context("writing an upload")
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
     }
 }

@@ -41,6 +41,35 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Run evaluator workers only (multi-node deployments share one PostgreSQL).
+    Worker {
+        /// How many jobs to score at once.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check a model against a challenge, as the server will.
+    #[command(subcommand)]
+    Model(riposte_eval::cli::ModelCommand),
+    /// Score an attack file or a defense model locally, as the server will.
+    Eval(riposte_eval::cli::EvalArgs),
+    /// The sandboxed inference process (started by riposte itself; reads a model on stdin).
+    #[command(hide = true)]
+    ModelHost,
+}
+
+impl Cli {
+    /// Commands that must run before any async runtime starts: the model host
+    /// locks its own process down, and the local evaluators start their own runtime.
+    pub fn run_sync(&self) -> Option<anyhow::Result<i32>> {
+        match &self.command {
+            Command::ModelHost => Some(Ok(riposte_eval::host::model_host_main())),
+            Command::Model(cmd) => Some(riposte_eval::cli::run_model(cmd.clone())),
+            Command::Eval(args) => Some(riposte_eval::cli::run_eval(args.clone())),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -120,6 +149,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Admin(cmd) => admin(cmd, settings).await,
+        Command::Worker { workers, data_dir } => {
+            if let Some(dir) = data_dir {
+                settings.data_dir = dir;
+            }
+            crate::telemetry::init(settings.log_format);
+            let (store, blobs) = startup::open_storage(&settings).await?;
+            let store: std::sync::Arc<dyn riposte_core::store::Store> = std::sync::Arc::new(store);
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let mut tasks = Vec::new();
+            for index in 0..workers.max(1) {
+                let worker = startup::evaluator(&settings, store.clone(), blobs.clone(), index)?;
+                let mut stopped = stopped.clone();
+                tasks.push(tokio::spawn(worker.run(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })));
+            }
+            println!("riposte worker: {} evaluator(s) running", tasks.len());
+            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            let _ = stop.send(true);
+            for task in tasks {
+                let _ = task.await;
+            }
+            Ok(0)
+        }
+        Command::Model(_) | Command::Eval(_) | Command::ModelHost => {
+            anyhow::bail!("this command runs before the async runtime starts")
+        }
     }
 }
 

@@ -34,6 +34,7 @@ pub async fn import_bundle(
         });
     }
     let spec = &bundle.spec;
+    let artifacts = import_artifacts(blobs, bundle).await?;
     let spec_json = serde_json::to_string(spec).context("serializing the challenge spec")?;
     let outcome = store
         .upsert_challenge(ChallengeUpsert {
@@ -50,7 +51,31 @@ pub async fn import_bundle(
             now: riposte_core::now(),
         })
         .await?;
+    store.set_challenge_artifacts(&spec.slug, &artifacts).await?;
     Ok(outcome)
+}
+
+/// Copy every file the spec names (models, eval and hidden sets) into the blob
+/// store; returns the JSON map `relative path -> sha256` the evaluator reads.
+async fn import_artifacts(blobs: &BlobDir, bundle: &Bundle) -> anyhow::Result<String> {
+    let spec = &bundle.spec;
+    let mut paths: Vec<&std::path::Path> = spec.targets.iter().map(|t| t.model.as_path()).collect();
+    if let Some(eval) = &spec.eval {
+        paths.extend([eval.inputs.as_path(), eval.labels.as_path()]);
+    }
+    if let Some(defense) = &spec.defense {
+        paths.extend([defense.hidden_inputs.as_path(), defense.hidden_labels.as_path()]);
+    }
+    let mut map = std::collections::BTreeMap::new();
+    for rel in paths {
+        let blobs = blobs.clone();
+        let abs = bundle.dir.join(rel);
+        let sha = tokio::task::spawn_blocking(move || blobs.put_file(&abs))
+            .await
+            .context("blob copy task")??;
+        map.insert(rel.to_string_lossy().replace('\\', "/"), sha);
+    }
+    serde_json::to_string(&map).context("serializing artifacts")
 }
 
 /// Import every bundle under `root`; a broken bundle is reported and skipped.

@@ -41,6 +41,18 @@ pub struct Settings {
     /// Login, token and registration attempts allowed per client IP per minute.
     pub auth_attempts_per_ip_per_minute: u32,
     pub log_format: LogFormat,
+    /// Evaluator workers `serve` runs in-process (0: leave scoring to `riposte worker`).
+    pub workers: usize,
+    /// Program started as `PROGRAM model-host` for sandboxed inference; defaults to this binary.
+    pub model_host_program: Option<PathBuf>,
+    /// Live sandboxed model hosts at most.
+    pub max_model_hosts: usize,
+    /// Eval examples the reference attack attacks per defense (the first N).
+    pub reference_attack_examples: usize,
+    /// Queries per example of the reference attack.
+    pub reference_attack_queries: u32,
+    /// Seconds a worker's job lease lasts without a heartbeat.
+    pub job_lease_seconds: u64,
 }
 
 impl Default for Settings {
@@ -61,6 +73,12 @@ impl Default for Settings {
             login_failures_per_hour: 100,
             auth_attempts_per_ip_per_minute: 30,
             log_format: LogFormat::Human,
+            workers: 1,
+            model_host_program: None,
+            max_model_hosts: 4,
+            reference_attack_examples: 100,
+            reference_attack_queries: 100,
+            job_lease_seconds: 30,
         }
     }
 }
@@ -115,6 +133,11 @@ struct DefaultsView {
     login_failures_per_hour: i64,
     auth_attempts_per_ip_per_minute: u32,
     log_format: &'static str,
+    workers: usize,
+    max_model_hosts: usize,
+    reference_attack_examples: usize,
+    reference_attack_queries: u32,
+    job_lease_seconds: u64,
 }
 
 impl From<Settings> for DefaultsView {
@@ -131,6 +154,11 @@ impl From<Settings> for DefaultsView {
             max_team_size: s.max_team_size,
             login_failures_per_hour: s.login_failures_per_hour,
             auth_attempts_per_ip_per_minute: s.auth_attempts_per_ip_per_minute,
+            workers: s.workers,
+            max_model_hosts: s.max_model_hosts,
+            reference_attack_examples: s.reference_attack_examples,
+            reference_attack_queries: s.reference_attack_queries,
+            job_lease_seconds: s.job_lease_seconds,
             log_format: match s.log_format {
                 LogFormat::Human => "human",
                 LogFormat::Json => "json",

@@ -53,11 +53,37 @@ pub async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<Option<String>
     Ok(Some(password))
 }
 
+/// The evaluator pieces shared by `serve` and `worker`.
+pub fn evaluator(settings: &Settings, store: Arc<dyn Store>, blobs: BlobDir, index: usize) -> anyhow::Result<crate::worker::Evaluator> {
+    let command = match &settings.model_host_program {
+        Some(program) => riposte_eval::host::HostCommand::new(program.clone(), ["model-host"]),
+        None => riposte_eval::host::HostCommand::current_exe_model_host().context("locating the riposte binary")?,
+    };
+    let pool = riposte_eval::host::HostPool::new(
+        command,
+        riposte_eval::host::PoolConfig { max_hosts: settings.max_model_hosts.max(1), ..Default::default() },
+    );
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
+    Ok(crate::worker::Evaluator {
+        store,
+        blobs,
+        pool: Arc::new(pool),
+        owner: format!("{host}:{}:{index}:{}", std::process::id(), &auth::random_code(6)),
+        lease: std::time::Duration::from_secs(settings.job_lease_seconds.max(3)),
+        reference: crate::worker::ReferenceAttackConfig {
+            examples: settings.reference_attack_examples,
+            queries: settings.reference_attack_queries,
+            seed: 0,
+        },
+    })
+}
+
 pub struct Application {
     port: u16,
     server: Server,
     admin_password: Option<String>,
     store: SqlStore,
+    workers: Vec<crate::worker::Evaluator>,
 }
 
 impl Application {
@@ -72,6 +98,10 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let mut workers = Vec::new();
+        for index in 0..settings.workers {
+            workers.push(evaluator(&settings, Arc::new(store.clone()), blobs.clone(), index)?);
+        }
         let state = web::Data::new(AppState {
             store: Arc::new(store.clone()),
             blobs,
@@ -105,6 +135,7 @@ impl Application {
             server,
             admin_password,
             store,
+            workers,
         })
     }
 
@@ -119,7 +150,19 @@ impl Application {
 
     /// Serve until SIGINT/SIGTERM (graceful: in-flight requests finish), then close the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for worker in self.workers {
+            let mut stopped = stopped.clone();
+            tasks.push(tokio::spawn(worker.run(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })));
+        }
         let result = self.server.await;
+        let _ = stop.send(true);
+        for task in tasks {
+            let _ = task.await;
+        }
         self.store.close().await;
         result
     }

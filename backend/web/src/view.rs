@@ -80,6 +80,7 @@ fn dtype_name(task: &riposte_core::task::TaskSpec) -> &'static str {
 }
 
 pub struct TrackRow {
+    pub key: &'static str,
     pub name: &'static str,
     pub window: String,
     pub state: &'static str,
@@ -98,7 +99,8 @@ pub fn track_state(track: &Track, now: i64) -> &'static str {
 }
 
 pub fn track_rows(spec: &ChallengeSpec, now: i64) -> Vec<TrackRow> {
-    let row = |name, t: &Track| TrackRow {
+    let row = |key, name, t: &Track| TrackRow {
+        key,
         name,
         window: format!("{} → {}", datetime(t.opens), datetime(t.closes)),
         state: track_state(t, now),
@@ -107,10 +109,10 @@ pub fn track_rows(spec: &ChallengeSpec, now: i64) -> Vec<TrackRow> {
     };
     let mut rows = Vec::new();
     if let Some(t) = &spec.attack {
-        rows.push(row("Attack", t));
+        rows.push(row("attack", "Attack", t));
     }
     if let Some(d) = &spec.defense {
-        rows.push(row("Defense", &d.window));
+        rows.push(row("defense", "Defense", &d.window));
     }
     rows
 }

@@ -3,6 +3,7 @@
 mod admin;
 pub mod api;
 mod pages;
+mod submissions;
 mod team;
 
 use actix_web::http::StatusCode;
@@ -23,8 +24,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/static/style.css", web::get().to(stylesheet))
-        .service(web::scope("/api/v1").configure(api::configure))
+        .route("/static/submission.js", web::get().to(submission_script))
+        .service(web::scope("/api/v1").configure(api::configure).configure(submissions::configure_api))
         .configure(pages::configure)
+        .configure(submissions::configure_pages)
         .configure(team::configure)
         .configure(admin::configure)
         .default_service(web::to(not_found));
@@ -101,6 +104,13 @@ async fn stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(include_str!("../../../../frontend/static/style.css"))
+}
+
+async fn submission_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../../frontend/static/submission.js"))
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, actix_web::Error> {

@@ -362,6 +362,7 @@ struct ChallengePage {
     description_html: String,
     threat_rows: Vec<(&'static str, String)>,
     tracks: Vec<view::TrackRow>,
+    mine: Vec<riposte_core::store::Submission>,
 }
 
 #[tracing::instrument(skip_all, fields(slug = %slug))]
@@ -377,7 +378,12 @@ async fn challenge(
         .ok_or_else(PageError::not_found)?;
     let spec: ChallengeSpec = serde_json::from_str(&record.spec_json)
         .map_err(|e| PageError::internal(anyhow::Error::new(e).context("stored spec")))?;
+    let mine = match visitor.user().and_then(|u| u.team_id) {
+        Some(team) => state.store.team_submissions(team, record.id).await?,
+        None => Vec::new(),
+    };
     let page = ChallengePage {
+        mine,
         layout: Layout::new(&state, &visitor),
         description_html: view::markdown(&record.readme),
         threat_rows: view::threat_rows(&spec),

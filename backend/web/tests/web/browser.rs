@@ -35,6 +35,8 @@ async fn browser() -> Option<(Driver, fantoccini::Client, tempfile::TempDir)> {
             .spawn()
             .unwrap(),
     );
+    // reqwest and fantoccini both link rustls; pick its provider once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let profile = tempfile::tempdir().unwrap();
     let mut args = vec![
         "--headless".to_owned(),

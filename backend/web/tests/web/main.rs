@@ -9,4 +9,5 @@ mod api;
 mod browser;
 mod challenges;
 mod cli;
+mod competition;
 mod teams;

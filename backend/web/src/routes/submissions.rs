@@ -1,0 +1,531 @@
+//! Uploads, submission status and leaderboards (API and pages).
+
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use futures_util::TryStreamExt;
+use riposte_core::challenge::ChallengeSpec;
+use riposte_core::leaderboard::{self, Standing};
+use riposte_core::store::{ChallengeRecord, NewSubmission, Party, Split, StoreError, Submission, Track, User};
+use serde::Serialize;
+
+use super::{Layout, render, see_other};
+use crate::auth::{ApiUser, Visitor};
+use crate::blobs::BlobWriter;
+use crate::error::{ApiError, PageError};
+use crate::startup::AppState;
+use crate::view;
+
+pub fn configure_api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/challenges/{slug}/submissions", web::post().to(api_upload))
+        .route("/challenges/{slug}/leaderboard", web::get().to(api_leaderboard))
+        .route("/submissions/{id}", web::get().to(api_submission));
+}
+
+pub fn configure_pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/challenges/{slug}/submit", web::post().to(page_upload))
+        .route("/challenges/{slug}/leaderboard", web::get().to(page_leaderboard))
+        .route("/submissions/{id}", web::get().to(page_submission));
+}
+
+/// Why an upload was refused, with the HTTP status it deserves.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    fn internal(e: anyhow::Error) -> Self {
+        tracing::error!(error = ?e, "upload failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side; it has been logged")
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        ApiError::new(r.status, r.code, r.message)
+    }
+}
+
+impl From<Refusal> for PageError {
+    fn from(r: Refusal) -> Self {
+        PageError::new(r.status, r.message)
+    }
+}
+
+/// Slack for the multipart framing around the file.
+const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+const TEXT_FIELD_LIMIT: usize = 1024;
+
+struct Upload {
+    fields: Vec<(String, String)>,
+    file: Option<(String, BlobWriter)>,
+}
+
+impl Upload {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes >> 20)
+}
+
+/// Stream the multipart body: text fields into memory (capped), the file into a
+/// temporary blob, stopping as soon as it passes `max_file`.
+async fn read_upload(state: &AppState, req: &HttpRequest, mut payload: Multipart, max_file: u64) -> Result<Upload, Refusal> {
+    if let Some(len) = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > max_file + MULTIPART_OVERHEAD
+    {
+        return Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the upload is {len} bytes: files may be at most {}", mib(max_file)),
+        ));
+    }
+    let bad = |e: actix_multipart::MultipartError| {
+        Refusal::new(StatusCode::BAD_REQUEST, "invalid_input", format!("the multipart body could not be read: {e}"))
+    };
+    let mut upload = Upload { fields: Vec::new(), file: None };
+    while let Some(mut field) = payload.try_next().await.map_err(bad)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            if upload.file.is_some() {
+                return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid_input", "send exactly one file field"));
+            }
+            let filename = field
+                .content_disposition()
+                .and_then(|d| d.get_filename())
+                .map(clean_filename)
+                .unwrap_or_default();
+            let mut writer = state.blobs.writer().map_err(Refusal::internal)?;
+            while let Some(chunk) = field.try_next().await.map_err(bad)? {
+                if writer.size() + chunk.len() as u64 > max_file {
+                    return Err(Refusal::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        format!("the file is larger than the limit of {}", mib(max_file)),
+                    ));
+                }
+                writer.write(&chunk).map_err(Refusal::internal)?;
+            }
+            upload.file = Some((filename, writer));
+        } else {
+            let mut value = Vec::new();
+            while let Some(chunk) = field.try_next().await.map_err(bad)? {
+                if value.len() + chunk.len() > TEXT_FIELD_LIMIT {
+                    return Err(Refusal::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        format!("the form field {name:?} is longer than {TEXT_FIELD_LIMIT} bytes"),
+                    ));
+                }
+                value.extend_from_slice(&chunk);
+            }
+            let value = String::from_utf8(value)
+                .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "invalid_input", format!("the field {name:?} is not UTF-8")))?;
+            upload.fields.push((name, value));
+        }
+    }
+    Ok(upload)
+}
+
+/// Keep a harmless display name: the last path part, safe characters, at most 100.
+fn clean_filename(raw: &str) -> String {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    last.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(100)
+        .collect()
+}
+
+fn spec_of(record: &ChallengeRecord) -> Result<ChallengeSpec, Refusal> {
+    serde_json::from_str(&record.spec_json).map_err(|e| Refusal::internal(anyhow::Error::new(e).context("stored spec")))
+}
+
+/// The largest file any track of the challenge accepts.
+fn largest_upload(spec: &ChallengeSpec) -> u64 {
+    let attack = spec.attack.as_ref().map_or(0, |t| t.max_upload_bytes);
+    let defense = spec.defense.as_ref().map_or(0, |d| d.window.max_upload_bytes);
+    attack.max(defense)
+}
+
+/// Check an upload against the track's rules and queue it. Nothing is stored on refusal.
+async fn accept(
+    state: &AppState,
+    user: &User,
+    record: &ChallengeRecord,
+    spec: &ChallengeSpec,
+    upload: Upload,
+    track_override: Option<&str>,
+) -> Result<Submission, Refusal> {
+    let invalid = |m: String| Refusal::new(StatusCode::BAD_REQUEST, "invalid_input", m);
+    let raw_track = track_override.or(upload.field("track")).unwrap_or("");
+    let track = Track::parse(raw_track)
+        .ok_or_else(|| invalid(format!("track {raw_track:?} is unknown: expected attack or defense")))?;
+    let window = match track {
+        Track::Attack => spec.attack.as_ref(),
+        Track::Defense => spec.defense.as_ref().map(|d| &d.window),
+    }
+    .ok_or_else(|| invalid(format!("this challenge has no {} track", track.as_str())))?;
+    let now = riposte_core::now();
+    if !window.is_open_at(now) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "closed",
+            format!(
+                "the {} track accepts submissions from {} to {} (UTC); it is {} now",
+                track.as_str(),
+                view::datetime(window.opens),
+                view::datetime(window.closes),
+                view::datetime(now)
+            ),
+        ));
+    }
+    let (filename, writer) = upload.file.ok_or_else(|| invalid("the upload has no file field named \"file\"".to_owned()))?;
+    if writer.size() == 0 {
+        return Err(invalid("the file is empty".to_owned()));
+    }
+    if writer.size() > window.max_upload_bytes {
+        return Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the file is {} bytes: the {} track accepts at most {}", writer.size(), track.as_str(), mib(window.max_upload_bytes)),
+        ));
+    }
+    let team_id = match user.team_id {
+        Some(id) => id,
+        None => {
+            super::give_solo_team(state.store.as_ref(), user).await.map_err(|e| Refusal::internal(e.into()))?;
+            state
+                .store
+                .user_by_id(user.id)
+                .await
+                .map_err(|e| Refusal::internal(e.into()))?
+                .and_then(|u| u.team_id)
+                .ok_or_else(|| Refusal::internal(anyhow::anyhow!("user has no team")))?
+        }
+    };
+    let blobs = state.blobs.clone();
+    let (sha, size) = web::block(move || blobs.finish(writer))
+        .await
+        .map_err(|e| Refusal::internal(anyhow::anyhow!("{e}")))?
+        .map_err(Refusal::internal)?;
+    let default_name = match track {
+        Track::Attack => "attack.npy",
+        Track::Defense => "defense.onnx",
+    };
+    let filename = if filename.is_empty() { default_name.to_owned() } else { filename };
+    let created = state
+        .store
+        .create_submission(NewSubmission {
+            challenge_id: record.id,
+            team_id,
+            user_id: user.id,
+            track,
+            blob_sha256: &sha,
+            filename: &filename,
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+            now,
+            limit: i64::from(window.submissions_per_day),
+            limit_since: now - 86_400,
+        })
+        .await;
+    match created {
+        Ok(s) => {
+            tracing::info!(submission = s.id, team = team_id, track = track.as_str(), "queued");
+            Ok(s)
+        }
+        Err(StoreError::Refused(m)) => Err(Refusal::new(StatusCode::TOO_MANY_REQUESTS, "daily_limit", m)),
+        Err(e) => Err(Refusal::internal(e.into())),
+    }
+}
+
+async fn visible(state: &AppState, user: Option<&User>, slug: &str) -> Result<Option<ChallengeRecord>, StoreError> {
+    let record = state.store.challenge(slug).await?;
+    Ok(record.filter(|c| !c.hidden || user.is_some_and(|u| u.role.can_organize())))
+}
+
+#[tracing::instrument(skip_all, fields(slug = %slug))]
+async fn api_upload(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    query: web::Query<TrackQuery>,
+    payload: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let record = visible(&state, Some(&user.0), &slug).await?.ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
+    let spec = spec_of(&record)?;
+    let upload = read_upload(&state, &req, payload, largest_upload(&spec)).await?;
+    let submission = accept(&state, &user.0, &record, &spec, upload, query.track.as_deref()).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((actix_web::http::header::LOCATION, format!("/api/v1/submissions/{}", submission.id)))
+        .json(serde_json::json!({ "id": submission.id, "status": submission.status })))
+}
+
+#[derive(serde::Deserialize)]
+struct TrackQuery {
+    track: Option<String>,
+}
+
+async fn page_upload(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    req: HttpRequest,
+    slug: web::Path<String>,
+    payload: Multipart,
+) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?.clone();
+    let record = visible(&state, Some(&user), &slug).await?.ok_or_else(PageError::not_found)?;
+    let spec = spec_of(&record)?;
+    let upload = read_upload(&state, &req, payload, largest_upload(&spec)).await?;
+    visitor.check_csrf(upload.field("csrf_token").unwrap_or(""))?;
+    let submission = accept(&state, &user, &record, &spec, upload, None).await?;
+    Ok(see_other(&format!("/submissions/{}", submission.id)))
+}
+
+/// One row of a submission's results: an opponent and the count on the shown split.
+#[derive(Serialize)]
+pub struct ResultRow {
+    pub target: String,
+    pub kind: &'static str,
+    pub total: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fooled: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correct: Option<i64>,
+    pub rate: f64,
+}
+
+fn party_label(party: &Party, names: &std::collections::HashMap<i64, String>) -> (String, &'static str) {
+    match party {
+        Party::Organizer(name) => (name.clone(), "organizer"),
+        Party::Reference(name) => (name.clone(), "reference"),
+        Party::Submission(id) => (
+            format!("#{id} ({})", names.get(id).map_or("?", String::as_str)),
+            "submission",
+        ),
+    }
+}
+
+/// A submission's results on `split`: per opponent, fooled (attack) or correct (defense).
+async fn results(state: &AppState, submission: &Submission, split: Split) -> Result<Vec<ResultRow>, StoreError> {
+    let evaluations = state.store.evaluations(submission.challenge_id).await?;
+    let names = team_names(state).await?;
+    let sub_names = submission_team_names(state, submission.challenge_id, &names).await?;
+    let me = Party::Submission(submission.id);
+    let mut rows = Vec::new();
+    for e in evaluations.iter().filter(|e| e.split == split) {
+        let rate = |n: i64| if e.total > 0 { n as f64 / e.total as f64 } else { 0.0 };
+        if e.attacker == me {
+            let (target, kind) = party_label(&e.defender, &sub_names);
+            let kind = if kind == "submission" { "defense" } else { kind };
+            rows.push(ResultRow { target, kind, total: e.total, fooled: Some(e.fooled), correct: None, rate: rate(e.fooled) });
+        } else if e.defender == me {
+            let (target, kind) = party_label(&e.attacker, &sub_names);
+            let kind = if kind == "submission" { "attack" } else { kind };
+            let correct = e.total - e.fooled;
+            rows.push(ResultRow { target, kind, total: e.total, fooled: None, correct: Some(correct), rate: rate(correct) });
+        }
+    }
+    Ok(rows)
+}
+
+async fn team_names(state: &AppState) -> Result<std::collections::HashMap<i64, String>, StoreError> {
+    Ok(state.store.list_teams().await?.into_iter().map(|t| (t.team.id, t.team.name)).collect())
+}
+
+/// Submission id -> its team's name, for labelling opponents.
+async fn submission_team_names(
+    state: &AppState,
+    challenge: i64,
+    teams: &std::collections::HashMap<i64, String>,
+) -> Result<std::collections::HashMap<i64, String>, StoreError> {
+    let mut out = std::collections::HashMap::new();
+    for track in [Track::Attack, Track::Defense] {
+        for s in state.store.challenge_submissions(challenge, track, riposte_core::store::SubmissionStatus::Scored).await? {
+            out.insert(s.id, teams.get(&s.team_id).cloned().unwrap_or_else(|| "a team".to_owned()));
+        }
+    }
+    Ok(out)
+}
+
+/// The split participants may see now: private results only once the track has closed.
+fn shown_split(spec: &ChallengeSpec, track: Track, now: i64) -> Split {
+    let closes = match track {
+        Track::Attack => spec.attack.as_ref().map(|t| t.closes),
+        Track::Defense => spec.defense.as_ref().map(|d| d.window.closes),
+    };
+    if closes.is_some_and(|c| now >= c) { Split::Private } else { Split::Public }
+}
+
+async fn own_submission(state: &AppState, user: &User, id: i64) -> Result<Option<Submission>, StoreError> {
+    let submission = state.store.submission(id).await?;
+    Ok(submission.filter(|s| Some(s.team_id) == user.team_id || user.role.can_organize()))
+}
+
+async fn api_submission(state: web::Data<AppState>, user: ApiUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let submission = own_submission(&state, &user.0, *id).await?.ok_or_else(|| ApiError::not_found(&format!("submission {id}")))?;
+    let record = state.store.list_challenges(true).await?.into_iter().find(|c| c.id == submission.challenge_id);
+    let record = record.ok_or_else(|| ApiError::not_found("challenge"))?;
+    let spec = spec_of(&record)?;
+    let split = shown_split(&spec, submission.track, riposte_core::now());
+    let mut body = serde_json::json!({
+        "id": submission.id,
+        "challenge": record.slug,
+        "track": submission.track,
+        "status": submission.status,
+        "message": submission.message,
+        "filename": submission.filename,
+        "size": submission.size,
+        "sha256": submission.blob_sha256,
+        "created_at": view::datetime(submission.created_at),
+        "split": split,
+    });
+    if let Some(acc) = submission.gate_accuracy {
+        body["gate_accuracy"] = acc.into();
+    }
+    if submission.status == riposte_core::store::SubmissionStatus::Scored {
+        body["results"] = serde_json::to_value(results(&state, &submission, split).await?)
+            .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
+    }
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Template)]
+#[template(path = "submission.html")]
+struct SubmissionPage {
+    layout: Layout,
+    s: Submission,
+    challenge: ChallengeRecord,
+    rows: Vec<ResultRow>,
+    split: &'static str,
+    created: String,
+}
+
+async fn page_submission(state: web::Data<AppState>, visitor: Visitor, id: web::Path<i64>) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    let s = own_submission(&state, user, *id).await?.ok_or_else(PageError::not_found)?;
+    let challenge = state
+        .store
+        .list_challenges(true)
+        .await?
+        .into_iter()
+        .find(|c| c.id == s.challenge_id)
+        .ok_or_else(PageError::not_found)?;
+    let spec = spec_of(&challenge)?;
+    let split = shown_split(&spec, s.track, riposte_core::now());
+    let rows = if s.status == riposte_core::store::SubmissionStatus::Scored { results(&state, &s, split).await? } else { vec![] };
+    let page = SubmissionPage {
+        layout: Layout::new(&state, &visitor),
+        created: view::datetime(s.created_at),
+        s,
+        challenge,
+        rows,
+        split: split.as_str(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+async fn standings(state: &AppState, record: &ChallengeRecord, track: Track, split: Split) -> Result<Vec<Standing>, StoreError> {
+    let submissions = state
+        .store
+        .challenge_submissions(record.id, track, riposte_core::store::SubmissionStatus::Scored)
+        .await?;
+    let evaluations = state.store.evaluations(record.id).await?;
+    Ok(leaderboard::rank(track, split, &submissions, &evaluations))
+}
+
+async fn api_leaderboard(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    slug: web::Path<String>,
+    query: web::Query<TrackQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let record = visible(&state, Some(&user.0), &slug).await?.ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
+    let spec = spec_of(&record)?;
+    let raw = query.track.as_deref().unwrap_or("attack");
+    let track = Track::parse(raw).ok_or_else(|| ApiError::invalid(format!("track {raw:?} is unknown: expected attack or defense")))?;
+    let split = shown_split(&spec, track, riposte_core::now());
+    let names = team_names(&state).await?;
+    let rows: Vec<serde_json::Value> = standings(&state, &record, track, split)
+        .await?
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            serde_json::json!({
+                "rank": i + 1,
+                "team": names.get(&s.team_id).cloned().unwrap_or_default(),
+                "submission": s.submission_id,
+                "score": s.score,
+                "opponents": s.opponents,
+                "reached_at": view::datetime(s.reached_at),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "track": track, "split": split, "rows": rows })))
+}
+
+pub struct BoardRow {
+    pub rank: usize,
+    pub team: String,
+    pub score: String,
+    pub opponents: usize,
+    pub reached: String,
+}
+
+pub struct Board {
+    pub track: &'static str,
+    pub rows: Vec<BoardRow>,
+}
+
+#[derive(Template)]
+#[template(path = "leaderboard.html")]
+struct LeaderboardPage {
+    layout: Layout,
+    challenge: ChallengeRecord,
+    boards: Vec<Board>,
+    split: &'static str,
+}
+
+async fn page_leaderboard(state: web::Data<AppState>, visitor: Visitor, slug: web::Path<String>) -> Result<HttpResponse, PageError> {
+    let record = visible(&state, visitor.user(), &slug).await?.ok_or_else(PageError::not_found)?;
+    let spec = spec_of(&record)?;
+    let names = team_names(&state).await?;
+    let now = riposte_core::now();
+    let mut boards = Vec::new();
+    let mut split = Split::Public;
+    for (track, present) in [(Track::Attack, spec.attack.is_some()), (Track::Defense, spec.defense.is_some())] {
+        if !present {
+            continue;
+        }
+        split = shown_split(&spec, track, now);
+        let rows = standings(&state, &record, track, split)
+            .await?
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| BoardRow {
+                rank: i + 1,
+                team: names.get(&s.team_id).cloned().unwrap_or_default(),
+                score: format!("{:.4}", s.score),
+                opponents: s.opponents,
+                reached: view::datetime(s.reached_at),
+            })
+            .collect();
+        boards.push(Board { track: track.as_str(), rows });
+    }
+    let page = LeaderboardPage { layout: Layout::new(&state, &visitor), challenge: record, boards, split: split.as_str() };
+    render(StatusCode::OK, &page)
+}

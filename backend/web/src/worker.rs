@@ -1,0 +1,343 @@
+//! Evaluator workers: claim a job, score its submission, complete it.
+//!
+//! A worker holds a lease on its job and renews it while scoring; if the process
+//! dies, the lease expires and another worker claims the job again (at most three
+//! attempts). Completion is fenced by the lease and writes the matrix cells with
+//! `ON CONFLICT DO NOTHING`, so a retried job never scores twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
+use riposte_core::store::{
+    ChallengeRecord, ClaimedJob, Evaluation, JobCompletion, Party, Store, StoreError, Submission, SubmissionId,
+    SubmissionStatus, Track,
+};
+use riposte_eval::attack::{Pooled, SquareAttack};
+use riposte_eval::host::{HostPool, HostLimits, PoolModel};
+use riposte_eval::score::{self, EvasionSet, Rejection};
+use riposte_eval::tensor::{self, Tensor};
+
+use crate::blobs::BlobDir;
+
+pub const MAX_ATTEMPTS: i64 = 3;
+
+/// Settings of the reference attack run against every accepted defense.
+#[derive(Debug, Clone)]
+pub struct ReferenceAttackConfig {
+    /// Eval examples attacked (the first N, split public/private like the rest).
+    pub examples: usize,
+    /// Queries per example.
+    pub queries: u32,
+    pub seed: u64,
+}
+
+pub struct Evaluator {
+    pub store: Arc<dyn Store>,
+    pub blobs: BlobDir,
+    pub pool: Arc<HostPool>,
+    pub owner: String,
+    pub lease: Duration,
+    pub reference: ReferenceAttackConfig,
+}
+
+/// What one [`Evaluator::step`] did, so tests can drain the queue.
+#[derive(Debug, PartialEq)]
+pub enum StepOutcome {
+    Idle,
+    Finished(SubmissionId, SubmissionStatus),
+    /// The job is queued again (or failed for good) after an evaluator error.
+    GaveBack(SubmissionId, String),
+    /// Another worker took the job over while this one worked.
+    LostLease(SubmissionId),
+}
+
+/// The result of scoring, before it is written.
+struct Scored {
+    status: SubmissionStatus,
+    message: String,
+    gate_accuracy: Option<f64>,
+    cells: Vec<Evaluation>,
+}
+
+impl Scored {
+    fn rejected(message: impl Into<String>) -> Self {
+        Self { status: SubmissionStatus::Rejected, message: message.into(), gate_accuracy: None, cells: vec![] }
+    }
+}
+
+impl Evaluator {
+    /// Claim and finish at most one job.
+    #[tracing::instrument(skip_all, fields(owner = %self.owner))]
+    pub async fn step(&self) -> anyhow::Result<StepOutcome> {
+        let now = riposte_core::now();
+        self.store.expire_dead_jobs(now, MAX_ATTEMPTS).await?;
+        let lease = i64::try_from(self.lease.as_secs()).unwrap_or(60);
+        let Some(job) = self.store.claim_job(&self.owner, now, now + lease).await? else {
+            return Ok(StepOutcome::Idle);
+        };
+        let submission = job.submission.id;
+        tracing::info!(job = job.id, submission, attempt = job.attempts, "scoring");
+        let heartbeat = self.spawn_heartbeat(job.id, lease);
+        let result = self.score(&job).await;
+        heartbeat.abort();
+        let now = riposte_core::now();
+        match result {
+            Ok(scored) => {
+                let done = self
+                    .store
+                    .complete_job(JobCompletion {
+                        job: job.id,
+                        owner: &self.owner,
+                        challenge_id: job.submission.challenge_id,
+                        submission,
+                        status: scored.status,
+                        message: &scored.message,
+                        gate_accuracy: scored.gate_accuracy,
+                        cells: &scored.cells,
+                        now,
+                    })
+                    .await;
+                match done {
+                    Ok(()) => Ok(StepOutcome::Finished(submission, scored.status)),
+                    Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                tracing::warn!(submission, error = %reason, "scoring failed");
+                match self.store.fail_job(job.id, &self.owner, &reason, now, MAX_ATTEMPTS).await {
+                    Ok(()) => Ok(StepOutcome::GaveBack(submission, reason)),
+                    Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// Work until `shutdown` resolves; sleeps briefly when the queue is empty.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let pause = match self.step().await {
+                Ok(StepOutcome::Idle) => Duration::from_millis(250),
+                Ok(_) => Duration::ZERO,
+                Err(e) => {
+                    tracing::error!(error = ?e, "worker step failed");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        tracing::info!(owner = %self.owner, "worker stopped");
+    }
+
+    fn spawn_heartbeat(&self, job: i64, lease: i64) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let owner = self.owner.clone();
+        let every = Duration::from_secs(u64::try_from(lease / 3).unwrap_or(1).max(1));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let until = riposte_core::now() + lease;
+                match store.heartbeat(job, &owner, until).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                }
+            }
+        })
+    }
+
+    async fn challenge(&self, id: i64) -> anyhow::Result<(ChallengeRecord, ChallengeSpec, HashMap<String, String>)> {
+        let record = self
+            .store
+            .list_challenges(true)
+            .await?
+            .into_iter()
+            .find(|c| c.id == id)
+            .with_context(|| format!("challenge {id} is gone"))?;
+        let spec: ChallengeSpec = serde_json::from_str(&record.spec_json).context("stored spec")?;
+        let artifacts: HashMap<String, String> =
+            serde_json::from_str(&self.store.challenge_artifacts(id).await?).context("stored artifacts")?;
+        Ok((record, spec, artifacts))
+    }
+
+    async fn blob(&self, sha: &str) -> anyhow::Result<Vec<u8>> {
+        let blobs = self.blobs.clone();
+        let sha = sha.to_owned();
+        tokio::task::spawn_blocking(move || blobs.read(&sha)).await.context("blob read task")?
+    }
+
+    async fn artifact(&self, artifacts: &HashMap<String, String>, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+        let key = path.to_string_lossy().replace('\\', "/");
+        let sha = artifacts.get(&key).with_context(|| format!("the bundle file {key} was not imported"))?;
+        self.blob(sha).await
+    }
+
+    async fn score(&self, job: &ClaimedJob) -> anyhow::Result<Scored> {
+        let (_, spec, artifacts) = self.challenge(job.submission.challenge_id).await?;
+        if spec.kind != ChallengeKind::Evasion {
+            anyhow::bail!("scoring {} challenges is not built yet", spec.kind.as_str());
+        }
+        let set = self.evasion_set(&spec, &artifacts).await?;
+        let limits = HostLimits::for_task(&set.task);
+        match job.submission.track {
+            Track::Attack => self.score_attack(&job.submission, &spec, &artifacts, &set, &limits).await,
+            Track::Defense => self.score_defense(&job.submission, &spec, &artifacts, &set, &limits).await,
+        }
+    }
+
+    async fn evasion_set(&self, spec: &ChallengeSpec, artifacts: &HashMap<String, String>) -> anyhow::Result<EvasionSet> {
+        let task = spec.task.clone().context("evasion challenge without [task]")?;
+        let eval = spec.eval.as_ref().context("evasion challenge without [eval]")?;
+        let limits = trusted_limits();
+        let clean = tensor::read_tensor(&self.artifact(artifacts, &eval.inputs).await?, None, &limits)
+            .context("reading the eval inputs")?;
+        let labels = tensor::read_npy_labels(&self.artifact(artifacts, &eval.labels).await?, &limits)
+            .context("reading the eval labels")?;
+        Ok(EvasionSet {
+            public: riposte_core::scoring::public_split(labels.len(), eval.public_fraction, eval.split_seed),
+            norm: spec.threat.norm.context("no threat.norm")?,
+            epsilon: spec.threat.epsilon.context("no threat.epsilon")?,
+            task,
+            clean,
+            labels,
+        })
+    }
+
+    /// Every defender an attack faces: the organizer targets and each accepted defense.
+    async fn defenders(
+        &self,
+        spec: &ChallengeSpec,
+        artifacts: &HashMap<String, String>,
+        challenge_id: i64,
+        limits: &HostLimits,
+    ) -> anyhow::Result<Vec<(Party, PoolModel)>> {
+        let mut defenders = Vec::new();
+        for target in &spec.targets {
+            let bytes = self.artifact(artifacts, &target.model).await?;
+            defenders.push((Party::Organizer(target.name.clone()), PoolModel::new(bytes, limits.clone())));
+        }
+        for defense in self.store.challenge_submissions(challenge_id, Track::Defense, SubmissionStatus::Scored).await? {
+            let bytes = self.blob(&defense.blob_sha256).await?;
+            defenders.push((Party::Submission(defense.id), PoolModel::new(bytes, limits.clone())));
+        }
+        Ok(defenders)
+    }
+
+    async fn score_attack(
+        &self,
+        submission: &Submission,
+        spec: &ChallengeSpec,
+        artifacts: &HashMap<String, String>,
+        set: &EvasionSet,
+        limits: &HostLimits,
+    ) -> anyhow::Result<Scored> {
+        let bytes = self.blob(&submission.blob_sha256).await?;
+        let checked = match score::check_attack(&bytes, &submission.filename, set) {
+            Ok(c) => c,
+            Err(Rejection(message)) => return Ok(Scored::rejected(message)),
+        };
+        let attacker = Party::Submission(submission.id);
+        let mut cells = Vec::new();
+        for (defender, model) in self.defenders(spec, artifacts, submission.challenge_id, limits).await? {
+            let predictions = score::predict_classes(&self.pool, &model, &checked.adversarial, set.task.classes)
+                .await
+                .with_context(|| format!("running {}", defender.key()))?;
+            cells.extend(score::cells(&attacker, &defender, &predictions, set, &checked.over_budget));
+        }
+        Ok(Scored {
+            status: SubmissionStatus::Scored,
+            message: score::describe_over_budget(&checked, set).unwrap_or_default(),
+            gate_accuracy: None,
+            cells,
+        })
+    }
+
+    async fn score_defense(
+        &self,
+        submission: &Submission,
+        spec: &ChallengeSpec,
+        artifacts: &HashMap<String, String>,
+        set: &EvasionSet,
+        limits: &HostLimits,
+    ) -> anyhow::Result<Scored> {
+        let defense = spec.defense.as_ref().context("the challenge has no defense track")?;
+        let bytes = self.blob(&submission.blob_sha256).await?;
+        if let Err(e) = riposte_eval::onnx::check_model(&bytes, &set.task, &riposte_eval::onnx::ModelLimits::default()) {
+            return Ok(Scored::rejected(e.to_string()));
+        }
+        let model = PoolModel::new(bytes, limits.clone());
+        // The gate: clean accuracy on the hidden set.
+        let trusted = trusted_limits();
+        let gate_x = tensor::read_tensor(&self.artifact(artifacts, &defense.hidden_inputs).await?, None, &trusted)
+            .context("reading the hidden inputs")?;
+        let gate_y = tensor::read_npy_labels(&self.artifact(artifacts, &defense.hidden_labels).await?, &trusted)
+            .context("reading the hidden labels")?;
+        let predictions = match score::predict_classes(&self.pool, &model, &gate_x, set.task.classes).await {
+            Ok(p) => p,
+            Err(e) if e.is_model_fault() => return Ok(Scored::rejected(format!("the model failed: {e}"))),
+            Err(e) => return Err(e.into()),
+        };
+        let gate_accuracy = score::accuracy(&predictions, &gate_y);
+        if gate_accuracy < defense.gate_clean_accuracy {
+            return Ok(Scored {
+                gate_accuracy: Some(gate_accuracy),
+                ..Scored::rejected(format!(
+                    "clean accuracy {gate_accuracy:.4} on the hidden set is below the gate of {}: the defense is not accepted",
+                    defense.gate_clean_accuracy
+                ))
+            });
+        }
+        let defender = Party::Submission(submission.id);
+        let mut cells = Vec::new();
+        for name in &defense.reference_attacks {
+            cells.extend(self.reference_attack(name, &model, set, &defender).await?);
+        }
+        for attack in self.store.challenge_submissions(submission.challenge_id, Track::Attack, SubmissionStatus::Scored).await? {
+            let bytes = self.blob(&attack.blob_sha256).await?;
+            let Ok(checked) = score::check_attack(&bytes, &attack.filename, set) else { continue };
+            let predictions = score::predict_classes(&self.pool, &model, &checked.adversarial, set.task.classes)
+                .await
+                .context("running the defense on an attack")?;
+            cells.extend(score::cells(&Party::Submission(attack.id), &defender, &predictions, set, &checked.over_budget));
+        }
+        Ok(Scored {
+            status: SubmissionStatus::Scored,
+            message: format!("accepted: clean accuracy {gate_accuracy:.4} on the hidden set"),
+            gate_accuracy: Some(gate_accuracy),
+            cells,
+        })
+    }
+
+    async fn reference_attack(&self, name: &str, model: &PoolModel, set: &EvasionSet, defender: &Party) -> anyhow::Result<[Evaluation; 2]> {
+        anyhow::ensure!(name == "square-linf", "unknown reference attack {name}");
+        let n = self.reference.examples.min(set.labels.len());
+        let len = set.task.example_len();
+        let x = set.clean.data.get(..n * len).context("eval inputs are shorter than their labels")?;
+        let attack = SquareAttack::new(set.epsilon, self.reference.queries, self.reference.seed);
+        let mut target = Pooled { pool: &self.pool, model };
+        let outcome = attack
+            .run(&mut target, &set.task, x, &set.labels[..n])
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(score::cells_from_fooled(&Party::Reference(name.to_owned()), defender, &outcome.fooled, set))
+    }
+}
+
+/// Limits for the organizer's own files: trusted, but still bounded.
+fn trusted_limits() -> tensor::Limits {
+    tensor::Limits { max_bytes: 1 << 30, max_elements: 1 << 28, ..tensor::Limits::default() }
+}
+
+/// Decode a stored tensor (used by the submission page's previews).
+pub fn decode(bytes: &[u8], filename: &str) -> Option<Tensor> {
+    tensor::read_tensor(bytes, Some(filename), &tensor::Limits::default()).ok()
+}
