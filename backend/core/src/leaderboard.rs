@@ -87,6 +87,7 @@ mod tests {
             gate_accuracy: None,
             created_at: at,
             finished_at: None,
+            details: String::new(),
         }
     }
 

@@ -319,6 +319,8 @@ pub struct Submission {
     pub gate_accuracy: Option<f64>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// JSON written by the scorer for the submission page (see `worker::Preview`).
+    pub details: String,
 }
 
 #[derive(Debug, Clone)]
@@ -411,6 +413,7 @@ pub struct JobCompletion<'a> {
     pub status: SubmissionStatus,
     pub message: &'a str,
     pub gate_accuracy: Option<f64>,
+    pub details: &'a str,
     pub cells: &'a [Evaluation],
     pub now: i64,
 }

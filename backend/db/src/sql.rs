@@ -928,12 +928,15 @@ impl Store for SqlStore {
             .await
             .map_err(backend_err)?;
         }
-        sqlx::query("UPDATE submissions SET status = $1, message = $2, gate_accuracy = $3, finished_at = $4 WHERE id = $5")
-            .bind(done.status.as_str())
-            .bind(done.message)
-            .bind(done.gate_accuracy)
-            .bind(done.now)
-            .bind(done.submission)
+        sqlx::query(
+            "UPDATE submissions SET status = $1, message = $2, gate_accuracy = $3, finished_at = $4, details = $5 WHERE id = $6",
+        )
+        .bind(done.status.as_str())
+        .bind(done.message)
+        .bind(done.gate_accuracy)
+        .bind(done.now)
+        .bind(done.details)
+        .bind(done.submission)
             .execute(&mut *tx)
             .await
             .map_err(backend_err)?;
@@ -1052,7 +1055,7 @@ impl Store for SqlStore {
 }
 
 const SUBMISSION_COLUMNS: &str = "s.id, s.challenge_id, s.team_id, s.user_id, s.track, s.blob_sha256, s.filename, \
-     s.size, s.status, s.message, s.gate_accuracy, s.created_at, s.finished_at";
+     s.size, s.status, s.message, s.gate_accuracy, s.created_at, s.finished_at, s.details";
 
 fn submission_from(row: &AnyRow) -> StoreResult<Submission> {
     let bad = |what: &str, value: String| StoreError::Backend(anyhow::anyhow!("stored {what} {value:?} is unknown"));
@@ -1072,6 +1075,7 @@ fn submission_from(row: &AnyRow) -> StoreResult<Submission> {
         gate_accuracy: row.try_get("gate_accuracy").map_err(backend_err)?,
         created_at: row.try_get("created_at").map_err(backend_err)?,
         finished_at: row.try_get("finished_at").map_err(backend_err)?,
+        details: row.try_get("details").map_err(backend_err)?,
     })
 }
 

@@ -60,13 +60,54 @@ struct Scored {
     message: String,
     gate_accuracy: Option<f64>,
     cells: Vec<Evaluation>,
+    details: String,
 }
 
 impl Scored {
     fn rejected(message: impl Into<String>) -> Self {
-        Self { status: SubmissionStatus::Rejected, message: message.into(), gate_accuracy: None, cells: vec![] }
+        Self {
+            status: SubmissionStatus::Rejected,
+            message: message.into(),
+            gate_accuracy: None,
+            cells: vec![],
+            details: "{}".to_owned(),
+        }
     }
 }
+
+/// What the model saw on one example: the label and confidence before and after.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct PreviewExample {
+    pub index: usize,
+    pub label: i64,
+    pub clean_prediction: usize,
+    pub clean_confidence: f32,
+    pub adversarial_prediction: usize,
+    pub adversarial_confidence: f32,
+}
+
+/// The submission page's extras for an attack, stored as the submission's details.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Preview {
+    /// The organizer target the examples were run through.
+    pub target: String,
+    pub examples: Vec<PreviewExample>,
+}
+
+/// Softmax probability of the argmax class of each row.
+fn top1(logits: &[f32], classes: usize) -> Vec<(usize, f32)> {
+    logits
+        .chunks(classes.max(1))
+        .map(|row| {
+            let best = riposte_core::scoring::argmax(row).unwrap_or(0);
+            let max = row.iter().copied().fold(f32::MIN, f32::max);
+            let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+            (best, if sum > 0.0 { (row[best] - max).exp() / sum } else { 0.0 })
+        })
+        .collect()
+}
+
+const PREVIEW_EXAMPLES: usize = 4;
 
 impl Evaluator {
     /// Claim and finish at most one job.
@@ -96,6 +137,7 @@ impl Evaluator {
                         status: scored.status,
                         message: &scored.message,
                         gate_accuracy: scored.gate_accuracy,
+                        details: &scored.details,
                         cells: &scored.cells,
                         now,
                     })
@@ -247,18 +289,65 @@ impl Evaluator {
         };
         let attacker = Party::Submission(submission.id);
         let mut cells = Vec::new();
+        let mut preview = Preview::default();
         for (defender, model) in self.defenders(spec, artifacts, submission.challenge_id, limits).await? {
             let predictions = score::predict_classes(&self.pool, &model, &checked.adversarial, set.task.classes)
                 .await
                 .with_context(|| format!("running {}", defender.key()))?;
-            cells.extend(score::cells(&attacker, &defender, &predictions, set, &checked.over_budget));
+            let new = score::cells(&attacker, &defender, &predictions, set, &checked.over_budget);
+            if let Party::Organizer(name) = &defender
+                && preview.examples.is_empty()
+            {
+                preview = self.preview(name, &model, &predictions, &checked, set).await?;
+            }
+            cells.extend(new);
         }
         Ok(Scored {
             status: SubmissionStatus::Scored,
             message: score::describe_over_budget(&checked, set).unwrap_or_default(),
             gate_accuracy: None,
             cells,
+            details: serde_json::to_string(&preview).context("serializing the preview")?,
         })
+    }
+
+    /// A few examples the target misread (or the first few), with confidences.
+    async fn preview(
+        &self,
+        target: &str,
+        model: &PoolModel,
+        predictions: &[usize],
+        checked: &score::CheckedAttack,
+        set: &EvasionSet,
+    ) -> anyhow::Result<Preview> {
+        let mut chosen: Vec<usize> = (0..set.labels.len())
+            .filter(|&i| usize::try_from(set.labels[i]).is_ok_and(|l| predictions[i] != l) && checked.over_budget.binary_search(&i).is_err())
+            .take(PREVIEW_EXAMPLES)
+            .collect();
+        if chosen.is_empty() {
+            chosen = (0..set.labels.len().min(PREVIEW_EXAMPLES)).collect();
+        }
+        let mut batch = Vec::with_capacity(chosen.len() * 2 * set.task.example_len());
+        for source in [&set.clean, &checked.adversarial] {
+            for &i in &chosen {
+                batch.extend_from_slice(source.example(i).context("preview example")?);
+            }
+        }
+        let logits = self.pool.predict(model, &batch, chosen.len() * 2).await.context("preview predictions")?;
+        let top = top1(&logits, set.task.classes);
+        let examples = chosen
+            .iter()
+            .enumerate()
+            .map(|(k, &index)| PreviewExample {
+                index,
+                label: set.labels[index],
+                clean_prediction: top[k].0,
+                clean_confidence: top[k].1,
+                adversarial_prediction: top[chosen.len() + k].0,
+                adversarial_confidence: top[chosen.len() + k].1,
+            })
+            .collect();
+        Ok(Preview { target: target.to_owned(), examples })
     }
 
     async fn score_defense(
@@ -314,6 +403,7 @@ impl Evaluator {
             message: format!("accepted: clean accuracy {gate_accuracy:.4} on the hidden set"),
             gate_accuracy: Some(gate_accuracy),
             cells,
+            details: "{}".to_owned(),
         })
     }
 

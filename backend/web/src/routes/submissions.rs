@@ -413,6 +413,8 @@ struct SubmissionPage {
     rows: Vec<ResultRow>,
     split: &'static str,
     created: String,
+    /// Examples to picture (attacks): see `worker::Preview`.
+    preview: crate::worker::Preview,
 }
 
 async fn page_submission(state: web::Data<AppState>, visitor: Visitor, id: web::Path<i64>) -> Result<HttpResponse, PageError> {
@@ -428,8 +430,10 @@ async fn page_submission(state: web::Data<AppState>, visitor: Visitor, id: web::
     let spec = spec_of(&challenge)?;
     let split = shown_split(&spec, s.track, riposte_core::now());
     let rows = if s.status == riposte_core::store::SubmissionStatus::Scored { results(&state, &s, split).await? } else { vec![] };
+    let preview = serde_json::from_str(&s.details).unwrap_or_default();
     let page = SubmissionPage {
         layout: Layout::new(&state, &visitor),
+        preview,
         created: view::datetime(s.created_at),
         s,
         challenge,
