@@ -241,6 +241,8 @@ pub trait Store: Send + Sync + 'static {
     /// Jobs whose lease expired after their last attempt: mark them and their submissions failed.
     async fn expire_dead_jobs(&self, now: i64, max_attempts: i64) -> StoreResult<u64>;
     async fn queue_depth(&self) -> StoreResult<i64>;
+    /// Add cells outside a job (matrix repair); duplicates are ignored.
+    async fn insert_cells(&self, challenge: ChallengeId, cells: &[Evaluation], now: i64) -> StoreResult<()>;
     async fn evaluations(&self, challenge: ChallengeId) -> StoreResult<Vec<Evaluation>>;
 }
 

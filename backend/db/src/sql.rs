@@ -181,6 +181,27 @@ fn challenge_from(row: &AnyRow) -> StoreResult<ChallengeRecord> {
     })
 }
 
+/// Write matrix cells; a cell that exists already is left as it is.
+async fn insert_cells(conn: &mut sqlx::AnyConnection, challenge: ChallengeId, cells: &[Evaluation], now: i64) -> StoreResult<()> {
+    for cell in cells {
+        sqlx::query(
+            "INSERT INTO evaluations (challenge_id, attacker, defender, split, total, fooled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(challenge)
+        .bind(cell.attacker.key())
+        .bind(cell.defender.key())
+        .bind(cell.split.as_str())
+        .bind(cell.total)
+        .bind(cell.fooled)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend_err)?;
+    }
+    Ok(())
+}
+
 /// Remove `user` from their team, deleting the team when it empties.
 async fn leave_current_team(conn: &mut sqlx::AnyConnection, user: UserId) -> StoreResult<()> {
     let team: Option<i64> = sqlx::query_scalar("SELECT team_id FROM users WHERE id = $1")
@@ -912,22 +933,7 @@ impl Store for SqlStore {
         if fenced.rows_affected() != 1 {
             return Err(StoreError::Refused(format!("job {} is no longer leased to {}", done.job, done.owner)));
         }
-        for cell in done.cells {
-            sqlx::query(
-                "INSERT INTO evaluations (challenge_id, attacker, defender, split, total, fooled, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            )
-            .bind(done.challenge_id)
-            .bind(cell.attacker.key())
-            .bind(cell.defender.key())
-            .bind(cell.split.as_str())
-            .bind(cell.total)
-            .bind(cell.fooled)
-            .bind(done.now)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-        }
+        insert_cells(&mut tx, done.challenge_id, done.cells, done.now).await?;
         sqlx::query(
             "UPDATE submissions SET status = $1, message = $2, gate_accuracy = $3, finished_at = $4, details = $5 WHERE id = $6",
         )
@@ -1017,6 +1023,12 @@ impl Store for SqlStore {
         }
         tx.commit().await.map_err(backend_err)?;
         Ok(dead.len() as u64)
+    }
+
+    async fn insert_cells(&self, challenge: ChallengeId, cells: &[Evaluation], now: i64) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        insert_cells(&mut tx, challenge, cells, now).await?;
+        tx.commit().await.map_err(backend_err)
     }
 
     async fn queue_depth(&self) -> StoreResult<i64> {

@@ -23,6 +23,7 @@ use riposte_eval::tensor::{self, Tensor};
 use crate::blobs::BlobDir;
 
 pub const MAX_ATTEMPTS: i64 = 3;
+const REPAIR_EVERY: Duration = Duration::from_secs(5);
 
 /// Settings of the reference attack run against every accepted defense.
 #[derive(Debug, Clone)]
@@ -160,12 +161,22 @@ impl Evaluator {
         }
     }
 
-    /// Work until `shutdown` resolves; sleeps briefly when the queue is empty.
+    /// Work until `shutdown` resolves; sleeps briefly when the queue is empty, and
+    /// then and again every few seconds repairs the matrix.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut last_repair = std::time::Instant::now() - REPAIR_EVERY;
         loop {
             let pause = match self.step().await {
-                Ok(StepOutcome::Idle) => Duration::from_millis(250),
+                Ok(StepOutcome::Idle) => {
+                    if last_repair.elapsed() >= REPAIR_EVERY {
+                        last_repair = std::time::Instant::now();
+                        if let Err(e) = self.repair_matrix().await {
+                            tracing::warn!(error = ?e, "matrix repair failed");
+                        }
+                    }
+                    Duration::from_millis(250)
+                }
                 Ok(_) => Duration::ZERO,
                 Err(e) => {
                     tracing::error!(error = ?e, "worker step failed");
@@ -178,6 +189,52 @@ impl Evaluator {
             }
         }
         tracing::info!(owner = %self.owner, "worker stopped");
+    }
+
+    /// Fill the cells two jobs missed by running at the same time: an attack scored
+    /// while a defense was being accepted saw neither the other. Duplicates are
+    /// ignored, so two workers repairing at once do no harm.
+    pub async fn repair_matrix(&self) -> anyhow::Result<usize> {
+        let mut added = 0;
+        for record in self.store.list_challenges(true).await? {
+            if record.kind != ChallengeKind::Evasion.as_str() {
+                continue;
+            }
+            let attacks = self.store.challenge_submissions(record.id, Track::Attack, SubmissionStatus::Scored).await?;
+            let defenses = self.store.challenge_submissions(record.id, Track::Defense, SubmissionStatus::Scored).await?;
+            if attacks.is_empty() || defenses.is_empty() {
+                continue;
+            }
+            let present: std::collections::HashSet<(Party, Party)> = self
+                .store
+                .evaluations(record.id)
+                .await?
+                .into_iter()
+                .map(|e| (e.attacker, e.defender))
+                .collect();
+            let missing: Vec<(&Submission, &Submission)> = attacks
+                .iter()
+                .flat_map(|a| defenses.iter().map(move |d| (a, d)))
+                .filter(|(a, d)| !present.contains(&(Party::Submission(a.id), Party::Submission(d.id))))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let (_, spec, artifacts) = self.challenge(record.id).await?;
+            let set = self.evasion_set(&spec, &artifacts).await?;
+            let limits = HostLimits::for_task(&set.task);
+            for (attack, defense) in missing {
+                let bytes = self.blob(&attack.blob_sha256).await?;
+                let Ok(checked) = score::check_attack(&bytes, &attack.filename, &set) else { continue };
+                let model = PoolModel::new(self.blob(&defense.blob_sha256).await?, limits.clone());
+                let predictions = score::predict_classes(&self.pool, &model, &checked.adversarial, set.task.classes).await?;
+                let cells = score::cells(&Party::Submission(attack.id), &Party::Submission(defense.id), &predictions, &set, &checked.over_budget);
+                self.store.insert_cells(record.id, &cells, riposte_core::now()).await?;
+                tracing::info!(attack = attack.id, defense = defense.id, "matrix cell repaired");
+                added += 1;
+            }
+        }
+        Ok(added)
     }
 
     fn spawn_heartbeat(&self, job: i64, lease: i64) -> tokio::task::JoinHandle<()> {
