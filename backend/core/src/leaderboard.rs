@@ -4,7 +4,8 @@
 //! and accepted defenses), of the share of inputs it fooled. A defense's score is
 //! the sum, over every attacker it faced (reference attacks and accepted attack
 //! files), of the share of inputs it still classified correctly. Each team's best
-//! submission counts; equal scores go to whoever reached theirs first.
+//! submission counts, unless the team chose another; equal scores go to whoever
+//! reached theirs first.
 
 use serde::Serialize;
 
@@ -38,21 +39,23 @@ pub fn submission_score(track: Track, id: i64, split: Split, cells: &[Evaluation
     (score, opponents)
 }
 
-/// Rank teams by their best scored submission on `track`.
+/// Rank teams by their chosen, else best, scored submission on `track`.
 pub fn rank(track: Track, split: Split, scored: &[Submission], cells: &[Evaluation]) -> Vec<Standing> {
-    let mut best: Vec<Standing> = Vec::new();
+    let mut best: Vec<(Standing, bool)> = Vec::new();
     for s in scored.iter().filter(|s| s.track == track) {
         let (score, opponents) = submission_score(track, s.id, split, cells);
         let candidate = Standing { team_id: s.team_id, submission_id: s.id, score, opponents, reached_at: s.created_at };
-        match best.iter_mut().find(|b| b.team_id == s.team_id) {
-            Some(current) => {
-                if better(&candidate, current) {
+        match best.iter_mut().find(|(b, _)| b.team_id == s.team_id) {
+            Some((current, current_chosen)) => {
+                if !*current_chosen && (s.chosen || better(&candidate, current)) {
                     *current = candidate;
+                    *current_chosen = s.chosen;
                 }
             }
-            None => best.push(candidate),
+            None => best.push((candidate, s.chosen)),
         }
     }
+    let mut best: Vec<Standing> = best.into_iter().map(|(s, _)| s).collect();
     best.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
@@ -88,6 +91,7 @@ mod tests {
             created_at: at,
             finished_at: None,
             details: String::new(),
+            chosen: false,
         }
     }
 
@@ -139,5 +143,10 @@ mod tests {
         assert_eq!(board.len(), 2);
         assert_eq!((board[0].team_id, board[0].submission_id), (2, 3), "equal 0.7: the earlier wins");
         assert_eq!((board[1].team_id, board[1].submission_id), (1, 2), "team 1's best counts");
+        // team 1 chooses its weaker submission: it counts, and now ranks below
+        let mut chosen = subs.clone();
+        chosen[0].chosen = true;
+        let board = rank(Track::Attack, Split::Public, &chosen, &cells);
+        assert_eq!((board[1].team_id, board[1].submission_id, board[1].score), (1, 1, 0.5));
     }
 }

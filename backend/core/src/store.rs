@@ -86,6 +86,8 @@ pub struct ChallengeRecord {
     pub spec_json: String,
     pub files: Vec<FileRecord>,
     pub hidden: bool,
+    /// The organizer revealed the private ranking early.
+    pub revealed: bool,
     pub updated_at: i64,
 }
 
@@ -211,6 +213,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_challenges(&self, include_hidden: bool) -> StoreResult<Vec<ChallengeRecord>>;
     async fn challenge(&self, slug: &str) -> StoreResult<Option<ChallengeRecord>>;
     async fn set_challenge_hidden(&self, slug: &str, hidden: bool) -> StoreResult<()>;
+    async fn set_challenge_revealed(&self, slug: &str, revealed: bool) -> StoreResult<()>;
 
     async fn counts(&self) -> StoreResult<Counts>;
     /// Files the spec names (relative path -> sha256), for the evaluator only.
@@ -241,6 +244,9 @@ pub trait Store: Send + Sync + 'static {
     /// Jobs whose lease expired after their last attempt: mark them and their submissions failed.
     async fn expire_dead_jobs(&self, now: i64, max_attempts: i64) -> StoreResult<u64>;
     async fn queue_depth(&self) -> StoreResult<i64>;
+    /// Make `submission` (scored, of `team`) the one that counts for its track;
+    /// `None` goes back to the team's best.
+    async fn choose_submission(&self, team: TeamId, challenge: ChallengeId, track: Track, submission: Option<SubmissionId>) -> StoreResult<()>;
     /// Add cells outside a job (matrix repair); duplicates are ignored.
     async fn insert_cells(&self, challenge: ChallengeId, cells: &[Evaluation], now: i64) -> StoreResult<()>;
     async fn evaluations(&self, challenge: ChallengeId) -> StoreResult<Vec<Evaluation>>;
@@ -323,6 +329,8 @@ pub struct Submission {
     pub finished_at: Option<i64>,
     /// JSON written by the scorer for the submission page (see `worker::Preview`).
     pub details: String,
+    /// The team chose this one to count on the leaderboard.
+    pub chosen: bool,
 }
 
 #[derive(Debug, Clone)]

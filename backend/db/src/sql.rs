@@ -177,6 +177,7 @@ fn challenge_from(row: &AnyRow) -> StoreResult<ChallengeRecord> {
         spec_json: row.try_get("spec").map_err(backend_err)?,
         files: serde_json::from_str::<Vec<FileRecord>>(&files).map_err(json_err)?,
         hidden: row.try_get::<i64, _>("hidden").map_err(backend_err)? != 0,
+        revealed: row.try_get::<i64, _>("revealed").map_err(backend_err)? != 0,
         updated_at: row.try_get("updated_at").map_err(backend_err)?,
     })
 }
@@ -696,7 +697,7 @@ impl Store for SqlStore {
 
     async fn list_challenges(&self, include_hidden: bool) -> StoreResult<Vec<ChallengeRecord>> {
         let rows = sqlx::query(
-            "SELECT id, slug, title, kind, difficulty, tags, points, summary, readme, spec, files, hidden, updated_at \
+            "SELECT id, slug, title, kind, difficulty, tags, points, summary, readme, spec, files, hidden, revealed, updated_at \
              FROM challenges WHERE hidden = 0 OR $1 = 1 ORDER BY points, title",
         )
         .bind(i64::from(include_hidden))
@@ -708,7 +709,7 @@ impl Store for SqlStore {
 
     async fn challenge(&self, slug: &str) -> StoreResult<Option<ChallengeRecord>> {
         let row = sqlx::query(
-            "SELECT id, slug, title, kind, difficulty, tags, points, summary, readme, spec, files, hidden, updated_at \
+            "SELECT id, slug, title, kind, difficulty, tags, points, summary, readme, spec, files, hidden, revealed, updated_at \
              FROM challenges WHERE slug = $1",
         )
         .bind(slug)
@@ -721,6 +722,19 @@ impl Store for SqlStore {
     async fn set_challenge_hidden(&self, slug: &str, hidden: bool) -> StoreResult<()> {
         let done = sqlx::query("UPDATE challenges SET hidden = $1 WHERE slug = $2")
             .bind(i64::from(hidden))
+            .bind(slug)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_challenge_revealed(&self, slug: &str, revealed: bool) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE challenges SET revealed = $1 WHERE slug = $2")
+            .bind(i64::from(revealed))
             .bind(slug)
             .execute(&self.pool)
             .await
@@ -1025,6 +1039,40 @@ impl Store for SqlStore {
         Ok(dead.len() as u64)
     }
 
+    async fn choose_submission(&self, team: TeamId, challenge: ChallengeId, track: Track, submission: Option<SubmissionId>) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        if let Some(id) = submission {
+            let ok: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM submissions WHERE id = $1 AND team_id = $2 AND challenge_id = $3 AND track = $4 AND status = 'scored'",
+            )
+            .bind(id)
+            .bind(team)
+            .bind(challenge)
+            .bind(track.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+            if ok == 0 {
+                return Err(StoreError::Refused("only a scored submission of your team can be chosen".to_owned()));
+            }
+        }
+        sqlx::query("UPDATE submissions SET chosen = 0 WHERE team_id = $1 AND challenge_id = $2 AND track = $3")
+            .bind(team)
+            .bind(challenge)
+            .bind(track.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        if let Some(id) = submission {
+            sqlx::query("UPDATE submissions SET chosen = 1 WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
     async fn insert_cells(&self, challenge: ChallengeId, cells: &[Evaluation], now: i64) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         insert_cells(&mut tx, challenge, cells, now).await?;
@@ -1067,7 +1115,7 @@ impl Store for SqlStore {
 }
 
 const SUBMISSION_COLUMNS: &str = "s.id, s.challenge_id, s.team_id, s.user_id, s.track, s.blob_sha256, s.filename, \
-     s.size, s.status, s.message, s.gate_accuracy, s.created_at, s.finished_at, s.details";
+     s.size, s.status, s.message, s.gate_accuracy, s.created_at, s.finished_at, s.details, s.chosen";
 
 fn submission_from(row: &AnyRow) -> StoreResult<Submission> {
     let bad = |what: &str, value: String| StoreError::Backend(anyhow::anyhow!("stored {what} {value:?} is unknown"));
@@ -1088,6 +1136,7 @@ fn submission_from(row: &AnyRow) -> StoreResult<Submission> {
         created_at: row.try_get("created_at").map_err(backend_err)?,
         finished_at: row.try_get("finished_at").map_err(backend_err)?,
         details: row.try_get("details").map_err(backend_err)?,
+        chosen: row.try_get::<i64, _>("chosen").map_err(backend_err)? != 0,
     })
 }
 

@@ -19,6 +19,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/challenges/{slug}/visibility",
             web::post().to(set_visibility),
+        )
+        .route(
+            "/admin/challenges/{slug}/reveal",
+            web::post().to(set_revealed),
         );
 }
 
@@ -97,6 +101,8 @@ struct FlagForm {
     #[serde(default)]
     hidden: String,
     #[serde(default)]
+    revealed: String,
+    #[serde(default)]
     csrf_token: String,
 }
 
@@ -139,5 +145,20 @@ async fn set_visibility(
         .store
         .set_challenge_hidden(&slug, flag(&form.hidden)?)
         .await?;
+    Ok(see_other("/admin"))
+}
+
+/// Show the private ranking before the tracks close (or hide it again).
+async fn set_revealed(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    slug: web::Path<String>,
+    form: web::Form<FlagForm>,
+) -> Result<HttpResponse, PageError> {
+    let me = require_role(&visitor, Role::Organizer)?;
+    visitor.check_csrf(&form.csrf_token)?;
+    let revealed = flag(&form.revealed)?;
+    state.store.set_challenge_revealed(&slug, revealed).await?;
+    tracing::info!(organizer = me.id, slug = %slug, revealed, "private ranking visibility changed");
     Ok(see_other("/admin"))
 }

@@ -20,13 +20,15 @@ use crate::view;
 pub fn configure_api(cfg: &mut web::ServiceConfig) {
     cfg.route("/challenges/{slug}/submissions", web::post().to(api_upload))
         .route("/challenges/{slug}/leaderboard", web::get().to(api_leaderboard))
-        .route("/submissions/{id}", web::get().to(api_submission));
+        .route("/submissions/{id}", web::get().to(api_submission))
+        .route("/submissions/{id}/choose", web::post().to(api_choose));
 }
 
 pub fn configure_pages(cfg: &mut web::ServiceConfig) {
     cfg.route("/challenges/{slug}/submit", web::post().to(page_upload))
         .route("/challenges/{slug}/leaderboard", web::get().to(page_leaderboard))
-        .route("/submissions/{id}", web::get().to(page_submission));
+        .route("/submissions/{id}", web::get().to(page_submission))
+        .route("/submissions/{id}/choose", web::post().to(page_choose));
 }
 
 /// Why an upload was refused, with the HTTP status it deserves.
@@ -362,13 +364,14 @@ async fn submission_team_names(
     Ok(out)
 }
 
-/// The split participants may see now: private results only once the track has closed.
-fn shown_split(spec: &ChallengeSpec, track: Track, now: i64) -> Split {
+/// The split participants may see now: private results only once the track has
+/// closed or the organizer revealed them.
+pub(crate) fn shown_split(record: &ChallengeRecord, spec: &ChallengeSpec, track: Track, now: i64) -> Split {
     let closes = match track {
         Track::Attack => spec.attack.as_ref().map(|t| t.closes),
         Track::Defense => spec.defense.as_ref().map(|d| d.window.closes),
     };
-    if closes.is_some_and(|c| now >= c) { Split::Private } else { Split::Public }
+    if record.revealed || closes.is_some_and(|c| now >= c) { Split::Private } else { Split::Public }
 }
 
 async fn own_submission(state: &AppState, user: &User, id: i64) -> Result<Option<Submission>, StoreError> {
@@ -381,7 +384,7 @@ async fn api_submission(state: web::Data<AppState>, user: ApiUser, id: web::Path
     let record = state.store.list_challenges(true).await?.into_iter().find(|c| c.id == submission.challenge_id);
     let record = record.ok_or_else(|| ApiError::not_found("challenge"))?;
     let spec = spec_of(&record)?;
-    let split = shown_split(&spec, submission.track, riposte_core::now());
+    let split = shown_split(&record, &spec, submission.track, riposte_core::now());
     let mut body = serde_json::json!({
         "id": submission.id,
         "challenge": record.slug,
@@ -393,6 +396,7 @@ async fn api_submission(state: web::Data<AppState>, user: ApiUser, id: web::Path
         "sha256": submission.blob_sha256,
         "created_at": view::datetime(submission.created_at),
         "split": split,
+        "chosen": submission.chosen,
     });
     if let Some(acc) = submission.gate_accuracy {
         body["gate_accuracy"] = acc.into();
@@ -428,7 +432,7 @@ async fn page_submission(state: web::Data<AppState>, visitor: Visitor, id: web::
         .find(|c| c.id == s.challenge_id)
         .ok_or_else(PageError::not_found)?;
     let spec = spec_of(&challenge)?;
-    let split = shown_split(&spec, s.track, riposte_core::now());
+    let split = shown_split(&challenge, &spec, s.track, riposte_core::now());
     let rows = if s.status == riposte_core::store::SubmissionStatus::Scored { results(&state, &s, split).await? } else { vec![] };
     let preview = serde_json::from_str(&s.details).unwrap_or_default();
     let page = SubmissionPage {
@@ -462,7 +466,7 @@ async fn api_leaderboard(
     let spec = spec_of(&record)?;
     let raw = query.track.as_deref().unwrap_or("attack");
     let track = Track::parse(raw).ok_or_else(|| ApiError::invalid(format!("track {raw:?} is unknown: expected attack or defense")))?;
-    let split = shown_split(&spec, track, riposte_core::now());
+    let split = shown_split(&record, &spec, track, riposte_core::now());
     let names = team_names(&state).await?;
     let rows: Vec<serde_json::Value> = standings(&state, &record, track, split)
         .await?
@@ -515,7 +519,7 @@ async fn page_leaderboard(state: web::Data<AppState>, visitor: Visitor, slug: we
         if !present {
             continue;
         }
-        split = shown_split(&spec, track, now);
+        split = shown_split(&record, &spec, track, now);
         let rows = standings(&state, &record, track, split)
             .await?
             .into_iter()
@@ -532,4 +536,43 @@ async fn page_leaderboard(state: web::Data<AppState>, visitor: Visitor, slug: we
     }
     let page = LeaderboardPage { layout: Layout::new(&state, &visitor), challenge: record, boards, split: split.as_str() };
     render(StatusCode::OK, &page)
+}
+
+/// Make a submission the one that counts (or, with `false`, go back to the best).
+async fn choose(state: &AppState, user: &User, id: i64, chosen: bool) -> Result<Submission, ApiError> {
+    let submission = own_submission(state, user, id).await?.ok_or_else(|| ApiError::not_found(&format!("submission {id}")))?;
+    if Some(submission.team_id) != user.team_id {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only the submission's team can choose it"));
+    }
+    let pick = chosen.then_some(submission.id);
+    match state.store.choose_submission(submission.team_id, submission.challenge_id, submission.track, pick).await {
+        Ok(()) => Ok(submission),
+        Err(StoreError::Refused(m)) => Err(ApiError::new(StatusCode::CONFLICT, "refused", m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ChooseBody {
+    chosen: bool,
+}
+
+async fn api_choose(state: web::Data<AppState>, user: ApiUser, id: web::Path<i64>, body: web::Json<ChooseBody>) -> Result<HttpResponse, ApiError> {
+    let submission = choose(&state, &user.0, *id, body.chosen).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": submission.id, "chosen": body.chosen })))
+}
+
+#[derive(serde::Deserialize)]
+struct ChooseForm {
+    #[serde(default)]
+    chosen: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn page_choose(state: web::Data<AppState>, visitor: Visitor, id: web::Path<i64>, form: web::Form<ChooseForm>) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    visitor.check_csrf(&form.csrf_token)?;
+    choose(&state, user, *id, form.chosen == "1").await.map_err(|e| PageError::new(e.status, e.message))?;
+    Ok(see_other(&format!("/submissions/{id}")))
 }

@@ -428,3 +428,73 @@ async fn matrix_repair_fills_cells_a_race_left_out() {
     assert_eq!(worker.repair_matrix().await.unwrap(), 0, "nothing left to repair");
     app.finish().await;
 }
+
+async fn attack_board(c: &Client, token: &str) -> serde_json::Value {
+    c.http
+        .get(c.url("/api/v1/challenges/mnist-evasion/leaderboard?track=attack"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn teams_choose_what_counts_and_organizers_reveal_the_private_ranking() {
+    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+    let bob = app.competitor("bob").await;
+    let token = bob.api_token("bob", PASSWORD).await;
+    let limits = tensor::Limits::default();
+    let clean = tensor::read_tensor(&bundle_file("public/eval_x.npy"), None, &limits).unwrap();
+    let strong = submit(&bob, &token, "attack", "strong.npy", npy_bytes(&noise_attack(&clean, 0.3))).await;
+    let weak = submit(&bob, &token, "attack", "weak.npy", npy_bytes(&noise_attack(&clean, 0.02))).await;
+    let total = |s: &serde_json::Value| s["results"].as_array().unwrap().iter().map(|r| r["rate"].as_f64().unwrap()).sum::<f64>();
+    assert!(total(&strong) > total(&weak), "{} vs {}", total(&strong), total(&weak));
+    let board = attack_board(&bob, &token).await;
+    assert_eq!(board["rows"][0]["submission"], strong["id"], "the best counts by default");
+
+    let choose = |id: &serde_json::Value, chosen: bool| {
+        let url = bob.url(&format!("/api/v1/submissions/{id}/choose"));
+        let request = bob.http.post(url).header("authorization", format!("Bearer {token}")).json(&serde_json::json!({"chosen": chosen}));
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(choose(&weak["id"], true).await.status(), StatusCode::OK);
+    let board = attack_board(&bob, &token).await;
+    assert_eq!(board["rows"][0]["submission"], weak["id"], "the chosen one counts");
+    assert!((board["rows"][0]["score"].as_f64().unwrap() - total(&weak)).abs() < 1e-9);
+    assert_eq!(choose(&weak["id"], false).await.status(), StatusCode::OK);
+    assert_eq!(attack_board(&bob, &token).await["rows"][0]["submission"], strong["id"]);
+
+    // a rejected file cannot be chosen; another team cannot choose bob's
+    let few = Tensor::new(vec![1, 1, 28, 28], clean.data[..784].to_vec()).unwrap();
+    let rejected = submit(&bob, &token, "attack", "few.npy", npy_bytes(&few)).await;
+    let (status, code, _) = json_error(choose(&rejected["id"], true).await).await;
+    assert_eq!((status, code.as_str()), (StatusCode::CONFLICT, "refused"));
+    let alice = app.competitor("alice").await;
+    let alice_token = alice.api_token("alice", PASSWORD).await;
+    let r = alice
+        .http
+        .post(alice.url(&format!("/api/v1/submissions/{}/choose", strong["id"])))
+        .header("authorization", format!("Bearer {alice_token}"))
+        .json(&serde_json::json!({"chosen": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Private numbers stay hidden while the track is open, until an organizer reveals them.
+    assert_eq!(strong["split"], "public");
+    let admin = app.admin().await;
+    let r = admin.post_form("/admin", "/admin/challenges/mnist-evasion/reveal", &[("revealed", "1")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let revealed = wait_final(&bob, &token, strong["id"].as_i64().unwrap()).await;
+    assert_eq!(revealed["split"], "private");
+    assert!(revealed["results"].as_array().unwrap().iter().all(|r| r["total"] == 700), "{revealed}");
+    assert_eq!(attack_board(&bob, &token).await["split"], "private");
+    // competitors cannot reveal
+    let r = bob.post_form("/challenges/mnist-evasion", "/admin/challenges/mnist-evasion/reveal", &[("revealed", "0")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    app.finish().await;
+}

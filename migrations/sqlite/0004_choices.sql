@@ -1,0 +1,4 @@
+-- A team may choose which scored submission counts (else its best does), and an
+-- organizer may reveal the private ranking before a track closes.
+ALTER TABLE submissions ADD COLUMN chosen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE challenges ADD COLUMN revealed INTEGER NOT NULL DEFAULT 0;
