@@ -16,6 +16,15 @@ pub fn markdown(source: &str) -> String {
         .to_string()
 }
 
+/// The README without a first line `# <title>`, which the page already shows.
+pub fn without_title<'a>(readme: &'a str, title: &str) -> &'a str {
+    let trimmed = readme.trim_start();
+    match trimmed.split_once('\n') {
+        Some((first, rest)) if first.trim_start_matches('#').trim() == title && first.starts_with("# ") => rest,
+        _ => readme,
+    }
+}
+
 /// Unix seconds as RFC 3339 (UTC).
 pub fn datetime(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
@@ -131,6 +140,13 @@ mod tests {
         assert!(html.contains("<table>"));
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("onerror"), "{html}");
+    }
+
+    #[test]
+    fn a_leading_title_is_dropped_once() {
+        assert_eq!(without_title("# Demo\n\nbody", "Demo"), "\nbody");
+        assert_eq!(without_title("# Other\nbody", "Demo"), "# Other\nbody");
+        assert_eq!(without_title("## Demo\nbody", "Demo"), "## Demo\nbody");
     }
 
     #[test]

@@ -385,7 +385,7 @@ async fn challenge(
     let page = ChallengePage {
         mine,
         layout: Layout::new(&state, &visitor),
-        description_html: view::markdown(&record.readme),
+        description_html: view::markdown(view::without_title(&record.readme, &record.title)),
         threat_rows: view::threat_rows(&spec),
         tracks: view::track_rows(&spec, riposte_core::now()),
         c: record,
