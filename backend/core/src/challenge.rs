@@ -165,6 +165,78 @@ pub struct ChallengeSpec {
     pub eval: Option<EvalSet>,
     pub attack: Option<Track>,
     pub defense: Option<DefenseTrack>,
+    #[serde(default)]
+    pub flag: Option<FlagSpec>,
+    #[serde(default)]
+    pub query: Option<QuerySpec>,
+}
+
+/// What the black-box query API answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputMode {
+    /// The predicted class only.
+    Label,
+    /// The predicted class and its probability.
+    Top1,
+    /// Every class probability.
+    Probabilities,
+}
+
+/// The black-box query API of a challenge (Crucible / MLSEC style).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuerySpec {
+    /// Organizer targets reachable by query, by name.
+    pub targets: Vec<String>,
+    /// Whether other teams' accepted defenses may be queried (never your own).
+    pub defenses: bool,
+    pub output: OutputMode,
+    /// Probabilities are rounded to this many decimals.
+    pub decimals: u32,
+    /// Queries (examples) per team and target.
+    pub budget: u64,
+    /// Examples per request at most.
+    pub max_batch: usize,
+}
+
+/// How a flag's value decays with solves (CTFd's dynamic challenges).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decay {
+    Logarithmic,
+    Linear,
+}
+
+/// A challenge solved by submitting a secret. Only the flag's sha256 is kept:
+/// the plaintext is never in the bundle, the database or a log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlagSpec {
+    /// Lowercase hex sha256 of the exact flag text.
+    pub sha256: String,
+    pub initial: u64,
+    pub minimum: u64,
+    /// Logarithmic: solves until the value reaches the minimum; linear: points lost per solve.
+    pub decay: u64,
+    pub function: Decay,
+}
+
+impl FlagSpec {
+    /// The value after `solves` teams have solved it (the first solver gets `initial`).
+    pub fn value_after(&self, solves: u64) -> u64 {
+        let previous = solves.saturating_sub(1);
+        let value = match self.function {
+            Decay::Logarithmic => crate::scoring::ctfd_logarithmic_value(
+                self.initial,
+                self.minimum,
+                self.decay,
+                previous,
+            ),
+            Decay::Linear => {
+                crate::scoring::ctfd_linear_value(self.initial, self.minimum, self.decay, previous)
+            }
+        };
+        value.unwrap_or(self.minimum)
+    }
 }
 
 /// One problem found in a bundle.
@@ -241,6 +313,30 @@ struct RawSpec {
     eval: Option<RawEval>,
     #[serde(default)]
     tracks: RawTracks,
+    flag: Option<RawFlag>,
+    query: Option<RawQuery>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuery {
+    targets: Option<Vec<String>>,
+    #[serde(default)]
+    defenses: bool,
+    output: Option<String>,
+    decimals: Option<i64>,
+    budget: i64,
+    max_batch: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlag {
+    sha256: String,
+    initial: Option<i64>,
+    minimum: Option<i64>,
+    decay: Option<i64>,
+    function: Option<String>,
 }
 
 fn default_points() -> u32 {
@@ -263,7 +359,6 @@ struct RawThreat {
     epsilon: Option<f64>,
     #[serde(default)]
     targeted: bool,
-    query_budget: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -579,6 +674,10 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
         check.window("tracks.attack", &t)
     });
     let defense = raw.tracks.defense.and_then(|t| check_defense(check, t));
+    let flag = raw.flag.and_then(|f| check_flag(check, f, raw.points));
+    let query = raw
+        .query
+        .and_then(|q| check_query(check, q, &targets, task.is_some()));
 
     if let Some(kind) = kind {
         match kind {
@@ -608,6 +707,11 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
                     );
                 }
             }
+            ChallengeKind::Secret => {
+                if flag.is_none() && check.problems.is_empty() {
+                    check.problem("flag", "a secret challenge needs a [flag] section");
+                }
+            }
             _ => {
                 if defense.is_some() {
                     check.problem(
@@ -633,6 +737,133 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
         eval,
         attack,
         defense,
+        flag,
+        query,
+    })
+}
+
+fn check_query(
+    check: &mut Checker<'_>,
+    raw: RawQuery,
+    targets: &[Target],
+    has_task: bool,
+) -> Option<QuerySpec> {
+    if !has_task {
+        check.problem(
+            "query",
+            "a query API needs a [task] section (input shape and classes)",
+        );
+    }
+    let names = raw
+        .targets
+        .unwrap_or_else(|| targets.iter().map(|t| t.name.clone()).collect());
+    for name in &names {
+        if !targets.iter().any(|t| &t.name == name) {
+            check.problem(
+                "query.targets",
+                format!("{name:?} is not one of the [[targets]]"),
+            );
+        }
+    }
+    if names.is_empty() && !raw.defenses {
+        check.problem(
+            "query",
+            "name at least one target, or allow querying defenses",
+        );
+    }
+    let output = match raw.output.as_deref().unwrap_or("probabilities") {
+        "label" => OutputMode::Label,
+        "top1" => OutputMode::Top1,
+        "probabilities" => OutputMode::Probabilities,
+        other => {
+            check.problem(
+                "query.output",
+                format!("unknown output {other:?}: expected label, top1 or probabilities"),
+            );
+            return None;
+        }
+    };
+    let decimals = raw.decimals.unwrap_or(4);
+    let max_batch = raw.max_batch.unwrap_or(100);
+    let mut ok = true;
+    for (field, value, lo, hi) in [
+        ("query.decimals", decimals, 0, 8),
+        ("query.budget", raw.budget, 1, 1_000_000_000),
+        ("query.max_batch", max_batch, 1, 4096),
+    ] {
+        if !(lo..=hi).contains(&value) {
+            check.problem(
+                field,
+                format!("{value} is out of range: expected {lo} to {hi}"),
+            );
+            ok = false;
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(QuerySpec {
+        targets: names,
+        defenses: raw.defenses,
+        output,
+        decimals: u32::try_from(decimals).ok()?,
+        budget: u64::try_from(raw.budget).ok()?,
+        max_batch: usize::try_from(max_batch).ok()?,
+    })
+}
+
+fn check_flag(check: &mut Checker<'_>, raw: RawFlag, points: u32) -> Option<FlagSpec> {
+    let sha = raw.sha256.trim().to_ascii_lowercase();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        check.problem(
+            "flag.sha256",
+            "must be the 64 hex digits of sha256(flag), e.g. printf %s 'FLAG' | sha256sum",
+        );
+    }
+    let initial = raw.initial.unwrap_or(i64::from(points));
+    let minimum = raw.minimum.unwrap_or(initial);
+    let decay = raw.decay.unwrap_or(1);
+    let mut ok = true;
+    for (field, value) in [
+        ("flag.initial", initial),
+        ("flag.minimum", minimum),
+        ("flag.decay", decay),
+    ] {
+        if !(0..=1_000_000).contains(&value) {
+            check.problem(
+                field,
+                format!("{value} is out of range: expected 0 to 1000000"),
+            );
+            ok = false;
+        }
+    }
+    if minimum > initial {
+        check.problem(
+            "flag.minimum",
+            format!("{minimum} is above flag.initial ({initial})"),
+        );
+        ok = false;
+    }
+    let function = match raw.function.as_deref().unwrap_or("logarithmic") {
+        "logarithmic" => Decay::Logarithmic,
+        "linear" => Decay::Linear,
+        other => {
+            check.problem(
+                "flag.function",
+                format!("unknown decay {other:?}: expected logarithmic or linear"),
+            );
+            return None;
+        }
+    };
+    if !ok {
+        return None;
+    }
+    Some(FlagSpec {
+        sha256: sha,
+        initial: u64::try_from(initial).ok()?,
+        minimum: u64::try_from(minimum).ok()?,
+        decay: u64::try_from(decay).ok()?,
+        function,
     })
 }
 
@@ -728,21 +959,10 @@ fn check_threat(check: &mut Checker<'_>, raw: RawThreat) -> ThreatModel {
             format!("{eps} must be a positive finite number"),
         );
     }
-    let query_budget = raw.query_budget.and_then(|b| match u64::try_from(b) {
-        Ok(b) if b > 0 => Some(b),
-        _ => {
-            check.problem(
-                "threat.query_budget",
-                format!("{b} must be a positive whole number"),
-            );
-            None
-        }
-    });
     ThreatModel {
         norm,
         epsilon: raw.epsilon,
         targeted: raw.targeted,
-        query_budget,
     }
 }
 
@@ -1066,6 +1286,57 @@ reference_attacks = ["square-linf"]
         std::fs::remove_file(root.path().join("demo/README.md")).unwrap();
         let err = Bundle::load(&root.path().join("demo")).unwrap_err();
         assert_eq!(err.0[0].to_string(), "README.md: is missing");
+    }
+
+    #[test]
+    fn flags_decay_like_ctfd() {
+        let toml = r#"
+slug = "demo"
+title = "Demo"
+kind = "secret"
+difficulty = "easy"
+
+[flag]
+sha256 = "2C26B46B68FFC68FF99B453C1D30413413422D706483BFA0F98A5E886266E7AE"
+initial = 500
+minimum = 100
+decay = 10
+"#;
+        let root = bundle(toml);
+        let spec = Bundle::load(&root.path().join("demo")).unwrap().spec;
+        let flag = spec.flag.unwrap();
+        assert_eq!(
+            flag.sha256,
+            "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+        );
+        // ceil(((100 - 500) / 10^2) * s^2 + 500) with s = solves - 1
+        assert_eq!(flag.value_after(0), 500);
+        assert_eq!(flag.value_after(1), 500);
+        assert_eq!(flag.value_after(2), 496); // -4 * 1
+        assert_eq!(flag.value_after(3), 484); // -4 * 4
+        assert_eq!(flag.value_after(6), 400); // -4 * 25
+        assert_eq!(flag.value_after(11), 100); // -4 * 100
+        assert_eq!(flag.value_after(50), 100); // floored
+        let linear = FlagSpec {
+            function: Decay::Linear,
+            ..flag
+        };
+        assert_eq!(linear.value_after(3), 480); // 500 - 10 * 2
+        let bad = problems(
+            &toml
+                .replace("minimum = 100", "minimum = 900")
+                .replace("2C26", "ZZ26"),
+        );
+        assert!(
+            bad.iter()
+                .any(|p| p.contains("flag.minimum: 900 is above flag.initial (500)")),
+            "{bad:?}"
+        );
+        assert!(
+            bad.iter()
+                .any(|p| p.contains("flag.sha256: must be the 64 hex digits")),
+            "{bad:?}"
+        );
     }
 
     #[test]

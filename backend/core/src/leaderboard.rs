@@ -30,7 +30,9 @@ pub fn submission_score(track: Track, id: i64, split: Split, cells: &[Evaluation
     for cell in cells.iter().filter(|c| c.split == split && c.total > 0) {
         let share = match track {
             Track::Attack if cell.attacker == me => cell.fooled as f64 / cell.total as f64,
-            Track::Defense if cell.defender == me => (cell.total - cell.fooled) as f64 / cell.total as f64,
+            Track::Defense if cell.defender == me => {
+                (cell.total - cell.fooled) as f64 / cell.total as f64
+            }
             _ => continue,
         };
         score += share;
@@ -40,11 +42,22 @@ pub fn submission_score(track: Track, id: i64, split: Split, cells: &[Evaluation
 }
 
 /// Rank teams by their chosen, else best, scored submission on `track`.
-pub fn rank(track: Track, split: Split, scored: &[Submission], cells: &[Evaluation]) -> Vec<Standing> {
+pub fn rank(
+    track: Track,
+    split: Split,
+    scored: &[Submission],
+    cells: &[Evaluation],
+) -> Vec<Standing> {
     let mut best: Vec<(Standing, bool)> = Vec::new();
     for s in scored.iter().filter(|s| s.track == track) {
         let (score, opponents) = submission_score(track, s.id, split, cells);
-        let candidate = Standing { team_id: s.team_id, submission_id: s.id, score, opponents, reached_at: s.created_at };
+        let candidate = Standing {
+            team_id: s.team_id,
+            submission_id: s.id,
+            score,
+            opponents,
+            reached_at: s.created_at,
+        };
         match best.iter_mut().find(|(b, _)| b.team_id == s.team_id) {
             Some((current, current_chosen)) => {
                 if !*current_chosen && (s.chosen || better(&candidate, current)) {
@@ -66,7 +79,8 @@ pub fn rank(track: Track, split: Split, scored: &[Submission], cells: &[Evaluati
 }
 
 fn better(a: &Standing, b: &Standing) -> bool {
-    a.score > b.score || (a.score == b.score && (a.reached_at, a.submission_id) < (b.reached_at, b.submission_id))
+    a.score > b.score
+        || (a.score == b.score && (a.reached_at, a.submission_id) < (b.reached_at, b.submission_id))
 }
 
 #[cfg(test)]
@@ -96,7 +110,14 @@ mod tests {
     }
 
     fn cell(attacker: Party, defender: Party, split: Split, total: i64, fooled: i64) -> Evaluation {
-        Evaluation { attacker, defender, split, total, fooled, created_at: 0 }
+        Evaluation {
+            attacker,
+            defender,
+            split,
+            total,
+            fooled,
+            created_at: 0,
+        }
     }
 
     #[test]
@@ -106,17 +127,36 @@ mod tests {
             // attack 1 (team 10): fools 150/300 of mlp, 30/300 of cnn, 60/300 of defense 3
             cell(Party::Submission(1), org("mlp"), Split::Public, 300, 150),
             cell(Party::Submission(1), org("cnn"), Split::Public, 300, 30),
-            cell(Party::Submission(1), Party::Submission(3), Split::Public, 300, 60),
+            cell(
+                Party::Submission(1),
+                Party::Submission(3),
+                Split::Public,
+                300,
+                60,
+            ),
             cell(Party::Submission(1), org("mlp"), Split::Private, 700, 700),
             // attack 2 (team 11): fools everything on mlp only
             cell(Party::Submission(2), org("mlp"), Split::Public, 300, 300),
             // defense 3 (team 12) vs the reference attack: 25/30 fooled
-            cell(Party::Reference("square-linf".into()), Party::Submission(3), Split::Public, 30, 25),
+            cell(
+                Party::Reference("square-linf".into()),
+                Party::Submission(3),
+                Split::Public,
+                30,
+                25,
+            ),
         ];
-        let subs = [sub(1, 10, Track::Attack, 5), sub(2, 11, Track::Attack, 4), sub(3, 12, Track::Defense, 1)];
+        let subs = [
+            sub(1, 10, Track::Attack, 5),
+            sub(2, 11, Track::Attack, 4),
+            sub(3, 12, Track::Defense, 1),
+        ];
         // attack 1: 0.5 + 0.1 + 0.2 = 0.8 ; attack 2: 1.0
         let board = rank(Track::Attack, Split::Public, &subs, &cells);
-        assert_eq!(board.iter().map(|s| s.team_id).collect::<Vec<_>>(), [11, 10]);
+        assert_eq!(
+            board.iter().map(|s| s.team_id).collect::<Vec<_>>(),
+            [11, 10]
+        );
         assert!((board[1].score - 0.8).abs() < 1e-12);
         assert_eq!(board[1].opponents, 3);
         // private split counts only private cells
@@ -138,15 +178,30 @@ mod tests {
             cell(Party::Submission(3), org.clone(), Split::Public, 10, 7),
         ];
         // team 1 made 1 and 2; team 2 made 3 earlier than 2
-        let subs = [sub(1, 1, Track::Attack, 1), sub(2, 1, Track::Attack, 50), sub(3, 2, Track::Attack, 20)];
+        let subs = [
+            sub(1, 1, Track::Attack, 1),
+            sub(2, 1, Track::Attack, 50),
+            sub(3, 2, Track::Attack, 20),
+        ];
         let board = rank(Track::Attack, Split::Public, &subs, &cells);
         assert_eq!(board.len(), 2);
-        assert_eq!((board[0].team_id, board[0].submission_id), (2, 3), "equal 0.7: the earlier wins");
-        assert_eq!((board[1].team_id, board[1].submission_id), (1, 2), "team 1's best counts");
+        assert_eq!(
+            (board[0].team_id, board[0].submission_id),
+            (2, 3),
+            "equal 0.7: the earlier wins"
+        );
+        assert_eq!(
+            (board[1].team_id, board[1].submission_id),
+            (1, 2),
+            "team 1's best counts"
+        );
         // team 1 chooses its weaker submission: it counts, and now ranks below
         let mut chosen = subs.clone();
         chosen[0].chosen = true;
         let board = rank(Track::Attack, Split::Public, &chosen, &cells);
-        assert_eq!((board[1].team_id, board[1].submission_id, board[1].score), (1, 1, 0.5));
+        assert_eq!(
+            (board[1].team_id, board[1].submission_id, board[1].score),
+            (1, 1, 0.5)
+        );
     }
 }

@@ -224,15 +224,37 @@ pub trait Store: Send + Sync + 'static {
     /// Insert a queued submission and its job in one transaction.
     async fn create_submission(&self, new: NewSubmission<'_>) -> StoreResult<Submission>;
     async fn submission(&self, id: SubmissionId) -> StoreResult<Option<Submission>>;
-    async fn team_submissions(&self, team: TeamId, challenge: ChallengeId) -> StoreResult<Vec<Submission>>;
+    async fn team_submissions(
+        &self,
+        team: TeamId,
+        challenge: ChallengeId,
+    ) -> StoreResult<Vec<Submission>>;
     /// Submissions of `team` on `track` of `challenge` created at or after `since`
     /// (rejected and failed ones included: a file that was refused still used a slot).
-    async fn count_submissions_since(&self, team: TeamId, challenge: ChallengeId, track: Track, since: i64) -> StoreResult<i64>;
+    async fn count_submissions_since(
+        &self,
+        team: TeamId,
+        challenge: ChallengeId,
+        track: Track,
+        since: i64,
+    ) -> StoreResult<i64>;
     /// Submissions of a challenge's track with this status, oldest first.
-    async fn challenge_submissions(&self, challenge: ChallengeId, track: Track, status: SubmissionStatus) -> StoreResult<Vec<Submission>>;
+    async fn challenge_submissions(
+        &self,
+        challenge: ChallengeId,
+        track: Track,
+        status: SubmissionStatus,
+    ) -> StoreResult<Vec<Submission>>;
     /// Claim the oldest runnable job (queued and due, or running with an expired
-    /// lease and attempts left) for `owner` until `lease_until`.
-    async fn claim_job(&self, owner: &str, now: i64, lease_until: i64) -> StoreResult<Option<ClaimedJob>>;
+    /// lease and fewer than `max_attempts` attempts) for `owner` until `lease_until`.
+    /// Use the same `max_attempts` as for `fail_job` and `expire_dead_jobs`.
+    async fn claim_job(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        max_attempts: i64,
+    ) -> StoreResult<Option<ClaimedJob>>;
     /// Extend a lease; `false` when the lease was lost.
     async fn heartbeat(&self, job: JobId, owner: &str, lease_until: i64) -> StoreResult<bool>;
     /// Finish a job: write its cells (duplicates ignored) and the submission's
@@ -240,15 +262,54 @@ pub trait Store: Send + Sync + 'static {
     async fn complete_job(&self, done: JobCompletion<'_>) -> StoreResult<()>;
     /// Give a job back after an evaluator error: retried with backoff until
     /// `max_attempts`, then the submission fails with `error`.
-    async fn fail_job(&self, job: JobId, owner: &str, error: &str, now: i64, max_attempts: i64) -> StoreResult<()>;
+    async fn fail_job(
+        &self,
+        job: JobId,
+        owner: &str,
+        error: &str,
+        now: i64,
+        max_attempts: i64,
+    ) -> StoreResult<()>;
     /// Jobs whose lease expired after their last attempt: mark them and their submissions failed.
     async fn expire_dead_jobs(&self, now: i64, max_attempts: i64) -> StoreResult<u64>;
     async fn queue_depth(&self) -> StoreResult<i64>;
     /// Make `submission` (scored, of `team`) the one that counts for its track;
     /// `None` goes back to the team's best.
-    async fn choose_submission(&self, team: TeamId, challenge: ChallengeId, track: Track, submission: Option<SubmissionId>) -> StoreResult<()>;
+    async fn choose_submission(
+        &self,
+        team: TeamId,
+        challenge: ChallengeId,
+        track: Track,
+        submission: Option<SubmissionId>,
+    ) -> StoreResult<()>;
+    /// Record a flag attempt; on a correct one, the team's solve (once). Refused
+    /// when the team already made `max_wrong_per_minute` wrong attempts in the last minute.
+    async fn submit_flag(&self, attempt: FlagAttempt) -> StoreResult<FlagOutcome>;
+    /// Solves of a challenge, first first.
+    async fn solves(&self, challenge: ChallengeId) -> StoreResult<Vec<Solve>>;
+    /// Spend `n` queries of `budget` on a target, atomically: `Ok(used after)`,
+    /// or `Refused` (with nothing spent) when fewer than `n` remain.
+    async fn spend_queries(
+        &self,
+        challenge: ChallengeId,
+        team: TeamId,
+        target: &str,
+        n: i64,
+        budget: i64,
+    ) -> StoreResult<i64>;
+    async fn queries_used(
+        &self,
+        challenge: ChallengeId,
+        team: TeamId,
+        target: &str,
+    ) -> StoreResult<i64>;
     /// Add cells outside a job (matrix repair); duplicates are ignored.
-    async fn insert_cells(&self, challenge: ChallengeId, cells: &[Evaluation], now: i64) -> StoreResult<()>;
+    async fn insert_cells(
+        &self,
+        challenge: ChallengeId,
+        cells: &[Evaluation],
+        now: i64,
+    ) -> StoreResult<()>;
     async fn evaluations(&self, challenge: ChallengeId) -> StoreResult<Vec<Evaluation>>;
 }
 
@@ -302,9 +363,15 @@ impl SubmissionStatus {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Queued, Self::Running, Self::Scored, Self::Rejected, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        [
+            Self::Queued,
+            Self::Running,
+            Self::Scored,
+            Self::Rejected,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
     }
 
     pub fn is_final(self) -> bool {
@@ -426,4 +493,31 @@ pub struct JobCompletion<'a> {
     pub details: &'a str,
     pub cells: &'a [Evaluation],
     pub now: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FlagAttempt {
+    pub challenge_id: ChallengeId,
+    pub team_id: TeamId,
+    pub user_id: UserId,
+    pub correct: bool,
+    pub now: i64,
+    pub max_wrong_per_minute: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagOutcome {
+    /// This attempt created the team's solve (false for a repeat or a wrong flag).
+    pub newly_solved: bool,
+    /// Solves of the challenge, this one included.
+    pub solves: i64,
+    /// The team's place among solvers (1 = first blood), when it has solved.
+    pub place: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Solve {
+    pub team_id: TeamId,
+    pub user_id: UserId,
+    pub created_at: i64,
 }

@@ -57,6 +57,4 @@ pub struct ThreatModel {
     pub norm: Option<Norm>,
     pub epsilon: Option<f64>,
     pub targeted: bool,
-    /// Black-box queries per team and target, when the challenge offers a query API.
-    pub query_budget: Option<u64>,
 }

@@ -5,10 +5,10 @@ use anyhow::Context;
 use async_trait::async_trait;
 use riposte_core::account::Role;
 use riposte_core::store::{
-    ApiToken, ChallengeId, ChallengeRecord, ChallengeUpsert, ClaimedJob, Counts, Credentials, Evaluation,
-    FileRecord, JobCompletion, JobId, NewSession, NewSubmission, Party, Session, Split, Store, StoreError,
-    StoreResult, Submission, SubmissionId, SubmissionStatus, Team, TeamId, TeamSummary, Track, Upserted,
-    User, UserId,
+    ApiToken, ChallengeId, ChallengeRecord, ChallengeUpsert, ClaimedJob, Counts, Credentials,
+    Evaluation, FileRecord, FlagAttempt, FlagOutcome, JobCompletion, JobId, NewSession,
+    NewSubmission, Party, Session, Solve, Split, Store, StoreError, StoreResult, Submission,
+    SubmissionId, SubmissionStatus, Team, TeamId, TeamSummary, Track, Upserted, User, UserId,
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -29,9 +29,6 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
 }
-
-/// Claims never hand out a job more often than this, whatever the caller's limit.
-const MAX_ATTEMPTS_CEILING: i64 = 3;
 
 const USER_COLUMNS: &str = "u.id, u.username, u.role, u.banned, u.team_id, u.created_at";
 
@@ -114,6 +111,19 @@ impl SqlStore {
         }
     }
 
+    /// Serialize a team's writes inside `tx`: the team row `FOR UPDATE` on
+    /// PostgreSQL; on SQLite the transaction's write lock already does it.
+    async fn lock_team(&self, tx: &mut sqlx::AnyConnection, team: TeamId) -> StoreResult<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT id FROM teams WHERE id = $1 FOR UPDATE")
+                .bind(team)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        Ok(())
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -183,7 +193,12 @@ fn challenge_from(row: &AnyRow) -> StoreResult<ChallengeRecord> {
 }
 
 /// Write matrix cells; a cell that exists already is left as it is.
-async fn insert_cells(conn: &mut sqlx::AnyConnection, challenge: ChallengeId, cells: &[Evaluation], now: i64) -> StoreResult<()> {
+async fn insert_cells(
+    conn: &mut sqlx::AnyConnection,
+    challenge: ChallengeId,
+    cells: &[Evaluation],
+    now: i64,
+) -> StoreResult<()> {
     for cell in cells {
         sqlx::query(
             "INSERT INTO evaluations (challenge_id, attacker, defender, split, total, fooled, created_at) \
@@ -782,13 +797,8 @@ impl Store for SqlStore {
     #[tracing::instrument(skip_all, fields(team = new.team_id, track = new.track.as_str()))]
     async fn create_submission(&self, new: NewSubmission<'_>) -> StoreResult<Submission> {
         let mut tx = self.begin_write().await?;
-        // Lock the team row (PostgreSQL; SQLite's write lock is already held) so
-        // two uploads racing for the last slot of the day cannot both pass.
-        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id FROM teams WHERE id = $1{}", self.lock_rows())))
-            .bind(new.team_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+        // Two uploads racing for the last slot of the day cannot both pass.
+        self.lock_team(&mut tx, new.team_id).await?;
         let used: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM submissions WHERE team_id = $1 AND challenge_id = $2 AND track = $3 AND created_at >= $4",
         )
@@ -833,15 +843,21 @@ impl Store for SqlStore {
     }
 
     async fn submission(&self, id: SubmissionId) -> StoreResult<Option<Submission>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend_err)?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
         row.as_ref().map(submission_from).transpose()
     }
 
-    async fn team_submissions(&self, team: TeamId, challenge: ChallengeId) -> StoreResult<Vec<Submission>> {
+    async fn team_submissions(
+        &self,
+        team: TeamId,
+        challenge: ChallengeId,
+    ) -> StoreResult<Vec<Submission>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.team_id = $1 AND s.challenge_id = $2 ORDER BY s.id DESC"
         )))
@@ -853,7 +869,13 @@ impl Store for SqlStore {
         rows.iter().map(submission_from).collect()
     }
 
-    async fn count_submissions_since(&self, team: TeamId, challenge: ChallengeId, track: Track, since: i64) -> StoreResult<i64> {
+    async fn count_submissions_since(
+        &self,
+        team: TeamId,
+        challenge: ChallengeId,
+        track: Track,
+        since: i64,
+    ) -> StoreResult<i64> {
         sqlx::query_scalar(
             "SELECT COUNT(*) FROM submissions WHERE team_id = $1 AND challenge_id = $2 AND track = $3 AND created_at >= $4",
         )
@@ -866,7 +888,12 @@ impl Store for SqlStore {
         .map_err(backend_err)
     }
 
-    async fn challenge_submissions(&self, challenge: ChallengeId, track: Track, status: SubmissionStatus) -> StoreResult<Vec<Submission>> {
+    async fn challenge_submissions(
+        &self,
+        challenge: ChallengeId,
+        track: Track,
+        status: SubmissionStatus,
+    ) -> StoreResult<Vec<Submission>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.challenge_id = $1 AND s.track = $2 AND s.status = $3 ORDER BY s.id"
         )))
@@ -880,7 +907,13 @@ impl Store for SqlStore {
     }
 
     #[tracing::instrument(skip_all, fields(owner))]
-    async fn claim_job(&self, owner: &str, now: i64, lease_until: i64) -> StoreResult<Option<ClaimedJob>> {
+    async fn claim_job(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        max_attempts: i64,
+    ) -> StoreResult<Option<ClaimedJob>> {
         // One statement claims the row: PostgreSQL skips rows other workers hold,
         // SQLite's single writer makes the sub-select and update atomic.
         let skip_locked = match self.backend {
@@ -900,7 +933,7 @@ impl Store for SqlStore {
             .bind(owner)
             .bind(lease_until)
             .bind(now)
-            .bind(MAX_ATTEMPTS_CEILING)
+            .bind(max_attempts)
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend_err)?;
@@ -917,8 +950,15 @@ impl Store for SqlStore {
             .await
             .map_err(backend_err)?;
         tx.commit().await.map_err(backend_err)?;
-        let submission = self.submission(submission_id).await?.ok_or(StoreError::NotFound)?;
-        Ok(Some(ClaimedJob { id, submission, attempts }))
+        let submission = self
+            .submission(submission_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(Some(ClaimedJob {
+            id,
+            submission,
+            attempts,
+        }))
     }
 
     async fn heartbeat(&self, job: JobId, owner: &str, lease_until: i64) -> StoreResult<bool> {
@@ -945,7 +985,10 @@ impl Store for SqlStore {
         .await
         .map_err(backend_err)?;
         if fenced.rows_affected() != 1 {
-            return Err(StoreError::Refused(format!("job {} is no longer leased to {}", done.job, done.owner)));
+            return Err(StoreError::Refused(format!(
+                "job {} is no longer leased to {}",
+                done.job, done.owner
+            )));
         }
         insert_cells(&mut tx, done.challenge_id, done.cells, done.now).await?;
         sqlx::query(
@@ -963,7 +1006,14 @@ impl Store for SqlStore {
         tx.commit().await.map_err(backend_err)
     }
 
-    async fn fail_job(&self, job: JobId, owner: &str, error: &str, now: i64, max_attempts: i64) -> StoreResult<()> {
+    async fn fail_job(
+        &self,
+        job: JobId,
+        owner: &str,
+        error: &str,
+        now: i64,
+        max_attempts: i64,
+    ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT attempts, submission_id FROM jobs WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
@@ -974,7 +1024,9 @@ impl Store for SqlStore {
         .await
         .map_err(backend_err)?;
         let Some(row) = row else {
-            return Err(StoreError::Refused(format!("job {job} is no longer leased to {owner}")));
+            return Err(StoreError::Refused(format!(
+                "job {job} is no longer leased to {owner}"
+            )));
         };
         let attempts: i64 = row.try_get("attempts").map_err(backend_err)?;
         let submission: i64 = row.try_get("submission_id").map_err(backend_err)?;
@@ -1039,7 +1091,13 @@ impl Store for SqlStore {
         Ok(dead.len() as u64)
     }
 
-    async fn choose_submission(&self, team: TeamId, challenge: ChallengeId, track: Track, submission: Option<SubmissionId>) -> StoreResult<()> {
+    async fn choose_submission(
+        &self,
+        team: TeamId,
+        challenge: ChallengeId,
+        track: Track,
+        submission: Option<SubmissionId>,
+    ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         if let Some(id) = submission {
             let ok: i64 = sqlx::query_scalar(
@@ -1053,7 +1111,9 @@ impl Store for SqlStore {
             .await
             .map_err(backend_err)?;
             if ok == 0 {
-                return Err(StoreError::Refused("only a scored submission of your team can be chosen".to_owned()));
+                return Err(StoreError::Refused(
+                    "only a scored submission of your team can be chosen".to_owned(),
+                ));
             }
         }
         sqlx::query("UPDATE submissions SET chosen = 0 WHERE team_id = $1 AND challenge_id = $2 AND track = $3")
@@ -1073,7 +1133,169 @@ impl Store for SqlStore {
         tx.commit().await.map_err(backend_err)
     }
 
-    async fn insert_cells(&self, challenge: ChallengeId, cells: &[Evaluation], now: i64) -> StoreResult<()> {
+    #[tracing::instrument(skip_all, fields(team = attempt.team_id, challenge = attempt.challenge_id))]
+    async fn submit_flag(&self, attempt: FlagAttempt) -> StoreResult<FlagOutcome> {
+        let mut tx = self.begin_write().await?;
+        // Concurrent guesses cannot slip past the limit; concurrent correct flags solve once.
+        self.lock_team(&mut tx, attempt.team_id).await?;
+        let wrong: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM flag_attempts WHERE team_id = $1 AND challenge_id = $2 AND correct = 0 AND created_at > $3",
+        )
+        .bind(attempt.team_id)
+        .bind(attempt.challenge_id)
+        .bind(attempt.now - 60)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        if wrong >= attempt.max_wrong_per_minute {
+            return Err(StoreError::Refused(format!(
+                "{wrong} wrong flags in the last minute: wait before trying again"
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO flag_attempts (challenge_id, team_id, user_id, correct, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(attempt.challenge_id)
+        .bind(attempt.team_id)
+        .bind(attempt.user_id)
+        .bind(i64::from(attempt.correct))
+        .bind(attempt.now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        let mut newly_solved = false;
+        if attempt.correct {
+            let inserted = sqlx::query(
+                "INSERT INTO solves (challenge_id, team_id, user_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(attempt.challenge_id)
+            .bind(attempt.team_id)
+            .bind(attempt.user_id)
+            .bind(attempt.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+            newly_solved = inserted.rows_affected() == 1;
+        }
+        let solves: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM solves WHERE challenge_id = $1")
+            .bind(attempt.challenge_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        let mine: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM solves WHERE challenge_id = $1 AND team_id = $2")
+                .bind(attempt.challenge_id)
+                .bind(attempt.team_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        let place = match mine {
+            Some(id) => Some(
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM solves WHERE challenge_id = $1 AND id <= $2",
+                )
+                .bind(attempt.challenge_id)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend_err)?,
+            ),
+            None => None,
+        };
+        tx.commit().await.map_err(backend_err)?;
+        Ok(FlagOutcome {
+            newly_solved,
+            solves,
+            place,
+        })
+    }
+
+    async fn solves(&self, challenge: ChallengeId) -> StoreResult<Vec<Solve>> {
+        let rows = sqlx::query(
+            "SELECT team_id, user_id, created_at FROM solves WHERE challenge_id = $1 ORDER BY id",
+        )
+        .bind(challenge)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Solve {
+                    team_id: row.try_get("team_id").map_err(backend_err)?,
+                    user_id: row.try_get("user_id").map_err(backend_err)?,
+                    created_at: row.try_get("created_at").map_err(backend_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn spend_queries(
+        &self,
+        challenge: ChallengeId,
+        team: TeamId,
+        target: &str,
+        n: i64,
+        budget: i64,
+    ) -> StoreResult<i64> {
+        sqlx::query(
+            "INSERT INTO query_usage (challenge_id, team_id, target, used) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+        )
+        .bind(challenge)
+        .bind(team)
+        .bind(target)
+        .execute(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        // One guarded UPDATE is the whole check: the row lock (PostgreSQL) or the
+        // write lock (SQLite) makes concurrent spends see each other's totals.
+        let used: Option<i64> = sqlx::query_scalar(
+            "UPDATE query_usage SET used = used + $4 \
+             WHERE challenge_id = $1 AND team_id = $2 AND target = $3 AND used + $4 <= $5 RETURNING used",
+        )
+        .bind(challenge)
+        .bind(team)
+        .bind(target)
+        .bind(n)
+        .bind(budget)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        match used {
+            Some(used) => Ok(used),
+            None => {
+                let used = self.queries_used(challenge, team, target).await?;
+                Err(StoreError::Refused(format!(
+                    "this request needs {n} queries but your team has {} of its {budget} left for this target",
+                    (budget - used).max(0)
+                )))
+            }
+        }
+    }
+
+    async fn queries_used(
+        &self,
+        challenge: ChallengeId,
+        team: TeamId,
+        target: &str,
+    ) -> StoreResult<i64> {
+        let used: Option<i64> = sqlx::query_scalar(
+            "SELECT used FROM query_usage WHERE challenge_id = $1 AND team_id = $2 AND target = $3",
+        )
+        .bind(challenge)
+        .bind(team)
+        .bind(target)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        Ok(used.unwrap_or(0))
+    }
+
+    async fn insert_cells(
+        &self,
+        challenge: ChallengeId,
+        cells: &[Evaluation],
+        now: i64,
+    ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         insert_cells(&mut tx, challenge, cells, now).await?;
         tx.commit().await.map_err(backend_err)
@@ -1098,13 +1320,19 @@ impl Store for SqlStore {
             .map(|row| {
                 let key = |col: &str| -> StoreResult<Party> {
                     let raw: String = row.try_get(col).map_err(backend_err)?;
-                    Party::parse(&raw).ok_or_else(|| StoreError::Backend(anyhow::anyhow!("bad party key {raw:?}")))
+                    Party::parse(&raw).ok_or_else(|| {
+                        StoreError::Backend(anyhow::anyhow!("bad party key {raw:?}"))
+                    })
                 };
                 let split: String = row.try_get("split").map_err(backend_err)?;
                 Ok(Evaluation {
                     attacker: key("attacker")?,
                     defender: key("defender")?,
-                    split: if split == "private" { Split::Private } else { Split::Public },
+                    split: if split == "private" {
+                        Split::Private
+                    } else {
+                        Split::Public
+                    },
                     total: row.try_get("total").map_err(backend_err)?,
                     fooled: row.try_get("fooled").map_err(backend_err)?,
                     created_at: row.try_get("created_at").map_err(backend_err)?,
@@ -1118,7 +1346,9 @@ const SUBMISSION_COLUMNS: &str = "s.id, s.challenge_id, s.team_id, s.user_id, s.
      s.size, s.status, s.message, s.gate_accuracy, s.created_at, s.finished_at, s.details, s.chosen";
 
 fn submission_from(row: &AnyRow) -> StoreResult<Submission> {
-    let bad = |what: &str, value: String| StoreError::Backend(anyhow::anyhow!("stored {what} {value:?} is unknown"));
+    let bad = |what: &str, value: String| {
+        StoreError::Backend(anyhow::anyhow!("stored {what} {value:?} is unknown"))
+    };
     let track: String = row.try_get("track").map_err(backend_err)?;
     let status: String = row.try_get("status").map_err(backend_err)?;
     Ok(Submission {

@@ -163,7 +163,7 @@ queue_conformance! {
                 tokio::spawn(async move {
                     let owner = format!("claimer-{i}");
                     let mut got = Vec::new();
-                    while let Some(job) = store.claim_job(&owner, 100, 200).await.unwrap() {
+                    while let Some(job) = store.claim_job(&owner, 100, 200, 3).await.unwrap() {
                         assert_eq!(job.attempts, 1);
                         assert_eq!(job.submission.status, SubmissionStatus::Running);
                         got.push((job.id, job.submission.id));
@@ -183,19 +183,19 @@ queue_conformance! {
         assert_eq!(jobs.len(), 20, "every job is claimed exactly once: {jobs:?}");
         assert_eq!(jobs.iter().collect::<HashSet<_>>().len(), 20, "a job was claimed twice: {jobs:?}");
         assert_eq!(subs.into_iter().collect::<HashSet<_>>(), submitted);
-        assert!(store.claim_job("late", 100, 200).await.unwrap().is_none());
+        assert!(store.claim_job("late", 100, 200, 3).await.unwrap().is_none());
         assert_eq!(store.queue_depth().await.unwrap(), 20, "claimed jobs are still in the queue until done");
     };
 
     an_expired_lease_is_reclaimed_and_its_stale_owner_fenced => |store: Arc<SqlStore>| async move {
         let f = fixture(&store).await;
         let sub = submit(&store, &f, 100).await;
-        let first = store.claim_job("a", 100, 110).await.unwrap().unwrap();
+        let first = store.claim_job("a", 100, 110, 3).await.unwrap().unwrap();
         assert_eq!(first.attempts, 1);
         // the lease is live until 110: nobody else gets the job
-        assert!(store.claim_job("b", 105, 115).await.unwrap().is_none());
-        assert!(store.claim_job("b", 110, 120).await.unwrap().is_none(), "a lease is live at its expiry second");
-        let second = store.claim_job("b", 111, 121).await.unwrap().unwrap();
+        assert!(store.claim_job("b", 105, 115, 3).await.unwrap().is_none());
+        assert!(store.claim_job("b", 110, 120, 3).await.unwrap().is_none(), "a lease is live at its expiry second");
+        let second = store.claim_job("b", 111, 121, 3).await.unwrap().unwrap();
         assert_eq!((second.id, second.attempts), (first.id, 2));
         assert_eq!(status(&store, sub.id).await.status, SubmissionStatus::Running);
         // the stale owner can neither renew, complete nor fail the job
@@ -217,13 +217,13 @@ queue_conformance! {
         let stored = store.evaluations(f.challenge).await.unwrap();
         assert_eq!(stored.iter().map(|e| e.fooled).collect::<Vec<_>>(), vec![7, 5]);
         assert_eq!(store.queue_depth().await.unwrap(), 0);
-        assert!(store.claim_job("c", 1_000, 1_010).await.unwrap().is_none(), "a done job is never handed out again");
+        assert!(store.claim_job("c", 1_000, 1_010, 3).await.unwrap().is_none(), "a done job is never handed out again");
     };
 
     completing_twice_writes_cells_once => |store: Arc<SqlStore>| async move {
         let f = fixture(&store).await;
         let attack = submit(&store, &f, 100).await;
-        let job = store.claim_job("a", 100, 130).await.unwrap().unwrap();
+        let job = store.claim_job("a", 100, 130, 3).await.unwrap().unwrap();
         let cells = [cell(attack.id, "mlp", 7), cell(attack.id, "cnn", 5)];
         store.complete_job(completion(&f, job.id, "a", attack.id, &cells, 101)).await.unwrap();
         // the same owner completing again (a retried call) is fenced: the job is done
@@ -232,7 +232,7 @@ queue_conformance! {
         assert!(matches!(twice, Err(StoreError::Refused(_))), "{twice:?}");
         // another job writing a cell that exists keeps the first value (ON CONFLICT DO NOTHING)
         let other = submit(&store, &f, 100).await;
-        let other_job = store.claim_job("b", 103, 130).await.unwrap().unwrap();
+        let other_job = store.claim_job("b", 103, 130, 3).await.unwrap().unwrap();
         assert_eq!(other_job.submission.id, other.id);
         let overlapping = [cell(attack.id, "mlp", 42), cell(other.id, "mlp", 3)];
         store.complete_job(completion(&f, other_job.id, "b", other.id, &overlapping, 104)).await.unwrap();
@@ -256,19 +256,19 @@ queue_conformance! {
     failures_back_off_then_fail_after_three_attempts => |store: Arc<SqlStore>| async move {
         let f = fixture(&store).await;
         let sub = submit(&store, &f, 100).await;
-        let job = store.claim_job("a", 100, 160).await.unwrap().unwrap();
+        let job = store.claim_job("a", 100, 160, 3).await.unwrap().unwrap();
         assert_eq!(job.attempts, 1);
         store.fail_job(job.id, "a", "host crashed", 100, 3).await.unwrap();
         assert_eq!(status(&store, sub.id).await.status, SubmissionStatus::Queued);
         // backoff after attempt 1: 2 s
-        assert!(store.claim_job("b", 101, 160).await.unwrap().is_none());
-        let job = store.claim_job("b", 102, 160).await.unwrap().unwrap();
+        assert!(store.claim_job("b", 101, 160, 3).await.unwrap().is_none());
+        let job = store.claim_job("b", 102, 160, 3).await.unwrap().unwrap();
         assert_eq!(job.attempts, 2);
         assert_eq!(status(&store, sub.id).await.status, SubmissionStatus::Running);
         store.fail_job(job.id, "b", "host crashed", 102, 3).await.unwrap();
         // backoff after attempt 2: 4 s
-        assert!(store.claim_job("c", 105, 160).await.unwrap().is_none());
-        let job = store.claim_job("c", 106, 160).await.unwrap().unwrap();
+        assert!(store.claim_job("c", 105, 160, 3).await.unwrap().is_none());
+        let job = store.claim_job("c", 106, 160, 3).await.unwrap().unwrap();
         assert_eq!(job.attempts, 3);
         store.fail_job(job.id, "c", "host crashed again", 106, 3).await.unwrap();
         let failed = status(&store, sub.id).await;
@@ -276,7 +276,7 @@ queue_conformance! {
         assert_eq!(failed.finished_at, Some(106));
         assert!(failed.message.contains("after 3 attempts"), "{}", failed.message);
         assert!(failed.message.contains("host crashed again"), "{}", failed.message);
-        assert!(store.claim_job("d", 10_000, 10_060).await.unwrap().is_none());
+        assert!(store.claim_job("d", 10_000, 10_060, 3).await.unwrap().is_none());
         assert_eq!(store.queue_depth().await.unwrap(), 0);
         // and the failed job can no longer be failed or completed by its last owner
         assert!(matches!(store.fail_job(job.id, "c", "x", 107, 3).await, Err(StoreError::Refused(_))));
@@ -289,15 +289,15 @@ queue_conformance! {
         let dead = submit(&store, &f, 100).await;
         // three workers die holding the job, one after another
         for (attempt, now) in [(1, 100), (2, 111), (3, 122)] {
-            let job = store.claim_job(&format!("w{attempt}"), now, now + 10).await.unwrap().unwrap();
+            let job = store.claim_job(&format!("w{attempt}"), now, now + 10, 3).await.unwrap().unwrap();
             assert_eq!((job.submission.id, job.attempts), (dead.id, attempt));
             assert_eq!(store.expire_dead_jobs(now, 3).await.unwrap(), 0, "a live lease is not dead");
         }
         // a second job whose lease is live
         let live = submit(&store, &f, 100).await;
-        let job = store.claim_job("w4", 133, 1_000).await.unwrap().unwrap();
+        let job = store.claim_job("w4", 133, 1_000, 3).await.unwrap().unwrap();
         assert_eq!(job.submission.id, live.id, "the dead job (3 attempts) is not handed out a 4th time");
-        assert!(store.claim_job("w5", 133, 1_000).await.unwrap().is_none());
+        assert!(store.claim_job("w5", 133, 1_000, 3).await.unwrap().is_none());
         assert_eq!(store.expire_dead_jobs(133, 3).await.unwrap(), 1);
         let failed = status(&store, dead.id).await;
         assert_eq!(failed.status, SubmissionStatus::Failed);

@@ -6,4 +6,6 @@ pub mod onnx;
 pub mod sandbox;
 pub mod score;
 pub mod tensor;
-pub use host::{HostCommand, HostError, HostLimits, HostPool, ModelHost, PoolConfig, PoolModel, model_host_main};
+pub use host::{
+    HostCommand, HostError, HostLimits, HostPool, ModelHost, PoolConfig, PoolModel, model_host_main,
+};

@@ -38,12 +38,21 @@ pub struct CheckedAttack {
 }
 
 /// Check an uploaded attack file against the challenge's contract and budget.
-pub fn check_attack(bytes: &[u8], filename: &str, set: &EvasionSet) -> Result<CheckedAttack, Rejection> {
+pub fn check_attack(
+    bytes: &[u8],
+    filename: &str,
+    set: &EvasionSet,
+) -> Result<CheckedAttack, Rejection> {
     let adversarial = tensor::read_tensor(bytes, Some(filename), &tensor::Limits::default())
         .map_err(|e| Rejection(e.to_string()))?;
     tensor::validate_examples(&adversarial, &set.task).map_err(|e| Rejection(e.to_string()))?;
     if adversarial.num_examples() != set.labels.len() {
-        let shape: Vec<String> = set.task.input_shape.iter().map(ToString::to_string).collect();
+        let shape: Vec<String> = set
+            .task
+            .input_shape
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         return Err(Rejection(format!(
             "the file holds {} examples: expected {} (one per eval input, same order), shape [{}, {}]",
             adversarial.num_examples(),
@@ -62,7 +71,10 @@ pub fn check_attack(bytes: &[u8], filename: &str, set: &EvasionSet) -> Result<Ch
             over_budget.push(i);
         }
     }
-    Ok(CheckedAttack { adversarial, over_budget })
+    Ok(CheckedAttack {
+        adversarial,
+        over_budget,
+    })
 }
 
 /// The first few over-budget examples, for the submission's message.
@@ -75,7 +87,12 @@ pub fn describe_over_budget(checked: &CheckedAttack, set: &EvasionSet) -> Option
         .iter()
         .take(5)
         .filter_map(|&i| {
-            let d = scoring::distance(set.clean.example(i)?, checked.adversarial.example(i)?, set.norm).ok()?;
+            let d = scoring::distance(
+                set.clean.example(i)?,
+                checked.adversarial.example(i)?,
+                set.norm,
+            )
+            .ok()?;
             Some(format!("example {i}: {d:.4} > {}", set.epsilon))
         })
         .collect();
@@ -84,13 +101,24 @@ pub fn describe_over_budget(checked: &CheckedAttack, set: &EvasionSet) -> Option
         checked.over_budget.len(),
         set.norm,
         shown.join(", "),
-        if checked.over_budget.len() > 5 { ", ..." } else { "" }
+        if checked.over_budget.len() > 5 {
+            ", ..."
+        } else {
+            ""
+        }
     ))
 }
 
 /// Predicted class per example, through a sandboxed host.
-pub async fn predict_classes(pool: &HostPool, model: &PoolModel, inputs: &Tensor, classes: usize) -> Result<Vec<usize>, HostError> {
-    let logits = pool.predict(model, &inputs.data, inputs.num_examples()).await?;
+pub async fn predict_classes(
+    pool: &HostPool,
+    model: &PoolModel,
+    inputs: &Tensor,
+    classes: usize,
+) -> Result<Vec<usize>, HostError> {
+    let logits = pool
+        .predict(model, &inputs.data, inputs.num_examples())
+        .await?;
     Ok(logits
         .chunks(classes.max(1))
         .map(|row| scoring::argmax(row).unwrap_or(usize::MAX))
@@ -99,7 +127,13 @@ pub async fn predict_classes(pool: &HostPool, model: &PoolModel, inputs: &Tensor
 
 /// Count, per split, how many examples fooled a defender: a prediction that differs
 /// from the true label on an example within budget.
-pub fn cells(attacker: &Party, defender: &Party, predictions: &[usize], set: &EvasionSet, over_budget: &[usize]) -> [Evaluation; 2] {
+pub fn cells(
+    attacker: &Party,
+    defender: &Party,
+    predictions: &[usize],
+    set: &EvasionSet,
+    over_budget: &[usize],
+) -> [Evaluation; 2] {
     let fooled: Vec<bool> = predictions
         .iter()
         .zip(&set.labels)
@@ -113,7 +147,12 @@ pub fn cells(attacker: &Party, defender: &Party, predictions: &[usize], set: &Ev
 }
 
 /// Cells from a per-example verdict over the first `fooled.len()` eval examples.
-pub fn cells_from_fooled(attacker: &Party, defender: &Party, fooled: &[bool], set: &EvasionSet) -> [Evaluation; 2] {
+pub fn cells_from_fooled(
+    attacker: &Party,
+    defender: &Party,
+    fooled: &[bool],
+    set: &EvasionSet,
+) -> [Evaluation; 2] {
     let mut counts = [(0i64, 0i64); 2]; // (total, fooled) for public, private
     for (i, &f) in fooled.iter().enumerate() {
         let slot = usize::from(!set.public.get(i).copied().unwrap_or(false));
@@ -128,7 +167,10 @@ pub fn cells_from_fooled(attacker: &Party, defender: &Party, fooled: &[bool], se
         fooled,
         created_at: 0,
     };
-    [cell(Split::Public, counts[0]), cell(Split::Private, counts[1])]
+    [
+        cell(Split::Public, counts[0]),
+        cell(Split::Private, counts[1]),
+    ]
 }
 
 /// Clean accuracy of a model on a labelled set.
@@ -152,7 +194,12 @@ mod tests {
 
     fn set() -> EvasionSet {
         EvasionSet {
-            task: TaskSpec { input_shape: vec![2], dtype: Dtype::Float32, value_range: (0.0, 1.0), classes: 3 },
+            task: TaskSpec {
+                input_shape: vec![2],
+                dtype: Dtype::Float32,
+                value_range: (0.0, 1.0),
+                classes: 3,
+            },
             norm: Norm::Linf,
             epsilon: 0.1,
             clean: Tensor::new(vec![4, 2], vec![0.5; 8]).unwrap(),
@@ -165,7 +212,13 @@ mod tests {
     fn cells_count_fooled_examples_per_split_and_skip_over_budget_ones() {
         let s = set();
         // predictions: ex0 wrong (public), ex1 right (private), ex2 wrong (public, over budget), ex3 wrong (private)
-        let [public, private] = cells(&Party::Submission(1), &Party::Organizer("m".into()), &[1, 1, 0, 2], &s, &[2]);
+        let [public, private] = cells(
+            &Party::Submission(1),
+            &Party::Organizer("m".into()),
+            &[1, 1, 0, 2],
+            &s,
+            &[2],
+        );
         assert_eq!((public.total, public.fooled), (2, 1));
         assert_eq!((private.total, private.fooled), (2, 1));
         assert_eq!(public.split, Split::Public);
@@ -179,7 +232,10 @@ mod tests {
 
     fn npy(shape: &[usize], data: &[f32]) -> Vec<u8> {
         let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
-        let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}", dims.join(", "));
+        let mut header = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+            dims.join(", ")
+        );
         while (10 + header.len() + 1) % 64 != 0 {
             header.push(' ');
         }
@@ -196,14 +252,27 @@ mod tests {
     #[test]
     fn attack_files_are_checked_against_shape_range_and_budget() {
         let s = set();
-        let ok = check_attack(&npy(&[4, 2], &[0.55, 0.45, 0.5, 0.5, 0.9, 0.5, 0.6, 0.4]), "a.npy", &s).unwrap();
+        let ok = check_attack(
+            &npy(&[4, 2], &[0.55, 0.45, 0.5, 0.5, 0.9, 0.5, 0.6, 0.4]),
+            "a.npy",
+            &s,
+        )
+        .unwrap();
         assert_eq!(ok.over_budget, vec![2]);
         let message = describe_over_budget(&ok, &s).unwrap();
-        assert!(message.starts_with("1 example(s) exceed the L-inf budget"), "{message}");
+        assert!(
+            message.starts_with("1 example(s) exceed the L-inf budget"),
+            "{message}"
+        );
         assert!(message.contains("example 2: 0.4000 > 0.1"), "{message}");
         let short = check_attack(&npy(&[3, 2], &[0.5; 6]), "a.npy", &s).unwrap_err();
         assert!(short.0.contains("holds 3 examples: expected 4"), "{short}");
-        let range = check_attack(&npy(&[4, 2], &[0.5, 1.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]), "a.npy", &s).unwrap_err();
+        let range = check_attack(
+            &npy(&[4, 2], &[0.5, 1.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]),
+            "a.npy",
+            &s,
+        )
+        .unwrap_err();
         assert!(range.0.contains("1.5"), "{range}");
         let shape = check_attack(&npy(&[4, 3], &[0.5; 12]), "a.npy", &s).unwrap_err();
         assert!(shape.0.contains("shape"), "{shape}");

@@ -52,7 +52,7 @@ fn eval_attack_scores_clean_inputs_and_flags_over_budget_examples() {
     };
     let (mut x, _) = mnist_eval().unwrap();
     // Two examples pushed past the budget.
-    x[0] = (x[0] + 0.5).min(1.0).max(0.0);
+    x[0] = (x[0] + 0.5).clamp(0.0, 1.0);
     x[784 + 300] = if x[784 + 300] > 0.5 { 0.0 } else { 1.0 };
     let tmp = tempfile::tempdir().unwrap();
     let adv = tmp.path().join("adv.npy");

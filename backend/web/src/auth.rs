@@ -344,3 +344,27 @@ impl IpThrottle {
         })
     }
 }
+
+/// Requests per user per second (the query API), in this process.
+pub struct UserThrottle {
+    limiter: governor::DefaultKeyedRateLimiter<i64>,
+    clock: governor::clock::DefaultClock,
+}
+
+impl UserThrottle {
+    pub fn per_second(n: u32) -> Arc<Self> {
+        let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+        Arc::new(Self {
+            limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(n)),
+            clock: governor::clock::DefaultClock::default(),
+        })
+    }
+
+    /// `Err(seconds to wait)` when the user is over the quota.
+    pub fn check_user(&self, user: i64) -> Result<(), u64> {
+        self.limiter.check_key(&user).map_err(|not_until| {
+            use governor::clock::Clock;
+            not_until.wait_time_from(self.clock.now()).as_secs().max(1)
+        })
+    }
+}

@@ -59,7 +59,8 @@ impl BlobDir {
     /// Start writing a blob whose hash is known only at the end (uploads).
     pub fn writer(&self) -> anyhow::Result<BlobWriter> {
         Ok(BlobWriter {
-            tmp: tempfile::NamedTempFile::new_in(self.root.join("tmp")).context("creating a temporary blob")?,
+            tmp: tempfile::NamedTempFile::new_in(self.root.join("tmp"))
+                .context("creating a temporary blob")?,
             hasher: Sha256::new(),
             size: 0,
         })
@@ -74,7 +75,9 @@ impl BlobDir {
 
     /// The bytes of a blob.
     pub fn read(&self, sha256: &str) -> anyhow::Result<Vec<u8>> {
-        let path = self.path(sha256).with_context(|| format!("{sha256:?} is not a sha256"))?;
+        let path = self
+            .path(sha256)
+            .with_context(|| format!("{sha256:?} is not a sha256"))?;
         std::fs::read(&path).with_context(|| format!("reading blob {sha256}"))
     }
 

@@ -157,19 +157,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let (store, blobs) = startup::open_storage(&settings).await?;
             let store: std::sync::Arc<dyn riposte_core::store::Store> = std::sync::Arc::new(store);
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            let mut tasks = Vec::new();
+            let mut threads = Vec::new();
             for index in 0..workers.max(1) {
                 let worker = startup::evaluator(&settings, store.clone(), blobs.clone(), index)?;
-                let mut stopped = stopped.clone();
-                tasks.push(tokio::spawn(worker.run(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })));
+                threads.push(worker.spawn_thread(stopped.clone())?);
             }
-            println!("riposte worker: {} evaluator(s) running", tasks.len());
-            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            println!("riposte worker: {} evaluator(s) running", threads.len());
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
             let _ = stop.send(true);
-            for task in tasks {
-                let _ = task.await;
+            for thread in threads {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
             }
             Ok(0)
         }

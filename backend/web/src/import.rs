@@ -51,7 +51,9 @@ pub async fn import_bundle(
             now: riposte_core::now(),
         })
         .await?;
-    store.set_challenge_artifacts(&spec.slug, &artifacts).await?;
+    store
+        .set_challenge_artifacts(&spec.slug, &artifacts)
+        .await?;
     Ok(outcome)
 }
 
@@ -64,7 +66,10 @@ async fn import_artifacts(blobs: &BlobDir, bundle: &Bundle) -> anyhow::Result<St
         paths.extend([eval.inputs.as_path(), eval.labels.as_path()]);
     }
     if let Some(defense) = &spec.defense {
-        paths.extend([defense.hidden_inputs.as_path(), defense.hidden_labels.as_path()]);
+        paths.extend([
+            defense.hidden_inputs.as_path(),
+            defense.hidden_labels.as_path(),
+        ]);
     }
     let mut map = std::collections::BTreeMap::new();
     for rel in paths {

@@ -53,6 +53,8 @@ pub struct Settings {
     pub reference_attack_queries: u32,
     /// Seconds a worker's job lease lasts without a heartbeat.
     pub job_lease_seconds: u64,
+    /// Query-API requests per user per second.
+    pub queries_per_second_per_user: u32,
 }
 
 impl Default for Settings {
@@ -75,10 +77,11 @@ impl Default for Settings {
             log_format: LogFormat::Human,
             workers: 1,
             model_host_program: None,
-            max_model_hosts: 4,
+            max_model_hosts: 16,
             reference_attack_examples: 100,
             reference_attack_queries: 100,
             job_lease_seconds: 30,
+            queries_per_second_per_user: 50,
         }
     }
 }
@@ -138,6 +141,7 @@ struct DefaultsView {
     reference_attack_examples: usize,
     reference_attack_queries: u32,
     job_lease_seconds: u64,
+    queries_per_second_per_user: u32,
 }
 
 impl From<Settings> for DefaultsView {
@@ -159,6 +163,7 @@ impl From<Settings> for DefaultsView {
             reference_attack_examples: s.reference_attack_examples,
             reference_attack_queries: s.reference_attack_queries,
             job_lease_seconds: s.job_lease_seconds,
+            queries_per_second_per_user: s.queries_per_second_per_user,
             log_format: match s.log_format {
                 LogFormat::Human => "human",
                 LogFormat::Json => "json",

@@ -21,6 +21,8 @@ pub struct AppState {
     pub blobs: BlobDir,
     pub settings: Arc<Settings>,
     pub throttle: Arc<IpThrottle>,
+    pub query_throttle: Arc<crate::auth::UserThrottle>,
+    pub query_models: Arc<crate::routes::query::QueryModels>,
 }
 
 /// Open the store and blob store named by the settings (creating the data dir).
@@ -53,22 +55,48 @@ pub async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<Option<String>
     Ok(Some(password))
 }
 
+/// Room for `max_model_hosts` hosts at their full memory limit: the limit is an
+/// upper bound (an MNIST host uses a few tens of MiB), and a pool smaller than the
+/// number of models one job cycles through restarts every host on every job.
+fn pool_config(settings: &Settings) -> riposte_eval::host::PoolConfig {
+    let max_hosts = settings.max_model_hosts.max(1);
+    riposte_eval::host::PoolConfig {
+        max_hosts,
+        memory_budget_bytes: 512 * 1024 * 1024 * max_hosts as u64,
+        ..Default::default()
+    }
+}
+
+/// How this process starts sandboxed model hosts.
+fn host_command(settings: &Settings) -> anyhow::Result<riposte_eval::host::HostCommand> {
+    match &settings.model_host_program {
+        Some(program) => Ok(riposte_eval::host::HostCommand::new(
+            program.clone(),
+            ["model-host"],
+        )),
+        None => riposte_eval::host::HostCommand::current_exe_model_host()
+            .context("locating the riposte binary"),
+    }
+}
+
 /// The evaluator pieces shared by `serve` and `worker`.
-pub fn evaluator(settings: &Settings, store: Arc<dyn Store>, blobs: BlobDir, index: usize) -> anyhow::Result<crate::worker::Evaluator> {
-    let command = match &settings.model_host_program {
-        Some(program) => riposte_eval::host::HostCommand::new(program.clone(), ["model-host"]),
-        None => riposte_eval::host::HostCommand::current_exe_model_host().context("locating the riposte binary")?,
-    };
-    let pool = riposte_eval::host::HostPool::new(
-        command,
-        riposte_eval::host::PoolConfig { max_hosts: settings.max_model_hosts.max(1), ..Default::default() },
-    );
+pub fn evaluator(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    blobs: BlobDir,
+    index: usize,
+) -> anyhow::Result<crate::worker::Evaluator> {
+    let pool = riposte_eval::host::HostPool::new(host_command(settings)?, pool_config(settings));
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
     Ok(crate::worker::Evaluator {
         store,
         blobs,
         pool: Arc::new(pool),
-        owner: format!("{host}:{}:{index}:{}", std::process::id(), &auth::random_code(6)),
+        owner: format!(
+            "{host}:{}:{index}:{}",
+            std::process::id(),
+            &auth::random_code(6)
+        ),
         lease: std::time::Duration::from_secs(settings.job_lease_seconds.max(3)),
         reference: crate::worker::ReferenceAttackConfig {
             examples: settings.reference_attack_examples,
@@ -100,12 +128,23 @@ impl Application {
         let port = listener.local_addr()?.port();
         let mut workers = Vec::new();
         for index in 0..settings.workers {
-            workers.push(evaluator(&settings, Arc::new(store.clone()), blobs.clone(), index)?);
+            workers.push(evaluator(
+                &settings,
+                Arc::new(store.clone()),
+                blobs.clone(),
+                index,
+            )?);
         }
         let state = web::Data::new(AppState {
             store: Arc::new(store.clone()),
             blobs,
             throttle: IpThrottle::per_minute(settings.auth_attempts_per_ip_per_minute),
+            query_throttle: crate::auth::UserThrottle::per_second(
+                settings.queries_per_second_per_user,
+            ),
+            query_models: Arc::new(crate::routes::query::QueryModels::new(
+                riposte_eval::host::HostPool::new(host_command(&settings)?, pool_config(&settings)),
+            )),
             settings: Arc::new(settings),
         });
         let server = HttpServer::new(move || {
@@ -151,17 +190,14 @@ impl Application {
     /// Serve until SIGINT/SIGTERM (graceful: in-flight requests finish), then close the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let mut tasks = Vec::new();
+        let mut threads = Vec::new();
         for worker in self.workers {
-            let mut stopped = stopped.clone();
-            tasks.push(tokio::spawn(worker.run(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })));
+            threads.push(worker.spawn_thread(stopped.clone())?);
         }
         let result = self.server.await;
         let _ = stop.send(true);
-        for task in tasks {
-            let _ = task.await;
+        for thread in threads {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         self.store.close().await;
         result

@@ -20,7 +20,11 @@ pub fn markdown(source: &str) -> String {
 pub fn without_title<'a>(readme: &'a str, title: &str) -> &'a str {
     let trimmed = readme.trim_start();
     match trimmed.split_once('\n') {
-        Some((first, rest)) if first.trim_start_matches('#').trim() == title && first.starts_with("# ") => rest,
+        Some((first, rest))
+            if first.trim_start_matches('#').trim() == title && first.starts_with("# ") =>
+        {
+            rest
+        }
         _ => readme,
     }
 }
@@ -67,8 +71,17 @@ pub fn threat_rows(spec: &ChallengeSpec) -> Vec<(&'static str, String)> {
             .to_owned(),
         ));
     }
-    if let Some(budget) = spec.threat.query_budget {
-        rows.push(("Query budget", budget.to_string()));
+    if let Some(query) = &spec.query {
+        rows.push((
+            "Query budget",
+            format!("{} per team and target", query.budget),
+        ));
+        let output = match query.output {
+            riposte_core::challenge::OutputMode::Label => "label only",
+            riposte_core::challenge::OutputMode::Top1 => "label + confidence",
+            riposte_core::challenge::OutputMode::Probabilities => "all probabilities",
+        };
+        rows.push(("Query answers", output.to_owned()));
     }
     for target in &spec.targets {
         let access = if target.is_white_box() {

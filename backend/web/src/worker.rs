@@ -12,11 +12,11 @@ use std::time::Duration;
 use anyhow::Context;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::store::{
-    ChallengeRecord, ClaimedJob, Evaluation, JobCompletion, Party, Store, StoreError, Submission, SubmissionId,
-    SubmissionStatus, Track,
+    ChallengeRecord, ClaimedJob, Evaluation, JobCompletion, Party, Store, StoreError, Submission,
+    SubmissionId, SubmissionStatus, Track,
 };
 use riposte_eval::attack::{Pooled, SquareAttack};
-use riposte_eval::host::{HostPool, HostLimits, PoolModel};
+use riposte_eval::host::{HostLimits, HostPool, PoolModel};
 use riposte_eval::score::{self, EvasionSet, Rejection};
 use riposte_eval::tensor::{self, Tensor};
 
@@ -103,7 +103,14 @@ fn top1(logits: &[f32], classes: usize) -> Vec<(usize, f32)> {
             let best = riposte_core::scoring::argmax(row).unwrap_or(0);
             let max = row.iter().copied().fold(f32::MIN, f32::max);
             let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
-            (best, if sum > 0.0 { (row[best] - max).exp() / sum } else { 0.0 })
+            (
+                best,
+                if sum > 0.0 {
+                    (row[best] - max).exp() / sum
+                } else {
+                    0.0
+                },
+            )
         })
         .collect()
 }
@@ -117,7 +124,11 @@ impl Evaluator {
         let now = riposte_core::now();
         self.store.expire_dead_jobs(now, MAX_ATTEMPTS).await?;
         let lease = i64::try_from(self.lease.as_secs()).unwrap_or(60);
-        let Some(job) = self.store.claim_job(&self.owner, now, now + lease).await? else {
+        let Some(job) = self
+            .store
+            .claim_job(&self.owner, now, now + lease, MAX_ATTEMPTS)
+            .await?
+        else {
             return Ok(StepOutcome::Idle);
         };
         let submission = job.submission.id;
@@ -152,7 +163,11 @@ impl Evaluator {
             Err(e) => {
                 let reason = format!("{e:#}");
                 tracing::warn!(submission, error = %reason, "scoring failed");
-                match self.store.fail_job(job.id, &self.owner, &reason, now, MAX_ATTEMPTS).await {
+                match self
+                    .store
+                    .fail_job(job.id, &self.owner, &reason, now, MAX_ATTEMPTS)
+                    .await
+                {
                     Ok(()) => Ok(StepOutcome::GaveBack(submission, reason)),
                     Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
                     Err(e) => Err(e.into()),
@@ -200,8 +215,14 @@ impl Evaluator {
             if record.kind != ChallengeKind::Evasion.as_str() {
                 continue;
             }
-            let attacks = self.store.challenge_submissions(record.id, Track::Attack, SubmissionStatus::Scored).await?;
-            let defenses = self.store.challenge_submissions(record.id, Track::Defense, SubmissionStatus::Scored).await?;
+            let attacks = self
+                .store
+                .challenge_submissions(record.id, Track::Attack, SubmissionStatus::Scored)
+                .await?;
+            let defenses = self
+                .store
+                .challenge_submissions(record.id, Track::Defense, SubmissionStatus::Scored)
+                .await?;
             if attacks.is_empty() || defenses.is_empty() {
                 continue;
             }
@@ -215,7 +236,9 @@ impl Evaluator {
             let missing: Vec<(&Submission, &Submission)> = attacks
                 .iter()
                 .flat_map(|a| defenses.iter().map(move |d| (a, d)))
-                .filter(|(a, d)| !present.contains(&(Party::Submission(a.id), Party::Submission(d.id))))
+                .filter(|(a, d)| {
+                    !present.contains(&(Party::Submission(a.id), Party::Submission(d.id)))
+                })
                 .collect();
             if missing.is_empty() {
                 continue;
@@ -225,16 +248,64 @@ impl Evaluator {
             let limits = HostLimits::for_task(&set.task);
             for (attack, defense) in missing {
                 let bytes = self.blob(&attack.blob_sha256).await?;
-                let Ok(checked) = score::check_attack(&bytes, &attack.filename, &set) else { continue };
+                let Ok(checked) = score::check_attack(&bytes, &attack.filename, &set) else {
+                    continue;
+                };
                 let model = PoolModel::new(self.blob(&defense.blob_sha256).await?, limits.clone());
-                let predictions = score::predict_classes(&self.pool, &model, &checked.adversarial, set.task.classes).await?;
-                let cells = score::cells(&Party::Submission(attack.id), &Party::Submission(defense.id), &predictions, &set, &checked.over_budget);
-                self.store.insert_cells(record.id, &cells, riposte_core::now()).await?;
-                tracing::info!(attack = attack.id, defense = defense.id, "matrix cell repaired");
+                let predictions = score::predict_classes(
+                    &self.pool,
+                    &model,
+                    &checked.adversarial,
+                    set.task.classes,
+                )
+                .await?;
+                let cells = score::cells(
+                    &Party::Submission(attack.id),
+                    &Party::Submission(defense.id),
+                    &predictions,
+                    &set,
+                    &checked.over_budget,
+                );
+                self.store
+                    .insert_cells(record.id, &cells, riposte_core::now())
+                    .await?;
+                tracing::info!(
+                    attack = attack.id,
+                    defense = defense.id,
+                    "matrix cell repaired"
+                );
                 added += 1;
             }
         }
         Ok(added)
+    }
+
+    /// Run on a thread of its own with its own runtime, so scoring (CPU-bound
+    /// parsing, budget checks, the reference attack's bookkeeping) never stalls the
+    /// web server's threads. Stops when `stop` turns true.
+    pub fn spawn_thread(
+        self,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let name = format!(
+            "riposte-worker-{}",
+            self.owner.rsplit(':').nth(1).unwrap_or("0")
+        );
+        std::thread::Builder::new().name(name).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "worker runtime failed to start");
+                    return;
+                }
+            };
+            runtime.block_on(self.run(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }));
+        })
     }
 
     fn spawn_heartbeat(&self, job: i64, lease: i64) -> tokio::task::JoinHandle<()> {
@@ -254,7 +325,10 @@ impl Evaluator {
         })
     }
 
-    async fn challenge(&self, id: i64) -> anyhow::Result<(ChallengeRecord, ChallengeSpec, HashMap<String, String>)> {
+    async fn challenge(
+        &self,
+        id: i64,
+    ) -> anyhow::Result<(ChallengeRecord, ChallengeSpec, HashMap<String, String>)> {
         let record = self
             .store
             .list_challenges(true)
@@ -264,19 +338,28 @@ impl Evaluator {
             .with_context(|| format!("challenge {id} is gone"))?;
         let spec: ChallengeSpec = serde_json::from_str(&record.spec_json).context("stored spec")?;
         let artifacts: HashMap<String, String> =
-            serde_json::from_str(&self.store.challenge_artifacts(id).await?).context("stored artifacts")?;
+            serde_json::from_str(&self.store.challenge_artifacts(id).await?)
+                .context("stored artifacts")?;
         Ok((record, spec, artifacts))
     }
 
     async fn blob(&self, sha: &str) -> anyhow::Result<Vec<u8>> {
         let blobs = self.blobs.clone();
         let sha = sha.to_owned();
-        tokio::task::spawn_blocking(move || blobs.read(&sha)).await.context("blob read task")?
+        tokio::task::spawn_blocking(move || blobs.read(&sha))
+            .await
+            .context("blob read task")?
     }
 
-    async fn artifact(&self, artifacts: &HashMap<String, String>, path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    async fn artifact(
+        &self,
+        artifacts: &HashMap<String, String>,
+        path: &std::path::Path,
+    ) -> anyhow::Result<Vec<u8>> {
         let key = path.to_string_lossy().replace('\\', "/");
-        let sha = artifacts.get(&key).with_context(|| format!("the bundle file {key} was not imported"))?;
+        let sha = artifacts
+            .get(&key)
+            .with_context(|| format!("the bundle file {key} was not imported"))?;
         self.blob(sha).await
     }
 
@@ -288,21 +371,46 @@ impl Evaluator {
         let set = self.evasion_set(&spec, &artifacts).await?;
         let limits = HostLimits::for_task(&set.task);
         match job.submission.track {
-            Track::Attack => self.score_attack(&job.submission, &spec, &artifacts, &set, &limits).await,
-            Track::Defense => self.score_defense(&job.submission, &spec, &artifacts, &set, &limits).await,
+            Track::Attack => {
+                self.score_attack(&job.submission, &spec, &artifacts, &set, &limits)
+                    .await
+            }
+            Track::Defense => {
+                self.score_defense(&job.submission, &spec, &artifacts, &set, &limits)
+                    .await
+            }
         }
     }
 
-    async fn evasion_set(&self, spec: &ChallengeSpec, artifacts: &HashMap<String, String>) -> anyhow::Result<EvasionSet> {
-        let task = spec.task.clone().context("evasion challenge without [task]")?;
-        let eval = spec.eval.as_ref().context("evasion challenge without [eval]")?;
+    async fn evasion_set(
+        &self,
+        spec: &ChallengeSpec,
+        artifacts: &HashMap<String, String>,
+    ) -> anyhow::Result<EvasionSet> {
+        let task = spec
+            .task
+            .clone()
+            .context("evasion challenge without [task]")?;
+        let eval = spec
+            .eval
+            .as_ref()
+            .context("evasion challenge without [eval]")?;
         let limits = trusted_limits();
-        let clean = tensor::read_tensor(&self.artifact(artifacts, &eval.inputs).await?, None, &limits)
-            .context("reading the eval inputs")?;
-        let labels = tensor::read_npy_labels(&self.artifact(artifacts, &eval.labels).await?, &limits)
-            .context("reading the eval labels")?;
+        let clean = tensor::read_tensor(
+            &self.artifact(artifacts, &eval.inputs).await?,
+            None,
+            &limits,
+        )
+        .context("reading the eval inputs")?;
+        let labels =
+            tensor::read_npy_labels(&self.artifact(artifacts, &eval.labels).await?, &limits)
+                .context("reading the eval labels")?;
         Ok(EvasionSet {
-            public: riposte_core::scoring::public_split(labels.len(), eval.public_fraction, eval.split_seed),
+            public: riposte_core::scoring::public_split(
+                labels.len(),
+                eval.public_fraction,
+                eval.split_seed,
+            ),
             norm: spec.threat.norm.context("no threat.norm")?,
             epsilon: spec.threat.epsilon.context("no threat.epsilon")?,
             task,
@@ -322,11 +430,21 @@ impl Evaluator {
         let mut defenders = Vec::new();
         for target in &spec.targets {
             let bytes = self.artifact(artifacts, &target.model).await?;
-            defenders.push((Party::Organizer(target.name.clone()), PoolModel::new(bytes, limits.clone())));
+            defenders.push((
+                Party::Organizer(target.name.clone()),
+                PoolModel::new(bytes, limits.clone()),
+            ));
         }
-        for defense in self.store.challenge_submissions(challenge_id, Track::Defense, SubmissionStatus::Scored).await? {
+        for defense in self
+            .store
+            .challenge_submissions(challenge_id, Track::Defense, SubmissionStatus::Scored)
+            .await?
+        {
             let bytes = self.blob(&defense.blob_sha256).await?;
-            defenders.push((Party::Submission(defense.id), PoolModel::new(bytes, limits.clone())));
+            defenders.push((
+                Party::Submission(defense.id),
+                PoolModel::new(bytes, limits.clone()),
+            ));
         }
         Ok(defenders)
     }
@@ -347,15 +465,27 @@ impl Evaluator {
         let attacker = Party::Submission(submission.id);
         let mut cells = Vec::new();
         let mut preview = Preview::default();
-        for (defender, model) in self.defenders(spec, artifacts, submission.challenge_id, limits).await? {
-            let predictions = score::predict_classes(&self.pool, &model, &checked.adversarial, set.task.classes)
-                .await
-                .with_context(|| format!("running {}", defender.key()))?;
-            let new = score::cells(&attacker, &defender, &predictions, set, &checked.over_budget);
+        for (defender, model) in self
+            .defenders(spec, artifacts, submission.challenge_id, limits)
+            .await?
+        {
+            let predictions =
+                score::predict_classes(&self.pool, &model, &checked.adversarial, set.task.classes)
+                    .await
+                    .with_context(|| format!("running {}", defender.key()))?;
+            let new = score::cells(
+                &attacker,
+                &defender,
+                &predictions,
+                set,
+                &checked.over_budget,
+            );
             if let Party::Organizer(name) = &defender
                 && preview.examples.is_empty()
             {
-                preview = self.preview(name, &model, &predictions, &checked, set).await?;
+                preview = self
+                    .preview(name, &model, &predictions, &checked, set)
+                    .await?;
             }
             cells.extend(new);
         }
@@ -378,7 +508,10 @@ impl Evaluator {
         set: &EvasionSet,
     ) -> anyhow::Result<Preview> {
         let mut chosen: Vec<usize> = (0..set.labels.len())
-            .filter(|&i| usize::try_from(set.labels[i]).is_ok_and(|l| predictions[i] != l) && checked.over_budget.binary_search(&i).is_err())
+            .filter(|&i| {
+                usize::try_from(set.labels[i]).is_ok_and(|l| predictions[i] != l)
+                    && checked.over_budget.binary_search(&i).is_err()
+            })
             .take(PREVIEW_EXAMPLES)
             .collect();
         if chosen.is_empty() {
@@ -390,7 +523,11 @@ impl Evaluator {
                 batch.extend_from_slice(source.example(i).context("preview example")?);
             }
         }
-        let logits = self.pool.predict(model, &batch, chosen.len() * 2).await.context("preview predictions")?;
+        let logits = self
+            .pool
+            .predict(model, &batch, chosen.len() * 2)
+            .await
+            .context("preview predictions")?;
         let top = top1(&logits, set.task.classes);
         let examples = chosen
             .iter()
@@ -404,7 +541,10 @@ impl Evaluator {
                 adversarial_confidence: top[chosen.len() + k].1,
             })
             .collect();
-        Ok(Preview { target: target.to_owned(), examples })
+        Ok(Preview {
+            target: target.to_owned(),
+            examples,
+        })
     }
 
     async fn score_defense(
@@ -415,23 +555,40 @@ impl Evaluator {
         set: &EvasionSet,
         limits: &HostLimits,
     ) -> anyhow::Result<Scored> {
-        let defense = spec.defense.as_ref().context("the challenge has no defense track")?;
+        let defense = spec
+            .defense
+            .as_ref()
+            .context("the challenge has no defense track")?;
         let bytes = self.blob(&submission.blob_sha256).await?;
-        if let Err(e) = riposte_eval::onnx::check_model(&bytes, &set.task, &riposte_eval::onnx::ModelLimits::default()) {
+        if let Err(e) = riposte_eval::onnx::check_model(
+            &bytes,
+            &set.task,
+            &riposte_eval::onnx::ModelLimits::default(),
+        ) {
             return Ok(Scored::rejected(e.to_string()));
         }
         let model = PoolModel::new(bytes, limits.clone());
         // The gate: clean accuracy on the hidden set.
         let trusted = trusted_limits();
-        let gate_x = tensor::read_tensor(&self.artifact(artifacts, &defense.hidden_inputs).await?, None, &trusted)
-            .context("reading the hidden inputs")?;
-        let gate_y = tensor::read_npy_labels(&self.artifact(artifacts, &defense.hidden_labels).await?, &trusted)
-            .context("reading the hidden labels")?;
-        let predictions = match score::predict_classes(&self.pool, &model, &gate_x, set.task.classes).await {
-            Ok(p) => p,
-            Err(e) if e.is_model_fault() => return Ok(Scored::rejected(format!("the model failed: {e}"))),
-            Err(e) => return Err(e.into()),
-        };
+        let gate_x = tensor::read_tensor(
+            &self.artifact(artifacts, &defense.hidden_inputs).await?,
+            None,
+            &trusted,
+        )
+        .context("reading the hidden inputs")?;
+        let gate_y = tensor::read_npy_labels(
+            &self.artifact(artifacts, &defense.hidden_labels).await?,
+            &trusted,
+        )
+        .context("reading the hidden labels")?;
+        let predictions =
+            match score::predict_classes(&self.pool, &model, &gate_x, set.task.classes).await {
+                Ok(p) => p,
+                Err(e) if e.is_model_fault() => {
+                    return Ok(Scored::rejected(format!("the model failed: {e}")));
+                }
+                Err(e) => return Err(e.into()),
+            };
         let gate_accuracy = score::accuracy(&predictions, &gate_y);
         if gate_accuracy < defense.gate_clean_accuracy {
             return Ok(Scored {
@@ -447,13 +604,30 @@ impl Evaluator {
         for name in &defense.reference_attacks {
             cells.extend(self.reference_attack(name, &model, set, &defender).await?);
         }
-        for attack in self.store.challenge_submissions(submission.challenge_id, Track::Attack, SubmissionStatus::Scored).await? {
+        for attack in self
+            .store
+            .challenge_submissions(
+                submission.challenge_id,
+                Track::Attack,
+                SubmissionStatus::Scored,
+            )
+            .await?
+        {
             let bytes = self.blob(&attack.blob_sha256).await?;
-            let Ok(checked) = score::check_attack(&bytes, &attack.filename, set) else { continue };
-            let predictions = score::predict_classes(&self.pool, &model, &checked.adversarial, set.task.classes)
-                .await
-                .context("running the defense on an attack")?;
-            cells.extend(score::cells(&Party::Submission(attack.id), &defender, &predictions, set, &checked.over_budget));
+            let Ok(checked) = score::check_attack(&bytes, &attack.filename, set) else {
+                continue;
+            };
+            let predictions =
+                score::predict_classes(&self.pool, &model, &checked.adversarial, set.task.classes)
+                    .await
+                    .context("running the defense on an attack")?;
+            cells.extend(score::cells(
+                &Party::Submission(attack.id),
+                &defender,
+                &predictions,
+                set,
+                &checked.over_budget,
+            ));
         }
         Ok(Scored {
             status: SubmissionStatus::Scored,
@@ -464,24 +638,46 @@ impl Evaluator {
         })
     }
 
-    async fn reference_attack(&self, name: &str, model: &PoolModel, set: &EvasionSet, defender: &Party) -> anyhow::Result<[Evaluation; 2]> {
+    async fn reference_attack(
+        &self,
+        name: &str,
+        model: &PoolModel,
+        set: &EvasionSet,
+        defender: &Party,
+    ) -> anyhow::Result<[Evaluation; 2]> {
         anyhow::ensure!(name == "square-linf", "unknown reference attack {name}");
         let n = self.reference.examples.min(set.labels.len());
         let len = set.task.example_len();
-        let x = set.clean.data.get(..n * len).context("eval inputs are shorter than their labels")?;
+        let x = set
+            .clean
+            .data
+            .get(..n * len)
+            .context("eval inputs are shorter than their labels")?;
         let attack = SquareAttack::new(set.epsilon, self.reference.queries, self.reference.seed);
-        let mut target = Pooled { pool: &self.pool, model };
+        let mut target = Pooled {
+            pool: &self.pool,
+            model,
+        };
         let outcome = attack
             .run(&mut target, &set.task, x, &set.labels[..n])
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(score::cells_from_fooled(&Party::Reference(name.to_owned()), defender, &outcome.fooled, set))
+        Ok(score::cells_from_fooled(
+            &Party::Reference(name.to_owned()),
+            defender,
+            &outcome.fooled,
+            set,
+        ))
     }
 }
 
 /// Limits for the organizer's own files: trusted, but still bounded.
 fn trusted_limits() -> tensor::Limits {
-    tensor::Limits { max_bytes: 1 << 30, max_elements: 1 << 28, ..tensor::Limits::default() }
+    tensor::Limits {
+        max_bytes: 1 << 30,
+        max_elements: 1 << 28,
+        ..tensor::Limits::default()
+    }
 }
 
 /// Decode a stored tensor (used by the submission page's previews).

@@ -2,7 +2,10 @@
 
 mod admin;
 pub mod api;
+mod boards;
+mod flags;
 mod pages;
+pub mod query;
 mod submissions;
 mod team;
 
@@ -25,9 +28,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/static/style.css", web::get().to(stylesheet))
         .route("/static/submission.js", web::get().to(submission_script))
-        .service(web::scope("/api/v1").configure(api::configure).configure(submissions::configure_api))
+        .configure(boards::configure)
+        .service(
+            web::scope("/api/v1")
+                .configure(api::configure)
+                .configure(submissions::configure_api)
+                .configure(flags::configure_api)
+                .configure(query::configure_api),
+        )
         .configure(pages::configure)
         .configure(submissions::configure_pages)
+        .configure(flags::configure_pages)
         .configure(team::configure)
         .configure(admin::configure)
         .default_service(web::to(not_found));

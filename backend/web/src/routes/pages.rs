@@ -363,6 +363,22 @@ struct ChallengePage {
     threat_rows: Vec<(&'static str, String)>,
     tracks: Vec<view::TrackRow>,
     mine: Vec<riposte_core::store::Submission>,
+    flag: Option<FlagPanel>,
+}
+
+/// What the page says about a flag challenge.
+pub struct FlagPanel {
+    pub value: u64,
+    pub solves: usize,
+    pub first_blood: Option<String>,
+    pub solved: bool,
+    pub notice: Option<(&'static str, &'static str)>,
+}
+
+#[derive(Deserialize)]
+struct ChallengeQuery {
+    #[serde(default)]
+    flag: String,
 }
 
 #[tracing::instrument(skip_all, fields(slug = %slug))]
@@ -370,6 +386,7 @@ async fn challenge(
     state: web::Data<AppState>,
     visitor: Visitor,
     slug: web::Path<String>,
+    query: web::Query<ChallengeQuery>,
 ) -> Result<HttpResponse, PageError> {
     let record = state.store.challenge(&slug).await?;
     let can_see_hidden = visitor.user().is_some_and(|u| u.role.can_organize());
@@ -378,11 +395,34 @@ async fn challenge(
         .ok_or_else(PageError::not_found)?;
     let spec: ChallengeSpec = serde_json::from_str(&record.spec_json)
         .map_err(|e| PageError::internal(anyhow::Error::new(e).context("stored spec")))?;
+    let flag = match &spec.flag {
+        Some(flag) => {
+            let solves = state.store.solves(record.id).await?;
+            let first_blood = match solves.first() {
+                Some(first) => state.store.team(first.team_id).await?.map(|t| t.name),
+                None => None,
+            };
+            let my_team = visitor.user().and_then(|u| u.team_id);
+            Some(FlagPanel {
+                value: flag.value_after(u64::try_from(solves.len()).unwrap_or(0)),
+                solved: my_team.is_some_and(|t| solves.iter().any(|s| s.team_id == t)),
+                solves: solves.len(),
+                first_blood,
+                notice: match query.flag.as_str() {
+                    "correct" => Some(("ok", "Correct! The flag is yours.")),
+                    "wrong" => Some(("error", "That is not the flag.")),
+                    _ => None,
+                },
+            })
+        }
+        None => None,
+    };
     let mine = match visitor.user().and_then(|u| u.team_id) {
         Some(team) => state.store.team_submissions(team, record.id).await?,
         None => Vec::new(),
     };
     let page = ChallengePage {
+        flag,
         mine,
         layout: Layout::new(&state, &visitor),
         description_html: view::markdown(view::without_title(&record.readme, &record.title)),

@@ -7,7 +7,9 @@ use askama::Template;
 use futures_util::TryStreamExt;
 use riposte_core::challenge::ChallengeSpec;
 use riposte_core::leaderboard::{self, Standing};
-use riposte_core::store::{ChallengeRecord, NewSubmission, Party, Split, StoreError, Submission, Track, User};
+use riposte_core::store::{
+    ChallengeRecord, NewSubmission, Party, Split, StoreError, Submission, Track, User,
+};
 use serde::Serialize;
 
 use super::{Layout, render, see_other};
@@ -19,14 +21,20 @@ use crate::view;
 
 pub fn configure_api(cfg: &mut web::ServiceConfig) {
     cfg.route("/challenges/{slug}/submissions", web::post().to(api_upload))
-        .route("/challenges/{slug}/leaderboard", web::get().to(api_leaderboard))
+        .route(
+            "/challenges/{slug}/leaderboard",
+            web::get().to(api_leaderboard),
+        )
         .route("/submissions/{id}", web::get().to(api_submission))
         .route("/submissions/{id}/choose", web::post().to(api_choose));
 }
 
 pub fn configure_pages(cfg: &mut web::ServiceConfig) {
     cfg.route("/challenges/{slug}/submit", web::post().to(page_upload))
-        .route("/challenges/{slug}/leaderboard", web::get().to(page_leaderboard))
+        .route(
+            "/challenges/{slug}/leaderboard",
+            web::get().to(page_leaderboard),
+        )
         .route("/submissions/{id}", web::get().to(page_submission))
         .route("/submissions/{id}/choose", web::post().to(page_choose));
 }
@@ -40,12 +48,20 @@ struct Refusal {
 
 impl Refusal {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     fn internal(e: anyhow::Error) -> Self {
         tracing::error!(error = ?e, "upload failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side; it has been logged")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "something went wrong on our side; it has been logged",
+        )
     }
 }
 
@@ -72,7 +88,10 @@ struct Upload {
 
 impl Upload {
     fn field(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -82,7 +101,12 @@ fn mib(bytes: u64) -> String {
 
 /// Stream the multipart body: text fields into memory (capped), the file into a
 /// temporary blob, stopping as soon as it passes `max_file`.
-async fn read_upload(state: &AppState, req: &HttpRequest, mut payload: Multipart, max_file: u64) -> Result<Upload, Refusal> {
+async fn read_upload(
+    state: &AppState,
+    req: &HttpRequest,
+    mut payload: Multipart,
+    max_file: u64,
+) -> Result<Upload, Refusal> {
     if let Some(len) = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -93,18 +117,32 @@ async fn read_upload(state: &AppState, req: &HttpRequest, mut payload: Multipart
         return Err(Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("the upload is {len} bytes: files may be at most {}", mib(max_file)),
+            format!(
+                "the upload is {len} bytes: files may be at most {}",
+                mib(max_file)
+            ),
         ));
     }
     let bad = |e: actix_multipart::MultipartError| {
-        Refusal::new(StatusCode::BAD_REQUEST, "invalid_input", format!("the multipart body could not be read: {e}"))
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!("the multipart body could not be read: {e}"),
+        )
     };
-    let mut upload = Upload { fields: Vec::new(), file: None };
+    let mut upload = Upload {
+        fields: Vec::new(),
+        file: None,
+    };
     while let Some(mut field) = payload.try_next().await.map_err(bad)? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             if upload.file.is_some() {
-                return Err(Refusal::new(StatusCode::BAD_REQUEST, "invalid_input", "send exactly one file field"));
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_input",
+                    "send exactly one file field",
+                ));
             }
             let filename = field
                 .content_disposition()
@@ -135,8 +173,13 @@ async fn read_upload(state: &AppState, req: &HttpRequest, mut payload: Multipart
                 }
                 value.extend_from_slice(&chunk);
             }
-            let value = String::from_utf8(value)
-                .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "invalid_input", format!("the field {name:?} is not UTF-8")))?;
+            let value = String::from_utf8(value).map_err(|_| {
+                Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_input",
+                    format!("the field {name:?} is not UTF-8"),
+                )
+            })?;
             upload.fields.push((name, value));
         }
     }
@@ -153,13 +196,17 @@ fn clean_filename(raw: &str) -> String {
 }
 
 fn spec_of(record: &ChallengeRecord) -> Result<ChallengeSpec, Refusal> {
-    serde_json::from_str(&record.spec_json).map_err(|e| Refusal::internal(anyhow::Error::new(e).context("stored spec")))
+    serde_json::from_str(&record.spec_json)
+        .map_err(|e| Refusal::internal(anyhow::Error::new(e).context("stored spec")))
 }
 
 /// The largest file any track of the challenge accepts.
 fn largest_upload(spec: &ChallengeSpec) -> u64 {
     let attack = spec.attack.as_ref().map_or(0, |t| t.max_upload_bytes);
-    let defense = spec.defense.as_ref().map_or(0, |d| d.window.max_upload_bytes);
+    let defense = spec
+        .defense
+        .as_ref()
+        .map_or(0, |d| d.window.max_upload_bytes);
     attack.max(defense)
 }
 
@@ -174,8 +221,11 @@ async fn accept(
 ) -> Result<Submission, Refusal> {
     let invalid = |m: String| Refusal::new(StatusCode::BAD_REQUEST, "invalid_input", m);
     let raw_track = track_override.or(upload.field("track")).unwrap_or("");
-    let track = Track::parse(raw_track)
-        .ok_or_else(|| invalid(format!("track {raw_track:?} is unknown: expected attack or defense")))?;
+    let track = Track::parse(raw_track).ok_or_else(|| {
+        invalid(format!(
+            "track {raw_track:?} is unknown: expected attack or defense"
+        ))
+    })?;
     let window = match track {
         Track::Attack => spec.attack.as_ref(),
         Track::Defense => spec.defense.as_ref().map(|d| &d.window),
@@ -195,7 +245,9 @@ async fn accept(
             ),
         ));
     }
-    let (filename, writer) = upload.file.ok_or_else(|| invalid("the upload has no file field named \"file\"".to_owned()))?;
+    let (filename, writer) = upload
+        .file
+        .ok_or_else(|| invalid("the upload has no file field named \"file\"".to_owned()))?;
     if writer.size() == 0 {
         return Err(invalid("the file is empty".to_owned()));
     }
@@ -203,13 +255,20 @@ async fn accept(
         return Err(Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("the file is {} bytes: the {} track accepts at most {}", writer.size(), track.as_str(), mib(window.max_upload_bytes)),
+            format!(
+                "the file is {} bytes: the {} track accepts at most {}",
+                writer.size(),
+                track.as_str(),
+                mib(window.max_upload_bytes)
+            ),
         ));
     }
     let team_id = match user.team_id {
         Some(id) => id,
         None => {
-            super::give_solo_team(state.store.as_ref(), user).await.map_err(|e| Refusal::internal(e.into()))?;
+            super::give_solo_team(state.store.as_ref(), user)
+                .await
+                .map_err(|e| Refusal::internal(e.into()))?;
             state
                 .store
                 .user_by_id(user.id)
@@ -228,7 +287,11 @@ async fn accept(
         Track::Attack => "attack.npy",
         Track::Defense => "defense.onnx",
     };
-    let filename = if filename.is_empty() { default_name.to_owned() } else { filename };
+    let filename = if filename.is_empty() {
+        default_name.to_owned()
+    } else {
+        filename
+    };
     let created = state
         .store
         .create_submission(NewSubmission {
@@ -246,15 +309,28 @@ async fn accept(
         .await;
     match created {
         Ok(s) => {
-            tracing::info!(submission = s.id, team = team_id, track = track.as_str(), "queued");
+            tracing::info!(
+                submission = s.id,
+                team = team_id,
+                track = track.as_str(),
+                "queued"
+            );
             Ok(s)
         }
-        Err(StoreError::Refused(m)) => Err(Refusal::new(StatusCode::TOO_MANY_REQUESTS, "daily_limit", m)),
+        Err(StoreError::Refused(m)) => Err(Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "daily_limit",
+            m,
+        )),
         Err(e) => Err(Refusal::internal(e.into())),
     }
 }
 
-async fn visible(state: &AppState, user: Option<&User>, slug: &str) -> Result<Option<ChallengeRecord>, StoreError> {
+async fn visible(
+    state: &AppState,
+    user: Option<&User>,
+    slug: &str,
+) -> Result<Option<ChallengeRecord>, StoreError> {
     let record = state.store.challenge(slug).await?;
     Ok(record.filter(|c| !c.hidden || user.is_some_and(|u| u.role.can_organize())))
 }
@@ -268,12 +344,25 @@ async fn api_upload(
     query: web::Query<TrackQuery>,
     payload: Multipart,
 ) -> Result<HttpResponse, ApiError> {
-    let record = visible(&state, Some(&user.0), &slug).await?.ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
+    let record = visible(&state, Some(&user.0), &slug)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
     let spec = spec_of(&record)?;
     let upload = read_upload(&state, &req, payload, largest_upload(&spec)).await?;
-    let submission = accept(&state, &user.0, &record, &spec, upload, query.track.as_deref()).await?;
+    let submission = accept(
+        &state,
+        &user.0,
+        &record,
+        &spec,
+        upload,
+        query.track.as_deref(),
+    )
+    .await?;
     Ok(HttpResponse::Created()
-        .insert_header((actix_web::http::header::LOCATION, format!("/api/v1/submissions/{}", submission.id)))
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/api/v1/submissions/{}", submission.id),
+        ))
         .json(serde_json::json!({ "id": submission.id, "status": submission.status })))
 }
 
@@ -290,7 +379,9 @@ async fn page_upload(
     payload: Multipart,
 ) -> Result<HttpResponse, PageError> {
     let user = visitor.require()?.clone();
-    let record = visible(&state, Some(&user), &slug).await?.ok_or_else(PageError::not_found)?;
+    let record = visible(&state, Some(&user), &slug)
+        .await?
+        .ok_or_else(PageError::not_found)?;
     let spec = spec_of(&record)?;
     let upload = read_upload(&state, &req, payload, largest_upload(&spec)).await?;
     visitor.check_csrf(upload.field("csrf_token").unwrap_or(""))?;
@@ -311,7 +402,10 @@ pub struct ResultRow {
     pub rate: f64,
 }
 
-fn party_label(party: &Party, names: &std::collections::HashMap<i64, String>) -> (String, &'static str) {
+fn party_label(
+    party: &Party,
+    names: &std::collections::HashMap<i64, String>,
+) -> (String, &'static str) {
     match party {
         Party::Organizer(name) => (name.clone(), "organizer"),
         Party::Reference(name) => (name.clone(), "reference"),
@@ -323,30 +417,66 @@ fn party_label(party: &Party, names: &std::collections::HashMap<i64, String>) ->
 }
 
 /// A submission's results on `split`: per opponent, fooled (attack) or correct (defense).
-async fn results(state: &AppState, submission: &Submission, split: Split) -> Result<Vec<ResultRow>, StoreError> {
+async fn results(
+    state: &AppState,
+    submission: &Submission,
+    split: Split,
+) -> Result<Vec<ResultRow>, StoreError> {
     let evaluations = state.store.evaluations(submission.challenge_id).await?;
     let names = team_names(state).await?;
     let sub_names = submission_team_names(state, submission.challenge_id, &names).await?;
     let me = Party::Submission(submission.id);
     let mut rows = Vec::new();
     for e in evaluations.iter().filter(|e| e.split == split) {
-        let rate = |n: i64| if e.total > 0 { n as f64 / e.total as f64 } else { 0.0 };
+        let rate = |n: i64| {
+            if e.total > 0 {
+                n as f64 / e.total as f64
+            } else {
+                0.0
+            }
+        };
         if e.attacker == me {
             let (target, kind) = party_label(&e.defender, &sub_names);
-            let kind = if kind == "submission" { "defense" } else { kind };
-            rows.push(ResultRow { target, kind, total: e.total, fooled: Some(e.fooled), correct: None, rate: rate(e.fooled) });
+            let kind = if kind == "submission" {
+                "defense"
+            } else {
+                kind
+            };
+            rows.push(ResultRow {
+                target,
+                kind,
+                total: e.total,
+                fooled: Some(e.fooled),
+                correct: None,
+                rate: rate(e.fooled),
+            });
         } else if e.defender == me {
             let (target, kind) = party_label(&e.attacker, &sub_names);
             let kind = if kind == "submission" { "attack" } else { kind };
             let correct = e.total - e.fooled;
-            rows.push(ResultRow { target, kind, total: e.total, fooled: None, correct: Some(correct), rate: rate(correct) });
+            rows.push(ResultRow {
+                target,
+                kind,
+                total: e.total,
+                fooled: None,
+                correct: Some(correct),
+                rate: rate(correct),
+            });
         }
     }
     Ok(rows)
 }
 
-async fn team_names(state: &AppState) -> Result<std::collections::HashMap<i64, String>, StoreError> {
-    Ok(state.store.list_teams().await?.into_iter().map(|t| (t.team.id, t.team.name)).collect())
+async fn team_names(
+    state: &AppState,
+) -> Result<std::collections::HashMap<i64, String>, StoreError> {
+    Ok(state
+        .store
+        .list_teams()
+        .await?
+        .into_iter()
+        .map(|t| (t.team.id, t.team.name))
+        .collect())
 }
 
 /// Submission id -> its team's name, for labelling opponents.
@@ -357,8 +487,22 @@ async fn submission_team_names(
 ) -> Result<std::collections::HashMap<i64, String>, StoreError> {
     let mut out = std::collections::HashMap::new();
     for track in [Track::Attack, Track::Defense] {
-        for s in state.store.challenge_submissions(challenge, track, riposte_core::store::SubmissionStatus::Scored).await? {
-            out.insert(s.id, teams.get(&s.team_id).cloned().unwrap_or_else(|| "a team".to_owned()));
+        for s in state
+            .store
+            .challenge_submissions(
+                challenge,
+                track,
+                riposte_core::store::SubmissionStatus::Scored,
+            )
+            .await?
+        {
+            out.insert(
+                s.id,
+                teams
+                    .get(&s.team_id)
+                    .cloned()
+                    .unwrap_or_else(|| "a team".to_owned()),
+            );
         }
     }
     Ok(out)
@@ -366,22 +510,46 @@ async fn submission_team_names(
 
 /// The split participants may see now: private results only once the track has
 /// closed or the organizer revealed them.
-pub(crate) fn shown_split(record: &ChallengeRecord, spec: &ChallengeSpec, track: Track, now: i64) -> Split {
+pub(crate) fn shown_split(
+    record: &ChallengeRecord,
+    spec: &ChallengeSpec,
+    track: Track,
+    now: i64,
+) -> Split {
     let closes = match track {
         Track::Attack => spec.attack.as_ref().map(|t| t.closes),
         Track::Defense => spec.defense.as_ref().map(|d| d.window.closes),
     };
-    if record.revealed || closes.is_some_and(|c| now >= c) { Split::Private } else { Split::Public }
+    if record.revealed || closes.is_some_and(|c| now >= c) {
+        Split::Private
+    } else {
+        Split::Public
+    }
 }
 
-async fn own_submission(state: &AppState, user: &User, id: i64) -> Result<Option<Submission>, StoreError> {
+async fn own_submission(
+    state: &AppState,
+    user: &User,
+    id: i64,
+) -> Result<Option<Submission>, StoreError> {
     let submission = state.store.submission(id).await?;
     Ok(submission.filter(|s| Some(s.team_id) == user.team_id || user.role.can_organize()))
 }
 
-async fn api_submission(state: web::Data<AppState>, user: ApiUser, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let submission = own_submission(&state, &user.0, *id).await?.ok_or_else(|| ApiError::not_found(&format!("submission {id}")))?;
-    let record = state.store.list_challenges(true).await?.into_iter().find(|c| c.id == submission.challenge_id);
+async fn api_submission(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let submission = own_submission(&state, &user.0, *id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("submission {id}")))?;
+    let record = state
+        .store
+        .list_challenges(true)
+        .await?
+        .into_iter()
+        .find(|c| c.id == submission.challenge_id);
     let record = record.ok_or_else(|| ApiError::not_found("challenge"))?;
     let spec = spec_of(&record)?;
     let split = shown_split(&record, &spec, submission.track, riposte_core::now());
@@ -421,9 +589,15 @@ struct SubmissionPage {
     preview: crate::worker::Preview,
 }
 
-async fn page_submission(state: web::Data<AppState>, visitor: Visitor, id: web::Path<i64>) -> Result<HttpResponse, PageError> {
+async fn page_submission(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, PageError> {
     let user = visitor.require()?;
-    let s = own_submission(&state, user, *id).await?.ok_or_else(PageError::not_found)?;
+    let s = own_submission(&state, user, *id)
+        .await?
+        .ok_or_else(PageError::not_found)?;
     let challenge = state
         .store
         .list_challenges(true)
@@ -433,7 +607,11 @@ async fn page_submission(state: web::Data<AppState>, visitor: Visitor, id: web::
         .ok_or_else(PageError::not_found)?;
     let spec = spec_of(&challenge)?;
     let split = shown_split(&challenge, &spec, s.track, riposte_core::now());
-    let rows = if s.status == riposte_core::store::SubmissionStatus::Scored { results(&state, &s, split).await? } else { vec![] };
+    let rows = if s.status == riposte_core::store::SubmissionStatus::Scored {
+        results(&state, &s, split).await?
+    } else {
+        vec![]
+    };
     let preview = serde_json::from_str(&s.details).unwrap_or_default();
     let page = SubmissionPage {
         layout: Layout::new(&state, &visitor),
@@ -447,10 +625,19 @@ async fn page_submission(state: web::Data<AppState>, visitor: Visitor, id: web::
     render(StatusCode::OK, &page)
 }
 
-async fn standings(state: &AppState, record: &ChallengeRecord, track: Track, split: Split) -> Result<Vec<Standing>, StoreError> {
+async fn standings(
+    state: &AppState,
+    record: &ChallengeRecord,
+    track: Track,
+    split: Split,
+) -> Result<Vec<Standing>, StoreError> {
     let submissions = state
         .store
-        .challenge_submissions(record.id, track, riposte_core::store::SubmissionStatus::Scored)
+        .challenge_submissions(
+            record.id,
+            track,
+            riposte_core::store::SubmissionStatus::Scored,
+        )
         .await?;
     let evaluations = state.store.evaluations(record.id).await?;
     Ok(leaderboard::rank(track, split, &submissions, &evaluations))
@@ -462,10 +649,16 @@ async fn api_leaderboard(
     slug: web::Path<String>,
     query: web::Query<TrackQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = visible(&state, Some(&user.0), &slug).await?.ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
+    let record = visible(&state, Some(&user.0), &slug)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
     let spec = spec_of(&record)?;
     let raw = query.track.as_deref().unwrap_or("attack");
-    let track = Track::parse(raw).ok_or_else(|| ApiError::invalid(format!("track {raw:?} is unknown: expected attack or defense")))?;
+    let track = Track::parse(raw).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "track {raw:?} is unknown: expected attack or defense"
+        ))
+    })?;
     let split = shown_split(&record, &spec, track, riposte_core::now());
     let names = team_names(&state).await?;
     let rows: Vec<serde_json::Value> = standings(&state, &record, track, split)
@@ -483,7 +676,10 @@ async fn api_leaderboard(
             })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "track": track, "split": split, "rows": rows })))
+    Ok(
+        HttpResponse::Ok()
+            .json(serde_json::json!({ "track": track, "split": split, "rows": rows })),
+    )
 }
 
 pub struct BoardRow {
@@ -508,14 +704,23 @@ struct LeaderboardPage {
     split: &'static str,
 }
 
-async fn page_leaderboard(state: web::Data<AppState>, visitor: Visitor, slug: web::Path<String>) -> Result<HttpResponse, PageError> {
-    let record = visible(&state, visitor.user(), &slug).await?.ok_or_else(PageError::not_found)?;
+async fn page_leaderboard(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let record = visible(&state, visitor.user(), &slug)
+        .await?
+        .ok_or_else(PageError::not_found)?;
     let spec = spec_of(&record)?;
     let names = team_names(&state).await?;
     let now = riposte_core::now();
     let mut boards = Vec::new();
     let mut split = Split::Public;
-    for (track, present) in [(Track::Attack, spec.attack.is_some()), (Track::Defense, spec.defense.is_some())] {
+    for (track, present) in [
+        (Track::Attack, spec.attack.is_some()),
+        (Track::Defense, spec.defense.is_some()),
+    ] {
         if !present {
             continue;
         }
@@ -532,20 +737,48 @@ async fn page_leaderboard(state: web::Data<AppState>, visitor: Visitor, slug: we
                 reached: view::datetime(s.reached_at),
             })
             .collect();
-        boards.push(Board { track: track.as_str(), rows });
+        boards.push(Board {
+            track: track.as_str(),
+            rows,
+        });
     }
-    let page = LeaderboardPage { layout: Layout::new(&state, &visitor), challenge: record, boards, split: split.as_str() };
+    let page = LeaderboardPage {
+        layout: Layout::new(&state, &visitor),
+        challenge: record,
+        boards,
+        split: split.as_str(),
+    };
     render(StatusCode::OK, &page)
 }
 
 /// Make a submission the one that counts (or, with `false`, go back to the best).
-async fn choose(state: &AppState, user: &User, id: i64, chosen: bool) -> Result<Submission, ApiError> {
-    let submission = own_submission(state, user, id).await?.ok_or_else(|| ApiError::not_found(&format!("submission {id}")))?;
+async fn choose(
+    state: &AppState,
+    user: &User,
+    id: i64,
+    chosen: bool,
+) -> Result<Submission, ApiError> {
+    let submission = own_submission(state, user, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("submission {id}")))?;
     if Some(submission.team_id) != user.team_id {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only the submission's team can choose it"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the submission's team can choose it",
+        ));
     }
     let pick = chosen.then_some(submission.id);
-    match state.store.choose_submission(submission.team_id, submission.challenge_id, submission.track, pick).await {
+    match state
+        .store
+        .choose_submission(
+            submission.team_id,
+            submission.challenge_id,
+            submission.track,
+            pick,
+        )
+        .await
+    {
         Ok(()) => Ok(submission),
         Err(StoreError::Refused(m)) => Err(ApiError::new(StatusCode::CONFLICT, "refused", m)),
         Err(e) => Err(e.into()),
@@ -557,7 +790,12 @@ struct ChooseBody {
     chosen: bool,
 }
 
-async fn api_choose(state: web::Data<AppState>, user: ApiUser, id: web::Path<i64>, body: web::Json<ChooseBody>) -> Result<HttpResponse, ApiError> {
+async fn api_choose(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    id: web::Path<i64>,
+    body: web::Json<ChooseBody>,
+) -> Result<HttpResponse, ApiError> {
     let submission = choose(&state, &user.0, *id, body.chosen).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "id": submission.id, "chosen": body.chosen })))
 }
@@ -570,9 +808,16 @@ struct ChooseForm {
     csrf_token: String,
 }
 
-async fn page_choose(state: web::Data<AppState>, visitor: Visitor, id: web::Path<i64>, form: web::Form<ChooseForm>) -> Result<HttpResponse, PageError> {
+async fn page_choose(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<i64>,
+    form: web::Form<ChooseForm>,
+) -> Result<HttpResponse, PageError> {
     let user = visitor.require()?;
     visitor.check_csrf(&form.csrf_token)?;
-    choose(&state, user, *id, form.chosen == "1").await.map_err(|e| PageError::new(e.status, e.message))?;
+    choose(&state, user, *id, form.chosen == "1")
+        .await
+        .map_err(|e| PageError::new(e.status, e.message))?;
     Ok(see_other(&format!("/submissions/{id}")))
 }

@@ -166,38 +166,100 @@ async fn register_create_team_and_open_a_challenge_in_chromium() {
 /// Upload an attack from the challenge page and watch its status change without a reload.
 #[actix_web::test]
 async fn an_attack_uploaded_from_the_page_is_followed_live() {
-    let Some((_driver, b, _profile)) = browser().await else { return };
-    let app = crate::competition::spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+    let Some((_driver, b, _profile)) = browser().await else {
+        return;
+    };
+    let app = crate::competition::spawn_competition(Db::Sqlite, |_| {})
+        .await
+        .unwrap();
     let base = app.base.clone();
     let alice = app.competitor("alice").await;
     // the browser logs in as alice
     b.goto(&format!("{base}/login")).await.unwrap();
-    b.find(Locator::Css("input[name=username]")).await.unwrap().send_keys("alice").await.unwrap();
-    b.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(PASSWORD).await.unwrap();
-    b.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    b.find(Locator::Css("input[name=username]"))
+        .await
+        .unwrap()
+        .send_keys("alice")
+        .await
+        .unwrap();
+    b.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    b.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     b.wait().for_element(Locator::Css("ul.grid")).await.unwrap();
     drop(alice);
 
     // an attack file on disk: the clean inputs themselves are a valid (weak) attack
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("adv.npy");
-    std::fs::copy(crate::helpers::workspace_root().join("challenges/mnist-evasion/public/eval_x.npy"), &file).unwrap();
-    b.goto(&format!("{base}/challenges/mnist-evasion")).await.unwrap();
-    b.find(Locator::Css("form[enctype='multipart/form-data'] select[name=track]")).await.unwrap()
-        .select_by_value("attack").await.unwrap();
-    b.find(Locator::Css("input[type=file]")).await.unwrap().send_keys(file.to_str().unwrap()).await.unwrap();
-    b.find(Locator::Css("form[enctype='multipart/form-data'] button")).await.unwrap().click().await.unwrap();
-    b.wait().for_element(Locator::Id("submission")).await.unwrap();
-    assert!(b.current_url().await.unwrap().path().starts_with("/submissions/"));
+    std::fs::copy(
+        crate::helpers::workspace_root().join("challenges/mnist-evasion/public/eval_x.npy"),
+        &file,
+    )
+    .unwrap();
+    b.goto(&format!("{base}/challenges/mnist-evasion"))
+        .await
+        .unwrap();
+    b.find(Locator::Css(
+        "form[enctype='multipart/form-data'] select[name=track]",
+    ))
+    .await
+    .unwrap()
+    .select_by_value("attack")
+    .await
+    .unwrap();
+    b.find(Locator::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    b.find(Locator::Css("form[enctype='multipart/form-data'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait()
+        .for_element(Locator::Id("submission"))
+        .await
+        .unwrap();
+    assert!(
+        b.current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/submissions/")
+    );
     // the status badge reaches "scored" and the results table appears, with no manual reload
     b.wait()
         .at_most(Duration::from_secs(60))
         .for_element(Locator::Css("#results"))
         .await
         .unwrap();
-    let status = b.find(Locator::Id("status")).await.unwrap().text().await.unwrap();
+    let status = b
+        .find(Locator::Id("status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(status.to_lowercase(), "scored");
-    let table = b.find(Locator::Id("results")).await.unwrap().text().await.unwrap();
+    let table = b
+        .find(Locator::Id("results"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(table.contains("mlp") && table.contains("cnn"), "{table}");
     b.close().await.unwrap();
     app.finish().await;

@@ -46,9 +46,7 @@ both_databases!(
         assert!(html.contains(&sha), "the page shows each file's sha256");
         assert!(!html.contains("gate_x"), "private files are never listed");
         let r = alice
-            .get(&format!(
-                "/api/v1/challenges/mnist-evasion/files/eval_x.npy"
-            ))
+            .get("/api/v1/challenges/mnist-evasion/files/eval_x.npy")
             .await;
         assert_eq!(r.status(), StatusCode::OK);
         let bytes = r.bytes().await.unwrap();

@@ -195,9 +195,7 @@ fn serve_prints_admin_credentials_and_answers_health_checks() {
     child.kill().unwrap();
     child.wait().unwrap();
     // a second start keeps the admin and prints no password
-    let out = std::process::Command::new("timeout")
-        .arg("20")
-        .arg(env!("CARGO_BIN_EXE_riposte"))
+    let mut again = riposte()
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
         .current_dir(workspace_root())
@@ -205,7 +203,9 @@ fn serve_prints_admin_credentials_and_answers_health_checks() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(out.stdout.unwrap()).lines();
+    let mut lines = BufReader::new(again.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
+    again.kill().unwrap();
+    again.wait().unwrap();
     assert!(first.starts_with("Riposte is listening on"), "{first}");
 }

@@ -9,13 +9,16 @@ use tract_onnx::prelude::*;
 
 use crate::helpers::{Client, Db, PASSWORD, TestApp, json_error, workspace_root};
 
-fn bundle_file(name: &str) -> Vec<u8> {
+pub fn bundle_file(name: &str) -> Vec<u8> {
     std::fs::read(workspace_root().join("challenges/mnist-evasion").join(name)).unwrap()
 }
 
-fn npy_bytes(t: &Tensor) -> Vec<u8> {
+pub fn npy_bytes(t: &Tensor) -> Vec<u8> {
     let dims: Vec<String> = t.shape.iter().map(ToString::to_string).collect();
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}", dims.join(", "));
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+        dims.join(", ")
+    );
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -29,7 +32,10 @@ fn npy_bytes(t: &Tensor) -> Vec<u8> {
     out
 }
 
-pub async fn spawn_competition(db: Db, tweak: impl FnOnce(&mut riposte_web::settings::Settings)) -> Option<TestApp> {
+pub async fn spawn_competition(
+    db: Db,
+    tweak: impl FnOnce(&mut riposte_web::settings::Settings),
+) -> Option<TestApp> {
     TestApp::spawn(db, |s| {
         s.workers = 1;
         s.model_host_program = Some(env!("CARGO_BIN_EXE_riposte").into());
@@ -41,10 +47,19 @@ pub async fn spawn_competition(db: Db, tweak: impl FnOnce(&mut riposte_web::sett
     .await
 }
 
-pub async fn upload(c: &Client, token: &str, track: &str, filename: &str, bytes: Vec<u8>) -> reqwest::Response {
+pub async fn upload(
+    c: &Client,
+    token: &str,
+    track: &str,
+    filename: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
     let form = reqwest::multipart::Form::new()
         .text("track", track.to_owned())
-        .part("file", reqwest::multipart::Part::bytes(bytes).file_name(filename.to_owned()));
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(filename.to_owned()),
+        );
     c.http
         .post(c.url("/api/v1/challenges/mnist-evasion/submissions"))
         .header("authorization", format!("Bearer {token}"))
@@ -75,15 +90,23 @@ pub async fn wait_final(c: &Client, token: &str, id: i64) -> serde_json::Value {
     panic!("submission {id} was not scored in time");
 }
 
-async fn submit(c: &Client, token: &str, track: &str, filename: &str, bytes: Vec<u8>) -> serde_json::Value {
+pub async fn submit(
+    c: &Client,
+    token: &str,
+    track: &str,
+    filename: &str,
+    bytes: Vec<u8>,
+) -> serde_json::Value {
     let r = upload(c, token, track, filename, bytes).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
     wait_final(c, token, id).await
 }
 
 /// Predicted classes by tract in this process: a path independent of the sandboxed hosts.
-fn predict_in_process(model: &[u8], x: &Tensor) -> Vec<usize> {
+pub fn predict_in_process(model: &[u8], x: &Tensor) -> Vec<usize> {
     let n = x.num_examples();
     let plan = tract_onnx::onnx()
         .model_for_read(&mut std::io::Cursor::new(model))
@@ -99,18 +122,30 @@ fn predict_in_process(model: &[u8], x: &Tensor) -> Vec<usize> {
     let logits = out[0].to_plain_array_view::<f32>().unwrap();
     logits
         .outer_iter()
-        .map(|row| row.iter().enumerate().fold((0, f32::MIN), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold(
+                    (0, f32::MIN),
+                    |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+                )
+                .0
+        })
         .collect()
 }
 
 /// Every pixel moved by +-eps (a fixed pattern), clipped to [0, 1]: inside the budget.
-fn noise_attack(clean: &Tensor, eps: f32) -> Tensor {
+pub fn noise_attack(clean: &Tensor, eps: f32) -> Tensor {
     let data = clean
         .data
         .iter()
         .enumerate()
         .map(|(i, &v)| {
-            let sign = if (i * 2_654_435_761) % 7 < 3 { 1.0 } else { -1.0 };
+            let sign = if (i * 2_654_435_761) % 7 < 3 {
+                1.0
+            } else {
+                -1.0
+            };
             (v + sign * eps).clamp((v - eps).max(0.0), (v + eps).min(1.0))
         })
         .collect();
@@ -127,12 +162,25 @@ async fn attack_and_defense_are_scored_against_each_other() {
 
     // Team alice defends with the bundle's adversarially trained baseline.
     let defense_bytes = bundle_file("public/baseline_defense.onnx");
-    let defense = submit(&alice, &alice_token, "defense", "defense.onnx", defense_bytes.clone()).await;
+    let defense = submit(
+        &alice,
+        &alice_token,
+        "defense",
+        "defense.onnx",
+        defense_bytes.clone(),
+    )
+    .await;
     assert_eq!(defense["status"], "scored", "{defense}");
     let gate = defense["gate_accuracy"].as_f64().unwrap();
     assert!((gate - 0.957).abs() < 1e-9, "gate accuracy {gate}");
     let defense_id = defense["id"].as_i64().unwrap();
-    let reference = defense["results"].as_array().unwrap().iter().find(|r| r["kind"] == "reference").unwrap().clone();
+    let reference = defense["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "reference")
+        .unwrap()
+        .clone();
     assert_eq!(reference["target"], "square-linf");
 
     // Team bob attacks with noise inside the budget.
@@ -144,13 +192,19 @@ async fn attack_and_defense_are_scored_against_each_other() {
     assert_eq!(attack["status"], "scored", "{attack}");
     assert_eq!(attack["split"], "public");
     let results = attack["results"].as_array().unwrap();
-    assert_eq!(results.len(), 3, "two organizer targets and one defense: {attack}");
+    assert_eq!(
+        results.len(),
+        3,
+        "two organizer targets and one defense: {attack}"
+    );
 
     // Each cell equals an independent count: in-process tract, the public split.
     let public = riposte_core::scoring::public_split(labels.len(), 0.3, 17);
     let expected = |model: &[u8]| {
         let preds = predict_in_process(model, &adv);
-        let fooled = (0..labels.len()).filter(|&i| public[i] && preds[i] as i64 != labels[i]).count();
+        let fooled = (0..labels.len())
+            .filter(|&i| public[i] && preds[i] as i64 != labels[i])
+            .count();
         fooled as i64
     };
     for (target, model) in [
@@ -158,9 +212,16 @@ async fn attack_and_defense_are_scored_against_each_other() {
         ("cnn", bundle_file("public/cnn.onnx")),
         (&*format!("#{defense_id} (alice)"), defense_bytes.clone()),
     ] {
-        let row = results.iter().find(|r| r["target"] == target).unwrap_or_else(|| panic!("no row for {target}: {attack}"));
+        let row = results
+            .iter()
+            .find(|r| r["target"] == target)
+            .unwrap_or_else(|| panic!("no row for {target}: {attack}"));
         assert_eq!(row["total"], 300);
-        assert_eq!(row["fooled"].as_i64().unwrap(), expected(&model), "{target}");
+        assert_eq!(
+            row["fooled"].as_i64().unwrap(),
+            expected(&model),
+            "{target}"
+        );
         let rate = row["rate"].as_f64().unwrap();
         assert!((rate - row["fooled"].as_f64().unwrap() / 300.0).abs() < 1e-12);
     }
@@ -168,9 +229,18 @@ async fn attack_and_defense_are_scored_against_each_other() {
     // The defense now also shows the attack, as "correct" = total - fooled.
     let defense = wait_final(&alice, &alice_token, defense_id).await;
     // The attack's job wrote that cell (the defense was scored before the attack existed).
-    let vs_bob = defense["results"].as_array().unwrap().iter().find(|r| r["kind"] == "attack").unwrap().clone();
+    let vs_bob = defense["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "attack")
+        .unwrap()
+        .clone();
     let bob_vs_defense = results.iter().find(|r| r["kind"] == "defense").unwrap();
-    assert_eq!(vs_bob["correct"].as_i64().unwrap(), 300 - bob_vs_defense["fooled"].as_i64().unwrap());
+    assert_eq!(
+        vs_bob["correct"].as_i64().unwrap(),
+        300 - bob_vs_defense["fooled"].as_i64().unwrap()
+    );
     let board: serde_json::Value = bob
         .http
         .get(bob.url("/api/v1/challenges/mnist-evasion/leaderboard?track=attack"))
@@ -197,7 +267,10 @@ async fn attack_and_defense_are_scored_against_each_other() {
         .await
         .unwrap();
     assert_eq!(defense_board["rows"][0]["team"], "alice");
-    assert_eq!(defense_board["rows"][0]["opponents"], 2, "the reference attack and bob's attack");
+    assert_eq!(
+        defense_board["rows"][0]["opponents"], 2,
+        "the reference attack and bob's attack"
+    );
 
     // Another team cannot read bob's submission.
     let r = alice
@@ -209,7 +282,9 @@ async fn attack_and_defense_are_scored_against_each_other() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // The pages render.
-    let (status, html) = bob.get_text(&format!("/submissions/{}", attack["id"])).await;
+    let (status, html) = bob
+        .get_text(&format!("/submissions/{}", attack["id"]))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("id=\"results\""), "{html}");
     let (status, html) = bob.get_text("/challenges/mnist-evasion/leaderboard").await;
@@ -229,7 +304,13 @@ async fn bad_attack_files_are_rejected_with_the_reason() {
     let few = Tensor::new(vec![10, 1, 28, 28], clean.data[..7840].to_vec()).unwrap();
     let r = submit(&bob, &token, "attack", "few.npy", npy_bytes(&few)).await;
     assert_eq!(r["status"], "rejected");
-    assert!(r["message"].as_str().unwrap().contains("holds 10 examples: expected 1000"), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("holds 10 examples: expected 1000"),
+        "{r}"
+    );
 
     let mut bright = clean.clone();
     bright.data[5 * 784 + 3] = 1.5;
@@ -249,9 +330,22 @@ async fn bad_attack_files_are_rejected_with_the_reason() {
     }
     let r = submit(&bob, &token, "attack", "far.npy", npy_bytes(&far)).await;
     assert_eq!(r["status"], "scored");
-    assert!(r["message"].as_str().unwrap().starts_with("1 example(s) exceed the L-inf budget"), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 example(s) exceed the L-inf budget"),
+        "{r}"
+    );
 
-    let r = submit(&bob, &token, "attack", "junk.npy", b"not a numpy file at all".to_vec()).await;
+    let r = submit(
+        &bob,
+        &token,
+        "attack",
+        "junk.npy",
+        b"not a numpy file at all".to_vec(),
+    )
+    .await;
     assert_eq!(r["status"], "rejected");
     assert!(!r["message"].as_str().unwrap().is_empty());
     app.finish().await;
@@ -268,16 +362,26 @@ async fn uploads_are_refused_at_the_door_and_leave_nothing() {
     let before = count_blobs();
     let r = upload(&bob, &token, "sideways", "x.npy", vec![1, 2, 3]).await;
     let (status, code, message) = json_error(r).await;
-    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_input"));
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_input")
+    );
     assert!(message.contains("expected attack or defense"), "{message}");
     // too big for the attack track (16 MiB) while streaming
     let r = upload(&bob, &token, "attack", "big.npy", vec![0u8; 17 << 20]).await;
     let (status, code, message) = json_error(r).await;
-    assert_eq!((status, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "too_large"));
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+    );
     assert!(message.contains("16 MiB"), "{message}");
     let r = upload(&bob, &token, "attack", "empty.npy", vec![]).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(count_blobs(), before, "refused uploads leave no file behind");
+    assert_eq!(
+        count_blobs(),
+        before,
+        "refused uploads leave no file behind"
+    );
     let store = app.store().await;
     use riposte_core::store::Store;
     assert_eq!(store.queue_depth().await.unwrap(), 0);
@@ -300,7 +404,10 @@ async fn uploads_are_refused_at_the_door_and_leave_nothing() {
     .await
     .unwrap();
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
-    assert!(response.contains("files may be at most 32 MiB"), "{response}");
+    assert!(
+        response.contains("files may be at most 32 MiB"),
+        "{response}"
+    );
     app.finish().await;
 }
 
@@ -309,7 +416,13 @@ fn walk(dir: &std::path::Path) -> usize {
         .map(|entries| {
             entries
                 .flatten()
-                .map(|e| if e.path().is_dir() { walk(&e.path()) } else { 1 })
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
                 .sum()
         })
         .unwrap_or(0)
@@ -323,34 +436,68 @@ async fn windows_and_daily_limits_are_enforced() {
     copy_dir(&workspace_root().join("challenges/mnist-evasion"), &bundle);
     let toml = std::fs::read_to_string(bundle.join("challenge.toml")).unwrap();
     let mut parts = toml.splitn(2, "[tracks.defense]");
-    let attack_part = parts.next().unwrap().replace("closes = 2027-06-30T00:00:00Z", "closes = 2026-01-02T00:00:00Z");
+    let attack_part = parts.next().unwrap().replace(
+        "closes = 2027-06-30T00:00:00Z",
+        "closes = 2026-01-02T00:00:00Z",
+    );
     let defense_part = parts
         .next()
         .unwrap()
         .replace("submissions_per_day = 5", "submissions_per_day = 2")
         .replace("gate_clean_accuracy = 0.95", "gate_clean_accuracy = 0.99");
-    std::fs::write(bundle.join("challenge.toml"), format!("{attack_part}[tracks.defense]{defense_part}")).unwrap();
+    std::fs::write(
+        bundle.join("challenge.toml"),
+        format!("{attack_part}[tracks.defense]{defense_part}"),
+    )
+    .unwrap();
     let root = dir.path().to_owned();
-    let app = spawn_competition(Db::Sqlite, move |s| s.challenges_dir = root).await.unwrap();
+    let app = spawn_competition(Db::Sqlite, move |s| s.challenges_dir = root)
+        .await
+        .unwrap();
     let bob = app.competitor("bob").await;
     let token = bob.api_token("bob", PASSWORD).await;
 
-    let r = upload(&bob, &token, "attack", "adv.npy", bundle_file("public/eval_x.npy")).await;
+    let r = upload(
+        &bob,
+        &token,
+        "attack",
+        "adv.npy",
+        bundle_file("public/eval_x.npy"),
+    )
+    .await;
     let (status, code, message) = json_error(r).await;
     assert_eq!((status, code.as_str()), (StatusCode::FORBIDDEN, "closed"));
-    assert!(message.contains("from 2026-01-01T00:00:00Z to 2026-01-02T00:00:00Z"), "{message}");
+    assert!(
+        message.contains("from 2026-01-01T00:00:00Z to 2026-01-02T00:00:00Z"),
+        "{message}"
+    );
 
     let junk = b"\x08\x01".to_vec();
-    let first = upload(&bob, &token, "defense", "baseline.onnx", bundle_file("public/baseline_defense.onnx")).await;
+    let first = upload(
+        &bob,
+        &token,
+        "defense",
+        "baseline.onnx",
+        bundle_file("public/baseline_defense.onnx"),
+    )
+    .await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let second = upload(&bob, &token, "defense", "a.onnx", junk.clone()).await;
     assert_eq!(second.status(), StatusCode::CREATED);
     let third = upload(&bob, &token, "defense", "b.onnx", junk).await;
     let (status, code, message) = json_error(third).await;
-    assert_eq!((status, code.as_str()), (StatusCode::TOO_MANY_REQUESTS, "daily_limit"));
-    assert!(message.contains("used its 2 defense submissions of the last 24 hours"), "{message}");
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "daily_limit")
+    );
+    assert!(
+        message.contains("used its 2 defense submissions of the last 24 hours"),
+        "{message}"
+    );
     // a defense under the gate is rejected with its accuracy
-    let id = first.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
+    let id = first.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
     let done = wait_final(&bob, &token, id).await;
     assert_eq!(done["status"], "rejected", "{done}");
     assert_eq!(
@@ -358,14 +505,16 @@ async fn windows_and_daily_limits_are_enforced() {
         "clean accuracy 0.9570 on the hidden set is below the gate of 0.99: the defense is not accepted"
     );
     // a file that is not a model is rejected with the parser's reason
-    let id = second.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
+    let id = second.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
     let done = wait_final(&bob, &token, id).await;
     assert_eq!(done["status"], "rejected", "{done}");
     assert!(!done["message"].as_str().unwrap().is_empty());
     app.finish().await;
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
         let target = to.join(entry.file_name());
@@ -382,40 +531,77 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// attack was scored). The repair pass fills exactly those cells.
 #[actix_web::test]
 async fn matrix_repair_fills_cells_a_race_left_out() {
-    let app = spawn_competition(Db::Sqlite, |s| s.workers = 0).await.unwrap();
+    let app = spawn_competition(Db::Sqlite, |s| s.workers = 0)
+        .await
+        .unwrap();
     let alice = app.competitor("alice").await;
     let alice_token = alice.api_token("alice", PASSWORD).await;
     let bob = app.competitor("bob").await;
     let bob_token = bob.api_token("bob", PASSWORD).await;
     let limits = tensor::Limits::default();
     let clean = tensor::read_tensor(&bundle_file("public/eval_x.npy"), None, &limits).unwrap();
-    let defense_id = upload(&alice, &alice_token, "defense", "d.onnx", bundle_file("public/baseline_defense.onnx")).await
-        .json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
-    let attack_id = upload(&bob, &bob_token, "attack", "a.npy", npy_bytes(&noise_attack(&clean, 0.3))).await
-        .json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
+    let defense_id = upload(
+        &alice,
+        &alice_token,
+        "defense",
+        "d.onnx",
+        bundle_file("public/baseline_defense.onnx"),
+    )
+    .await
+    .json::<serde_json::Value>()
+    .await
+    .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let attack_id = upload(
+        &bob,
+        &bob_token,
+        "attack",
+        "a.npy",
+        npy_bytes(&noise_attack(&clean, 0.3)),
+    )
+    .await
+    .json::<serde_json::Value>()
+    .await
+    .unwrap()["id"]
+        .as_i64()
+        .unwrap();
 
     use riposte_core::store::Store;
     let store = std::sync::Arc::new(app.store().await);
     let blobs = riposte_web::blobs::BlobDir::open(app.settings.data_dir.join("blobs")).unwrap();
     let worker = riposte_web::startup::evaluator(&app.settings, store.clone(), blobs, 0).unwrap();
     use riposte_web::worker::StepOutcome;
-    assert!(matches!(worker.step().await.unwrap(), StepOutcome::Finished(id, _) if id == defense_id));
-    assert!(matches!(worker.step().await.unwrap(), StepOutcome::Finished(id, _) if id == attack_id));
+    assert!(
+        matches!(worker.step().await.unwrap(), StepOutcome::Finished(id, _) if id == defense_id)
+    );
+    assert!(
+        matches!(worker.step().await.unwrap(), StepOutcome::Finished(id, _) if id == attack_id)
+    );
     assert_eq!(worker.step().await.unwrap(), StepOutcome::Idle);
 
     let cross = |cells: &[riposte_core::store::Evaluation]| {
         cells
             .iter()
-            .filter(|e| e.attacker == riposte_core::store::Party::Submission(attack_id) && e.defender == riposte_core::store::Party::Submission(defense_id))
+            .filter(|e| {
+                e.attacker == riposte_core::store::Party::Submission(attack_id)
+                    && e.defender == riposte_core::store::Party::Submission(defense_id)
+            })
             .map(|e| (e.split, e.total, e.fooled))
             .collect::<Vec<_>>()
     };
     let challenge = store.challenge("mnist-evasion").await.unwrap().unwrap().id;
     let before = cross(&store.evaluations(challenge).await.unwrap());
-    assert_eq!(before.len(), 2, "the attack's job wrote the public and private cells");
+    assert_eq!(
+        before.len(),
+        2,
+        "the attack's job wrote the public and private cells"
+    );
     // What the race leaves behind: the two submissions scored, the cross cells absent.
     sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&app.settings.database_url()).await.unwrap();
+    let pool = sqlx::AnyPool::connect(&app.settings.database_url())
+        .await
+        .unwrap();
     sqlx::query("DELETE FROM evaluations WHERE attacker = $1 AND defender = $2")
         .bind(format!("sub:{attack_id}"))
         .bind(format!("sub:{defense_id}"))
@@ -425,7 +611,11 @@ async fn matrix_repair_fills_cells_a_race_left_out() {
     assert!(cross(&store.evaluations(challenge).await.unwrap()).is_empty());
     assert_eq!(worker.repair_matrix().await.unwrap(), 1);
     assert_eq!(cross(&store.evaluations(challenge).await.unwrap()), before);
-    assert_eq!(worker.repair_matrix().await.unwrap(), 0, "nothing left to repair");
+    assert_eq!(
+        worker.repair_matrix().await.unwrap(),
+        0,
+        "nothing left to repair"
+    );
     app.finish().await;
 }
 
@@ -448,24 +638,63 @@ async fn teams_choose_what_counts_and_organizers_reveal_the_private_ranking() {
     let token = bob.api_token("bob", PASSWORD).await;
     let limits = tensor::Limits::default();
     let clean = tensor::read_tensor(&bundle_file("public/eval_x.npy"), None, &limits).unwrap();
-    let strong = submit(&bob, &token, "attack", "strong.npy", npy_bytes(&noise_attack(&clean, 0.3))).await;
-    let weak = submit(&bob, &token, "attack", "weak.npy", npy_bytes(&noise_attack(&clean, 0.02))).await;
-    let total = |s: &serde_json::Value| s["results"].as_array().unwrap().iter().map(|r| r["rate"].as_f64().unwrap()).sum::<f64>();
-    assert!(total(&strong) > total(&weak), "{} vs {}", total(&strong), total(&weak));
+    let strong = submit(
+        &bob,
+        &token,
+        "attack",
+        "strong.npy",
+        npy_bytes(&noise_attack(&clean, 0.3)),
+    )
+    .await;
+    let weak = submit(
+        &bob,
+        &token,
+        "attack",
+        "weak.npy",
+        npy_bytes(&noise_attack(&clean, 0.02)),
+    )
+    .await;
+    let total = |s: &serde_json::Value| {
+        s["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["rate"].as_f64().unwrap())
+            .sum::<f64>()
+    };
+    assert!(
+        total(&strong) > total(&weak),
+        "{} vs {}",
+        total(&strong),
+        total(&weak)
+    );
     let board = attack_board(&bob, &token).await;
-    assert_eq!(board["rows"][0]["submission"], strong["id"], "the best counts by default");
+    assert_eq!(
+        board["rows"][0]["submission"], strong["id"],
+        "the best counts by default"
+    );
 
     let choose = |id: &serde_json::Value, chosen: bool| {
         let url = bob.url(&format!("/api/v1/submissions/{id}/choose"));
-        let request = bob.http.post(url).header("authorization", format!("Bearer {token}")).json(&serde_json::json!({"chosen": chosen}));
+        let request = bob
+            .http
+            .post(url)
+            .header("authorization", format!("Bearer {token}"))
+            .json(&serde_json::json!({"chosen": chosen}));
         async move { request.send().await.unwrap() }
     };
     assert_eq!(choose(&weak["id"], true).await.status(), StatusCode::OK);
     let board = attack_board(&bob, &token).await;
-    assert_eq!(board["rows"][0]["submission"], weak["id"], "the chosen one counts");
+    assert_eq!(
+        board["rows"][0]["submission"], weak["id"],
+        "the chosen one counts"
+    );
     assert!((board["rows"][0]["score"].as_f64().unwrap() - total(&weak)).abs() < 1e-9);
     assert_eq!(choose(&weak["id"], false).await.status(), StatusCode::OK);
-    assert_eq!(attack_board(&bob, &token).await["rows"][0]["submission"], strong["id"]);
+    assert_eq!(
+        attack_board(&bob, &token).await["rows"][0]["submission"],
+        strong["id"]
+    );
 
     // a rejected file cannot be chosen; another team cannot choose bob's
     let few = Tensor::new(vec![1, 1, 28, 28], clean.data[..784].to_vec()).unwrap();
@@ -487,14 +716,33 @@ async fn teams_choose_what_counts_and_organizers_reveal_the_private_ranking() {
     // Private numbers stay hidden while the track is open, until an organizer reveals them.
     assert_eq!(strong["split"], "public");
     let admin = app.admin().await;
-    let r = admin.post_form("/admin", "/admin/challenges/mnist-evasion/reveal", &[("revealed", "1")]).await;
+    let r = admin
+        .post_form(
+            "/admin",
+            "/admin/challenges/mnist-evasion/reveal",
+            &[("revealed", "1")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let revealed = wait_final(&bob, &token, strong["id"].as_i64().unwrap()).await;
     assert_eq!(revealed["split"], "private");
-    assert!(revealed["results"].as_array().unwrap().iter().all(|r| r["total"] == 700), "{revealed}");
+    assert!(
+        revealed["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["total"] == 700),
+        "{revealed}"
+    );
     assert_eq!(attack_board(&bob, &token).await["split"], "private");
     // competitors cannot reveal
-    let r = bob.post_form("/challenges/mnist-evasion", "/admin/challenges/mnist-evasion/reveal", &[("revealed", "0")]).await;
+    let r = bob
+        .post_form(
+            "/challenges/mnist-evasion",
+            "/admin/challenges/mnist-evasion/reveal",
+            &[("revealed", "0")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     app.finish().await;
 }

@@ -96,6 +96,9 @@ impl TestApp {
             http: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
+                // shorter than the server's keep-alive, so a pooled connection is
+                // never reused just as the server closes it
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
                 .build()
                 .unwrap(),
             base: self.base.clone(),

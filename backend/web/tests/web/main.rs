@@ -6,8 +6,13 @@ mod helpers;
 
 mod accounts;
 mod api;
+mod boards;
 mod browser;
 mod challenges;
 mod cli;
 mod competition;
+mod flags;
+mod query;
+mod starter;
 mod teams;
+mod worker_crash;

@@ -1,0 +1,266 @@
+//! A worker killed mid-job: `riposte worker` processes sharing the app's
+//! database, the first SIGKILLed while it scores a defense. Its lease expires,
+//! a second worker claims the job (attempt 2) and scores it once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use riposte_core::store::{Party, Split, Store};
+use sqlx::Row;
+
+use crate::both_databases;
+use crate::helpers::{PASSWORD, TestApp, workspace_root};
+
+const LEASE_SECONDS: u64 = 3;
+/// Big enough that the defense's job runs for a few seconds (about 4 s on an idle
+/// 2-core machine with the debug binary: 100x100 takes 2.7 s, 200x200 17 s), so
+/// the kill lands while the first worker is scoring.
+const REFERENCE_EXAMPLES: usize = 120;
+const REFERENCE_QUERIES: u32 = 120;
+
+/// `riposte worker` children, SIGKILLed (with their model hosts) on drop, on every path.
+struct Workers {
+    children: Vec<Child>,
+    logs: PathBuf,
+}
+
+impl Workers {
+    fn new(logs: PathBuf) -> Self {
+        std::fs::create_dir_all(&logs).unwrap();
+        Self {
+            children: Vec::new(),
+            logs,
+        }
+    }
+
+    /// Start `riposte worker` on the app's data dir and database, in its own process group.
+    fn start(&mut self, app: &TestApp) -> u32 {
+        use std::os::unix::process::CommandExt;
+        let n = self.children.len();
+        let log = std::fs::File::create(self.logs.join(format!("worker{n}.log"))).unwrap();
+        let bin = env!("CARGO_BIN_EXE_riposte");
+        let child = Command::new(bin)
+            .args(["worker", "--workers", "1", "--data-dir"])
+            .arg(&app.settings.data_dir)
+            // away from any riposte.toml in the working directory
+            .current_dir(&self.logs)
+            .env("RIPOSTE__DATABASE_URL", app.settings.database_url())
+            .env("RIPOSTE__JOB_LEASE_SECONDS", LEASE_SECONDS.to_string())
+            .env("RIPOSTE__MODEL_HOST_PROGRAM", bin)
+            .env(
+                "RIPOSTE__REFERENCE_ATTACK_EXAMPLES",
+                REFERENCE_EXAMPLES.to_string(),
+            )
+            .env(
+                "RIPOSTE__REFERENCE_ATTACK_QUERIES",
+                REFERENCE_QUERIES.to_string(),
+            )
+            .env(
+                "RIPOSTE__CHALLENGES_DIR",
+                workspace_root().join("challenges"),
+            )
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// SIGKILL a worker's whole process group (the worker and its model hosts).
+    fn kill(&mut self, pid: u32) {
+        kill_group(pid);
+        if let Some(child) = self.children.iter_mut().find(|c| c.id() == pid) {
+            let _ = child.wait();
+        }
+    }
+
+    fn logs(&self) -> String {
+        let mut all = String::new();
+        for n in 0..self.children.len() {
+            let text = std::fs::read_to_string(self.logs.join(format!("worker{n}.log")))
+                .unwrap_or_default();
+            all.push_str(&format!("--- worker {n} ---\n{text}\n"));
+        }
+        all
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            if matches!(child.try_wait(), Ok(None)) {
+                kill_group(child.id());
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn kill_group(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-9", "--", &format!("-{pid}")])
+        .status();
+}
+
+async fn submission_status(c: &crate::helpers::Client, token: &str, id: i64) -> serde_json::Value {
+    c.http
+        .get(c.url(&format!("/api/v1/submissions/{id}")))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Poll until `done` says yes about the submission, or panic with the workers' logs.
+async fn wait_for(
+    c: &crate::helpers::Client,
+    token: &str,
+    id: i64,
+    within: Duration,
+    workers: &Workers,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let body = submission_status(c, token, id).await;
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            start.elapsed() < within,
+            "submission {id} not {what} after {within:?}: {body}\n{}",
+            workers.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn defense_bytes() -> Vec<u8> {
+    std::fs::read(workspace_root().join("challenges/mnist-evasion/public/baseline_defense.onnx"))
+        .unwrap()
+}
+
+fn logs_dir(data_dir: &Path) -> PathBuf {
+    data_dir.parent().unwrap_or(data_dir).join("worker-logs")
+}
+
+both_databases!(
+    a_killed_worker_s_job_is_scored_once_by_the_next,
+    |settings| {
+        settings.workers = 0;
+        settings.job_lease_seconds = LEASE_SECONDS;
+    },
+    |app| {
+        let mut workers = Workers::new(logs_dir(&app.settings.data_dir));
+        let alice = app.competitor("alice").await;
+        let token = alice.api_token("alice", PASSWORD).await;
+        let r =
+            crate::competition::upload(&alice, &token, "defense", "defense.onnx", defense_bytes())
+                .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(
+            submission_status(&alice, &token, id).await["status"],
+            "queued",
+            "no worker runs in the app"
+        );
+
+        let first = workers.start(&app);
+        let running = |b: &serde_json::Value| b["status"] == "running";
+        wait_for(
+            &alice,
+            &token,
+            id,
+            Duration::from_secs(60),
+            &workers,
+            "running",
+            running,
+        )
+        .await;
+        // Let it get into the reference attack, then pull the plug.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        workers.kill(first);
+        let killed_at = Instant::now();
+        let after_kill = submission_status(&alice, &token, id).await;
+        assert_eq!(
+            after_kill["status"],
+            "running",
+            "the first worker finished before it was killed: make its job longer\n{}",
+            workers.logs()
+        );
+
+        workers.start(&app);
+        let is_final = |b: &serde_json::Value| {
+            ["scored", "rejected", "failed"].contains(&b["status"].as_str().unwrap_or(""))
+        };
+        let done = wait_for(
+            &alice,
+            &token,
+            id,
+            Duration::from_secs(120),
+            &workers,
+            "final",
+            is_final,
+        )
+        .await;
+        eprintln!(
+            "rescored {:.1} s after the kill (lease {LEASE_SECONDS} s)",
+            killed_at.elapsed().as_secs_f64()
+        );
+        assert_eq!(done["status"], "scored", "{done}\n{}", workers.logs());
+        assert!(
+            done["message"].as_str().unwrap().starts_with("accepted"),
+            "{done}"
+        );
+
+        // Exactly one set of cells: the reference attack against this defense, once per split.
+        let store = app.store().await;
+        let challenge = store.challenge("mnist-evasion").await.unwrap().unwrap();
+        let me = Party::Submission(id);
+        let cells: Vec<_> = store
+            .evaluations(challenge.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.attacker == me || e.defender == me)
+            .collect();
+        assert_eq!(cells.len(), 2, "{cells:?}");
+        let mut splits: Vec<_> = cells.iter().map(|e| e.split).collect();
+        splits.sort_by_key(|s| s.as_str());
+        assert_eq!(splits, vec![Split::Private, Split::Public]);
+        assert!(
+            cells
+                .iter()
+                .all(|e| e.attacker == Party::Reference("square-linf".to_owned())),
+            "{cells:?}"
+        );
+
+        // The job took two attempts and is done.
+        let row =
+            sqlx::query("SELECT attempts, state, lease_owner FROM jobs WHERE submission_id = $1")
+                .bind(id)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(row.len(), 1, "one job per submission");
+        assert_eq!(row[0].get::<i64, _>("attempts"), 2, "{}", workers.logs());
+        assert_eq!(row[0].get::<String, _>("state"), "done");
+        assert_eq!(row[0].get::<Option<String>, _>("lease_owner"), None);
+        assert_eq!(store.queue_depth().await.unwrap(), 0);
+        store.close().await;
+        drop(workers);
+    }
+);
