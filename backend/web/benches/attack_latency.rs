@@ -3,7 +3,7 @@
 //! (release build, one in-process worker, SQLite unless `--postgres`).
 //!
 //!     cargo bench -p riposte-web --bench attack_latency -- [--runs 5] [--defenses 10]
-//!         [--max-hosts 4] [--same-defense] [--postgres]
+//!         [--max-hosts 16] [--same-defense] [--postgres]
 //!
 //! Defenses are `baseline_defense.onnx` uploaded by one team each; by default
 //! each copy gets a different `doc_string` appended (a valid protobuf field), so
@@ -34,7 +34,7 @@ fn options() -> anyhow::Result<Options> {
     let mut o = Options {
         runs: 5,
         defenses: 10,
-        max_hosts: 4,
+        max_hosts: 16,
         same_defense: false,
         postgres: false,
     };

@@ -33,13 +33,17 @@ impl BlobDir {
         Self::is_sha256(sha256).then(|| self.root.join(&sha256[..2]).join(sha256))
     }
 
-    /// Copy a file in, verifying its hash while streaming. Returns the sha256.
+    /// Copy a file in; returns its sha256. A blob that is already stored is not
+    /// written again (imports at every start cost one read per file).
     pub fn put_file(&self, src: &Path) -> anyhow::Result<String> {
+        let sha = riposte_core::challenge::sha256_file(src)
+            .with_context(|| format!("reading {}", src.display()))?;
+        if self.path(&sha).is_some_and(|p| p.exists()) {
+            return Ok(sha);
+        }
         let mut input =
             std::fs::File::open(src).with_context(|| format!("opening {}", src.display()))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))
-            .context("creating a temporary blob")?;
-        let mut hasher = Sha256::new();
+        let mut writer = self.writer()?;
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = std::io::Read::read(&mut input, &mut buf)
@@ -47,12 +51,14 @@ impl BlobDir {
             if n == 0 {
                 break;
             }
-            hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n])
-                .context("writing a temporary blob")?;
+            writer.write(&buf[..n])?;
         }
-        let sha = hex::encode(hasher.finalize());
-        self.commit(tmp, &sha)?;
+        let (written, _) = self.finish(writer)?;
+        anyhow::ensure!(
+            written == sha,
+            "{} changed while it was being copied",
+            src.display()
+        );
         Ok(sha)
     }
 
