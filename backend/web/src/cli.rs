@@ -159,7 +159,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let mut threads = Vec::new();
             for index in 0..workers.max(1) {
-                let worker = startup::evaluator(&settings, store.clone(), blobs.clone(), index)?;
+                // Separate processes learn of new jobs by polling.
+                let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+                let worker =
+                    startup::evaluator(&settings, store.clone(), blobs.clone(), index, wake)?;
                 threads.push(worker.spawn_thread(stopped.clone())?);
             }
             println!("riposte worker: {} evaluator(s) running", threads.len());

@@ -23,6 +23,8 @@ pub struct AppState {
     pub throttle: Arc<IpThrottle>,
     pub query_throttle: Arc<crate::auth::UserThrottle>,
     pub query_models: Arc<crate::routes::query::QueryModels>,
+    /// Rung after a job is queued: wakes an idle in-process worker.
+    pub jobs_queued: Arc<tokio::sync::Notify>,
 }
 
 /// Open the store and blob store named by the settings (creating the data dir).
@@ -85,6 +87,7 @@ pub fn evaluator(
     store: Arc<dyn Store>,
     blobs: BlobDir,
     index: usize,
+    wake: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<crate::worker::Evaluator> {
     let pool = riposte_eval::host::HostPool::new(host_command(settings)?, pool_config(settings));
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
@@ -98,6 +101,7 @@ pub fn evaluator(
             &auth::random_code(6)
         ),
         lease: std::time::Duration::from_secs(settings.job_lease_seconds.max(3)),
+        wake,
         reference: crate::worker::ReferenceAttackConfig {
             examples: settings.reference_attack_examples,
             queries: settings.reference_attack_queries,
@@ -126,6 +130,7 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let jobs_queued = Arc::new(tokio::sync::Notify::new());
         let mut workers = Vec::new();
         for index in 0..settings.workers {
             workers.push(evaluator(
@@ -133,11 +138,13 @@ impl Application {
                 Arc::new(store.clone()),
                 blobs.clone(),
                 index,
+                jobs_queued.clone(),
             )?);
         }
         let state = web::Data::new(AppState {
             store: Arc::new(store.clone()),
             blobs,
+            jobs_queued,
             throttle: IpThrottle::per_minute(settings.auth_attempts_per_ip_per_minute),
             query_throttle: crate::auth::UserThrottle::per_second(
                 settings.queries_per_second_per_user,

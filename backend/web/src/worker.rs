@@ -24,6 +24,8 @@ use crate::blobs::BlobDir;
 
 pub const MAX_ATTEMPTS: i64 = 3;
 const REPAIR_EVERY: Duration = Duration::from_secs(5);
+/// Defenders scored at once by one attack job (one model host each).
+const PARALLEL_DEFENDERS: usize = 2;
 
 /// Settings of the reference attack run against every accepted defense.
 #[derive(Debug, Clone)]
@@ -42,6 +44,9 @@ pub struct Evaluator {
     pub owner: String,
     pub lease: Duration,
     pub reference: ReferenceAttackConfig,
+    /// Rung by the web process when it queues a job, so an idle worker in the same
+    /// process starts at once instead of at its next poll.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// What one [`Evaluator::step`] did, so tests can drain the queue.
@@ -201,6 +206,7 @@ impl Evaluator {
             tokio::select! {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(pause) => {}
+                () = self.wake.notified() => {}
             }
         }
         tracing::info!(owner = %self.owner, "worker stopped");
@@ -465,29 +471,39 @@ impl Evaluator {
         let attacker = Party::Submission(submission.id);
         let mut cells = Vec::new();
         let mut preview = Preview::default();
-        for (defender, model) in self
+        let defenders = self
             .defenders(spec, artifacts, submission.challenge_id, limits)
-            .await?
-        {
-            let predictions =
-                score::predict_classes(&self.pool, &model, &checked.adversarial, set.task.classes)
-                    .await
-                    .with_context(|| format!("running {}", defender.key()))?;
-            let new = score::cells(
+            .await?;
+        // Each defender runs in its own sandboxed process: two at a time keep both
+        // cores busy (the order of the cells does not matter).
+        use futures_util::{StreamExt, TryStreamExt};
+        let adversarial = &checked.adversarial;
+        let results: Vec<(Party, PoolModel, Vec<usize>)> = futures_util::stream::iter(defenders)
+            .map(|(defender, model)| async move {
+                let predictions =
+                    score::predict_classes(&self.pool, &model, adversarial, set.task.classes)
+                        .await
+                        .with_context(|| format!("running {}", defender.key()))?;
+                Ok::<_, anyhow::Error>((defender, model, predictions))
+            })
+            .buffered(PARALLEL_DEFENDERS)
+            .try_collect()
+            .await?;
+        for (defender, model, predictions) in &results {
+            cells.extend(score::cells(
                 &attacker,
-                &defender,
-                &predictions,
+                defender,
+                predictions,
                 set,
                 &checked.over_budget,
-            );
-            if let Party::Organizer(name) = &defender
+            ));
+            if let Party::Organizer(name) = defender
                 && preview.examples.is_empty()
             {
                 preview = self
-                    .preview(name, &model, &predictions, &checked, set)
+                    .preview(name, model, predictions, &checked, set)
                     .await?;
             }
-            cells.extend(new);
         }
         Ok(Scored {
             status: SubmissionStatus::Scored,

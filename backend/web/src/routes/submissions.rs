@@ -309,6 +309,7 @@ async fn accept(
         .await;
     match created {
         Ok(s) => {
+            state.jobs_queued.notify_one();
             tracing::info!(
                 submission = s.id,
                 team = team_id,
