@@ -233,9 +233,8 @@ async fn visible_challenge(
     user: &ApiUser,
     slug: &str,
 ) -> Result<ChallengeRecord, ApiError> {
-    let record = state.store.challenge(slug).await?;
-    record
-        .filter(|c| !c.hidden || user.0.role.can_organize())
+    super::visible_challenge(state, Some(&user.0), slug)
+        .await?
         .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))
 }
 

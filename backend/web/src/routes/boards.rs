@@ -16,12 +16,13 @@ use riposte_core::challenge::ChallengeSpec;
 use riposte_core::leaderboard;
 use riposte_core::store::{
     ChallengeRecord, Evaluation, Party, Split, StoreError, Submission, SubmissionStatus, TeamId,
-    Track, User,
+    Track,
 };
 use serde::Serialize;
 
 use super::submissions::shown_split;
 use super::{Layout, render};
+use super::{stored_spec as spec_of, team_names, visible_challenge as visible};
 use crate::auth::{ApiUser, Visitor};
 use crate::error::{ApiError, PageError};
 use crate::preview_png::{self, ImageShape, Picture};
@@ -390,11 +391,6 @@ fn best_first<'a>(
 // ---------------------------------------------------------------------------
 // Gathering rows
 
-fn spec_of(record: &ChallengeRecord) -> anyhow::Result<ChallengeSpec> {
-    serde_json::from_str(&record.spec_json)
-        .with_context(|| format!("the stored spec of {}", record.slug))
-}
-
 fn tracks_of(spec: &ChallengeSpec) -> Vec<Track> {
     let mut tracks = Vec::new();
     if spec.attack.is_some() {
@@ -419,26 +415,6 @@ fn matrix_split(record: &ChallengeRecord, spec: &ChallengeSpec, now: i64) -> Spl
     } else {
         Split::Public
     }
-}
-
-/// The challenge if this visitor may see it (hidden ones only for organizers).
-async fn visible(
-    state: &AppState,
-    user: Option<&User>,
-    slug: &str,
-) -> Result<Option<ChallengeRecord>, StoreError> {
-    let record = state.store.challenge(slug).await?;
-    Ok(record.filter(|c| !c.hidden || user.is_some_and(|u| u.role.can_organize())))
-}
-
-async fn team_names(state: &AppState) -> Result<HashMap<TeamId, String>, StoreError> {
-    Ok(state
-        .store
-        .list_teams()
-        .await?
-        .into_iter()
-        .map(|t| (t.team.id, t.team.name))
-        .collect())
 }
 
 /// Every track of every listed challenge. Hidden challenges never count, so the

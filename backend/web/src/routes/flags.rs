@@ -39,14 +39,10 @@ async fn flag_challenge(
     user: &User,
     slug: &str,
 ) -> Result<(ChallengeRecord, FlagSpec), ApiError> {
-    let record = state
-        .store
-        .challenge(slug)
+    let record = super::visible_challenge(state, Some(user), slug)
         .await?
-        .filter(|c| !c.hidden || user.role.can_organize())
         .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
-    let spec: ChallengeSpec = serde_json::from_str(&record.spec_json)
-        .map_err(|e| ApiError::internal(anyhow::Error::new(e).context("stored spec")))?;
+    let spec: ChallengeSpec = super::stored_spec(&record).map_err(ApiError::internal)?;
     let flag = spec.flag.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

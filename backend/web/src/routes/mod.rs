@@ -162,6 +162,39 @@ pub fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
+/// The challenge if `user` may see it: hidden challenges only for organizers.
+/// The one place that rule lives; every route that names a challenge uses it.
+pub(crate) async fn visible_challenge(
+    state: &AppState,
+    user: Option<&User>,
+    slug: &str,
+) -> Result<Option<riposte_core::store::ChallengeRecord>, StoreError> {
+    let record = state.store.challenge(slug).await?;
+    Ok(record.filter(|c| !c.hidden || user.is_some_and(|u| u.role.can_organize())))
+}
+
+/// A challenge's stored, already-checked spec.
+pub(crate) fn stored_spec(
+    record: &riposte_core::store::ChallengeRecord,
+) -> anyhow::Result<riposte_core::challenge::ChallengeSpec> {
+    use anyhow::Context;
+    serde_json::from_str(&record.spec_json)
+        .with_context(|| format!("the stored spec of {}", record.slug))
+}
+
+/// Team names by id, for labelling.
+pub(crate) async fn team_names(
+    state: &AppState,
+) -> Result<std::collections::HashMap<riposte_core::store::TeamId, String>, StoreError> {
+    Ok(state
+        .store
+        .list_teams()
+        .await?
+        .into_iter()
+        .map(|t| (t.team.id, t.team.name))
+        .collect())
+}
+
 /// Every user belongs to a team; a new user starts in a team of one named after them.
 pub async fn give_solo_team(store: &dyn Store, user: &User) -> Result<(), StoreError> {
     let mut name = user.username.clone();

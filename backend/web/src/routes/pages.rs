@@ -388,13 +388,10 @@ async fn challenge(
     slug: web::Path<String>,
     query: web::Query<ChallengeQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let record = state.store.challenge(&slug).await?;
-    let can_see_hidden = visitor.user().is_some_and(|u| u.role.can_organize());
-    let record = record
-        .filter(|c| !c.hidden || can_see_hidden)
+    let record = super::visible_challenge(&state, visitor.user(), &slug)
+        .await?
         .ok_or_else(PageError::not_found)?;
-    let spec: ChallengeSpec = serde_json::from_str(&record.spec_json)
-        .map_err(|e| PageError::internal(anyhow::Error::new(e).context("stored spec")))?;
+    let spec: ChallengeSpec = super::stored_spec(&record).map_err(PageError::internal)?;
     let flag = match &spec.flag {
         Some(flag) => {
             let solves = state.store.solves(record.id).await?;

@@ -115,8 +115,7 @@ fn flatten(value: &serde_json::Value, len: usize) -> Result<(Vec<f32>, usize), S
 }
 
 fn spec_of(record: &ChallengeRecord) -> Result<ChallengeSpec, ApiError> {
-    serde_json::from_str(&record.spec_json)
-        .map_err(|e| ApiError::internal(anyhow::Error::new(e).context("stored spec")))
+    super::stored_spec(record).map_err(ApiError::internal)
 }
 
 /// Which model a request asks for: its budget key and blob.
@@ -242,11 +241,8 @@ async fn query(
             format!("too many queries per second: retry in {wait} s"),
         ));
     }
-    let record = state
-        .store
-        .challenge(&slug)
+    let record = super::visible_challenge(&state, Some(&user.0), &slug)
         .await?
-        .filter(|c| !c.hidden || user.0.role.can_organize())
         .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
     let spec = spec_of(&record)?;
     let query = spec

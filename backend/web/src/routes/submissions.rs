@@ -13,6 +13,7 @@ use riposte_core::store::{
 use serde::Serialize;
 
 use super::{Layout, render, see_other};
+use super::{team_names, visible_challenge as visible};
 use crate::auth::{ApiUser, Visitor};
 use crate::blobs::BlobWriter;
 use crate::error::{ApiError, PageError};
@@ -196,8 +197,7 @@ fn clean_filename(raw: &str) -> String {
 }
 
 fn spec_of(record: &ChallengeRecord) -> Result<ChallengeSpec, Refusal> {
-    serde_json::from_str(&record.spec_json)
-        .map_err(|e| Refusal::internal(anyhow::Error::new(e).context("stored spec")))
+    super::stored_spec(record).map_err(Refusal::internal)
 }
 
 /// The largest file any track of the challenge accepts.
@@ -325,15 +325,6 @@ async fn accept(
         )),
         Err(e) => Err(Refusal::internal(e.into())),
     }
-}
-
-async fn visible(
-    state: &AppState,
-    user: Option<&User>,
-    slug: &str,
-) -> Result<Option<ChallengeRecord>, StoreError> {
-    let record = state.store.challenge(slug).await?;
-    Ok(record.filter(|c| !c.hidden || user.is_some_and(|u| u.role.can_organize())))
 }
 
 #[tracing::instrument(skip_all, fields(slug = %slug))]
@@ -466,18 +457,6 @@ async fn results(
         }
     }
     Ok(rows)
-}
-
-async fn team_names(
-    state: &AppState,
-) -> Result<std::collections::HashMap<i64, String>, StoreError> {
-    Ok(state
-        .store
-        .list_teams()
-        .await?
-        .into_iter()
-        .map(|t| (t.team.id, t.team.name))
-        .collect())
 }
 
 /// Submission id -> its team's name, for labelling opponents.
