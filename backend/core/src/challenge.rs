@@ -169,6 +169,60 @@ pub struct ChallengeSpec {
     pub flag: Option<FlagSpec>,
     #[serde(default)]
     pub query: Option<QuerySpec>,
+    #[serde(default)]
+    pub membership: Option<MembershipSpec>,
+    #[serde(default)]
+    pub completion: Option<CompletionSpec>,
+}
+
+/// A membership-inference challenge: candidates, half of them the target's
+/// training members; attackers score each candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MembershipSpec {
+    /// Candidate records (public), one example each.
+    pub candidates: PathBuf,
+    /// Their class labels (public), as loss-based attacks need them.
+    pub candidate_labels: PathBuf,
+    /// 1 for a training member, 0 otherwise (private).
+    pub members: PathBuf,
+    /// The score is the TPR at this false-positive rate at most (MICO: 0.1).
+    pub max_fpr: f64,
+    pub public_fraction: f64,
+    pub split_seed: u64,
+}
+
+/// A text model served by greedy completion: the task's input is the last
+/// `context` character ids (left-padded with id 0), its classes the next character.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompletionSpec {
+    /// Character `i` of this string has id `i`; id 0 pads and never appears in text.
+    pub vocab: String,
+    /// Characters generated per query at most.
+    pub max_chars: usize,
+}
+
+impl CompletionSpec {
+    /// Character ids of `text`, or the characters the vocabulary lacks.
+    pub fn encode(&self, text: &str) -> Result<Vec<usize>, String> {
+        let mut ids = Vec::with_capacity(text.len());
+        let mut missing = Vec::new();
+        for ch in text.chars() {
+            match self.vocab.chars().skip(1).position(|v| v == ch) {
+                Some(i) => ids.push(i + 1),
+                None if !missing.contains(&ch) => missing.push(ch),
+                None => {}
+            }
+        }
+        if missing.is_empty() {
+            Ok(ids)
+        } else {
+            Err(missing.into_iter().collect())
+        }
+    }
+
+    pub fn char_of(&self, id: usize) -> Option<char> {
+        self.vocab.chars().nth(id)
+    }
 }
 
 /// What the black-box query API answers.
@@ -181,6 +235,8 @@ pub enum OutputMode {
     Top1,
     /// Every class probability.
     Probabilities,
+    /// Text: the model's greedy continuation of a prompt (see [`CompletionSpec`]).
+    Completion,
 }
 
 /// The black-box query API of a challenge (Crucible / MLSEC style).
@@ -315,6 +371,42 @@ struct RawSpec {
     tracks: RawTracks,
     flag: Option<RawFlag>,
     query: Option<RawQuery>,
+    membership: Option<RawMembership>,
+    completion: Option<RawCompletion>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMembership {
+    candidates: String,
+    candidate_labels: String,
+    members: String,
+    #[serde(default = "default_max_fpr")]
+    max_fpr: f64,
+    #[serde(default = "default_membership_public_fraction")]
+    public_fraction: f64,
+    #[serde(default)]
+    split_seed: u64,
+}
+
+fn default_max_fpr() -> f64 {
+    0.1
+}
+
+fn default_membership_public_fraction() -> f64 {
+    0.5
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompletion {
+    vocab: String,
+    #[serde(default = "default_max_chars")]
+    max_chars: i64,
+}
+
+fn default_max_chars() -> i64 {
+    64
 }
 
 #[derive(Deserialize)]
@@ -678,6 +770,25 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
     let query = raw
         .query
         .and_then(|q| check_query(check, q, &targets, task.is_some()));
+    let membership = raw.membership.map(|m| check_membership(check, m));
+    let completion = raw
+        .completion
+        .and_then(|c| check_completion(check, c, task.as_ref()));
+    match (&query, &completion) {
+        (Some(q), None) if q.output == OutputMode::Completion => check.problem(
+            "query.output",
+            "\"completion\" answers need a [completion] section (vocab, max_chars)",
+        ),
+        (Some(q), Some(_)) if q.output != OutputMode::Completion => check.problem(
+            "query.output",
+            "a text model with a [completion] section answers with output = \"completion\"",
+        ),
+        (None, Some(_)) => check.problem(
+            "completion",
+            "a [completion] model is reached through a [query] section with output = \"completion\"",
+        ),
+        _ => {}
+    }
 
     if let Some(kind) = kind {
         match kind {
@@ -712,6 +823,42 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
                     check.problem("flag", "a secret challenge needs a [flag] section");
                 }
             }
+            ChallengeKind::Extraction | ChallengeKind::Membership => {
+                let name = kind.as_str();
+                if task.is_none() {
+                    check.problem("task", format!("a {name} challenge needs a [task] section"));
+                }
+                if targets.is_empty() {
+                    check.problem(
+                        "targets",
+                        format!("a {name} challenge needs its target in [[targets]]"),
+                    );
+                }
+                if attack.is_none() {
+                    check.problem(
+                        "tracks.attack",
+                        format!("a {name} challenge takes its submissions on tracks.attack"),
+                    );
+                }
+                if defense.is_some() {
+                    check.problem(
+                        "tracks.defense",
+                        format!("a {name} challenge has no defense track"),
+                    );
+                }
+                if kind == ChallengeKind::Extraction && eval.is_none() {
+                    check.problem(
+                        "eval",
+                        "an extraction challenge needs [eval]: the hidden inputs fidelity is measured on",
+                    );
+                }
+                if kind == ChallengeKind::Membership && membership.is_none() {
+                    check.problem(
+                        "membership",
+                        "a membership challenge needs a [membership] section (candidates, members)",
+                    );
+                }
+            }
             _ => {
                 if defense.is_some() {
                     check.problem(
@@ -739,6 +886,100 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
         defense,
         flag,
         query,
+        membership,
+        completion,
+    })
+}
+
+fn check_membership(check: &mut Checker<'_>, raw: RawMembership) -> MembershipSpec {
+    if !(0.0..=1.0).contains(&raw.public_fraction) || raw.public_fraction.is_nan() {
+        check.problem(
+            "membership.public_fraction",
+            format!(
+                "{} is out of range: expected 0.0 to 1.0",
+                raw.public_fraction
+            ),
+        );
+    }
+    if !(raw.max_fpr > 0.0 && raw.max_fpr <= 1.0) {
+        check.problem(
+            "membership.max_fpr",
+            format!(
+                "{} is out of range: expected a rate above 0 and at most 1 (MICO uses 0.1)",
+                raw.max_fpr
+            ),
+        );
+    }
+    MembershipSpec {
+        candidates: check.bundle_file("membership.candidates", &raw.candidates),
+        candidate_labels: check.bundle_file("membership.candidate_labels", &raw.candidate_labels),
+        members: check.bundle_file("membership.members", &raw.members),
+        max_fpr: raw.max_fpr,
+        public_fraction: raw.public_fraction,
+        split_seed: raw.split_seed,
+    }
+}
+
+fn check_completion(
+    check: &mut Checker<'_>,
+    raw: RawCompletion,
+    task: Option<&TaskSpec>,
+) -> Option<CompletionSpec> {
+    let chars: Vec<char> = raw.vocab.chars().collect();
+    let mut ok = true;
+    if chars.len() < 2 {
+        check.problem(
+            "completion.vocab",
+            "expected the padding character then at least one more",
+        );
+        ok = false;
+    }
+    for (i, c) in chars.iter().enumerate() {
+        if chars[..i].contains(c) {
+            check.problem(
+                "completion.vocab",
+                format!("{c:?} appears twice: every character needs one id"),
+            );
+            ok = false;
+            break;
+        }
+    }
+    if !(1..=1024).contains(&raw.max_chars) {
+        check.problem(
+            "completion.max_chars",
+            format!("{} is out of range: expected 1 to 1024", raw.max_chars),
+        );
+        ok = false;
+    }
+    match task {
+        Some(task) => {
+            if task.input_shape.len() != 1 {
+                check.problem(
+                    "task.input_shape",
+                    "a completion model takes [context] character ids: one dimension",
+                );
+                ok = false;
+            }
+            if task.classes != chars.len() {
+                check.problem(
+                    "task.classes",
+                    format!(
+                        "{} classes, but the vocab has {} characters: the model scores each next character",
+                        task.classes,
+                        chars.len()
+                    ),
+                );
+                ok = false;
+            }
+        }
+        None => {
+            check.problem("completion", "a completion model needs a [task] section");
+            ok = false;
+        }
+    }
+    ok.then(|| CompletionSpec {
+        vocab: raw.vocab,
+        max_chars: usize::try_from(raw.max_chars).unwrap_or(64),
     })
 }
 
@@ -775,10 +1016,13 @@ fn check_query(
         "label" => OutputMode::Label,
         "top1" => OutputMode::Top1,
         "probabilities" => OutputMode::Probabilities,
+        "completion" => OutputMode::Completion,
         other => {
             check.problem(
                 "query.output",
-                format!("unknown output {other:?}: expected label, top1 or probabilities"),
+                format!(
+                    "unknown output {other:?}: expected label, top1, probabilities or completion"
+                ),
             );
             return None;
         }

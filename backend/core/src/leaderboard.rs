@@ -4,8 +4,9 @@
 //! and accepted defenses), of the share of inputs it fooled. A defense's score is
 //! the sum, over every attacker it faced (reference attacks and accepted attack
 //! files), of the share of inputs it still classified correctly. Each team's best
-//! submission counts, unless the team chose another; equal scores go to whoever
-//! reached theirs first.
+//! submission counts, unless the team chose another; equal scores go to the team
+//! that spent fewer black-box queries (model extraction records them), then to
+//! whoever reached theirs first.
 
 use serde::Serialize;
 
@@ -18,8 +19,22 @@ pub struct Standing {
     pub score: f64,
     /// How many opponents the score sums over.
     pub opponents: usize,
-    /// When the counted submission was made (the tie-breaker).
+    /// Queries spent when it was scored (the first tie-breaker, where recorded).
+    pub queries_used: Option<i64>,
+    /// When the counted submission was made (the last tie-breaker).
     pub reached_at: i64,
+}
+
+impl Standing {
+    /// Tie-breakers, smaller first: fewer queries (none recorded counts as
+    /// none spent), earlier, lower id.
+    fn tie_key(&self) -> (i64, i64, i64) {
+        (
+            self.queries_used.unwrap_or(0),
+            self.reached_at,
+            self.submission_id,
+        )
+    }
 }
 
 /// The score of one submission on `split`, and the number of opponents it sums over.
@@ -56,6 +71,7 @@ pub fn rank(
             submission_id: s.id,
             score,
             opponents,
+            queries_used: s.queries_used,
             reached_at: s.created_at,
         };
         match best.iter_mut().find(|(b, _)| b.team_id == s.team_id) {
@@ -72,15 +88,13 @@ pub fn rank(
     best.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
-            .then(a.reached_at.cmp(&b.reached_at))
-            .then(a.submission_id.cmp(&b.submission_id))
+            .then(a.tie_key().cmp(&b.tie_key()))
     });
     best
 }
 
 fn better(a: &Standing, b: &Standing) -> bool {
-    a.score > b.score
-        || (a.score == b.score && (a.reached_at, a.submission_id) < (b.reached_at, b.submission_id))
+    a.score > b.score || (a.score == b.score && a.tie_key() < b.tie_key())
 }
 
 #[cfg(test)]
@@ -106,6 +120,7 @@ mod tests {
             finished_at: None,
             details: String::new(),
             chosen: false,
+            queries_used: None,
         }
     }
 
@@ -202,6 +217,36 @@ mod tests {
         assert_eq!(
             (board[1].team_id, board[1].submission_id, board[1].score),
             (1, 1, 0.5)
+        );
+    }
+
+    #[test]
+    fn equal_scores_go_to_fewer_queries_before_earlier() {
+        let org = Party::Organizer("victim".into());
+        let cells = vec![
+            cell(Party::Submission(1), org.clone(), Split::Public, 10, 9),
+            cell(Party::Submission(2), org.clone(), Split::Public, 10, 9),
+            cell(Party::Submission(3), org.clone(), Split::Public, 10, 9),
+            cell(Party::Submission(4), org.clone(), Split::Public, 10, 9),
+        ];
+        let mut subs = [
+            sub(1, 1, Track::Attack, 1),
+            sub(2, 2, Track::Attack, 2),
+            sub(3, 3, Track::Attack, 3),
+            sub(4, 1, Track::Attack, 4),
+        ];
+        subs[0].queries_used = Some(5_000);
+        subs[1].queries_used = Some(800);
+        subs[2].queries_used = Some(800);
+        // team 1 later matched its score with fewer queries: that one counts
+        subs[3].queries_used = Some(100);
+        let board = rank(Track::Attack, Split::Public, &subs, &cells);
+        assert_eq!(
+            board
+                .iter()
+                .map(|s| (s.team_id, s.submission_id))
+                .collect::<Vec<_>>(),
+            [(1, 4), (2, 2), (3, 3)]
         );
     }
 }

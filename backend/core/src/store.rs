@@ -287,16 +287,18 @@ pub trait Store: Send + Sync + 'static {
     async fn submit_flag(&self, attempt: FlagAttempt) -> StoreResult<FlagOutcome>;
     /// Solves of a challenge, first first.
     async fn solves(&self, challenge: ChallengeId) -> StoreResult<Vec<Solve>>;
-    /// Spend `n` queries of `budget` on a target, atomically: `Ok(used after)`,
-    /// or `Refused` (with nothing spent) when fewer than `n` remain.
-    async fn spend_queries(
+    /// Spend queries for each request in order, in one transaction: `Ok(used
+    /// after)` for a request that fits its budget, `Err(remaining)` (nothing spent
+    /// for it) for one that does not. Concurrent calls never overspend.
+    async fn spend_queries(&self, spends: &[QuerySpend<'_>]) -> StoreResult<Vec<Result<i64, i64>>>;
+    /// Give back queries spent on requests that were not answered (the model failed).
+    async fn refund_queries(
         &self,
         challenge: ChallengeId,
         team: TeamId,
         target: &str,
         n: i64,
-        budget: i64,
-    ) -> StoreResult<i64>;
+    ) -> StoreResult<()>;
     async fn queries_used(
         &self,
         challenge: ChallengeId,
@@ -398,6 +400,9 @@ pub struct Submission {
     pub details: String,
     /// The team chose this one to count on the leaderboard.
     pub chosen: bool,
+    /// Queries the team had spent on the challenge when this was scored (model
+    /// extraction: fewer break equal scores).
+    pub queries_used: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -480,6 +485,17 @@ pub struct Evaluation {
     pub created_at: i64,
 }
 
+/// One request's queries, spent from a team's budget for one target.
+#[derive(Debug, Clone, Copy)]
+pub struct QuerySpend<'a> {
+    pub challenge: ChallengeId,
+    pub team: TeamId,
+    /// The target's budget key (`Party::key`).
+    pub target: &'a str,
+    pub n: i64,
+    pub budget: i64,
+}
+
 /// How a job ended, written atomically with its cells.
 #[derive(Debug, Clone)]
 pub struct JobCompletion<'a> {
@@ -492,6 +508,7 @@ pub struct JobCompletion<'a> {
     pub gate_accuracy: Option<f64>,
     pub details: &'a str,
     pub cells: &'a [Evaluation],
+    pub queries_used: Option<i64>,
     pub now: i64,
 }
 

@@ -7,8 +7,9 @@ use riposte_core::account::Role;
 use riposte_core::store::{
     ApiToken, ChallengeId, ChallengeRecord, ChallengeUpsert, ClaimedJob, Counts, Credentials,
     Evaluation, FileRecord, FlagAttempt, FlagOutcome, JobCompletion, JobId, NewSession,
-    NewSubmission, Party, Session, Solve, Split, Store, StoreError, StoreResult, Submission,
-    SubmissionId, SubmissionStatus, Team, TeamId, TeamSummary, Track, Upserted, User, UserId,
+    NewSubmission, Party, QuerySpend, Session, Solve, Split, Store, StoreError, StoreResult,
+    Submission, SubmissionId, SubmissionStatus, Team, TeamId, TeamSummary, Track, Upserted, User,
+    UserId,
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -992,7 +993,7 @@ impl Store for SqlStore {
         }
         insert_cells(&mut tx, done.challenge_id, done.cells, done.now).await?;
         sqlx::query(
-            "UPDATE submissions SET status = $1, message = $2, gate_accuracy = $3, finished_at = $4, details = $5 WHERE id = $6",
+            "UPDATE submissions SET status = $1, message = $2, gate_accuracy = $3, finished_at = $4, details = $5, queries_used = $7 WHERE id = $6",
         )
         .bind(done.status.as_str())
         .bind(done.message)
@@ -1000,6 +1001,7 @@ impl Store for SqlStore {
         .bind(done.now)
         .bind(done.details)
         .bind(done.submission)
+        .bind(done.queries_used)
             .execute(&mut *tx)
             .await
             .map_err(backend_err)?;
@@ -1229,47 +1231,91 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn spend_queries(
+    async fn spend_queries(&self, spends: &[QuerySpend<'_>]) -> StoreResult<Vec<Result<i64, i64>>> {
+        if spends.is_empty() {
+            return Ok(vec![]);
+        }
+        // One transaction for the whole batch: read each (team, target) row once
+        // under the write lock (SQLite) or a row lock (PostgreSQL), decide every
+        // request in order in memory, write each changed row once.
+        let mut tx = self.begin_write().await?;
+        let mut rows: Vec<((ChallengeId, TeamId, &str), i64, bool)> = Vec::new();
+        let mut results = Vec::with_capacity(spends.len());
+        let select = format!(
+            "SELECT used FROM query_usage WHERE challenge_id = $1 AND team_id = $2 AND target = $3{}",
+            self.lock_rows()
+        );
+        for spend in spends {
+            let key = (spend.challenge, spend.team, spend.target);
+            let row = match rows.iter().position(|(k, _, _)| *k == key) {
+                Some(i) => i,
+                None => {
+                    sqlx::query(
+                        "INSERT INTO query_usage (challenge_id, team_id, target, used) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(spend.challenge)
+                    .bind(spend.team)
+                    .bind(spend.target)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                    let used: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(select.clone()))
+                        .bind(spend.challenge)
+                        .bind(spend.team)
+                        .bind(spend.target)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                    rows.push((key, used, false));
+                    rows.len() - 1
+                }
+            };
+            let (_, used, changed) = &mut rows[row];
+            if spend.n >= 0 && *used + spend.n <= spend.budget {
+                *used += spend.n;
+                *changed = true;
+                results.push(Ok(*used));
+            } else {
+                results.push(Err((spend.budget - *used).max(0)));
+            }
+        }
+        for ((challenge, team, target), used, changed) in &rows {
+            if *changed {
+                sqlx::query(
+                    "UPDATE query_usage SET used = $4 WHERE challenge_id = $1 AND team_id = $2 AND target = $3",
+                )
+                .bind(*challenge)
+                .bind(*team)
+                .bind(*target)
+                .bind(*used)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+            }
+        }
+        tx.commit().await.map_err(backend_err)?;
+        Ok(results)
+    }
+
+    async fn refund_queries(
         &self,
         challenge: ChallengeId,
         team: TeamId,
         target: &str,
         n: i64,
-        budget: i64,
-    ) -> StoreResult<i64> {
+    ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO query_usage (challenge_id, team_id, target, used) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+            "UPDATE query_usage SET used = CASE WHEN used > $4 THEN used - $4 ELSE 0 END \
+             WHERE challenge_id = $1 AND team_id = $2 AND target = $3",
         )
         .bind(challenge)
         .bind(team)
         .bind(target)
+        .bind(n.max(0))
         .execute(&self.pool)
         .await
         .map_err(backend_err)?;
-        // One guarded UPDATE is the whole check: the row lock (PostgreSQL) or the
-        // write lock (SQLite) makes concurrent spends see each other's totals.
-        let used: Option<i64> = sqlx::query_scalar(
-            "UPDATE query_usage SET used = used + $4 \
-             WHERE challenge_id = $1 AND team_id = $2 AND target = $3 AND used + $4 <= $5 RETURNING used",
-        )
-        .bind(challenge)
-        .bind(team)
-        .bind(target)
-        .bind(n)
-        .bind(budget)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend_err)?;
-        match used {
-            Some(used) => Ok(used),
-            None => {
-                let used = self.queries_used(challenge, team, target).await?;
-                Err(StoreError::Refused(format!(
-                    "this request needs {n} queries but your team has {} of its {budget} left for this target",
-                    (budget - used).max(0)
-                )))
-            }
-        }
+        Ok(())
     }
 
     async fn queries_used(
@@ -1343,7 +1389,7 @@ impl Store for SqlStore {
 }
 
 const SUBMISSION_COLUMNS: &str = "s.id, s.challenge_id, s.team_id, s.user_id, s.track, s.blob_sha256, s.filename, \
-     s.size, s.status, s.message, s.gate_accuracy, s.created_at, s.finished_at, s.details, s.chosen";
+     s.size, s.status, s.message, s.gate_accuracy, s.created_at, s.finished_at, s.details, s.chosen, s.queries_used";
 
 fn submission_from(row: &AnyRow) -> StoreResult<Submission> {
     let bad = |what: &str, value: String| {
@@ -1367,6 +1413,7 @@ fn submission_from(row: &AnyRow) -> StoreResult<Submission> {
         finished_at: row.try_get("finished_at").map_err(backend_err)?,
         details: row.try_get("details").map_err(backend_err)?,
         chosen: row.try_get::<i64, _>("chosen").map_err(backend_err)? != 0,
+        queries_used: row.try_get("queries_used").map_err(backend_err)?,
     })
 }
 

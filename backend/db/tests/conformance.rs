@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use riposte_core::account::Role;
-use riposte_core::store::{ChallengeUpsert, FileRecord, NewSession, Store, StoreError, Upserted};
+use riposte_core::store::{
+    ChallengeUpsert, FileRecord, NewSession, QuerySpend, Store, StoreError, Upserted,
+};
 use riposte_db::SqlStore;
 use riposte_db::testing::TestDatabase;
 
@@ -209,5 +211,63 @@ conformance! {
         assert_eq!(store.list_challenges(true).await.unwrap().len(), 1);
         assert_eq!(store.counts().await.unwrap().challenges, 0);
         assert!(matches!(store.set_challenge_hidden("nope", true).await, Err(StoreError::NotFound)));
+    };
+
+    query_budgets_are_spent_in_order_and_refunded => |store: Arc<SqlStore>| async move {
+        let files = vec![];
+        let tags = vec![];
+        store.upsert_challenge(ChallengeUpsert {
+            slug: "demo", title: "Demo", kind: "extraction", difficulty: "easy", tags: &tags, points: 1,
+            summary: "s", readme: "r", spec_json: "{}", files: &files, now: 1,
+        }).await.unwrap();
+        let c = store.challenge("demo").await.unwrap().unwrap().id;
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        let red = store.create_team(alice.id, "Red", "red", "CODER", 2).await.unwrap().id;
+        let blue = store.create_team(bob.id, "Blue", "blue", "CODEB", 2).await.unwrap().id;
+        let spend = |team, target, n| QuerySpend { challenge: c, team, target, n, budget: 10 };
+        // in order: 4 + 5 fit, 3 does not (1 left), 1 fits; blue and the other target are apart
+        let got = store.spend_queries(&[
+            spend(red, "mlp", 4), spend(red, "mlp", 5), spend(blue, "mlp", 7),
+            spend(red, "mlp", 3), spend(red, "cnn", 10), spend(red, "mlp", 1),
+        ]).await.unwrap();
+        assert_eq!(got, vec![Ok(4), Ok(9), Ok(7), Err(1), Ok(10), Ok(10)]);
+        assert_eq!(store.queries_used(c, red, "mlp").await.unwrap(), 10);
+        assert_eq!(store.queries_used(c, blue, "mlp").await.unwrap(), 7);
+        assert_eq!(store.spend_queries(&[spend(red, "mlp", 1)]).await.unwrap(), vec![Err(0)]);
+        // a refused batch spends nothing; a negative request is refused
+        assert_eq!(store.spend_queries(&[spend(blue, "mlp", -2)]).await.unwrap(), vec![Err(3)]);
+        store.refund_queries(c, red, "mlp", 3).await.unwrap();
+        assert_eq!(store.queries_used(c, red, "mlp").await.unwrap(), 7);
+        store.refund_queries(c, red, "mlp", 30).await.unwrap();
+        assert_eq!(store.queries_used(c, red, "mlp").await.unwrap(), 0);
+        assert_eq!(store.spend_queries(&[]).await.unwrap(), vec![]);
+    };
+
+    concurrent_spends_never_overspend => |store: Arc<SqlStore>| async move {
+        let files = vec![];
+        let tags = vec![];
+        store.upsert_challenge(ChallengeUpsert {
+            slug: "demo", title: "Demo", kind: "extraction", difficulty: "easy", tags: &tags, points: 1,
+            summary: "s", readme: "r", spec_json: "{}", files: &files, now: 1,
+        }).await.unwrap();
+        let c = store.challenge("demo").await.unwrap().unwrap().id;
+        let alice = user(&store, "alice").await;
+        let red = store.create_team(alice.id, "Red", "red", "CODER", 2).await.unwrap().id;
+        let mut tasks = Vec::new();
+        for _ in 0..40 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let spends = [QuerySpend { challenge: c, team: red, target: "t", n: 3, budget: 100 }; 2];
+                store.spend_queries(&spends).await.unwrap()
+            }));
+        }
+        let mut granted = 0;
+        for t in tasks {
+            granted += t.await.unwrap().iter().filter(|r| r.is_ok()).count() as i64;
+        }
+        // 80 requests of 3 against 100: exactly 33 fit
+        assert_eq!(granted, 33);
+        assert_eq!(store.queries_used(c, red, "t").await.unwrap(), 99);
     };
 }

@@ -142,6 +142,7 @@ fn completion<'a>(
         gate_accuracy: None,
         details: "{}",
         cells,
+        queries_used: None,
         now,
     }
 }

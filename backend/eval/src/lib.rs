@@ -1,6 +1,7 @@
 //! placeholder: see modules
 pub mod attack;
 pub mod cli;
+pub mod families;
 pub mod host;
 pub mod onnx;
 pub mod sandbox;

@@ -231,22 +231,7 @@ mod tests {
     }
 
     fn npy(shape: &[usize], data: &[f32]) -> Vec<u8> {
-        let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
-        let mut header = format!(
-            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
-            dims.join(", ")
-        );
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend_from_slice(&u16::try_from(header.len()).unwrap().to_le_bytes());
-        out.extend_from_slice(header.as_bytes());
-        for v in data {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out
+        Tensor::new(shape.to_vec(), data.to_vec()).unwrap().to_npy()
     }
 
     #[test]

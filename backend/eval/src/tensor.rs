@@ -41,6 +41,32 @@ pub struct Tensor {
 }
 
 impl Tensor {
+    /// The tensor as a little-endian float32 `.npy` file (format 1.0, C order).
+    pub fn to_npy(&self) -> Vec<u8> {
+        let dims: Vec<String> = self.shape.iter().map(ToString::to_string).collect();
+        let mut header = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+            dims.join(", ")
+        );
+        // magic + version + length + header + '\n' end on a 64-byte boundary
+        while !(10 + header.len() + 1).is_multiple_of(64) {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = Vec::with_capacity(10 + header.len() + 4 * self.data.len());
+        out.extend_from_slice(b"\x93NUMPY\x01\x00");
+        out.extend_from_slice(
+            &u16::try_from(header.len())
+                .unwrap_or(u16::MAX)
+                .to_le_bytes(),
+        );
+        out.extend_from_slice(header.as_bytes());
+        for v in &self.data {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
     /// A tensor from its shape and values, refusing a length that does not
     /// match the shape.
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self, TensorError> {

@@ -11,15 +11,14 @@
 //! Prints one row per run (upload, queue wait, scoring, total) and the medians.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use riposte_core::account::Role;
-use riposte_core::store::Store;
 use riposte_db::SqlStore;
+
+use common::{Server, competitor, workspace_root};
 use riposte_db::testing::TestDatabase;
 
 struct Options {
@@ -53,99 +52,9 @@ fn options() -> anyhow::Result<Options> {
     Ok(o)
 }
 
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn bundle_file(name: &str) -> anyhow::Result<Vec<u8>> {
     let path = workspace_root().join("challenges/mnist-evasion").join(name);
     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// `riposte serve` in its own process group, killed with its model hosts on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(data_dir: &Path, database_url: &str, max_hosts: usize) -> anyhow::Result<Self> {
-        use std::os::unix::process::CommandExt;
-        let bin = env!("CARGO_BIN_EXE_riposte");
-        let log = std::fs::File::create(data_dir.with_extension("log"))?;
-        let mut child = Command::new(bin)
-            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .current_dir(data_dir.parent().context("data dir parent")?)
-            .env("RIPOSTE__DATABASE_URL", database_url)
-            .env(
-                "RIPOSTE__CHALLENGES_DIR",
-                workspace_root().join("challenges"),
-            )
-            .env("RIPOSTE__WORKERS", "1")
-            .env("RIPOSTE__MODEL_HOST_PROGRAM", bin)
-            .env("RIPOSTE__MAX_MODEL_HOSTS", max_hosts.to_string())
-            // the defenses' reference attack is not what is measured: keep it small
-            .env("RIPOSTE__REFERENCE_ATTACK_EXAMPLES", "10")
-            .env("RIPOSTE__REFERENCE_ATTACK_QUERIES", "10")
-            .env("RIPOSTE__AUTH_ATTEMPTS_PER_IP_PER_MINUTE", "100000")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .context("starting riposte serve")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(url) = line.strip_prefix("Riposte is listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
-        let mut server = Self {
-            child,
-            base: String::new(),
-        };
-        server.base = rx
-            .recv_timeout(Duration::from_secs(120))
-            .context("riposte serve did not start")?;
-        Ok(server)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-9", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-/// A competitor with a team of their own and an API token, made through the Store.
-async fn competitor(store: &SqlStore, name: &str) -> anyhow::Result<String> {
-    let now = riposte_core::now();
-    let user = store
-        .create_user(name, name, "$argon2id$not-used", Role::Competitor, now)
-        .await?;
-    store
-        .create_team(user.id, name, name, &format!("CODE{name}"), now)
-        .await?;
-    let token = riposte_web::auth::new_api_token();
-    store
-        .create_token(
-            user.id,
-            "bench",
-            &riposte_web::auth::sha256_hex(&token),
-            now,
-        )
-        .await?;
-    Ok(token)
 }
 
 async fn upload(
@@ -333,7 +242,22 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         },
         |d: &TestDatabase| d.url.clone(),
     );
-    let server = Server::start(&data_dir, &url, o.max_hosts)?;
+    let server = Server::start(
+        &data_dir,
+        &[
+            ("DATABASE_URL", url.clone()),
+            (
+                "CHALLENGES_DIR",
+                workspace_root().join("challenges").display().to_string(),
+            ),
+            ("WORKERS", "1".to_owned()),
+            ("MAX_MODEL_HOSTS", o.max_hosts.to_string()),
+            // the defenses' reference attack is not what is measured: keep it small
+            ("REFERENCE_ATTACK_EXAMPLES", "10".to_owned()),
+            ("REFERENCE_ATTACK_QUERIES", "10".to_owned()),
+            ("AUTH_ATTEMPTS_PER_IP_PER_MINUTE", "100000".to_owned()),
+        ],
+    )?;
     let store = SqlStore::connect(&url).await?;
     let http = reqwest::Client::new();
     let base = server.base.clone();

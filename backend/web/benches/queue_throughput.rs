@@ -95,6 +95,7 @@ async fn run(store: &SqlStore, jobs: usize) -> anyhow::Result<Timings> {
                 gate_accuracy: None,
                 details: "{}",
                 cells: &cells,
+                queries_used: None,
                 now,
             })
             .await?;

@@ -71,6 +71,13 @@ async fn import_artifacts(blobs: &BlobDir, bundle: &Bundle) -> anyhow::Result<St
             defense.hidden_labels.as_path(),
         ]);
     }
+    if let Some(membership) = &spec.membership {
+        paths.extend([
+            membership.candidates.as_path(),
+            membership.candidate_labels.as_path(),
+            membership.members.as_path(),
+        ]);
+    }
     let mut map = std::collections::BTreeMap::new();
     for rel in paths {
         let blobs = blobs.clone();

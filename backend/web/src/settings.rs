@@ -55,6 +55,9 @@ pub struct Settings {
     pub job_lease_seconds: u64,
     /// Query-API requests per user per second.
     pub queries_per_second_per_user: u32,
+    /// Examples one host call answers at most when concurrent queries to a model
+    /// are micro-batched; 1 answers each request on its own.
+    pub query_batch_examples: usize,
 }
 
 impl Default for Settings {
@@ -82,6 +85,7 @@ impl Default for Settings {
             reference_attack_queries: 100,
             job_lease_seconds: 30,
             queries_per_second_per_user: 50,
+            query_batch_examples: 256,
         }
     }
 }
@@ -142,6 +146,7 @@ struct DefaultsView {
     reference_attack_queries: u32,
     job_lease_seconds: u64,
     queries_per_second_per_user: u32,
+    query_batch_examples: usize,
 }
 
 impl From<Settings> for DefaultsView {
@@ -164,6 +169,7 @@ impl From<Settings> for DefaultsView {
             reference_attack_queries: s.reference_attack_queries,
             job_lease_seconds: s.job_lease_seconds,
             queries_per_second_per_user: s.queries_per_second_per_user,
+            query_batch_examples: s.query_batch_examples,
             log_format: match s.log_format {
                 LogFormat::Human => "human",
                 LogFormat::Json => "json",

@@ -22,7 +22,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub throttle: Arc<IpThrottle>,
     pub query_throttle: Arc<crate::auth::UserThrottle>,
-    pub query_models: Arc<crate::routes::query::QueryModels>,
+    pub query_models: Arc<crate::query_service::QueryModels>,
     /// Rung after a job is queued: wakes an idle in-process worker.
     pub jobs_queued: Arc<tokio::sync::Notify>,
 }
@@ -141,6 +141,12 @@ impl Application {
                 jobs_queued.clone(),
             )?);
         }
+        let query_models = Arc::new(crate::query_service::QueryModels::new(
+            riposte_eval::host::HostPool::new(host_command(&settings)?, pool_config(&settings)),
+            Arc::new(store.clone()),
+            blobs.clone(),
+            settings.query_batch_examples,
+        ));
         let state = web::Data::new(AppState {
             store: Arc::new(store.clone()),
             blobs,
@@ -149,9 +155,7 @@ impl Application {
             query_throttle: crate::auth::UserThrottle::per_second(
                 settings.queries_per_second_per_user,
             ),
-            query_models: Arc::new(crate::routes::query::QueryModels::new(
-                riposte_eval::host::HostPool::new(host_command(&settings)?, pool_config(&settings)),
-            )),
+            query_models,
             settings: Arc::new(settings),
         });
         let server = HttpServer::new(move || {

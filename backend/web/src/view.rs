@@ -80,6 +80,7 @@ pub fn threat_rows(spec: &ChallengeSpec) -> Vec<(&'static str, String)> {
             riposte_core::challenge::OutputMode::Label => "label only",
             riposte_core::challenge::OutputMode::Top1 => "label + confidence",
             riposte_core::challenge::OutputMode::Probabilities => "all probabilities",
+            riposte_core::challenge::OutputMode::Completion => "greedy text completion",
         };
         rows.push(("Query answers", output.to_owned()));
     }

@@ -67,6 +67,7 @@ struct Scored {
     gate_accuracy: Option<f64>,
     cells: Vec<Evaluation>,
     details: String,
+    queries_used: Option<i64>,
 }
 
 impl Scored {
@@ -77,6 +78,7 @@ impl Scored {
             gate_accuracy: None,
             cells: vec![],
             details: "{}".to_owned(),
+            queries_used: None,
         }
     }
 }
@@ -156,6 +158,7 @@ impl Evaluator {
                         gate_accuracy: scored.gate_accuracy,
                         details: &scored.details,
                         cells: &scored.cells,
+                        queries_used: scored.queries_used,
                         now,
                     })
                     .await;
@@ -371,8 +374,22 @@ impl Evaluator {
 
     async fn score(&self, job: &ClaimedJob) -> anyhow::Result<Scored> {
         let (_, spec, artifacts) = self.challenge(job.submission.challenge_id).await?;
-        if spec.kind != ChallengeKind::Evasion {
-            anyhow::bail!("scoring {} challenges is not built yet", spec.kind.as_str());
+        match spec.kind {
+            ChallengeKind::Evasion => {}
+            ChallengeKind::Extraction => {
+                return self
+                    .score_extraction(&job.submission, &spec, &artifacts)
+                    .await;
+            }
+            ChallengeKind::Membership => {
+                return self
+                    .score_membership(&job.submission, &spec, &artifacts)
+                    .await;
+            }
+            other => anyhow::bail!(
+                "{} challenges are solved with flags, not scored uploads",
+                other.as_str()
+            ),
         }
         let set = self.evasion_set(&spec, &artifacts).await?;
         let limits = HostLimits::for_task(&set.task);
@@ -511,6 +528,7 @@ impl Evaluator {
             gate_accuracy: None,
             cells,
             details: serde_json::to_string(&preview).context("serializing the preview")?,
+            queries_used: None,
         })
     }
 
@@ -651,6 +669,167 @@ impl Evaluator {
             gate_accuracy: Some(gate_accuracy),
             cells,
             details: "{}".to_owned(),
+            queries_used: None,
+        })
+    }
+
+    /// Queries the submitting team had spent on the challenge's query targets.
+    async fn team_queries(
+        &self,
+        spec: &ChallengeSpec,
+        submission: &Submission,
+    ) -> anyhow::Result<i64> {
+        let mut used = 0;
+        for name in spec.query.iter().flat_map(|q| q.targets.iter()) {
+            used += self
+                .store
+                .queries_used(
+                    submission.challenge_id,
+                    submission.team_id,
+                    &Party::Organizer(name.clone()).key(),
+                )
+                .await?;
+        }
+        Ok(used)
+    }
+
+    /// Model extraction: the surrogate's agreement with the target on hidden inputs.
+    async fn score_extraction(
+        &self,
+        submission: &Submission,
+        spec: &ChallengeSpec,
+        artifacts: &HashMap<String, String>,
+    ) -> anyhow::Result<Scored> {
+        let task = spec
+            .task
+            .as_ref()
+            .context("extraction challenge without [task]")?;
+        let eval = spec
+            .eval
+            .as_ref()
+            .context("extraction challenge without [eval]")?;
+        let target = spec
+            .targets
+            .first()
+            .context("extraction challenge without a target")?;
+        let bytes = self.blob(&submission.blob_sha256).await?;
+        if let Err(e) = riposte_eval::onnx::check_model(
+            &bytes,
+            task,
+            &riposte_eval::onnx::ModelLimits::default(),
+        ) {
+            return Ok(Scored::rejected(format!(
+                "the surrogate is not a usable model: {e}"
+            )));
+        }
+        let limits = HostLimits::for_task(task);
+        let trusted = trusted_limits();
+        let inputs = tensor::read_tensor(
+            &self.artifact(artifacts, &eval.inputs).await?,
+            None,
+            &trusted,
+        )
+        .context("reading the hidden inputs")?;
+        let labels =
+            tensor::read_npy_labels(&self.artifact(artifacts, &eval.labels).await?, &trusted)
+                .context("reading the hidden labels")?;
+        let victim = PoolModel::new(
+            self.artifact(artifacts, &target.model).await?,
+            limits.clone(),
+        );
+        let victim = score::predict_classes(&self.pool, &victim, &inputs, task.classes)
+            .await
+            .context("running the target")?;
+        let surrogate = PoolModel::new(bytes, limits);
+        let surrogate =
+            match score::predict_classes(&self.pool, &surrogate, &inputs, task.classes).await {
+                Ok(p) => p,
+                Err(e) if e.is_model_fault() => {
+                    return Ok(Scored::rejected(format!("the surrogate failed: {e}")));
+                }
+                Err(e) => return Err(e.into()),
+            };
+        let public = riposte_core::scoring::public_split(
+            labels.len(),
+            eval.public_fraction,
+            eval.split_seed,
+        );
+        let (cells, metrics) = riposte_eval::families::extraction_cells(
+            &Party::Submission(submission.id),
+            &Party::Organizer(target.name.clone()),
+            &surrogate,
+            &victim,
+            &labels,
+            &public,
+        );
+        let queries_used = self.team_queries(spec, submission).await?;
+        Ok(Scored {
+            status: SubmissionStatus::Scored,
+            message: format!(
+                "scored on {} hidden inputs after {queries_used} queries",
+                labels.len()
+            ),
+            gate_accuracy: None,
+            cells: cells.to_vec(),
+            details: serde_json::json!({ "metrics": metrics, "queries_used": queries_used })
+                .to_string(),
+            queries_used: Some(queries_used),
+        })
+    }
+
+    /// Membership inference: TPR at the challenge's FPR limit, per split.
+    async fn score_membership(
+        &self,
+        submission: &Submission,
+        spec: &ChallengeSpec,
+        artifacts: &HashMap<String, String>,
+    ) -> anyhow::Result<Scored> {
+        let membership = spec
+            .membership
+            .as_ref()
+            .context("membership challenge without [membership]")?;
+        let target = spec
+            .targets
+            .first()
+            .context("membership challenge without a target")?;
+        let members = tensor::read_npy_labels(
+            &self.artifact(artifacts, &membership.members).await?,
+            &trusted_limits(),
+        )
+        .context("reading the membership labels")?;
+        let bytes = self.blob(&submission.blob_sha256).await?;
+        let scores = match riposte_eval::families::read_scores(
+            &bytes,
+            &submission.filename,
+            members.len(),
+        ) {
+            Ok(s) => s,
+            Err(score::Rejection(message)) => return Ok(Scored::rejected(message)),
+        };
+        let is_member: Vec<bool> = members.iter().map(|&m| m != 0).collect();
+        let public = riposte_core::scoring::public_split(
+            members.len(),
+            membership.public_fraction,
+            membership.split_seed,
+        );
+        let (cells, metrics) = riposte_eval::families::membership_cells(
+            &Party::Submission(submission.id),
+            &Party::Organizer(target.name.clone()),
+            &scores,
+            &is_member,
+            &public,
+            membership.max_fpr,
+        )
+        .context("scoring membership")?;
+        let queries_used = self.team_queries(spec, submission).await?;
+        Ok(Scored {
+            status: SubmissionStatus::Scored,
+            message: format!("scored {} candidates", members.len()),
+            gate_accuracy: None,
+            cells: cells.to_vec(),
+            details: serde_json::json!({ "metrics": metrics, "queries_used": queries_used })
+                .to_string(),
+            queries_used: None,
         })
     }
 

@@ -129,6 +129,7 @@ async fn set_banned(
         return Err(PageError::bad_request("You cannot ban yourself."));
     }
     state.store.set_banned(*id, banned).await?;
+    state.query_models.forget_tokens();
     tracing::info!(admin = me.id, user = *id, banned, "ban changed");
     Ok(see_other("/admin"))
 }

@@ -733,6 +733,7 @@ mod tests {
             finished_at: Some(at),
             details: String::new(),
             chosen: false,
+            queries_used: None,
         }
     }
 

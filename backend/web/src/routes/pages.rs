@@ -4,8 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use riposte_core::account::{NewPassword, Role, Username, name_key};
-use riposte_core::challenge::{ChallengeKind, ChallengeSpec, Difficulty};
-use riposte_core::store::{ChallengeRecord, Counts, NewSession};
+use riposte_core::challenge::{ChallengeKind, ChallengeSpec, Difficulty, OutputMode};
+use riposte_core::store::{ChallengeRecord, Counts, NewSession, Party};
 use serde::Deserialize;
 
 use super::{Layout, render, see_other};
@@ -364,6 +364,50 @@ struct ChallengePage {
     tracks: Vec<view::TrackRow>,
     mine: Vec<riposte_core::store::Submission>,
     flag: Option<FlagPanel>,
+    query: Option<QueryPanel>,
+}
+
+/// The query API card: limits, the team's remaining budget, and ready-to-run snippets.
+pub struct QueryPanel {
+    pub output: &'static str,
+    pub budget: u64,
+    pub max_batch: usize,
+    /// Target name and the team's queries left on it (`None` when logged out).
+    pub targets: Vec<(String, Option<i64>)>,
+    pub defenses: bool,
+    pub curl: String,
+    pub python: String,
+}
+
+fn query_panel_snippets(base: &str, spec: &ChallengeSpec, target: &str) -> (String, String) {
+    let url = format!("{base}/api/v1/challenges/{}/query", spec.slug);
+    if spec.completion.is_some() {
+        let curl = format!(
+            "curl -s -X POST '{url}' \\\n  -H \"Authorization: Bearer $RIPOSTE_TOKEN\" \\\n  -H 'Content-Type: application/json' \\\n  -d '{{\"prompt\": \"hello \", \"max_chars\": 32, \"target\": \"{target}\"}}'"
+        );
+        let python = format!(
+            "import os, requests\n\nr = requests.post(\n    \"{url}\",\n    headers={{\"Authorization\": f\"Bearer {{os.environ['RIPOSTE_TOKEN']}}\"}},\n    json={{\"prompt\": \"hello \", \"max_chars\": 32, \"target\": \"{target}\"}},\n)\nr.raise_for_status()\nprint(r.json()[\"completion\"], r.headers[\"X-Queries-Remaining\"])"
+        );
+        return (curl, python);
+    }
+    let shape = spec
+        .task
+        .as_ref()
+        .map(|t| {
+            t.input_shape
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let curl = format!(
+        "# batch.npy: float32, shape (N, {shape})\ncurl -s -X POST '{url}?target={target}' \\\n  -H \"Authorization: Bearer $RIPOSTE_TOKEN\" \\\n  -H 'Content-Type: application/x-npy' \\\n  --data-binary @batch.npy"
+    );
+    let python = format!(
+        "import os, numpy as np, requests\n\nx = np.zeros((1, {shape}), dtype=np.float32)  # your inputs\nr = requests.post(\n    \"{url}\",\n    headers={{\"Authorization\": f\"Bearer {{os.environ['RIPOSTE_TOKEN']}}\"}},\n    json={{\"inputs\": x.tolist(), \"target\": \"{target}\"}},\n)\nr.raise_for_status()\nanswer = r.json()  # labels, confidences or probabilities\nprint(answer, r.headers[\"X-Queries-Remaining\"])"
+    );
+    (curl, python)
 }
 
 /// What the page says about a flag challenge.
@@ -385,6 +429,7 @@ struct ChallengeQuery {
 async fn challenge(
     state: web::Data<AppState>,
     visitor: Visitor,
+    req: HttpRequest,
     slug: web::Path<String>,
     query: web::Query<ChallengeQuery>,
 ) -> Result<HttpResponse, PageError> {
@@ -418,7 +463,51 @@ async fn challenge(
         Some(team) => state.store.team_submissions(team, record.id).await?,
         None => Vec::new(),
     };
+    let query_panel = match &spec.query {
+        Some(q) => {
+            let team = visitor.user().and_then(|u| u.team_id);
+            let budget = i64::try_from(q.budget).unwrap_or(i64::MAX);
+            let mut targets = Vec::new();
+            for name in &q.targets {
+                let left = match team {
+                    Some(team) => Some(
+                        budget
+                            - state
+                                .store
+                                .queries_used(
+                                    record.id,
+                                    team,
+                                    &Party::Organizer(name.clone()).key(),
+                                )
+                                .await?,
+                    ),
+                    None => None,
+                };
+                targets.push((name.clone(), left));
+            }
+            let info = req.connection_info();
+            let base = format!("{}://{}", info.scheme(), info.host());
+            let first = q.targets.first().map_or("defense:<id>", String::as_str);
+            let (curl, python) = query_panel_snippets(&base, &spec, first);
+            Some(QueryPanel {
+                output: match q.output {
+                    OutputMode::Label => "the predicted label",
+                    OutputMode::Top1 => "the predicted label and its probability",
+                    OutputMode::Probabilities => "every class probability",
+                    OutputMode::Completion => "the model's greedy completion of your prompt",
+                },
+                budget: q.budget,
+                max_batch: q.max_batch,
+                targets,
+                defenses: q.defenses,
+                curl,
+                python,
+            })
+        }
+        None => None,
+    };
     let page = ChallengePage {
+        query: query_panel,
         flag,
         mine,
         layout: Layout::new(&state, &visitor),
@@ -536,5 +625,6 @@ async fn revoke_token(
     let user = visitor.require()?;
     visitor.check_csrf(&form.csrf_token)?;
     state.store.revoke_token(user.id, *id).await?;
+    state.query_models.forget_tokens();
     Ok(see_other("/account"))
 }

@@ -4,19 +4,18 @@
 //! team's budget for that target before it runs (atomically: concurrent requests
 //! never overspend), and is answered in the challenge's output mode.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-
+use actix_web::FromRequest;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use riposte_core::challenge::{ChallengeSpec, OutputMode, QuerySpec};
-use riposte_core::store::{ChallengeRecord, Party, StoreError, SubmissionStatus, Track};
+use riposte_core::challenge::{OutputMode, QuerySpec};
+use riposte_core::store::{Party, SubmissionStatus, Track, User};
 use riposte_core::task::TaskSpec;
-use riposte_eval::host::{HostLimits, HostPool, PoolModel};
+use riposte_eval::host::HostLimits;
 use serde::Deserialize;
 
 use crate::auth::ApiUser;
 use crate::error::ApiError;
+use crate::query_service::{QueryFailure, Resolved, Spend};
 use crate::startup::AppState;
 
 pub fn configure_api(cfg: &mut web::ServiceConfig) {
@@ -29,43 +28,6 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
 
 /// Largest query body: a full batch of float32 examples as JSON text.
 pub const QUERY_BODY_LIMIT: usize = 32 << 20;
-
-/// Sandboxed models the web process queries, loaded once per blob.
-pub struct QueryModels {
-    pub pool: HostPool,
-    models: RwLock<HashMap<String, PoolModel>>,
-}
-
-impl QueryModels {
-    pub fn new(pool: HostPool) -> Self {
-        Self {
-            pool,
-            models: RwLock::new(HashMap::new()),
-        }
-    }
-
-    async fn model(
-        &self,
-        state: &AppState,
-        sha: &str,
-        task: &TaskSpec,
-    ) -> Result<PoolModel, ApiError> {
-        if let Some(model) = self.models.read().ok().and_then(|m| m.get(sha).cloned()) {
-            return Ok(model);
-        }
-        let blobs = state.blobs.clone();
-        let key = sha.to_owned();
-        let bytes = web::block(move || blobs.read(&key))
-            .await
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("{e}")))?
-            .map_err(ApiError::internal)?;
-        let model = PoolModel::new(bytes, HostLimits::for_task(task));
-        if let Ok(mut models) = self.models.write() {
-            models.insert(sha.to_owned(), model.clone());
-        }
-        Ok(model)
-    }
-}
 
 #[derive(Deserialize)]
 struct QueryParams {
@@ -114,16 +76,11 @@ fn flatten(value: &serde_json::Value, len: usize) -> Result<(Vec<f32>, usize), S
     Ok((out, examples.len()))
 }
 
-fn spec_of(record: &ChallengeRecord) -> Result<ChallengeSpec, ApiError> {
-    super::stored_spec(record).map_err(ApiError::internal)
-}
-
 /// Which model a request asks for: its budget key and blob.
 async fn resolve_target(
     state: &AppState,
-    record: &ChallengeRecord,
+    challenge: &Resolved,
     query: &QuerySpec,
-    spec: &ChallengeSpec,
     team: i64,
     asked: Option<&str>,
 ) -> Result<(Party, String), ApiError> {
@@ -147,7 +104,7 @@ async fn resolve_target(
             .submission(id)
             .await?
             .filter(|s| {
-                s.challenge_id == record.id
+                s.challenge_id == challenge.record.id
                     && s.track == Track::Defense
                     && s.status == SubmissionStatus::Scored
             })
@@ -172,15 +129,14 @@ async fn resolve_target(
             }
         )));
     }
-    let target = spec
+    let target = challenge
+        .spec
         .targets
         .iter()
         .find(|t| t.name == asked)
         .ok_or_else(|| ApiError::not_found(&format!("target {asked:?}")))?;
-    let artifacts: HashMap<String, String> =
-        serde_json::from_str(&state.store.challenge_artifacts(record.id).await?)
-            .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
-    let sha = artifacts
+    let sha = challenge
+        .artifacts
         .get(&target.model.to_string_lossy().replace('\\', "/"))
         .cloned()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("target model not imported")))?;
@@ -214,7 +170,8 @@ pub fn answer(
         .map(|p| riposte_core::scoring::argmax(p).unwrap_or(0))
         .collect();
     match mode {
-        OutputMode::Label => serde_json::json!({ "labels": labels }),
+        // completions are answered by `complete`
+        OutputMode::Label | OutputMode::Completion => serde_json::json!({ "labels": labels }),
         OutputMode::Top1 => serde_json::json!({
             "labels": labels,
             "confidences": rows.iter().zip(&labels).map(|(p, &l)| round(p[l], decimals)).collect::<Vec<_>>(),
@@ -226,38 +183,121 @@ pub fn answer(
     }
 }
 
-#[tracing::instrument(skip_all, fields(slug = %slug, user = user.0.id))]
+/// The user behind the request: a bearer token (cached briefly) or a session.
+async fn query_user(state: &AppState, req: &HttpRequest) -> Result<User, ApiError> {
+    let bearer = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match bearer {
+        Some(token) => state
+            .query_models
+            .user_by_token(&crate::auth::sha256_hex(token))
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "unknown or revoked API token: create one on your account page or with POST /api/v1/auth/token",
+                )
+            }),
+        None => Ok(ApiUser::extract(req).await?.0),
+    }
+}
+
+fn query_failure(failure: QueryFailure, n: usize, budget: i64) -> ApiError {
+    match failure {
+        QueryFailure::Budget { remaining } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "budget_exhausted",
+            format!(
+                "this request needs {n} queries but your team has {remaining} of its {budget} left for this target"
+            ),
+        ),
+        QueryFailure::Model(message) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "model_failed",
+            format!("the model failed: {message}"),
+        ),
+        QueryFailure::Internal(message) => ApiError::internal(anyhow::anyhow!(message)),
+    }
+}
+
+/// Limits of a query host: small fixed batches for lone queries, big ones for
+/// micro-batches.
+fn query_limits(task: &TaskSpec) -> HostLimits {
+    HostLimits {
+        batch_sizes: vec![1, 4, 16, 64, 256],
+        ..HostLimits::for_task(task)
+    }
+}
+
+#[derive(Deserialize)]
+struct CompletionQuery {
+    prompt: String,
+    max_chars: Option<usize>,
+    target: Option<String>,
+}
+
+/// Longest prompt accepted, in characters.
+const MAX_PROMPT_CHARS: usize = 2_000;
+
+#[tracing::instrument(skip_all, fields(slug = %slug))]
 async fn query(
     state: web::Data<AppState>,
-    user: ApiUser,
     req: HttpRequest,
     slug: web::Path<String>,
     params: web::Query<QueryParams>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    if let Err(wait) = state.query_throttle.check_user(user.0.id) {
+    let user = query_user(&state, &req).await?;
+    if let Err(wait) = state.query_throttle.check_user(user.id) {
         return Err(ApiError::too_many(
             wait,
             format!("too many queries per second: retry in {wait} s"),
         ));
     }
-    let record = super::visible_challenge(&state, Some(&user.0), &slug)
-        .await?
+    let challenge = state
+        .query_models
+        .challenge(&slug)
+        .await
+        .map_err(ApiError::internal)?
+        .filter(|c| !c.record.hidden || user.role.can_organize())
         .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
-    let spec = spec_of(&record)?;
+    let spec = &challenge.spec;
     let query = spec
         .query
-        .clone()
+        .as_ref()
         .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?} has no query API")))?;
     let task = spec
         .task
-        .clone()
+        .as_ref()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("query API without a task")))?;
     let content_type = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let team = user.team_id.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_team",
+            "join or create a team first",
+        )
+    })?;
+    if query.output == OutputMode::Completion {
+        return complete(
+            &state,
+            &challenge,
+            query,
+            task,
+            team,
+            content_type,
+            &body,
+            &params,
+        )
+        .await;
+    }
     let (inputs, n, asked) = if content_type.starts_with("application/x-npy") {
         let tensor = riposte_eval::tensor::read_tensor(
             &body,
@@ -265,7 +305,7 @@ async fn query(
             &riposte_eval::tensor::Limits::default(),
         )
         .map_err(|e| ApiError::invalid(e.to_string()))?;
-        riposte_eval::tensor::validate_examples(&tensor, &task)
+        riposte_eval::tensor::validate_examples(&tensor, task)
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         let n = tensor.num_examples();
         (tensor.data, n, params.target.clone())
@@ -277,7 +317,7 @@ async fn query(
         shape.extend(&task.input_shape);
         let tensor = riposte_eval::tensor::Tensor::new(shape, data)
             .map_err(|e| ApiError::invalid(e.to_string()))?;
-        riposte_eval::tensor::validate_examples(&tensor, &task)
+        riposte_eval::tensor::validate_examples(&tensor, task)
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         (
             tensor.data,
@@ -297,55 +337,125 @@ async fn query(
             query.max_batch
         )));
     }
-    let team = user.0.team_id.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "no_team",
-            "join or create a team first",
-        )
-    })?;
-    let (target, sha) =
-        resolve_target(&state, &record, &query, &spec, team, asked.as_deref()).await?;
+    let (target, sha) = resolve_target(&state, &challenge, query, team, asked.as_deref()).await?;
     let budget = i64::try_from(query.budget).unwrap_or(i64::MAX);
-    let n_i64 = i64::try_from(n).unwrap_or(i64::MAX);
-    let used = match state
-        .store
-        .spend_queries(record.id, team, &target.key(), n_i64, budget)
-        .await
-    {
-        Ok(used) => used,
-        Err(StoreError::Refused(message)) => {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "budget_exhausted",
-                message,
-            ));
-        }
-        Err(e) => return Err(e.into()),
+    let spend = Spend {
+        challenge: challenge.record.id,
+        team,
+        target: target.key(),
+        charge: i64::try_from(n).unwrap_or(i64::MAX),
+        budget,
     };
-    let model = state.query_models.model(&state, &sha, &task).await?;
-    let logits = state
+    let answered = state
         .query_models
-        .pool
-        .predict(&model, &inputs, n)
+        .predict(&sha, &query_limits(task), spend, inputs, n)
         .await
-        .map_err(|e| {
-            if e.is_model_fault() {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "model_failed",
-                    format!("the model failed: {e}"),
-                )
-            } else {
-                ApiError::internal(anyhow::Error::new(e))
+        .map_err(|f| query_failure(f, n, budget))?;
+    let mut body = answer(&answered.logits, task.classes, query.output, query.decimals);
+    body["queries_used"] = answered.used.into();
+    body["queries_remaining"] = (budget - answered.used).into();
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Queries-Remaining", (budget - answered.used).to_string()))
+        .json(body))
+}
+
+/// A text model's greedy continuation of a prompt: one query per completion.
+#[allow(clippy::too_many_arguments)]
+async fn complete(
+    state: &AppState,
+    challenge: &Resolved,
+    query: &QuerySpec,
+    task: &TaskSpec,
+    team: i64,
+    content_type: &str,
+    body: &[u8],
+    params: &QueryParams,
+) -> Result<HttpResponse, ApiError> {
+    let completion = challenge.spec.completion.as_ref().ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!("completion output without [completion]"))
+    })?;
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/json: {\"prompt\": \"...\", \"max_chars\": N}",
+        ));
+    }
+    let asked: CompletionQuery = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid(format!(
+            "the JSON body does not fit {{\"prompt\": \"...\", \"max_chars\": N}}: {e}"
+        ))
+    })?;
+    if asked.prompt.chars().count() > MAX_PROMPT_CHARS {
+        return Err(ApiError::invalid(format!(
+            "the prompt has {} characters: at most {MAX_PROMPT_CHARS}",
+            asked.prompt.chars().count()
+        )));
+    }
+    let max_chars = asked.max_chars.unwrap_or(completion.max_chars);
+    if max_chars == 0 || max_chars > completion.max_chars {
+        return Err(ApiError::invalid(format!(
+            "max_chars {max_chars}: expected 1 to {}",
+            completion.max_chars
+        )));
+    }
+    let mut ids = completion.encode(&asked.prompt).map_err(|missing| {
+        ApiError::invalid(format!(
+            "the prompt has characters the model does not know: {missing:?}; it knows {:?}",
+            completion.vocab.chars().skip(1).collect::<String>()
+        ))
+    })?;
+    let target_name = asked.target.clone().or_else(|| params.target.clone());
+    let (target, sha) =
+        resolve_target(state, challenge, query, team, target_name.as_deref()).await?;
+    let budget = i64::try_from(query.budget).unwrap_or(i64::MAX);
+    let context = task.example_len();
+    let limits = query_limits(task);
+    let mut text = String::new();
+    let mut used = None;
+    for step in 0..max_chars {
+        // the last `context` ids, left-padded with 0
+        let mut window = vec![0f32; context];
+        let tail = &ids[ids.len().saturating_sub(context)..];
+        for (slot, &id) in window[context - tail.len()..].iter_mut().zip(tail) {
+            *slot = id as f32;
+        }
+        let spend = Spend {
+            challenge: challenge.record.id,
+            team,
+            target: target.key(),
+            charge: i64::from(step == 0),
+            budget,
+        };
+        let answered = state
+            .query_models
+            .predict(&sha, &limits, spend, window, 1)
+            .await
+            .map_err(|f| query_failure(f, 1, budget))?;
+        if step == 0 {
+            used = Some(answered.used);
+        }
+        let next = riposte_core::scoring::argmax(&answered.logits).unwrap_or(0);
+        match completion.char_of(next) {
+            Some(c) if next != 0 => {
+                ids.push(next);
+                if c == '\n' {
+                    break;
+                }
+                text.push(c);
             }
-        })?;
-    let mut body = answer(&logits, task.classes, query.output, query.decimals);
-    body["queries_used"] = used.into();
-    body["queries_remaining"] = (budget - used).into();
+            _ => break,
+        }
+    }
+    let used = used.unwrap_or(0);
     Ok(HttpResponse::Ok()
         .insert_header(("X-Queries-Remaining", (budget - used).to_string()))
-        .json(body))
+        .json(serde_json::json!({
+            "prompt": asked.prompt,
+            "completion": text,
+            "queries_used": used,
+            "queries_remaining": budget - used,
+        })))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::TryStreamExt;
-use riposte_core::challenge::ChallengeSpec;
+use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::leaderboard::{self, Standing};
 use riposte_core::store::{
     ChallengeRecord, NewSubmission, Party, Split, StoreError, Submission, Track, User,
@@ -283,9 +283,11 @@ async fn accept(
         .await
         .map_err(|e| Refusal::internal(anyhow::anyhow!("{e}")))?
         .map_err(Refusal::internal)?;
-    let default_name = match track {
-        Track::Attack => "attack.npy",
-        Track::Defense => "defense.onnx",
+    let default_name = match (track, spec.kind) {
+        (Track::Attack, ChallengeKind::Extraction) => "surrogate.onnx",
+        (Track::Attack, ChallengeKind::Membership) => "scores.npy",
+        (Track::Attack, _) => "attack.npy",
+        (Track::Defense, _) => "defense.onnx",
     };
     let filename = if filename.is_empty() {
         default_name.to_owned()
@@ -379,6 +381,30 @@ async fn page_upload(
     visitor.check_csrf(upload.field("csrf_token").unwrap_or(""))?;
     let submission = accept(&state, &user, &record, &spec, upload, None).await?;
     Ok(see_other(&format!("/submissions/{}", submission.id)))
+}
+
+/// The scorer's named numbers for `split` (extraction and membership) and the
+/// queries the team had spent when it was scored.
+pub fn split_metrics(submission: &Submission, split: Split) -> (Vec<(String, f64)>, Option<i64>) {
+    let Ok(details) = serde_json::from_str::<serde_json::Value>(&submission.details) else {
+        return (vec![], None);
+    };
+    let metrics = details
+        .get("metrics")
+        .and_then(|m| m.get(split.as_str()))
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        metrics,
+        details
+            .get("queries_used")
+            .and_then(serde_json::Value::as_i64),
+    )
 }
 
 /// One row of a submission's results: an opponent and the count on the shown split.
@@ -552,6 +578,18 @@ async fn api_submission(
     if submission.status == riposte_core::store::SubmissionStatus::Scored {
         body["results"] = serde_json::to_value(results(&state, &submission, split).await?)
             .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
+        let (metrics, queries_used) = split_metrics(&submission, split);
+        if !metrics.is_empty() {
+            body["metrics"] = serde_json::to_value(
+                metrics
+                    .into_iter()
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            )
+            .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
+        }
+        if let Some(q) = queries_used {
+            body["queries_used"] = q.into();
+        }
     }
     Ok(HttpResponse::Ok().json(body))
 }
@@ -567,6 +605,10 @@ struct SubmissionPage {
     created: String,
     /// Examples to picture (attacks): see `worker::Preview`.
     preview: crate::worker::Preview,
+    count_label: &'static str,
+    rate_label: &'static str,
+    metrics: Vec<(String, f64)>,
+    queries_used: Option<i64>,
 }
 
 async fn page_submission(
@@ -593,9 +635,24 @@ async fn page_submission(
         vec![]
     };
     let preview = serde_json::from_str(&s.details).unwrap_or_default();
+    let (count_label, rate_label) = match (s.track, spec.kind) {
+        (Track::Attack, ChallengeKind::Extraction) => ("Agreed with the target", "Fidelity"),
+        (Track::Attack, ChallengeKind::Membership) => ("Members caught", "TPR at the FPR limit"),
+        (Track::Attack, _) => ("Fooled", "Rate"),
+        (Track::Defense, _) => ("Correct", "Rate"),
+    };
+    let (metrics, queries_used) = if s.status == riposte_core::store::SubmissionStatus::Scored {
+        split_metrics(&s, split)
+    } else {
+        (vec![], None)
+    };
     let page = SubmissionPage {
         layout: Layout::new(&state, &visitor),
         preview,
+        count_label,
+        rate_label,
+        metrics,
+        queries_used,
         created: view::datetime(s.created_at),
         s,
         challenge,
@@ -652,6 +709,7 @@ async fn api_leaderboard(
                 "submission": s.submission_id,
                 "score": s.score,
                 "opponents": s.opponents,
+                "queries_used": s.queries_used,
                 "reached_at": view::datetime(s.reached_at),
             })
         })

@@ -14,22 +14,7 @@ pub fn bundle_file(name: &str) -> Vec<u8> {
 }
 
 pub fn npy_bytes(t: &Tensor) -> Vec<u8> {
-    let dims: Vec<String> = t.shape.iter().map(ToString::to_string).collect();
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
-        dims.join(", ")
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&u16::try_from(header.len()).unwrap().to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in &t.data {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
+    t.to_npy()
 }
 
 pub async fn spawn_competition(
@@ -54,6 +39,17 @@ pub async fn upload(
     filename: &str,
     bytes: Vec<u8>,
 ) -> reqwest::Response {
+    upload_to(c, token, "mnist-evasion", track, filename, bytes).await
+}
+
+pub async fn upload_to(
+    c: &Client,
+    token: &str,
+    slug: &str,
+    track: &str,
+    filename: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
     let form = reqwest::multipart::Form::new()
         .text("track", track.to_owned())
         .part(
@@ -61,7 +57,7 @@ pub async fn upload(
             reqwest::multipart::Part::bytes(bytes).file_name(filename.to_owned()),
         );
     c.http
-        .post(c.url("/api/v1/challenges/mnist-evasion/submissions"))
+        .post(c.url(&format!("/api/v1/challenges/{slug}/submissions")))
         .header("authorization", format!("Bearer {token}"))
         .multipart(form)
         .send()

@@ -11,6 +11,7 @@ mod browser;
 mod challenges;
 mod cli;
 mod competition;
+mod families;
 mod flags;
 mod query;
 mod starter;

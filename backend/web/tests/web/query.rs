@@ -289,3 +289,49 @@ async fn other_teams_defenses_can_be_queried_but_not_your_own() {
     );
     app.finish().await;
 }
+
+#[actix_web::test]
+async fn the_challenge_page_shows_the_budget_left_and_runnable_snippets() {
+    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+    let bob = app.competitor("bob").await;
+    let token = bob.api_token("bob", PASSWORD).await;
+    let x = eval_x();
+    let r = ask(
+        &bob,
+        &token,
+        serde_json::json!({"inputs": examples(&x, 0..3), "target": "cnn"}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, page) = bob.get_text("/challenges/mnist-evasion").await;
+    assert_eq!(status, StatusCode::OK);
+    let card = page
+        .split("id=\"query-api\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no query card: {page}"));
+    // mlp untouched, cnn paid 3
+    assert!(
+        card.contains("<code>mlp</code></td><td><span class=\"queries-left\">10000</span>"),
+        "{card}"
+    );
+    assert!(
+        card.contains("<code>cnn</code></td><td><span class=\"queries-left\">9997</span>"),
+        "{card}"
+    );
+    let curl = crate::helpers::element_text(&page, "snippet-curl").unwrap();
+    assert!(
+        curl.contains(&format!(
+            "{}/api/v1/challenges/mnist-evasion/query?target=mlp",
+            app.base
+        )),
+        "{curl}"
+    );
+    assert!(curl.contains("shape (N, 1, 28, 28)"), "{curl}");
+    let python = crate::helpers::element_text(&page, "snippet-python").unwrap();
+    assert!(python.contains("np.zeros((1, 1, 28, 28)"), "{python}");
+    // logged out: the card is there, budgets are not
+    let (_, anonymous) = app.client().get_text("/challenges/mnist-evasion").await;
+    assert!(anonymous.contains("id=\"query-api\""));
+    assert!(!anonymous.contains("queries-left"));
+    app.finish().await;
+}

@@ -1,0 +1,353 @@
+//! What the query API keeps between requests: one micro-batching queue per
+//! model, and short-lived caches of the challenge and the token's user.
+//!
+//! Concurrent queries to one model are answered by one host call: each request
+//! joins its model's queue; a task per model takes everything queued (up to
+//! `max_batch` examples), spends every request's queries in one database
+//! transaction, runs the accepted examples through the sandboxed host at once and
+//! hands each request its rows. While one batch runs, the next one gathers, so
+//! batches grow with the load and a lone request waits for nobody.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use riposte_core::challenge::ChallengeSpec;
+use riposte_core::store::{ChallengeId, ChallengeRecord, QuerySpend, Store, TeamId, User};
+use riposte_eval::host::{HostError, HostLimits, HostPool, PoolModel};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::blobs::BlobDir;
+
+/// How long a resolved challenge or token is reused. Hiding a challenge or
+/// revoking a token reaches the query API within this time (revoking through the
+/// API clears the token cache at once).
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+const CACHE_MAX_ENTRIES: usize = 10_000;
+
+/// A challenge as the query API needs it.
+pub struct Resolved {
+    pub record: ChallengeRecord,
+    pub spec: ChallengeSpec,
+    /// Bundle path -> blob sha256.
+    pub artifacts: HashMap<String, String>,
+}
+
+/// One request waiting in a model's queue.
+struct Pending {
+    spend: Spend,
+    inputs: Vec<f32>,
+    n: usize,
+    reply: oneshot::Sender<Result<Answered, QueryFailure>>,
+}
+
+/// Who pays for a request, and how much.
+#[derive(Debug, Clone)]
+pub struct Spend {
+    pub challenge: ChallengeId,
+    pub team: TeamId,
+    /// The target's budget key.
+    pub target: String,
+    /// Queries charged (0: a later step of a completion already paid for).
+    pub charge: i64,
+    pub budget: i64,
+}
+
+/// A request's logits and the team's queries used after it (-1 for a request
+/// that charged nothing).
+#[derive(Debug)]
+pub struct Answered {
+    pub logits: Vec<f32>,
+    pub used: i64,
+}
+
+#[derive(Debug)]
+pub enum QueryFailure {
+    /// Not enough budget left: nothing was spent.
+    Budget {
+        remaining: i64,
+    },
+    /// The model failed on the batch (refunded).
+    Model(String),
+    Internal(String),
+}
+
+struct Cached<T> {
+    at: Instant,
+    value: T,
+}
+
+pub struct QueryModels {
+    pub pool: Arc<HostPool>,
+    store: Arc<dyn Store>,
+    blobs: BlobDir,
+    runtime: tokio::runtime::Handle,
+    /// Examples per host call at most; 1 turns micro-batching off.
+    max_batch: usize,
+    queues: RwLock<HashMap<String, mpsc::UnboundedSender<Pending>>>,
+    challenges: RwLock<HashMap<String, Cached<Arc<Resolved>>>>,
+    tokens: RwLock<HashMap<String, Cached<User>>>,
+}
+
+fn fresh<T: Clone>(map: &RwLock<HashMap<String, Cached<T>>>, key: &str) -> Option<T> {
+    let map = map.read().ok()?;
+    let hit = map.get(key)?;
+    (hit.at.elapsed() < CACHE_TTL).then(|| hit.value.clone())
+}
+
+fn remember<T>(map: &RwLock<HashMap<String, Cached<T>>>, key: &str, value: T) {
+    if let Ok(mut map) = map.write() {
+        if map.len() >= CACHE_MAX_ENTRIES {
+            map.retain(|_, c| c.at.elapsed() < CACHE_TTL);
+        }
+        map.insert(
+            key.to_owned(),
+            Cached {
+                at: Instant::now(),
+                value,
+            },
+        );
+    }
+}
+
+impl QueryModels {
+    /// Must be called inside the runtime the model queues should run on.
+    pub fn new(pool: HostPool, store: Arc<dyn Store>, blobs: BlobDir, max_batch: usize) -> Self {
+        Self {
+            pool: Arc::new(pool),
+            store,
+            blobs,
+            runtime: tokio::runtime::Handle::current(),
+            max_batch: max_batch.max(1),
+            queues: RwLock::new(HashMap::new()),
+            challenges: RwLock::new(HashMap::new()),
+            tokens: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The user a bearer token belongs to (hashed), from the cache when fresh.
+    pub async fn user_by_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<User>, riposte_core::store::StoreError> {
+        if let Some(user) = fresh(&self.tokens, token_hash) {
+            return Ok(Some(user));
+        }
+        let user = self
+            .store
+            .user_by_token(token_hash, riposte_core::now())
+            .await?;
+        if let Some(user) = &user {
+            remember(&self.tokens, token_hash, user.clone());
+        }
+        Ok(user)
+    }
+
+    /// Forget every cached token (a token was revoked or a user banned).
+    pub fn forget_tokens(&self) {
+        if let Ok(mut map) = self.tokens.write() {
+            map.clear();
+        }
+    }
+
+    /// The challenge by slug, its spec and artifacts, from the cache when fresh.
+    pub async fn challenge(&self, slug: &str) -> anyhow::Result<Option<Arc<Resolved>>> {
+        if let Some(resolved) = fresh(&self.challenges, slug) {
+            return Ok(Some(resolved));
+        }
+        let Some(record) = self.store.challenge(slug).await? else {
+            return Ok(None);
+        };
+        let spec = crate::routes::stored_spec(&record)?;
+        let artifacts = serde_json::from_str(&self.store.challenge_artifacts(record.id).await?)?;
+        let resolved = Arc::new(Resolved {
+            record,
+            spec,
+            artifacts,
+        });
+        remember(&self.challenges, slug, resolved.clone());
+        Ok(Some(resolved))
+    }
+
+    /// Run `n` examples through the model stored as blob `sha`, paying with `spend`.
+    pub async fn predict(
+        &self,
+        sha: &str,
+        limits: &HostLimits,
+        spend: Spend,
+        inputs: Vec<f32>,
+        n: usize,
+    ) -> Result<Answered, QueryFailure> {
+        let queue = self.queue(sha, limits).await?;
+        let (reply, answer) = oneshot::channel();
+        queue
+            .send(Pending {
+                spend,
+                inputs,
+                n,
+                reply,
+            })
+            .map_err(|_| QueryFailure::Internal("the model's queue stopped".to_owned()))?;
+        answer
+            .await
+            .map_err(|_| QueryFailure::Internal("the model's queue dropped a request".to_owned()))?
+    }
+
+    async fn queue(
+        &self,
+        sha: &str,
+        limits: &HostLimits,
+    ) -> Result<mpsc::UnboundedSender<Pending>, QueryFailure> {
+        let key = format!("{sha}/{limits:?}");
+        if let Some(queue) = self.queues.read().ok().and_then(|q| q.get(&key).cloned()) {
+            return Ok(queue);
+        }
+        let blobs = self.blobs.clone();
+        let blob = sha.to_owned();
+        let bytes = tokio::task::spawn_blocking(move || blobs.read(&blob))
+            .await
+            .map_err(|e| QueryFailure::Internal(e.to_string()))?
+            .map_err(|e| QueryFailure::Internal(format!("{e:#}")))?;
+        let mut queues = self
+            .queues
+            .write()
+            .map_err(|_| QueryFailure::Internal("query queues poisoned".to_owned()))?;
+        if let Some(queue) = queues.get(&key) {
+            return Ok(queue.clone());
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let worker = Batcher {
+            model: PoolModel::new(bytes, limits.clone()),
+            pool: self.pool.clone(),
+            store: self.store.clone(),
+            max_batch: self.max_batch,
+        };
+        self.runtime.spawn(worker.run(rx));
+        queues.insert(key, tx.clone());
+        Ok(tx)
+    }
+}
+
+/// The task that answers one model's queue.
+struct Batcher {
+    model: PoolModel,
+    pool: Arc<HostPool>,
+    store: Arc<dyn Store>,
+    max_batch: usize,
+}
+
+impl Batcher {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Pending>) {
+        while let Some(first) = rx.recv().await {
+            let mut examples = first.n;
+            let mut batch = vec![first];
+            while examples < self.max_batch {
+                match rx.try_recv() {
+                    Ok(next) => {
+                        examples += next.n;
+                        batch.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.answer(batch).await;
+        }
+    }
+
+    async fn answer(&self, batch: Vec<Pending>) {
+        // Pay first, in arrival order: a request over its budget is refused
+        // without running and without spending.
+        let charged: Vec<usize> = (0..batch.len())
+            .filter(|&i| batch[i].spend.charge > 0)
+            .collect();
+        let spends: Vec<QuerySpend<'_>> = charged
+            .iter()
+            .map(|&i| {
+                let s = &batch[i].spend;
+                QuerySpend {
+                    challenge: s.challenge,
+                    team: s.team,
+                    target: &s.target,
+                    n: s.charge,
+                    budget: s.budget,
+                }
+            })
+            .collect();
+        let paid = match self.store.spend_queries(&spends).await {
+            Ok(paid) => paid,
+            Err(e) => {
+                let message = format!("spending queries: {e}");
+                for p in batch {
+                    let _ = p.reply.send(Err(QueryFailure::Internal(message.clone())));
+                }
+                return;
+            }
+        };
+        drop(spends);
+        let mut used: Vec<Option<Result<i64, i64>>> = vec![None; batch.len()];
+        for (&i, result) in charged.iter().zip(paid) {
+            used[i] = Some(result);
+        }
+        let mut run = Vec::new();
+        for (p, paid) in batch.into_iter().zip(used) {
+            match paid {
+                Some(Err(remaining)) => {
+                    let _ = p.reply.send(Err(QueryFailure::Budget { remaining }));
+                }
+                Some(Ok(after)) => run.push((p, after)),
+                // free steps report the budget as it stands
+                None => run.push((p, -1)),
+            }
+        }
+        if run.is_empty() {
+            return;
+        }
+        let total: usize = run.iter().map(|(p, _)| p.n).sum();
+        let inputs: Vec<f32> = if run.len() == 1 {
+            std::mem::take(&mut run[0].0.inputs)
+        } else {
+            run.iter()
+                .flat_map(|(p, _)| p.inputs.iter().copied())
+                .collect()
+        };
+        match self.pool.predict(&self.model, &inputs, total).await {
+            Ok(logits) => {
+                let classes = logits.len() / total.max(1);
+                let mut at = 0;
+                for (p, after) in run {
+                    let rows = logits[at..at + p.n * classes].to_vec();
+                    at += p.n * classes;
+                    let _ = p.reply.send(Ok(Answered {
+                        logits: rows,
+                        used: after,
+                    }));
+                }
+            }
+            Err(err) => {
+                let failure = |err: &HostError| {
+                    if err.is_model_fault() {
+                        QueryFailure::Model(err.to_string())
+                    } else {
+                        QueryFailure::Internal(err.to_string())
+                    }
+                };
+                for (p, _) in run {
+                    if p.spend.charge > 0
+                        && let Err(e) = self
+                            .store
+                            .refund_queries(
+                                p.spend.challenge,
+                                p.spend.team,
+                                &p.spend.target,
+                                p.spend.charge,
+                            )
+                            .await
+                    {
+                        tracing::error!(error = %e, "refunding queries of a failed batch");
+                    }
+                    let _ = p.reply.send(Err(failure(&err)));
+                }
+            }
+        }
+    }
+}
