@@ -170,7 +170,13 @@ pub(crate) async fn visible_challenge(
     slug: &str,
 ) -> Result<Option<riposte_core::store::ChallengeRecord>, StoreError> {
     let record = state.store.challenge(slug).await?;
-    Ok(record.filter(|c| !c.hidden || user.is_some_and(|u| u.role.can_organize())))
+    Ok(record.filter(|c| may_see(c, user)))
+}
+
+/// Hidden challenges only for organizers (the query API's cached path asks this
+/// of a record it already holds).
+pub(crate) fn may_see(record: &riposte_core::store::ChallengeRecord, user: Option<&User>) -> bool {
+    !record.hidden || user.is_some_and(|u| u.role.can_organize())
 }
 
 /// A challenge's stored, already-checked spec.

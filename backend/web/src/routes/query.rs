@@ -262,7 +262,7 @@ async fn query(
         .challenge(&slug)
         .await
         .map_err(ApiError::internal)?
-        .filter(|c| !c.record.hidden || user.role.can_organize())
+        .filter(|c| super::may_see(&c.record, Some(&user)))
         .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
     let spec = &challenge.spec;
     let query = spec

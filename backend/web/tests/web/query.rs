@@ -335,3 +335,33 @@ async fn the_challenge_page_shows_the_budget_left_and_runnable_snippets() {
     assert!(!anonymous.contains("queries-left"));
     app.finish().await;
 }
+
+#[actix_web::test]
+async fn a_hidden_challenge_answers_no_queries_within_the_cache_time() {
+    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+    let bob = app.competitor("bob").await;
+    let token = bob.api_token("bob", PASSWORD).await;
+    let x = eval_x();
+    let one = serde_json::json!({"inputs": examples(&x, 0..1)});
+    assert_eq!(
+        ask(&bob, &token, one.clone()).await.status(),
+        StatusCode::OK
+    );
+    let admin = app.admin().await;
+    let r = admin
+        .post_form(
+            "/admin",
+            "/admin/challenges/mnist-evasion/visibility",
+            &[("hidden", "1")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // the query API caches a challenge for CACHE_TTL (1 s)
+    tokio::time::sleep(
+        riposte_web::query_service::CACHE_TTL + std::time::Duration::from_millis(100),
+    )
+    .await;
+    let (status, _, message) = json_error(ask(&bob, &token, one).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{message}");
+    app.finish().await;
+}
