@@ -725,6 +725,8 @@ pub struct BoardRow {
     pub team: String,
     pub score: String,
     pub opponents: usize,
+    /// Queries spent when scored (model extraction's tie-breaker).
+    pub queries: Option<i64>,
     pub reached: String,
 }
 
@@ -740,6 +742,9 @@ struct LeaderboardPage {
     challenge: ChallengeRecord,
     boards: Vec<Board>,
     split: &'static str,
+    /// How scores are made and ties broken, for this challenge's kind.
+    rules: &'static str,
+    show_queries: bool,
 }
 
 async fn page_leaderboard(
@@ -772,6 +777,7 @@ async fn page_leaderboard(
                 team: names.get(&s.team_id).cloned().unwrap_or_default(),
                 score: format!("{:.4}", s.score),
                 opponents: s.opponents,
+                queries: s.queries_used,
                 reached: view::datetime(s.reached_at),
             })
             .collect();
@@ -785,6 +791,18 @@ async fn page_leaderboard(
         challenge: record,
         boards,
         split: split.as_str(),
+        rules: match spec.kind {
+            ChallengeKind::Extraction => {
+                "Score: fidelity, the share of hidden inputs on which your surrogate predicts what the target predicts. Equal scores go to the team that spent fewer queries, then to the earlier submission."
+            }
+            ChallengeKind::Membership => {
+                "Score: the true-positive rate at a false-positive rate of at most 10% (as in MICO) over this split's candidates. Ties go to the earlier submission."
+            }
+            _ => {
+                "Attack score: sum over defenders of the share fooled. Defense score: sum over attacks of the accuracy kept. Ties go to the earlier submission."
+            }
+        },
+        show_queries: spec.kind == ChallengeKind::Extraction,
     };
     render(StatusCode::OK, &page)
 }

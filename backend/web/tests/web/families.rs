@@ -174,6 +174,17 @@ async fn extraction_scores_fidelity_on_hidden_inputs_and_ties_go_to_fewer_querie
     let rows = board["rows"].as_array().unwrap();
     let teams: Vec<&str> = rows.iter().map(|r| r["team"].as_str().unwrap()).collect();
     assert_eq!(teams, ["alice", "bob"], "{board}");
+    assert_eq!(rows[0]["queries_used"], 3);
+    let (_, page) = alice
+        .get_text("/challenges/mnist-extraction/leaderboard")
+        .await;
+    assert!(page.contains("spent fewer queries"), "{page}");
+    let cells: Vec<&str> = page
+        .split("<td class=\"queries\">")
+        .skip(1)
+        .filter_map(|rest| rest.split('<').next())
+        .collect();
+    assert_eq!(cells, ["3", "7"], "{page}");
 
     // A file that is not a model is rejected with a reason, and counts nowhere.
     let junk = submit_to(
