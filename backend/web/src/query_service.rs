@@ -53,12 +53,11 @@ pub struct Spend {
     pub budget: i64,
 }
 
-/// A request's logits and the team's queries used after it (-1 for a request
-/// that charged nothing).
+/// A request's logits and, for a request that paid, the team's queries used after it.
 #[derive(Debug)]
 pub struct Answered {
     pub logits: Vec<f32>,
-    pub used: i64,
+    pub used: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -294,9 +293,9 @@ impl Batcher {
                 Some(Err(remaining)) => {
                     let _ = p.reply.send(Err(QueryFailure::Budget { remaining }));
                 }
-                Some(Ok(after)) => run.push((p, after)),
-                // free steps report the budget as it stands
-                None => run.push((p, -1)),
+                Some(Ok(after)) => run.push((p, Some(after))),
+                // a later step of a completion: nothing to pay
+                None => run.push((p, None)),
             }
         }
         if run.is_empty() {

@@ -372,6 +372,21 @@ impl Evaluator {
         self.blob(sha).await
     }
 
+    /// An organizer's inputs and their labels (trusted files, still bounded).
+    async fn labelled_set(
+        &self,
+        artifacts: &HashMap<String, String>,
+        inputs: &std::path::Path,
+        labels: &std::path::Path,
+    ) -> anyhow::Result<(Tensor, Vec<i64>)> {
+        let limits = trusted_limits();
+        let x = tensor::read_tensor(&self.artifact(artifacts, inputs).await?, None, &limits)
+            .context("reading the inputs")?;
+        let y = tensor::read_npy_labels(&self.artifact(artifacts, labels).await?, &limits)
+            .context("reading the labels")?;
+        Ok((x, y))
+    }
+
     async fn score(&self, job: &ClaimedJob) -> anyhow::Result<Scored> {
         let (_, spec, artifacts) = self.challenge(job.submission.challenge_id).await?;
         match spec.kind {
@@ -418,16 +433,10 @@ impl Evaluator {
             .eval
             .as_ref()
             .context("evasion challenge without [eval]")?;
-        let limits = trusted_limits();
-        let clean = tensor::read_tensor(
-            &self.artifact(artifacts, &eval.inputs).await?,
-            None,
-            &limits,
-        )
-        .context("reading the eval inputs")?;
-        let labels =
-            tensor::read_npy_labels(&self.artifact(artifacts, &eval.labels).await?, &limits)
-                .context("reading the eval labels")?;
+        let (clean, labels) = self
+            .labelled_set(artifacts, &eval.inputs, &eval.labels)
+            .await
+            .context("reading the eval set")?;
         Ok(EvasionSet {
             public: riposte_core::scoring::public_split(
                 labels.len(),
@@ -603,18 +612,10 @@ impl Evaluator {
         }
         let model = PoolModel::new(bytes, limits.clone());
         // The gate: clean accuracy on the hidden set.
-        let trusted = trusted_limits();
-        let gate_x = tensor::read_tensor(
-            &self.artifact(artifacts, &defense.hidden_inputs).await?,
-            None,
-            &trusted,
-        )
-        .context("reading the hidden inputs")?;
-        let gate_y = tensor::read_npy_labels(
-            &self.artifact(artifacts, &defense.hidden_labels).await?,
-            &trusted,
-        )
-        .context("reading the hidden labels")?;
+        let (gate_x, gate_y) = self
+            .labelled_set(artifacts, &defense.hidden_inputs, &defense.hidden_labels)
+            .await
+            .context("reading the hidden gate set")?;
         let predictions =
             match score::predict_classes(&self.pool, &model, &gate_x, set.task.classes).await {
                 Ok(p) => p,
@@ -723,16 +724,10 @@ impl Evaluator {
             )));
         }
         let limits = HostLimits::for_task(task);
-        let trusted = trusted_limits();
-        let inputs = tensor::read_tensor(
-            &self.artifact(artifacts, &eval.inputs).await?,
-            None,
-            &trusted,
-        )
-        .context("reading the hidden inputs")?;
-        let labels =
-            tensor::read_npy_labels(&self.artifact(artifacts, &eval.labels).await?, &trusted)
-                .context("reading the hidden labels")?;
+        let (inputs, labels) = self
+            .labelled_set(artifacts, &eval.inputs, &eval.labels)
+            .await
+            .context("reading the hidden inputs")?;
         let victim = PoolModel::new(
             self.artifact(artifacts, &target.model).await?,
             limits.clone(),

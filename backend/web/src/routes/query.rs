@@ -352,10 +352,11 @@ async fn query(
         .await
         .map_err(|f| query_failure(f, n, budget))?;
     let mut body = answer(&answered.logits, task.classes, query.output, query.decimals);
-    body["queries_used"] = answered.used.into();
-    body["queries_remaining"] = (budget - answered.used).into();
+    let used = answered.used.unwrap_or_default();
+    body["queries_used"] = used.into();
+    body["queries_remaining"] = (budget - used).into();
     Ok(HttpResponse::Ok()
-        .insert_header(("X-Queries-Remaining", (budget - answered.used).to_string()))
+        .insert_header(("X-Queries-Remaining", (budget - used).to_string()))
         .json(body))
 }
 
@@ -433,7 +434,7 @@ async fn complete(
             .await
             .map_err(|f| query_failure(f, 1, budget))?;
         if step == 0 {
-            used = Some(answered.used);
+            used = answered.used;
         }
         let next = riposte_core::scoring::argmax(&answered.logits).unwrap_or(0);
         match completion.char_of(next) {
