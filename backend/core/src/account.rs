@@ -58,6 +58,38 @@ pub fn name_key(raw: &str) -> String {
     raw.trim().nfkc().collect::<String>().to_lowercase()
 }
 
+/// Whether two names look alike (UTS #39 confusable skeletons): "paypal" with a
+/// Cyrillic "а", "rn" for "m", a Ukrainian "І" for an "l". Case is ignored in both
+/// orders (skeleton then lowercase, lowercase then skeleton), since each order
+/// catches lookalikes the other misses. A new name that looks like an existing one
+/// is refused, so nobody can pose as another user or team.
+pub fn looks_alike(a: &str, b: &str) -> bool {
+    let (a, b) = (confusable_keys(a), confusable_keys(b));
+    a.iter().any(|k| b.contains(k))
+}
+
+fn confusable_keys(raw: &str) -> [String; 2] {
+    let skeleton = |s: &str| unicode_security::skeleton(s).collect::<String>();
+    let nfkc: String = raw.trim().nfkc().collect();
+    [
+        skeleton(&nfkc).to_lowercase(),
+        skeleton(&nfkc.to_lowercase()),
+    ]
+}
+
+/// Characters that show nothing: format characters (Unicode category Cf, the
+/// bidirectional controls among them) and variation selectors. A name holding one
+/// can look like another name, or reorder the text around it on a page.
+pub fn is_invisible(c: char) -> bool {
+    matches!(u32::from(c),
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+        | 0x0600..=0x0605 | 0x06DD | 0x070F | 0x0890 | 0x0891 | 0x08E2
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164
+        | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFFB
+        | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3
+        | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
+}
+
 impl std::fmt::Display for Username {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -112,10 +144,11 @@ impl TeamName {
                 "team name must be 2 to {TEAM_NAME_MAX_CHARS} characters, got {count}"
             )));
         }
-        if name.chars().any(char::is_control) {
-            return Err(InvalidInput(
-                "team name contains control characters".to_owned(),
-            ));
+        if let Some(bad) = name.chars().find(|&c| c.is_control() || is_invisible(c)) {
+            return Err(InvalidInput(format!(
+                "team name contains the invisible or control character U+{:04X}: use visible characters",
+                u32::from(bad)
+            )));
         }
         Ok(Self(name))
     }
@@ -194,6 +227,37 @@ mod tests {
         assert!(Username::parse("a b c").unwrap_err().0.contains("' '"));
         assert!(Username::parse("evil<script>").is_err());
         assert!(Username::parse("zoë_92").is_ok());
+    }
+
+    #[test]
+    fn team_names_refuse_invisible_and_bidi_characters() {
+        for bad in [
+            "ab\u{200B}cd",
+            "\u{202E}evil",
+            "te\u{2066}am",
+            "x\u{FEFF}y",
+            "a\u{00AD}b",
+        ] {
+            let err = TeamName::parse(bad).unwrap_err().0;
+            assert!(
+                err.contains("invisible or control character U+"),
+                "{bad:?}: {err}"
+            );
+        }
+        assert!(TeamName::parse("les Bleus 🦀").is_ok());
+    }
+
+    #[test]
+    fn lookalike_names_are_detected() {
+        // Latin "paypal" and one with a Cyrillic "а" (U+0430)
+        assert!(looks_alike("paypal", "p\u{0430}ypal"));
+        assert!(looks_alike("admin", "ADMIN"));
+        assert!(looks_alike("ADMIN", "adrnin"));
+        assert!(looks_alike("Blue", "B\u{0406}ue"));
+        assert!(looks_alike("Blue", "blu\u{0435}"));
+        assert!(looks_alike("modern", "rnodern"));
+        assert!(!looks_alike("alice", "alicia"));
+        assert!(!looks_alike("Red Team", "Blue Team"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`task`]: the tensor contract of a challenge and its threat model.
 //! - [`scoring`]: the pure math behind every score (distances, metrics, decay).
 //! - [`store`]: the [`store::Store`] trait the database crate implements.
+//! - [`Clock`]: the time every rule reads, passed in so tests and rehearsals set it.
 //!
 //! No web framework, database driver or tensor runtime is visible here.
 //! Error policy: parsing returns a typed error whose message is fit to show a
@@ -17,7 +18,6 @@ pub mod scoring;
 pub mod store;
 pub mod task;
 
-/// Current time as Unix seconds.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+mod clock;
+
+pub use clock::Clock;

@@ -162,10 +162,15 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     async fn set_role(&self, id: UserId, role: Role) -> StoreResult<()>;
+    /// Replace the password hash; ends every session of the user (API tokens stay)
+    /// and forgets their failed logins.
+    async fn set_password(&self, id: UserId, password_hash: &str) -> StoreResult<()>;
     /// Banning also ends the user's sessions and revokes their tokens.
     async fn set_banned(&self, id: UserId, banned: bool) -> StoreResult<()>;
-    async fn record_login_failure(&self, id: UserId, now: i64) -> StoreResult<()>;
-    async fn login_failures_since(&self, id: UserId, since: i64) -> StoreResult<i64>;
+    /// A failed login on account `id` from `client` (a network address, or its /64).
+    async fn record_login_failure(&self, id: UserId, client: &str, now: i64) -> StoreResult<()>;
+    /// Failed logins on account `id` from `client` since `since`.
+    async fn login_failures_since(&self, id: UserId, client: &str, since: i64) -> StoreResult<i64>;
 
     // sessions
     async fn create_session(&self, session: NewSession<'_>) -> StoreResult<()>;
@@ -231,6 +236,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Submission>>;
     /// Submissions of `team` on `track` of `challenge` created at or after `since`
     /// (rejected and failed ones included: a file that was refused still used a slot).
+    /// Every blob a submission points at (the blob sweep keeps these).
+    async fn submission_blobs(&self) -> StoreResult<Vec<String>>;
     async fn count_submissions_since(
         &self,
         team: TeamId,

@@ -114,15 +114,17 @@ impl SqlStore {
 
     /// Serialize a team's writes inside `tx`: the team row `FOR UPDATE` on
     /// PostgreSQL; on SQLite the transaction's write lock already does it.
+    /// `NotFound` when the team is gone (its last member moved on a moment ago).
     async fn lock_team(&self, tx: &mut sqlx::AnyConnection, team: TeamId) -> StoreResult<()> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT id FROM teams WHERE id = $1 FOR UPDATE")
-                .bind(team)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend_err)?;
-        }
-        Ok(())
+        let found: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM teams WHERE id = $1{}",
+            self.lock_rows()
+        )))
+        .bind(team)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        found.map(|_| ()).ok_or(StoreError::NotFound)
     }
 
     pub fn backend(&self) -> Backend {
@@ -219,27 +221,67 @@ async fn insert_cells(
     Ok(())
 }
 
-/// Remove `user` from their team, deleting the team when it empties.
-async fn leave_current_team(conn: &mut sqlx::AnyConnection, user: UserId) -> StoreResult<()> {
-    let team: Option<i64> = sqlx::query_scalar("SELECT team_id FROM users WHERE id = $1")
-        .bind(user)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(backend_err)?
-        .flatten();
-    sqlx::query("UPDATE users SET team_id = NULL WHERE id = $1")
-        .bind(user)
-        .execute(&mut *conn)
+/// After a user moved from team `from` to team `to`: when `from` is left empty,
+/// its history (submissions, flag solves and attempts, spent queries) moves to `to`
+/// and `from` is deleted. The README states this rule.
+///
+/// A solve both teams made keeps the earlier one; spent queries add up (a team
+/// cannot refill a budget by merging); a submission the emptied team had chosen
+/// stays chosen unless `to` already chose one in that track.
+async fn merge_if_emptied(
+    conn: &mut sqlx::AnyConnection,
+    from: Option<TeamId>,
+    to: TeamId,
+) -> StoreResult<()> {
+    let Some(from) = from.filter(|&f| f != to) else {
+        return Ok(());
+    };
+    let members: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE team_id = $1")
+        .bind(from)
+        .fetch_one(&mut *conn)
         .await
         .map_err(backend_err)?;
-    if let Some(team) = team {
-        sqlx::query("DELETE FROM teams WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM users WHERE team_id = $1)")
-            .bind(team)
+    if members > 0 {
+        return Ok(());
+    }
+    const MERGE: [&str; 9] = [
+        "UPDATE submissions SET chosen = 0 WHERE team_id = $1 AND chosen = 1 AND EXISTS \
+         (SELECT 1 FROM submissions k WHERE k.team_id = $2 AND k.chosen = 1 \
+          AND k.challenge_id = submissions.challenge_id AND k.track = submissions.track)",
+        "UPDATE submissions SET team_id = $2 WHERE team_id = $1",
+        "DELETE FROM solves WHERE team_id = $1 AND EXISTS (SELECT 1 FROM solves k \
+         WHERE k.team_id = $2 AND k.challenge_id = solves.challenge_id AND k.created_at <= solves.created_at)",
+        "DELETE FROM solves WHERE team_id = $2 AND EXISTS (SELECT 1 FROM solves k \
+         WHERE k.team_id = $1 AND k.challenge_id = solves.challenge_id)",
+        "UPDATE solves SET team_id = $2 WHERE team_id = $1",
+        "UPDATE flag_attempts SET team_id = $2 WHERE team_id = $1",
+        // `WHERE true` keeps SQLite from reading ON CONFLICT as a join clause
+        "INSERT INTO query_usage (challenge_id, team_id, target, used) \
+         SELECT challenge_id, $2, target, used FROM query_usage WHERE team_id = $1 AND true \
+         ON CONFLICT (challenge_id, team_id, target) DO UPDATE SET used = query_usage.used + excluded.used",
+        "DELETE FROM query_usage WHERE team_id = $1",
+        "DELETE FROM teams WHERE id = $1",
+    ];
+    for statement in MERGE {
+        sqlx::query(statement)
+            .bind(from)
+            .bind(to)
             .execute(&mut *conn)
             .await
             .map_err(backend_err)?;
     }
     Ok(())
+}
+
+async fn current_team(conn: &mut sqlx::AnyConnection, user: UserId) -> StoreResult<Option<TeamId>> {
+    Ok(
+        sqlx::query_scalar("SELECT team_id FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend_err)?
+            .flatten(),
+    )
 }
 
 #[async_trait]
@@ -346,9 +388,34 @@ impl Store for SqlStore {
         tx.commit().await.map_err(backend_err)
     }
 
-    async fn record_login_failure(&self, id: UserId, now: i64) -> StoreResult<()> {
-        sqlx::query("INSERT INTO login_failures (user_id, at) VALUES ($1, $2)")
+    async fn set_password(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
             .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        for statement in [
+            "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM login_failures WHERE user_id = $1",
+        ] {
+            sqlx::query(statement)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
+    async fn record_login_failure(&self, id: UserId, client: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("INSERT INTO login_failures (user_id, client, at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(client)
             .bind(now)
             .execute(&self.pool)
             .await
@@ -363,13 +430,16 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn login_failures_since(&self, id: UserId, since: i64) -> StoreResult<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM login_failures WHERE user_id = $1 AND at >= $2")
-            .bind(id)
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(backend_err)
+    async fn login_failures_since(&self, id: UserId, client: &str, since: i64) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM login_failures WHERE user_id = $1 AND client = $2 AND at >= $3",
+        )
+        .bind(id)
+        .bind(client)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend_err)
     }
 
     async fn create_session(&self, s: NewSession<'_>) -> StoreResult<()> {
@@ -516,7 +586,10 @@ impl Store for SqlStore {
         now: i64,
     ) -> StoreResult<Team> {
         let mut tx = self.begin_write().await?;
-        leave_current_team(&mut tx, user).await?;
+        let old = current_team(&mut tx, user).await?;
+        if let Some(old) = old {
+            self.lock_team(&mut tx, old).await?;
+        }
         let row = sqlx::query(
             "INSERT INTO teams (name, name_key, invite_code, created_at) VALUES ($1, $2, $3, $4) \
              RETURNING id, name, invite_code, created_at",
@@ -535,6 +608,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(backend_err)?;
+        merge_if_emptied(&mut tx, old, team.id).await?;
         tx.commit().await.map_err(backend_err)?;
         Ok(team)
     }
@@ -557,18 +631,16 @@ impl Store for SqlStore {
             ));
         };
         let team = team_from(&row)?;
-        let current: Option<i64> = sqlx::query_scalar("SELECT team_id FROM users WHERE id = $1")
-            .bind(user)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+        let current = current_team(&mut tx, user).await?;
         if current == Some(team.id) {
             return Err(StoreError::Refused(format!(
                 "you are already in team {}",
                 team.name
             )));
         }
-        leave_current_team(&mut tx, user).await?;
+        if let Some(old) = current {
+            self.lock_team(&mut tx, old).await?;
+        }
         // The team row is locked (or the database write-locked), so this count is
         // not raced by another join.
         let joined = sqlx::query(
@@ -587,6 +659,7 @@ impl Store for SqlStore {
                 team.name
             )));
         }
+        merge_if_emptied(&mut tx, current, team.id).await?;
         tx.commit().await.map_err(backend_err)?;
         Ok(team)
     }
@@ -841,6 +914,13 @@ impl Store for SqlStore {
             .map_err(backend_err)?;
         tx.commit().await.map_err(backend_err)?;
         self.submission(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn submission_blobs(&self) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT DISTINCT blob_sha256 FROM submissions")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)
     }
 
     async fn submission(&self, id: SubmissionId) -> StoreResult<Option<Submission>> {
@@ -1251,7 +1331,10 @@ impl Store for SqlStore {
                 Some(i) => i,
                 None => {
                     sqlx::query(
-                        "INSERT INTO query_usage (challenge_id, team_id, target, used) VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                        // a team that merged away a moment ago (a cached user) gets no row
+                        "INSERT INTO query_usage (challenge_id, team_id, target, used) \
+                         SELECT $1, $2, $3, 0 WHERE EXISTS (SELECT 1 FROM teams WHERE id = $2) \
+                         ON CONFLICT DO NOTHING",
                     )
                     .bind(spend.challenge)
                     .bind(spend.team)
@@ -1259,19 +1342,20 @@ impl Store for SqlStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(backend_err)?;
-                    let used: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(select.clone()))
+                    let used: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(select.clone()))
                         .bind(spend.challenge)
                         .bind(spend.team)
                         .bind(spend.target)
-                        .fetch_one(&mut *tx)
+                        .fetch_optional(&mut *tx)
                         .await
                         .map_err(backend_err)?;
-                    rows.push((key, used, false));
+                    // no row: the team is gone, so nothing can be spent
+                    rows.push((key, used.unwrap_or(i64::MAX), false));
                     rows.len() - 1
                 }
             };
             let (_, used, changed) = &mut rows[row];
-            if spend.n >= 0 && *used + spend.n <= spend.budget {
+            if spend.n >= 0 && used.saturating_add(spend.n) <= spend.budget {
                 *used += spend.n;
                 *changed = true;
                 results.push(Ok(*used));

@@ -8,6 +8,15 @@ use sqlx::Connection;
 /// The variable naming the PostgreSQL server tests may use.
 pub const POSTGRES_URL_VAR: &str = "RIPOSTE_TEST_POSTGRES_URL";
 
+/// A test cannot run because `requirement` is missing: under `CI=true` that fails
+/// the run (a CI that silently skips tests proves nothing); elsewhere it is skipped.
+pub fn missing(requirement: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but {requirement}: install it (see .ci/run) rather than skip the test");
+    }
+    eprintln!("skipped: {requirement}");
+}
+
 pub struct TestDatabase {
     pub url: String,
     pg_admin: Option<(String, String)>,
@@ -17,6 +26,7 @@ impl TestDatabase {
     /// A new empty PostgreSQL database, or `None` when the variable is unset.
     pub async fn postgres() -> anyhow::Result<Option<Self>> {
         let Ok(base) = std::env::var(POSTGRES_URL_VAR) else {
+            missing(&format!("{POSTGRES_URL_VAR} is not set"));
             return Ok(None);
         };
         sqlx::any::install_default_drivers();

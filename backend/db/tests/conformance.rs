@@ -182,13 +182,18 @@ conformance! {
     login_failures_are_counted_in_a_window => |store: Arc<SqlStore>| async move {
         let alice = user(&store, "alice").await;
         for t in [100, 200, 300] {
-            store.record_login_failure(alice.id, t).await.unwrap();
+            store.record_login_failure(alice.id, "10.0.0.1", t).await.unwrap();
         }
-        assert_eq!(store.login_failures_since(alice.id, 0).await.unwrap(), 3);
-        assert_eq!(store.login_failures_since(alice.id, 150).await.unwrap(), 2);
+        assert_eq!(store.login_failures_since(alice.id, "10.0.0.1", 0).await.unwrap(), 3);
+        assert_eq!(store.login_failures_since(alice.id, "10.0.0.1", 150).await.unwrap(), 2);
         // a day later the old rows are gone
-        store.record_login_failure(alice.id, 100_000).await.unwrap();
-        assert_eq!(store.login_failures_since(alice.id, 0).await.unwrap(), 1);
+        store.record_login_failure(alice.id, "10.0.0.1", 100_000).await.unwrap();
+        assert_eq!(store.login_failures_since(alice.id, "10.0.0.1", 0).await.unwrap(), 1);
+        // another client's failures are its own
+        assert_eq!(store.login_failures_since(alice.id, "10.0.0.2", 0).await.unwrap(), 0);
+        store.record_login_failure(alice.id, "10.0.0.2", 100_001).await.unwrap();
+        assert_eq!(store.login_failures_since(alice.id, "10.0.0.2", 0).await.unwrap(), 1);
+        assert_eq!(store.login_failures_since(alice.id, "10.0.0.1", 0).await.unwrap(), 1);
     };
 
     challenges_upsert_by_slug => |store: Arc<SqlStore>| async move {

@@ -50,7 +50,7 @@ async fn run(store: &SqlStore, jobs: usize) -> anyhow::Result<Timings> {
         })
         .await?;
     let challenge = store.challenge("bench").await?.context("challenge")?.id;
-    let now = riposte_core::now();
+    let now = riposte_core::Clock::system().now();
     let (mut create, mut claim, mut complete) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let start = Instant::now();
     for i in 0..jobs {

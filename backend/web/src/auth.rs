@@ -162,6 +162,10 @@ pub async fn ensure_csrf_cookie(
     let secure = req
         .app_data::<web::Data<AppState>>()
         .is_some_and(|s| s.settings.secure_cookies);
+    // The API has no forms (and its clients keep no cookie jar): no cookie to set.
+    if req.path().starts_with("/api/") {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
     let name = csrf_cookie_name(secure);
     let existing = req
         .cookie(name)
@@ -179,7 +183,7 @@ pub async fn ensure_csrf_cookie(
             response.headers_mut().append(header::SET_COOKIE, value);
         }
     }
-    Ok(response)
+    Ok(response.map_into_right_body())
 }
 
 /// Who is asking, for pages: the live session, if any, and the CSRF token to embed.
@@ -254,7 +258,7 @@ impl FromRequest for Visitor {
                 });
             };
             let hash = sha256_hex(&secret);
-            let now = riposte_core::now();
+            let now = state.clock.now();
             let idle_cutoff = now - state.settings.session_idle_minutes * 60;
             let session = state.store.session(&hash, now, idle_cutoff).await?;
             if let Some(s) = &session
@@ -285,7 +289,7 @@ impl FromRequest for ApiUser {
                 .app_data::<web::Data<AppState>>()
                 .cloned()
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("app state missing")))?;
-            let now = riposte_core::now();
+            let now = state.clock.now();
             if let Some(value) = req.headers().get(header::AUTHORIZATION) {
                 let token = value
                     .to_str()
@@ -307,6 +311,7 @@ impl FromRequest for ApiUser {
                     .session(&sha256_hex(c.value()), now, idle_cutoff)
                     .await?
                 {
+                    check_cookie_write(&req, &s.csrf_token)?;
                     return Ok(ApiUser(s.user));
                 }
             }
@@ -315,6 +320,90 @@ impl FromRequest for ApiUser {
             ))
         })
     }
+}
+
+/// The header a script sends its session's CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A write authenticated by the session cookie alone could be a cross-site forgery
+/// (a form on another site posting to the API). Allow it only from this site's own
+/// pages: the session's CSRF token in `X-CSRF-Token`, or the browser's own word that
+/// the request is same-origin (`Sec-Fetch-Site`, else an `Origin` naming this host).
+/// Bearer-token calls never reach here: a browser does not attach those by itself.
+fn check_cookie_write(req: &HttpRequest, csrf_token: &str) -> Result<(), ApiError> {
+    if req.method().is_safe() {
+        return Ok(());
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(token) = header(CSRF_HEADER) {
+        return if same_secret(token, csrf_token) {
+            Ok(())
+        } else {
+            Err(csrf_refusal(
+                "the X-CSRF-Token header does not match this session",
+            ))
+        };
+    }
+    let same_origin = match (header("sec-fetch-site"), header("origin")) {
+        (Some(site), _) => site == "same-origin",
+        (None, Some(origin)) => {
+            let host = req.connection_info().host().to_owned();
+            origin
+                .split_once("://")
+                .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(&host))
+        }
+        (None, None) => false,
+    };
+    if same_origin {
+        Ok(())
+    } else {
+        Err(csrf_refusal(
+            "a cookie-authenticated write must come from this site's pages",
+        ))
+    }
+}
+
+fn csrf_refusal(why: &str) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::FORBIDDEN,
+        "csrf",
+        format!(
+            "{why}: send 'Authorization: Bearer <token>' from scripts, or the session's CSRF token in X-CSRF-Token"
+        ),
+    )
+}
+
+/// Keys a rate limiter holds before it forgets those whose quota has refilled.
+const LIMITER_MAX_KEYS: usize = 50_000;
+
+/// Keep a keyed limiter's map bounded: a key whose quota is full again carries no
+/// state worth keeping. Amortized: the map is walked once per `LIMITER_MAX_KEYS` new keys.
+fn forget_idle_keys<K: std::hash::Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>) {
+    if limiter.len() >= LIMITER_MAX_KEYS {
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+    }
+}
+
+/// The client's network: its IPv4 address, or the /64 an IPv6 host gets (one
+/// machine can hold a whole /64, so counting single IPv6 addresses counts nothing).
+pub fn client_ip(req: &HttpRequest) -> IpAddr {
+    match req.peer_addr().map(|a| a.ip()) {
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        Some(v4) => v4,
+        None => IpAddr::from([0, 0, 0, 0]),
+    }
+}
+
+/// [`client_ip`] as text, the key of per-(account, client) login limits.
+pub fn client_key(req: &HttpRequest) -> String {
+    client_ip(req).to_string()
 }
 
 /// Attempts per client IP, shared by login, token and registration.
@@ -334,10 +423,8 @@ impl IpThrottle {
 
     /// `Err(seconds to wait)` when the IP is over its quota.
     pub fn check(&self, req: &HttpRequest) -> Result<(), u64> {
-        let ip = req
-            .peer_addr()
-            .map(|a| a.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let ip = client_ip(req);
+        forget_idle_keys(&self.limiter);
         self.limiter.check_key(&ip).map_err(|not_until| {
             use governor::clock::Clock;
             not_until.wait_time_from(self.clock.now()).as_secs().max(1)
@@ -362,9 +449,66 @@ impl UserThrottle {
 
     /// `Err(seconds to wait)` when the user is over the quota.
     pub fn check_user(&self, user: i64) -> Result<(), u64> {
+        forget_idle_keys(&self.limiter);
         self.limiter.check_key(&user).map_err(|not_until| {
             use governor::clock::Clock;
             not_until.wait_time_from(self.clock.now()).as_secs().max(1)
         })
     }
+}
+
+/// Active API tokens a user may hold at once.
+pub const MAX_TOKENS_PER_USER: usize = 20;
+
+/// Why a token was not issued (the message is fit to show).
+pub enum TokenRefusal {
+    Invalid(String),
+    TooMany(String),
+    Store(riposte_core::store::StoreError),
+}
+
+/// Issue a new API token named `name` for `user`: the one rule for the account page
+/// and `POST /api/v1/auth/token`. A token named like an active one replaces it, so a
+/// notebook that asks for its token at every run holds one token, not hundreds;
+/// beyond that a user holds at most [`MAX_TOKENS_PER_USER`].
+pub async fn issue_api_token(
+    state: &AppState,
+    user: i64,
+    name: &str,
+) -> Result<String, TokenRefusal> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(TokenRefusal::Invalid(
+            "a token name must be 1 to 64 printable characters".to_owned(),
+        ));
+    }
+    let active = state
+        .store
+        .list_tokens(user)
+        .await
+        .map_err(TokenRefusal::Store)?;
+    let mut replaced = 0;
+    for same in active.iter().filter(|t| t.name == name) {
+        state
+            .store
+            .revoke_token(user, same.id)
+            .await
+            .map_err(TokenRefusal::Store)?;
+        replaced += 1;
+    }
+    if replaced > 0 {
+        state.query_models.forget_tokens();
+    }
+    if active.len() - replaced >= MAX_TOKENS_PER_USER {
+        return Err(TokenRefusal::TooMany(format!(
+            "you have {MAX_TOKENS_PER_USER} active API tokens: revoke one on your account page, or reuse a name to replace its token"
+        )));
+    }
+    let token = new_api_token();
+    state
+        .store
+        .create_token(user, name, &sha256_hex(&token), state.clock.now())
+        .await
+        .map_err(TokenRefusal::Store)?;
+    Ok(token)
 }

@@ -4,8 +4,10 @@
 //! renamed into place, so a reader never sees half a blob and a crash leaves
 //! at most a stray temporary file. Names come from the sha256, never from users.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
@@ -38,7 +40,8 @@ impl BlobDir {
     pub fn put_file(&self, src: &Path) -> anyhow::Result<String> {
         let sha = riposte_core::challenge::sha256_file(src)
             .with_context(|| format!("reading {}", src.display()))?;
-        if self.path(&sha).is_some_and(|p| p.exists()) {
+        if let Some(existing) = self.path(&sha).filter(|p| p.exists()) {
+            touch(&existing);
             return Ok(sha);
         }
         let mut input =
@@ -90,6 +93,8 @@ impl BlobDir {
     fn commit(&self, tmp: tempfile::NamedTempFile, sha: &str) -> anyhow::Result<()> {
         let dest = self.path(sha).context("computed an invalid hash")?;
         if dest.exists() {
+            // a fresh reference to old bytes: the sweep's grace period starts again
+            touch(&dest);
             return Ok(());
         }
         tmp.as_file().sync_all().context("syncing a blob")?;
@@ -100,6 +105,72 @@ impl BlobDir {
             .map_err(|e| e.error)
             .context("moving a blob into place")?;
         Ok(())
+    }
+
+    /// Delete blobs nobody references and temporary files a killed process left,
+    /// both only when older than `grace` (an upload between storing its blob and
+    /// inserting its row is never swept: that takes milliseconds, `grace` hours).
+    pub fn sweep(
+        &self,
+        referenced: &HashSet<String>,
+        grace: Duration,
+    ) -> anyhow::Result<SweepReport> {
+        let cutoff = SystemTime::now()
+            .checked_sub(grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let old = |path: &Path| {
+            std::fs::symlink_metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < cutoff)
+        };
+        let mut report = SweepReport::default();
+        for entry in std::fs::read_dir(self.root.join("tmp")).context("listing temporary blobs")? {
+            let path = entry.context("listing temporary blobs")?.path();
+            if old(&path) && std::fs::remove_file(&path).is_ok() {
+                report.temporary_files += 1;
+            }
+        }
+        for shard in std::fs::read_dir(&self.root).context("listing the blob store")? {
+            let shard = shard.context("listing the blob store")?;
+            let name = shard.file_name();
+            let is_shard = name.len() == 2
+                && name
+                    .to_str()
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !is_shard || !shard.path().is_dir() {
+                continue;
+            }
+            for blob in std::fs::read_dir(shard.path()).context("listing a blob folder")? {
+                let blob = blob.context("listing a blob folder")?;
+                let Some(sha) = blob.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if !Self::is_sha256(&sha) || referenced.contains(&sha) || !old(&blob.path()) {
+                    continue;
+                }
+                let size = blob.metadata().map(|m| m.len()).unwrap_or(0);
+                if std::fs::remove_file(blob.path()).is_ok() {
+                    report.blobs += 1;
+                    report.bytes += size;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// What one [`BlobDir::sweep`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub blobs: u64,
+    pub bytes: u64,
+    pub temporary_files: u64,
+}
+
+/// Mark a blob as just used (best effort: a failure only shortens its grace).
+fn touch(path: &Path) {
+    if let Ok(file) = std::fs::File::options().append(true).open(path) {
+        let _ = file.set_modified(SystemTime::now());
     }
 }
 
@@ -121,4 +192,31 @@ impl BlobWriter {
     pub fn size(&self) -> u64 {
         self.size
     }
+
+    /// The sha256 of the bytes written so far: refusals that depend on the content
+    /// (a duplicate) are decided before anything is stored.
+    pub fn sha256(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+}
+
+/// Sweep the blob store, keeping every blob a submission, a public file or a
+/// challenge artifact points at.
+pub async fn sweep_unreferenced(
+    store: &dyn riposte_core::store::Store,
+    blobs: &BlobDir,
+    grace: Duration,
+) -> anyhow::Result<SweepReport> {
+    let mut referenced: HashSet<String> = store.submission_blobs().await?.into_iter().collect();
+    for challenge in store.list_challenges(true).await? {
+        referenced.extend(challenge.files.iter().map(|f| f.sha256.clone()));
+        let artifacts = store.challenge_artifacts(challenge.id).await?;
+        let map: std::collections::BTreeMap<String, String> = serde_json::from_str(&artifacts)
+            .with_context(|| format!("reading the artifacts of {}", challenge.slug))?;
+        referenced.extend(map.into_values());
+    }
+    let blobs = blobs.clone();
+    tokio::task::spawn_blocking(move || blobs.sweep(&referenced, grace))
+        .await
+        .context("blob sweep task")?
 }

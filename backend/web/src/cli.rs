@@ -101,6 +101,13 @@ enum AdminCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Set a new password (from RIPOSTE_PASSWORD, or generated and printed) and end
+    /// the account's sessions: the way back in for a locked-out admin.
+    ResetPassword {
+        username: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 /// Run the command line; returns the process exit code.
@@ -142,7 +149,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let (store, blobs) = startup::open_storage(&settings).await?;
             for dir in &dirs {
                 let bundle = Bundle::load(dir).map_err(|e| anyhow::anyhow!(e))?;
-                let outcome = crate::import::import_bundle(&store, &blobs, &bundle).await?;
+                let now = riposte_core::Clock::with_offset(settings.clock_offset_seconds).now();
+                let outcome = crate::import::import_bundle(&store, &blobs, &bundle, now).await?;
                 println!("{}: {outcome:?}", bundle.spec.slug);
             }
             store.close().await;
@@ -156,13 +164,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             crate::telemetry::init(settings.log_format);
             let (store, blobs) = startup::open_storage(&settings).await?;
             let store: std::sync::Arc<dyn riposte_core::store::Store> = std::sync::Arc::new(store);
+            let clock = std::sync::Arc::new(riposte_core::Clock::with_offset(
+                settings.clock_offset_seconds,
+            ));
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let mut threads = Vec::new();
             for index in 0..workers.max(1) {
                 // Separate processes learn of new jobs by polling.
                 let wake = std::sync::Arc::new(tokio::sync::Notify::new());
-                let worker =
-                    startup::evaluator(&settings, store.clone(), blobs.clone(), index, wake)?;
+                let worker = startup::evaluator(
+                    &settings,
+                    store.clone(),
+                    blobs.clone(),
+                    index,
+                    wake,
+                    clock.clone(),
+                )?;
                 threads.push(worker.spawn_thread(stopped.clone())?);
             }
             println!("riposte worker: {} evaluator(s) running", threads.len());
@@ -211,9 +228,9 @@ fn check_bundles(dirs: &[PathBuf]) -> i32 {
 
 async fn admin(cmd: AdminCommand, mut settings: Settings) -> anyhow::Result<i32> {
     let data_dir = match &cmd {
-        AdminCommand::CreateUser { data_dir, .. } | AdminCommand::SetRole { data_dir, .. } => {
-            data_dir.clone()
-        }
+        AdminCommand::CreateUser { data_dir, .. }
+        | AdminCommand::SetRole { data_dir, .. }
+        | AdminCommand::ResetPassword { data_dir, .. } => data_dir.clone(),
     };
     if let Some(dir) = data_dir {
         settings.data_dir = dir;
@@ -224,18 +241,14 @@ async fn admin(cmd: AdminCommand, mut settings: Settings) -> anyhow::Result<i32>
         AdminCommand::CreateUser { username, role, .. } => {
             let name = Username::parse(&username).map_err(|e| anyhow::anyhow!(e))?;
             let role = Role::parse(&role).map_err(|e| anyhow::anyhow!(e))?;
-            let (password, generated) = match std::env::var("RIPOSTE_PASSWORD") {
-                Ok(p) => (p, false),
-                Err(_) => (crate::auth::random_secret()[..24].to_owned(), true),
-            };
-            let password = riposte_core::account::NewPassword::parse(&password)
-                .map_err(|e| anyhow::anyhow!(e))?;
+            let (password, generated) = given_or_new_password()?;
             let hash = crate::auth::hash_password(password.expose().to_owned()).await?;
+            let now = riposte_core::Clock::with_offset(settings.clock_offset_seconds).now();
             let user = store
-                .create_user(name.as_str(), &name.key(), &hash, role, riposte_core::now())
+                .create_user(name.as_str(), &name.key(), &hash, role, now)
                 .await
                 .context("creating the user")?;
-            crate::routes::give_solo_team(&store, &user).await?;
+            crate::routes::give_solo_team(&store, &user, now).await?;
             println!("created {} ({role})", user.username);
             if generated {
                 println!("password: {}", password.expose());
@@ -250,7 +263,34 @@ async fn admin(cmd: AdminCommand, mut settings: Settings) -> anyhow::Result<i32>
             store.set_role(creds.user.id, role).await?;
             println!("{} is now {role}", creds.user.username);
         }
+        AdminCommand::ResetPassword { username, .. } => {
+            let creds = store
+                .credentials_by_key(&name_key(&username))
+                .await?
+                .with_context(|| format!("no user named {username:?}"))?;
+            let (password, generated) = given_or_new_password()?;
+            let hash = crate::auth::hash_password(password.expose().to_owned()).await?;
+            store.set_password(creds.user.id, &hash).await?;
+            println!(
+                "reset the password of {}; their sessions ended",
+                creds.user.username
+            );
+            if generated {
+                println!("password: {}", password.expose());
+            }
+        }
     }
     store.close().await;
     Ok(0)
+}
+
+/// RIPOSTE_PASSWORD when set (checked like any new password), else a fresh one.
+fn given_or_new_password() -> anyhow::Result<(riposte_core::account::NewPassword, bool)> {
+    let (password, generated) = match std::env::var("RIPOSTE_PASSWORD") {
+        Ok(p) => (p, false),
+        Err(_) => (crate::auth::random_secret()[..24].to_owned(), true),
+    };
+    let password = riposte_core::account::NewPassword::parse(&password)
+        .map_err(|e| anyhow::anyhow!("RIPOSTE_PASSWORD: {e}"))?;
+    Ok((password, generated))
 }

@@ -14,6 +14,7 @@ pub async fn import_bundle(
     store: &dyn Store,
     blobs: &BlobDir,
     bundle: &Bundle,
+    now: i64,
 ) -> anyhow::Result<Upserted> {
     let mut files = Vec::with_capacity(bundle.public_files.len());
     for file in &bundle.public_files {
@@ -48,7 +49,7 @@ pub async fn import_bundle(
             readme: &bundle.readme,
             spec_json: &spec_json,
             files: &files,
-            now: riposte_core::now(),
+            now,
         })
         .await?;
     store
@@ -91,7 +92,12 @@ async fn import_artifacts(blobs: &BlobDir, bundle: &Bundle) -> anyhow::Result<St
 }
 
 /// Import every bundle under `root`; a broken bundle is reported and skipped.
-pub async fn import_all(store: &dyn Store, blobs: &BlobDir, root: &Path) -> anyhow::Result<()> {
+pub async fn import_all(
+    store: &dyn Store,
+    blobs: &BlobDir,
+    root: &Path,
+    now: i64,
+) -> anyhow::Result<()> {
     if !root.is_dir() {
         tracing::warn!(dir = %root.display(), "no challenges folder: nothing imported");
         return Ok(());
@@ -101,7 +107,7 @@ pub async fn import_all(store: &dyn Store, blobs: &BlobDir, root: &Path) -> anyh
     {
         match Bundle::load(&dir) {
             Ok(bundle) => {
-                let outcome = import_bundle(store, blobs, &bundle).await?;
+                let outcome = import_bundle(store, blobs, &bundle, now).await?;
                 tracing::info!(slug = bundle.spec.slug, ?outcome, "challenge imported");
             }
             Err(problems) => {

@@ -86,6 +86,7 @@ pub struct QueryModels {
     queues: RwLock<HashMap<String, mpsc::UnboundedSender<Pending>>>,
     challenges: RwLock<HashMap<String, Cached<Arc<Resolved>>>>,
     tokens: RwLock<HashMap<String, Cached<User>>>,
+    clock: Arc<riposte_core::Clock>,
 }
 
 fn fresh<T: Clone>(map: &RwLock<HashMap<String, Cached<T>>>, key: &str) -> Option<T> {
@@ -111,8 +112,15 @@ fn remember<T>(map: &RwLock<HashMap<String, Cached<T>>>, key: &str, value: T) {
 
 impl QueryModels {
     /// Must be called inside the runtime the model queues should run on.
-    pub fn new(pool: HostPool, store: Arc<dyn Store>, blobs: BlobDir, max_batch: usize) -> Self {
+    pub fn new(
+        pool: HostPool,
+        store: Arc<dyn Store>,
+        blobs: BlobDir,
+        max_batch: usize,
+        clock: Arc<riposte_core::Clock>,
+    ) -> Self {
         Self {
+            clock,
             pool: Arc::new(pool),
             store,
             blobs,
@@ -134,7 +142,7 @@ impl QueryModels {
         }
         let user = self
             .store
-            .user_by_token(token_hash, riposte_core::now())
+            .user_by_token(token_hash, self.clock.now())
             .await?;
         if let Some(user) = &user {
             remember(&self.tokens, token_hash, user.clone());

@@ -58,6 +58,9 @@ pub struct Settings {
     /// Examples one host call answers at most when concurrent queries to a model
     /// are micro-batched; 1 answers each request on its own.
     pub query_batch_examples: usize,
+    /// Seconds added to the system time: rehearse an event before its dates (every
+    /// process sharing the database must use the same value). Tests set it too.
+    pub clock_offset_seconds: i64,
 }
 
 impl Default for Settings {
@@ -86,6 +89,7 @@ impl Default for Settings {
             job_lease_seconds: 30,
             queries_per_second_per_user: 50,
             query_batch_examples: 256,
+            clock_offset_seconds: 0,
         }
     }
 }
@@ -147,6 +151,7 @@ struct DefaultsView {
     job_lease_seconds: u64,
     queries_per_second_per_user: u32,
     query_batch_examples: usize,
+    clock_offset_seconds: i64,
 }
 
 impl From<Settings> for DefaultsView {
@@ -170,6 +175,7 @@ impl From<Settings> for DefaultsView {
             job_lease_seconds: s.job_lease_seconds,
             queries_per_second_per_user: s.queries_per_second_per_user,
             query_batch_examples: s.query_batch_examples,
+            clock_offset_seconds: s.clock_offset_seconds,
             log_format: match s.log_format {
                 LogFormat::Human => "human",
                 LogFormat::Json => "json",

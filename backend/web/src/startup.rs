@@ -7,6 +7,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use riposte_core::Clock;
 use riposte_core::account::{Role, Username};
 use riposte_core::store::Store;
 use riposte_db::SqlStore;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub query_models: Arc<crate::query_service::QueryModels>,
     /// Rung after a job is queued: wakes an idle in-process worker.
     pub jobs_queued: Arc<tokio::sync::Notify>,
+    /// The time every rule reads (see [`riposte_core::Clock`]).
+    pub clock: Arc<Clock>,
 }
 
 /// Open the store and blob store named by the settings (creating the data dir).
@@ -41,7 +44,7 @@ pub async fn open_storage(settings: &Settings) -> anyhow::Result<(SqlStore, Blob
 }
 
 /// Create the first admin when the database has none; returns the one-time password.
-pub async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<Option<String>> {
+pub async fn bootstrap_admin(store: &dyn Store, clock: &Clock) -> anyhow::Result<Option<String>> {
     let users = store.list_users().await?;
     if users.iter().any(|u| u.role == Role::Admin) {
         return Ok(None);
@@ -49,11 +52,11 @@ pub async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<Option<String>
     let name = Username::parse("admin").map_err(|e| anyhow::anyhow!(e))?;
     let password = auth::random_secret()[..24].to_owned();
     let hash = auth::hash_password(password.clone()).await?;
-    let now = riposte_core::now();
+    let now = clock.now();
     let admin = store
         .create_user(name.as_str(), &name.key(), &hash, Role::Admin, now)
         .await?;
-    crate::routes::give_solo_team(store, &admin).await?;
+    crate::routes::give_solo_team(store, &admin, now).await?;
     Ok(Some(password))
 }
 
@@ -88,6 +91,7 @@ pub fn evaluator(
     blobs: BlobDir,
     index: usize,
     wake: Arc<tokio::sync::Notify>,
+    clock: Arc<Clock>,
 ) -> anyhow::Result<crate::worker::Evaluator> {
     let pool = riposte_eval::host::HostPool::new(host_command(settings)?, pool_config(settings));
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
@@ -102,6 +106,7 @@ pub fn evaluator(
         ),
         lease: std::time::Duration::from_secs(settings.job_lease_seconds.max(3)),
         wake,
+        clock,
         reference: crate::worker::ReferenceAttackConfig {
             examples: settings.reference_attack_examples,
             queries: settings.reference_attack_queries,
@@ -116,16 +121,20 @@ pub struct Application {
     admin_password: Option<String>,
     store: SqlStore,
     workers: Vec<crate::worker::Evaluator>,
+    clock: Arc<Clock>,
+    blobs: BlobDir,
 }
 
 impl Application {
     /// Bind (port 0 picks a free port), migrate, bootstrap and import; the server
     /// starts when [`Application::run_until_stopped`] is awaited.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let clock = Arc::new(Clock::with_offset(settings.clock_offset_seconds));
         let (store, blobs) = open_storage(&settings).await?;
-        let admin_password = bootstrap_admin(&store).await?;
+        let admin_password = bootstrap_admin(&store, &clock).await?;
         if settings.import_challenges_on_start {
-            crate::import::import_all(&store, &blobs, &settings.challenges_dir).await?;
+            crate::import::import_all(&store, &blobs, &settings.challenges_dir, clock.now())
+                .await?;
         }
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
@@ -139,6 +148,7 @@ impl Application {
                 blobs.clone(),
                 index,
                 jobs_queued.clone(),
+                clock.clone(),
             )?);
         }
         let query_models = Arc::new(crate::query_service::QueryModels::new(
@@ -146,7 +156,10 @@ impl Application {
             Arc::new(store.clone()),
             blobs.clone(),
             settings.query_batch_examples,
+            clock.clone(),
         ));
+        let app_clock = clock.clone();
+        let app_blobs = blobs.clone();
         let state = web::Data::new(AppState {
             store: Arc::new(store.clone()),
             blobs,
@@ -156,6 +169,7 @@ impl Application {
                 settings.queries_per_second_per_user,
             ),
             query_models,
+            clock,
             settings: Arc::new(settings),
         });
         let server = HttpServer::new(move || {
@@ -186,7 +200,14 @@ impl Application {
             admin_password,
             store,
             workers,
+            clock: app_clock,
+            blobs: app_blobs,
         })
+    }
+
+    /// The clock every handler and in-process worker reads (tests move it).
+    pub fn clock(&self) -> Arc<Clock> {
+        self.clock.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -205,13 +226,35 @@ impl Application {
         for worker in self.workers {
             threads.push(worker.spawn_thread(stopped.clone())?);
         }
+        let sweeper = tokio::spawn(sweep_blobs_hourly(
+            Arc::new(self.store.clone()),
+            self.blobs.clone(),
+        ));
         let result = self.server.await;
+        sweeper.abort();
         let _ = stop.send(true);
         for thread in threads {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
         self.store.close().await;
         result
+    }
+}
+
+/// Blobs nobody references (refused or raced uploads, replaced challenge files) and
+/// temporary files of killed uploads are removed an hour after they were written.
+async fn sweep_blobs_hourly(store: Arc<dyn Store>, blobs: BlobDir) {
+    const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+    let mut every = tokio::time::interval(HOUR);
+    loop {
+        every.tick().await;
+        match crate::blobs::sweep_unreferenced(store.as_ref(), &blobs, HOUR).await {
+            Ok(report) if report != Default::default() => {
+                tracing::info!(?report, "swept the blob store")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "blob sweep failed"),
+        }
     }
 }
 

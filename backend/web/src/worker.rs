@@ -47,6 +47,8 @@ pub struct Evaluator {
     /// Rung by the web process when it queues a job, so an idle worker in the same
     /// process starts at once instead of at its next poll.
     pub wake: Arc<tokio::sync::Notify>,
+    /// The platform's time; leases and claims must agree with the web processes'.
+    pub clock: Arc<riposte_core::Clock>,
 }
 
 /// What one [`Evaluator::step`] did, so tests can drain the queue.
@@ -128,7 +130,7 @@ impl Evaluator {
     /// Claim and finish at most one job.
     #[tracing::instrument(skip_all, fields(owner = %self.owner))]
     pub async fn step(&self) -> anyhow::Result<StepOutcome> {
-        let now = riposte_core::now();
+        let now = self.clock.now();
         self.store.expire_dead_jobs(now, MAX_ATTEMPTS).await?;
         let lease = i64::try_from(self.lease.as_secs()).unwrap_or(60);
         let Some(job) = self
@@ -143,7 +145,7 @@ impl Evaluator {
         let heartbeat = self.spawn_heartbeat(job.id, lease);
         let result = self.score(&job).await;
         heartbeat.abort();
-        let now = riposte_core::now();
+        let now = self.clock.now();
         match result {
             Ok(scored) => {
                 let done = self
@@ -276,7 +278,7 @@ impl Evaluator {
                     &checked.over_budget,
                 );
                 self.store
-                    .insert_cells(record.id, &cells, riposte_core::now())
+                    .insert_cells(record.id, &cells, self.clock.now())
                     .await?;
                 tracing::info!(
                     attack = attack.id,
@@ -320,11 +322,12 @@ impl Evaluator {
     fn spawn_heartbeat(&self, job: i64, lease: i64) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let owner = self.owner.clone();
+        let clock = self.clock.clone();
         let every = Duration::from_secs(u64::try_from(lease / 3).unwrap_or(1).max(1));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                let until = riposte_core::now() + lease;
+                let until = clock.now() + lease;
                 match store.heartbeat(job, &owner, until).await {
                     Ok(true) => {}
                     Ok(false) => break,

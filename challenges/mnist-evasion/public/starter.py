@@ -115,7 +115,9 @@ def get_token(args):
             "(or RIPOSTE_USERNAME / RIPOSTE_PASSWORD)")
     requests = api(args)
     r = requests.post(f"{args.url}/api/v1/auth/token",
-                      json={"username": args.username, "password": args.password}, timeout=30)
+                      json={"username": args.username, "password": args.password,
+                            "name": "starter"},  # replaces the previous run's token
+                      timeout=30)
     if r.status_code != 200:
         die(f"login failed: HTTP {r.status_code}: {r.text[:300]}")
     return r.json()["token"]

@@ -79,7 +79,7 @@ impl Drop for Server {
 
 /// A competitor with a team of their own and an API token, made through the Store.
 pub async fn competitor(store: &SqlStore, name: &str) -> anyhow::Result<String> {
-    let now = riposte_core::now();
+    let now = riposte_core::Clock::system().now();
     let user = store
         .create_user(name, name, "$argon2id$not-used", Role::Competitor, now)
         .await?;

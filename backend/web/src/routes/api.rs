@@ -45,7 +45,8 @@ async fn token(
             format!("too many attempts from your address: retry in {wait} s"),
         )
     })?;
-    let user_id = match check_credentials(&state, &body.username, &body.password).await {
+    let client = crate::auth::client_key(&req);
+    let user_id = match check_credentials(&state, &client, &body.username, &body.password).await {
         Ok(id) => id,
         Err(LoginRefusal::Wrong) => {
             return Err(ApiError::unauthorized("wrong username or password"));
@@ -65,27 +66,15 @@ async fn token(
         }
         Err(LoginRefusal::Internal(e)) => return Err(ApiError::internal(e)),
     };
-    let name = body
-        .name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .unwrap_or("api");
-    if name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "name must be at most 64 printable characters",
-        ));
-    }
-    let token = auth::new_api_token();
-    state
-        .store
-        .create_token(
-            user_id,
-            name,
-            &auth::sha256_hex(&token),
-            riposte_core::now(),
-        )
-        .await?;
+    let name = body.name.as_deref().unwrap_or("api");
+    let token = match auth::issue_api_token(&state, user_id, name).await {
+        Ok(token) => token,
+        Err(auth::TokenRefusal::Invalid(m)) => return Err(ApiError::invalid(m)),
+        Err(auth::TokenRefusal::TooMany(m)) => {
+            return Err(ApiError::new(StatusCode::CONFLICT, "too_many_tokens", m));
+        }
+        Err(auth::TokenRefusal::Store(e)) => return Err(e.into()),
+    };
     Ok(HttpResponse::Ok().json(serde_json::json!({ "token": token })))
 }
 
@@ -161,10 +150,10 @@ fn public_name(path: &std::path::Path) -> Option<String> {
 fn challenge_view(
     record: ChallengeRecord,
     with_description: bool,
+    now: i64,
 ) -> Result<ChallengeView, ApiError> {
     let spec: ChallengeSpec = serde_json::from_str(&record.spec_json)
         .map_err(|e| ApiError::internal(anyhow::Error::new(e).context("stored spec")))?;
-    let now = riposte_core::now();
     let track = |t: &riposte_core::challenge::Track| TrackView {
         opens: view::datetime(t.opens),
         closes: view::datetime(t.closes),
@@ -235,7 +224,7 @@ async fn visible_challenge(
 ) -> Result<ChallengeRecord, ApiError> {
     super::visible_challenge(state, Some(&user.0), slug)
         .await?
-        .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))
+        .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug)))
 }
 
 #[tracing::instrument(skip_all)]
@@ -249,7 +238,7 @@ async fn list_challenges(
         .await?;
     let views = records
         .into_iter()
-        .map(|r| challenge_view(r, false))
+        .map(|r| challenge_view(r, false, state.clock.now()))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "challenges": views })))
 }
@@ -261,7 +250,7 @@ async fn get_challenge(
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let record = visible_challenge(&state, &user, &slug).await?;
-    Ok(HttpResponse::Ok().json(challenge_view(record, true)?))
+    Ok(HttpResponse::Ok().json(challenge_view(record, true, state.clock.now())?))
 }
 
 /// A public file of a challenge, served from the blob store by its recorded hash.
@@ -278,7 +267,13 @@ async fn download(
         .files
         .iter()
         .find(|f| f.name == name)
-        .ok_or_else(|| ApiError::not_found(&format!("file {name:?} of challenge {slug:?}")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(&format!(
+                "file {:?} of challenge {:?}",
+                name.as_str(),
+                slug.as_str()
+            ))
+        })?;
     let blob = state
         .blobs
         .path(&file.sha256)

@@ -490,7 +490,7 @@ async fn matrix_svg(
         attacks: &attacks,
         defenses: &defenses,
         cells: &cells,
-        split: matrix_split(&record, &spec, riposte_core::now()),
+        split: matrix_split(&record, &spec, state.clock.now()),
         team_names: &team_names,
     });
     Ok(svg_response(svg::heatmap(&map)))
@@ -517,7 +517,7 @@ async fn page_scoreboard(
     state: web::Data<AppState>,
     visitor: Visitor,
 ) -> Result<HttpResponse, PageError> {
-    let boards = track_boards(&state, riposte_core::now()).await?;
+    let boards = track_boards(&state, state.clock.now()).await?;
     let names = team_names(&state).await?;
     let rows = scoreboard(&boards)
         .into_iter()
@@ -546,7 +546,7 @@ async fn page_scoreboard(
 
 #[tracing::instrument(skip_all)]
 async fn history_svg(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    let now = riposte_core::now();
+    let now = state.clock.now();
     let boards = track_boards(&state, now).await?;
     let names = team_names(&state).await?;
     let mut steps = history(&boards);
@@ -581,7 +581,7 @@ async fn api_scoreboard(
     state: web::Data<AppState>,
     _user: ApiUser,
 ) -> Result<HttpResponse, ApiError> {
-    let boards = track_boards(&state, riposte_core::now()).await?;
+    let boards = track_boards(&state, state.clock.now()).await?;
     let names = team_names(&state).await?;
     let mut steps = history(&boards);
     let rows: Vec<serde_json::Value> = scoreboard(&boards)

@@ -41,13 +41,13 @@ async fn flag_challenge(
 ) -> Result<(ChallengeRecord, FlagSpec), ApiError> {
     let record = super::visible_challenge(state, Some(user), slug)
         .await?
-        .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
+        .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug)))?;
     let spec: ChallengeSpec = super::stored_spec(&record).map_err(ApiError::internal)?;
     let flag = spec.flag.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("challenge {slug:?} takes no flag"),
+            format!("challenge {:?} takes no flag", slug),
         )
     })?;
     Ok((record, flag))
@@ -87,7 +87,7 @@ pub async fn submit(
             team_id,
             user_id: user.id,
             correct,
-            now: riposte_core::now(),
+            now: state.clock.now(),
             max_wrong_per_minute: MAX_WRONG_PER_MINUTE,
         })
         .await;

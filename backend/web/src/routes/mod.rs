@@ -31,6 +31,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(boards::configure)
         .service(
             web::scope("/api/v1")
+                .app_data(api_path_config())
+                .app_data(api_query_config())
                 .configure(api::configure)
                 .configure(submissions::configure_api)
                 .configure(flags::configure_api)
@@ -62,6 +64,25 @@ pub fn form_config() -> web::FormConfig {
             };
             page.into()
         })
+}
+
+/// A path segment of the API that does not parse (`/api/v1/submissions/abc`)
+/// answers in the API's JSON error format, naming what was expected.
+fn api_path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, req| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{} does not name anything here: {err}", req.path()),
+        )
+        .into()
+    })
+}
+
+fn api_query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::invalid(format!("the query string does not fit: {err}")).into()
+    })
 }
 
 pub fn json_config() -> web::JsonConfig {
@@ -201,8 +222,19 @@ pub(crate) async fn team_names(
         .collect())
 }
 
+/// The existing name a new one looks like but is not exactly (exact duplicates are
+/// the database's unique keys' business), per [`riposte_core::account::looks_alike`].
+pub(crate) fn lookalike<'a>(
+    mut existing: impl Iterator<Item = &'a str>,
+    new: &str,
+) -> Option<&'a str> {
+    use riposte_core::account::{looks_alike, name_key};
+    let key = name_key(new);
+    existing.find(|name| name_key(name) != key && looks_alike(name, new))
+}
+
 /// Every user belongs to a team; a new user starts in a team of one named after them.
-pub async fn give_solo_team(store: &dyn Store, user: &User) -> Result<(), StoreError> {
+pub async fn give_solo_team(store: &dyn Store, user: &User, now: i64) -> Result<(), StoreError> {
     let mut name = user.username.clone();
     for _ in 0..5 {
         let team_name = TeamName::parse(&name).map_err(|e| StoreError::Refused(e.0))?;
@@ -212,7 +244,7 @@ pub async fn give_solo_team(store: &dyn Store, user: &User) -> Result<(), StoreE
                 team_name.as_str(),
                 &team_name.key(),
                 &auth::random_code(10),
-                riposte_core::now(),
+                now,
             )
             .await
         {

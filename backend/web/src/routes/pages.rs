@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/challenges/{slug}", web::get().to(challenge))
         .route("/account", web::get().to(account))
         .route("/account/tokens", web::post().to(create_token))
+        .route("/account/password", web::post().to(change_password))
         .route("/account/tokens/{id}/revoke", web::post().to(revoke_token));
 }
 
@@ -132,11 +133,20 @@ async fn start_session(
     user_id: i64,
     previous: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
+    start_session_to(state, user_id, previous, "/challenges").await
+}
+
+async fn start_session_to(
+    state: &AppState,
+    user_id: i64,
+    previous: Option<&str>,
+    then: &str,
+) -> Result<HttpResponse, PageError> {
     if let Some(old) = previous {
         state.store.delete_session(old).await?;
     }
     let secret = auth::random_secret();
-    let now = riposte_core::now();
+    let now = state.clock.now();
     state
         .store
         .create_session(NewSession {
@@ -147,7 +157,7 @@ async fn start_session(
             expires_at: now + state.settings.session_absolute_hours * 3600,
         })
         .await?;
-    let mut response = see_other("/challenges");
+    let mut response = see_other(then);
     response
         .add_cookie(&auth::session_cookie(secret, state))
         .map_err(|e| PageError::internal(anyhow::Error::new(e)))?;
@@ -177,6 +187,17 @@ async fn register(
         Ok(p) => p,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e.0),
     };
+    let users = state.store.list_users().await?;
+    let names = users.iter().map(|u| u.username.as_str());
+    if let Some(existing) = super::lookalike(names, username.as_str()) {
+        return fail(
+            StatusCode::CONFLICT,
+            format!(
+                "The username {:?} looks like the existing {existing:?}: choose another.",
+                username.as_str()
+            ),
+        );
+    }
     let hash = auth::hash_password(password.expose().to_owned())
         .await
         .map_err(PageError::internal)?;
@@ -187,7 +208,7 @@ async fn register(
             &username.key(),
             &hash,
             Role::Competitor,
-            riposte_core::now(),
+            state.clock.now(),
         )
         .await
     {
@@ -200,7 +221,7 @@ async fn register(
         }
         Err(e) => return Err(e.into()),
     };
-    super::give_solo_team(state.store.as_ref(), &user).await?;
+    super::give_solo_team(state.store.as_ref(), &user, state.clock.now()).await?;
     tracing::info!(user = user.id, "registered");
     start_session(&state, user.id, visitor.session_hash()).await
 }
@@ -214,11 +235,18 @@ async fn login(
 ) -> Result<HttpResponse, PageError> {
     visitor.check_csrf(&form.csrf_token)?;
     throttled(&state, &req)?;
-    match check_credentials(&state, &form.username, &form.password).await {
+    match check_credentials(
+        &state,
+        &auth::client_key(&req),
+        &form.username,
+        &form.password,
+    )
+    .await
+    {
         Ok(user_id) => start_session(&state, user_id, visitor.session_hash()).await,
         Err(LoginRefusal::TooMany(wait)) => Err(PageError::too_many(
             wait,
-            "Too many failed logins for this account in the last hour. Try again later.",
+            "Too many failed logins for this account from your network in the last hour. Try again later.",
         )),
         Err(LoginRefusal::Banned) => Err(PageError::forbidden("This account has been suspended.")),
         Err(LoginRefusal::Wrong) => render(
@@ -245,8 +273,13 @@ impl From<riposte_core::store::StoreError> for LoginRefusal {
 }
 
 /// The shared login rule for the form and `POST /api/v1/auth/token`.
+///
+/// Failures count per (account, client) as OWASP recommends: whoever guesses at an
+/// account from one network is throttled there, and the owner elsewhere is not.
+/// Guessing from many networks is bounded per network by `auth_attempts_per_ip_per_minute`.
 pub async fn check_credentials(
     state: &AppState,
+    client: &str,
     username: &str,
     password: &str,
 ) -> Result<i64, LoginRefusal> {
@@ -255,11 +288,11 @@ pub async fn check_credentials(
         return Err(LoginRefusal::Wrong);
     }
     let creds = state.store.credentials_by_key(&name_key(username)).await?;
-    let now = riposte_core::now();
+    let now = state.clock.now();
     if let Some(c) = &creds {
         let failures = state
             .store
-            .login_failures_since(c.user.id, now - HOUR)
+            .login_failures_since(c.user.id, client, now - HOUR)
             .await?;
         if failures >= state.settings.login_failures_per_hour {
             return Err(LoginRefusal::TooMany(HOUR as u64));
@@ -275,7 +308,10 @@ pub async fn check_credentials(
         Some(c) if ok && c.user.banned => Err(LoginRefusal::Banned),
         Some(c) if ok => Ok(c.user.id),
         Some(c) => {
-            state.store.record_login_failure(c.user.id, now).await?;
+            state
+                .store
+                .record_login_failure(c.user.id, client, now)
+                .await?;
             Err(LoginRefusal::Wrong)
         }
         None => Err(LoginRefusal::Wrong),
@@ -513,7 +549,7 @@ async fn challenge(
         layout: Layout::new(&state, &visitor),
         description_html: view::markdown(view::without_title(&record.readme, &record.title)),
         threat_rows: view::threat_rows(&spec),
-        tracks: view::track_rows(&spec, riposte_core::now()),
+        tracks: view::track_rows(&spec, state.clock.now()),
         c: record,
     };
     render(StatusCode::OK, &page)
@@ -573,8 +609,75 @@ async fn account_page(
     Ok(response)
 }
 
-async fn account(state: web::Data<AppState>, visitor: Visitor) -> Result<HttpResponse, PageError> {
-    account_page(&state, &visitor, StatusCode::OK, None, None).await
+async fn account(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    query: web::Query<AccountQuery>,
+) -> Result<HttpResponse, PageError> {
+    let mut page = account_page(&state, &visitor, StatusCode::OK, None, None);
+    if query.password.as_deref() == Some("changed") {
+        page = account_page(
+            &state,
+            &visitor,
+            StatusCode::OK,
+            None,
+            Some("Your password was changed; your other sessions were signed out.".to_owned()),
+        );
+    }
+    page.await
+}
+
+#[derive(Deserialize)]
+struct AccountQuery {
+    password: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// Change one's own password: the current one proves it is the owner; every other
+/// session ends, this one starts afresh.
+async fn change_password(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    req: HttpRequest,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    visitor.check_csrf(&form.csrf_token)?;
+    let refuse =
+        |status, msg: &str| account_page(&state, &visitor, status, None, Some(msg.to_owned()));
+    let new = match NewPassword::parse(&form.new_password) {
+        Ok(p) => p,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, &capitalized(&e.0)).await,
+    };
+    let client = auth::client_key(&req);
+    match check_credentials(&state, &client, &user.username, &form.current_password).await {
+        Ok(id) if id == user.id => {}
+        Ok(_) | Err(LoginRefusal::Wrong) | Err(LoginRefusal::Banned) => {
+            return refuse(StatusCode::FORBIDDEN, "The current password is wrong.").await;
+        }
+        Err(LoginRefusal::TooMany(wait)) => {
+            return Err(PageError::too_many(
+                wait,
+                "Too many wrong passwords: try again later.",
+            ));
+        }
+        Err(LoginRefusal::Internal(e)) => return Err(PageError::internal(e)),
+    }
+    let hash = auth::hash_password(new.expose().to_owned())
+        .await
+        .map_err(PageError::internal)?;
+    state.store.set_password(user.id, &hash).await?;
+    tracing::info!(user = user.id, "password changed");
+    start_session_to(&state, user.id, None, "/account?password=changed").await
 }
 
 #[derive(Deserialize)]
@@ -585,8 +688,6 @@ struct TokenForm {
     csrf_token: String,
 }
 
-const MAX_TOKENS_PER_USER: usize = 20;
-
 async fn create_token(
     state: web::Data<AppState>,
     visitor: Visitor,
@@ -594,26 +695,24 @@ async fn create_token(
 ) -> Result<HttpResponse, PageError> {
     let user = visitor.require()?;
     visitor.check_csrf(&form.csrf_token)?;
-    let name = form.name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        let msg = "A token name must be 1 to 64 printable characters.".to_owned();
-        return account_page(&state, &visitor, StatusCode::BAD_REQUEST, None, Some(msg)).await;
-    }
-    if state.store.list_tokens(user.id).await?.len() >= MAX_TOKENS_PER_USER {
-        let msg = format!("You have {MAX_TOKENS_PER_USER} tokens already: revoke one first.");
-        return account_page(&state, &visitor, StatusCode::CONFLICT, None, Some(msg)).await;
-    }
-    let token = auth::new_api_token();
-    state
-        .store
-        .create_token(
-            user.id,
-            name,
-            &auth::sha256_hex(&token),
-            riposte_core::now(),
-        )
-        .await?;
-    account_page(&state, &visitor, StatusCode::OK, Some(token), None).await
+    let (status, message) = match auth::issue_api_token(&state, user.id, &form.name).await {
+        Ok(token) => {
+            return account_page(&state, &visitor, StatusCode::OK, Some(token), None).await;
+        }
+        Err(auth::TokenRefusal::Invalid(m)) => (StatusCode::BAD_REQUEST, m),
+        Err(auth::TokenRefusal::TooMany(m)) => (StatusCode::CONFLICT, m),
+        Err(auth::TokenRefusal::Store(e)) => return Err(e.into()),
+    };
+    let message = capitalized(&message);
+    account_page(&state, &visitor, status, None, Some(message)).await
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 async fn revoke_token(

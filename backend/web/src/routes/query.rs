@@ -35,45 +35,187 @@ struct QueryParams {
     target: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A JSON query read with its bounds: at most `max_examples` examples of exactly
+/// `example_len` numbers each. The body is read as a stream of tokens, so nothing
+/// is allocated beyond what the challenge allows, however the body is shaped.
+struct QueryBounds {
+    max_examples: usize,
+    example_len: usize,
+}
+
 struct JsonQuery {
-    inputs: serde_json::Value,
+    /// `n * example_len` values, example after example.
+    data: Vec<f32>,
+    n: usize,
     target: Option<String>,
 }
 
-/// Flatten nested JSON arrays of numbers into `n` examples of `len` values.
-fn flatten(value: &serde_json::Value, len: usize) -> Result<(Vec<f32>, usize), String> {
-    let serde_json::Value::Array(examples) = value else {
-        return Err("\"inputs\" must be an array with one entry per example".to_owned());
-    };
-    let mut out = Vec::with_capacity(examples.len() * len);
-    for (i, example) in examples.iter().enumerate() {
-        let start = out.len();
-        let mut stack = vec![example];
-        // depth-first, left to right: reverse pushes keep the order
-        while let Some(v) = stack.pop() {
-            match v {
-                serde_json::Value::Number(n) => {
-                    let x = n
-                        .as_f64()
-                        .ok_or_else(|| format!("example {i} holds a number that is not finite"))?;
-                    out.push(x as f32);
+impl QueryBounds {
+    fn read(&self, body: &[u8]) -> Result<JsonQuery, String> {
+        use serde::de::DeserializeSeed;
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let parsed = self
+            .deserialize(&mut de)
+            .and_then(|q| de.end().map(|()| q))
+            .map_err(|e| format!("the JSON body does not fit: {e}"))?;
+        Ok(parsed)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &QueryBounds {
+    type Value = JsonQuery;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<JsonQuery, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &QueryBounds {
+    type Value = JsonQuery;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object {\"inputs\": [...], \"target\": \"...\"}")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonQuery, A::Error> {
+        let mut inputs = None;
+        let mut target = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "inputs" if inputs.is_none() => inputs = Some(map.next_value_seed(Examples(self))?),
+                "target" if target.is_none() => target = Some(map.next_value::<Option<String>>()?),
+                "inputs" | "target" => {
+                    return Err(serde::de::Error::custom(format!("{key:?} is given twice")));
                 }
-                serde_json::Value::Array(items) => stack.extend(items.iter().rev()),
-                _ => return Err(format!("example {i} holds something that is not a number")),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
             }
-            if out.len() - start > len {
+        }
+        let (data, n) = inputs.ok_or_else(|| {
+            serde::de::Error::custom("\"inputs\" is missing: send one array per example")
+        })?;
+        Ok(JsonQuery {
+            data,
+            n,
+            target: target.flatten(),
+        })
+    }
+}
+
+/// The `inputs` array: one nested array of numbers per example.
+struct Examples<'a>(&'a QueryBounds);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Examples<'_> {
+    type Value = (Vec<f32>, usize);
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Examples<'_> {
+    type Value = (Vec<f32>, usize);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("\"inputs\" as an array with one entry per example")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let bounds = self.0;
+        let mut data = Vec::new();
+        let mut n = 0;
+        loop {
+            if n == bounds.max_examples {
+                if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(serde::de::Error::custom(format!(
+                        "more than {} examples in one request: expected 1 to {}",
+                        bounds.max_examples, bounds.max_examples
+                    )));
+                }
                 break;
             }
+            let start = data.len();
+            let seed = Values {
+                out: &mut data,
+                end: start + bounds.example_len,
+                index: n,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                break;
+            }
+            if data.len() != start + bounds.example_len {
+                return Err(serde::de::Error::custom(format!(
+                    "example {n} has {} values: expected {}",
+                    data.len() - start,
+                    bounds.example_len
+                )));
+            }
+            n += 1;
         }
-        if out.len() - start != len {
-            return Err(format!(
-                "example {i} has {} values: expected {len}",
-                out.len() - start
-            ));
-        }
+        Ok((data, n))
     }
-    Ok((out, examples.len()))
+}
+
+/// Numbers of one example, flattened depth-first; refuses the value past `end`.
+struct Values<'a> {
+    out: &'a mut Vec<f32>,
+    end: usize,
+    index: usize,
+}
+
+impl Values<'_> {
+    fn push<E: serde::de::Error>(&mut self, v: f64) -> Result<(), E> {
+        if self.out.len() >= self.end {
+            return Err(E::custom(format!(
+                "example {} has more values than the task's input shape allows",
+                self.index
+            )));
+        }
+        self.out.push(v as f32);
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Values<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Values<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "example {} as numbers in nested arrays", self.index)
+    }
+
+    fn visit_f64<E: serde::de::Error>(mut self, v: f64) -> Result<(), E> {
+        self.push(v)
+    }
+
+    fn visit_i64<E: serde::de::Error>(mut self, v: i64) -> Result<(), E> {
+        self.push(v as f64)
+    }
+
+    fn visit_u64<E: serde::de::Error>(mut self, v: u64) -> Result<(), E> {
+        self.push(v as f64)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let (out, end, index) = (self.out, self.end, self.index);
+        while seq
+            .next_element_seed(Values {
+                out: &mut *out,
+                end,
+                index,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
 }
 
 /// Which model a request asks for: its budget key and blob.
@@ -263,12 +405,11 @@ async fn query(
         .await
         .map_err(ApiError::internal)?
         .filter(|c| super::may_see(&c.record, Some(&user)))
-        .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
+        .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug.as_str())))?;
     let spec = &challenge.spec;
-    let query = spec
-        .query
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?} has no query API")))?;
+    let query = spec.query.as_ref().ok_or_else(|| {
+        ApiError::not_found(&format!("challenge {:?} has no query API", slug.as_str()))
+    })?;
     let task = spec
         .task
         .as_ref()
@@ -299,20 +440,26 @@ async fn query(
         .await;
     }
     let (inputs, n, asked) = if content_type.starts_with("application/x-npy") {
-        let tensor = riposte_eval::tensor::read_tensor(
-            &body,
-            Some("query.npy"),
-            &riposte_eval::tensor::Limits::default(),
-        )
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
+        // No more values than a full batch: the reader refuses larger arrays
+        // from their header, before it allocates.
+        let limits = riposte_eval::tensor::Limits {
+            max_elements: query.max_batch.saturating_mul(task.example_len()),
+            ..Default::default()
+        };
+        let tensor = riposte_eval::tensor::read_tensor(&body, Some("query.npy"), &limits)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
         riposte_eval::tensor::validate_examples(&tensor, task)
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         let n = tensor.num_examples();
         (tensor.data, n, params.target.clone())
     } else if content_type.starts_with("application/json") {
-        let parsed: JsonQuery = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::invalid(format!("the JSON body does not fit: {e}")))?;
-        let (data, n) = flatten(&parsed.inputs, task.example_len()).map_err(ApiError::invalid)?;
+        let parsed = QueryBounds {
+            max_examples: query.max_batch,
+            example_len: task.example_len(),
+        }
+        .read(&body)
+        .map_err(ApiError::invalid)?;
+        let (data, n) = (parsed.data, parsed.n);
         let mut shape = vec![n];
         shape.extend(&task.input_shape);
         let tensor = riposte_eval::tensor::Tensor::new(shape, data)
@@ -478,23 +625,66 @@ mod tests {
         );
     }
 
+    fn read(body: &str, max_examples: usize, example_len: usize) -> Result<JsonQuery, String> {
+        QueryBounds {
+            max_examples,
+            example_len,
+        }
+        .read(body.as_bytes())
+    }
+
     #[test]
     fn nested_inputs_flatten_in_order() {
-        let v = serde_json::json!([[[1, 2], [3, 4]], [[5, 6], [7, 8]]]);
+        let q = read(
+            r#"{"target": "mlp", "inputs": [[[1, 2], [3, 4]], [[5, 6], [7, 8.5]]]}"#,
+            4,
+            4,
+        )
+        .unwrap();
+        assert_eq!(q.data, vec![1., 2., 3., 4., 5., 6., 7., 8.5]);
+        assert_eq!((q.n, q.target.as_deref()), (2, Some("mlp")));
+        let short = read(r#"{"inputs": [[1, 2, 3]]}"#, 4, 4).err().unwrap();
+        assert!(
+            short.contains("example 0 has 3 values: expected 4"),
+            "{short}"
+        );
+        let long = read(r#"{"inputs": [[1, 2], [1, 2, 3, 4, 5]]}"#, 4, 4)
+            .err()
+            .unwrap();
+        assert!(long.contains("example 1 has more values"), "{long}");
+        let text = read(r#"{"inputs": [["a", 1, 2, 3]]}"#, 4, 4).err().unwrap();
+        assert!(text.contains("invalid type: string"), "{text}");
+        assert!(
+            read(r#"{"a": 1}"#, 4, 4)
+                .err()
+                .unwrap()
+                .contains("\"inputs\" is missing")
+        );
+        assert!(read(r#"[1, 2]"#, 4, 4).is_err());
+        assert!(read(r#"{"inputs": [[1,2,3,4]]} trailing"#, 4, 4).is_err());
+        let twice = read(r#"{"inputs": [], "inputs": []}"#, 4, 4).err().unwrap();
+        assert!(twice.contains("given twice"), "{twice}");
+    }
+
+    #[test]
+    fn too_many_examples_are_refused_before_they_are_stored() {
+        // the 31.5 MiB body that once aborted the server: 11 million empty examples
+        let mut body = String::from(r#"{"inputs": ["#);
+        body.push_str(&"[],".repeat(1_000_000));
+        body.push_str("[]]}");
+        let err = read(&body, 100, 784).err().unwrap();
+        assert!(
+            err.contains("example 0 has 0 values: expected 784"),
+            "{err}"
+        );
+        let mut full = String::from(r#"{"inputs": ["#);
+        full.push_str(&vec!["[0.5]"; 101].join(","));
+        full.push_str("]}");
+        let err = read(&full, 100, 1).err().unwrap();
+        assert!(err.contains("more than 100 examples"), "{err}");
         assert_eq!(
-            flatten(&v, 4).unwrap(),
-            (vec![1., 2., 3., 4., 5., 6., 7., 8.], 2)
+            read(&full.replacen("[0.5],", "", 1), 100, 1).unwrap().n,
+            100
         );
-        assert!(
-            flatten(&serde_json::json!([[1, 2, 3]]), 4)
-                .unwrap_err()
-                .contains("has 3 values: expected 4")
-        );
-        assert!(
-            flatten(&serde_json::json!([["a", 1, 2, 3]]), 4)
-                .unwrap_err()
-                .contains("not a number")
-        );
-        assert!(flatten(&serde_json::json!({"a": 1}), 4).is_err());
     }
 }

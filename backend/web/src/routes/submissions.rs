@@ -200,14 +200,21 @@ fn spec_of(record: &ChallengeRecord) -> Result<ChallengeSpec, Refusal> {
     super::stored_spec(record).map_err(Refusal::internal)
 }
 
-/// The largest file any track of the challenge accepts.
-fn largest_upload(spec: &ChallengeSpec) -> u64 {
-    let attack = spec.attack.as_ref().map_or(0, |t| t.max_upload_bytes);
-    let defense = spec
-        .defense
-        .as_ref()
-        .map_or(0, |d| d.window.max_upload_bytes);
-    attack.max(defense)
+/// The largest file any track of the challenge accepts; a challenge without
+/// tracks (a flag challenge) takes no uploads at all.
+fn largest_upload(spec: &ChallengeSpec) -> Result<u64, Refusal> {
+    let attack = spec.attack.as_ref().map(|t| t.max_upload_bytes);
+    let defense = spec.defense.as_ref().map(|d| d.window.max_upload_bytes);
+    attack.max(defense).ok_or_else(|| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "no_uploads",
+            format!(
+                "challenge {:?} takes no uploads: it has no attack or defense track",
+                spec.slug
+            ),
+        )
+    })
 }
 
 /// Check an upload against the track's rules and queue it. Nothing is stored on refusal.
@@ -231,7 +238,7 @@ async fn accept(
         Track::Defense => spec.defense.as_ref().map(|d| &d.window),
     }
     .ok_or_else(|| invalid(format!("this challenge has no {} track", track.as_str())))?;
-    let now = riposte_core::now();
+    let now = state.clock.now();
     if !window.is_open_at(now) {
         return Err(Refusal::new(
             StatusCode::FORBIDDEN,
@@ -266,7 +273,7 @@ async fn accept(
     let team_id = match user.team_id {
         Some(id) => id,
         None => {
-            super::give_solo_team(state.store.as_ref(), user)
+            super::give_solo_team(state.store.as_ref(), user, state.clock.now())
                 .await
                 .map_err(|e| Refusal::internal(e.into()))?;
             state
@@ -278,6 +285,18 @@ async fn accept(
                 .ok_or_else(|| Refusal::internal(anyhow::anyhow!("user has no team")))?
         }
     };
+    // Every refusal is decided before the bytes are stored: a team over its
+    // limit cannot fill the disk. (Two uploads racing for the last slot can both
+    // get here; the loser's blob is left to the sweep.)
+    let limit = i64::from(window.submissions_per_day);
+    let used = state
+        .store
+        .count_submissions_since(team_id, record.id, track, now - 86_400)
+        .await
+        .map_err(|e| Refusal::internal(e.into()))?;
+    if used >= limit {
+        return Err(daily_limit(limit, track));
+    }
     let blobs = state.blobs.clone();
     let (sha, size) = web::block(move || blobs.finish(writer))
         .await
@@ -305,7 +324,7 @@ async fn accept(
             filename: &filename,
             size: i64::try_from(size).unwrap_or(i64::MAX),
             now,
-            limit: i64::from(window.submissions_per_day),
+            limit,
             limit_since: now - 86_400,
         })
         .await;
@@ -320,13 +339,25 @@ async fn accept(
             );
             Ok(s)
         }
-        Err(StoreError::Refused(m)) => Err(Refusal::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "daily_limit",
-            m,
+        Err(StoreError::Refused(_)) => Err(daily_limit(limit, track)),
+        Err(StoreError::NotFound) => Err(Refusal::new(
+            StatusCode::CONFLICT,
+            "team_changed",
+            "your team changed while the file was uploading (you joined or left a team): upload it again",
         )),
         Err(e) => Err(Refusal::internal(e.into())),
     }
+}
+
+fn daily_limit(limit: i64, track: Track) -> Refusal {
+    Refusal::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "daily_limit",
+        format!(
+            "your team has used its {limit} {} submissions of the last 24 hours",
+            track.as_str()
+        ),
+    )
 }
 
 #[tracing::instrument(skip_all, fields(slug = %slug))]
@@ -340,9 +371,9 @@ async fn api_upload(
 ) -> Result<HttpResponse, ApiError> {
     let record = visible(&state, Some(&user.0), &slug)
         .await?
-        .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
+        .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug.as_str())))?;
     let spec = spec_of(&record)?;
-    let upload = read_upload(&state, &req, payload, largest_upload(&spec)).await?;
+    let upload = read_upload(&state, &req, payload, largest_upload(&spec)?).await?;
     let submission = accept(
         &state,
         &user.0,
@@ -377,7 +408,7 @@ async fn page_upload(
         .await?
         .ok_or_else(PageError::not_found)?;
     let spec = spec_of(&record)?;
-    let upload = read_upload(&state, &req, payload, largest_upload(&spec)).await?;
+    let upload = read_upload(&state, &req, payload, largest_upload(&spec)?).await?;
     visitor.check_csrf(upload.field("csrf_token").unwrap_or(""))?;
     let submission = accept(&state, &user, &record, &spec, upload, None).await?;
     Ok(see_other(&format!("/submissions/{}", submission.id)))
@@ -558,7 +589,7 @@ async fn api_submission(
         .find(|c| c.id == submission.challenge_id);
     let record = record.ok_or_else(|| ApiError::not_found("challenge"))?;
     let spec = spec_of(&record)?;
-    let split = shown_split(&record, &spec, submission.track, riposte_core::now());
+    let split = shown_split(&record, &spec, submission.track, state.clock.now());
     let mut body = serde_json::json!({
         "id": submission.id,
         "challenge": record.slug,
@@ -628,7 +659,7 @@ async fn page_submission(
         .find(|c| c.id == s.challenge_id)
         .ok_or_else(PageError::not_found)?;
     let spec = spec_of(&challenge)?;
-    let split = shown_split(&challenge, &spec, s.track, riposte_core::now());
+    let split = shown_split(&challenge, &spec, s.track, state.clock.now());
     let rows = if s.status == riposte_core::store::SubmissionStatus::Scored {
         results(&state, &s, split).await?
     } else {
@@ -688,7 +719,7 @@ async fn api_leaderboard(
 ) -> Result<HttpResponse, ApiError> {
     let record = visible(&state, Some(&user.0), &slug)
         .await?
-        .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
+        .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug.as_str())))?;
     let spec = spec_of(&record)?;
     let raw = query.track.as_deref().unwrap_or("attack");
     let track = Track::parse(raw).ok_or_else(|| {
@@ -696,7 +727,7 @@ async fn api_leaderboard(
             "track {raw:?} is unknown: expected attack or defense"
         ))
     })?;
-    let split = shown_split(&record, &spec, track, riposte_core::now());
+    let split = shown_split(&record, &spec, track, state.clock.now());
     let names = team_names(&state).await?;
     let rows: Vec<serde_json::Value> = standings(&state, &record, track, split)
         .await?
@@ -757,7 +788,7 @@ async fn page_leaderboard(
         .ok_or_else(PageError::not_found)?;
     let spec = spec_of(&record)?;
     let names = team_names(&state).await?;
-    let now = riposte_core::now();
+    let now = state.clock.now();
     let mut boards = Vec::new();
     let mut split = Split::Public;
     for (track, present) in [

@@ -52,7 +52,7 @@ async fn team_page(
     let team = match team {
         Some(team) => team,
         None => {
-            super::give_solo_team(state.store.as_ref(), &fresh).await?;
+            super::give_solo_team(state.store.as_ref(), &fresh, state.clock.now()).await?;
             let id = state
                 .store
                 .user_by_id(user.id)
@@ -102,6 +102,16 @@ async fn create(
             return team_page(&state, &visitor, StatusCode::BAD_REQUEST, None, Some(e.0)).await;
         }
     };
+    let teams = state.store.list_teams().await?;
+    if let Some(existing) =
+        super::lookalike(teams.iter().map(|t| t.team.name.as_str()), name.as_str())
+    {
+        let msg = format!(
+            "The team name {:?} looks like the existing team {existing:?}: choose another.",
+            name.as_str()
+        );
+        return team_page(&state, &visitor, StatusCode::CONFLICT, None, Some(msg)).await;
+    }
     let outcome = state
         .store
         .create_team(
@@ -109,11 +119,13 @@ async fn create(
             name.as_str(),
             &name.key(),
             &auth::random_code(10),
-            riposte_core::now(),
+            state.clock.now(),
         )
         .await;
     match outcome {
         Ok(team) => {
+            // cached users carry their team: forget them (a second at most, but exact)
+            state.query_models.forget_tokens();
             team_page(
                 &state,
                 &visitor,
@@ -157,6 +169,7 @@ async fn join(
         .await
     {
         Ok(team) => {
+            state.query_models.forget_tokens();
             team_page(
                 &state,
                 &visitor,
@@ -180,7 +193,8 @@ async fn leave(
 ) -> Result<HttpResponse, PageError> {
     let user = visitor.require()?;
     visitor.check_csrf(&form.csrf_token)?;
-    super::give_solo_team(state.store.as_ref(), user).await?;
+    super::give_solo_team(state.store.as_ref(), user, state.clock.now()).await?;
+    state.query_models.forget_tokens();
     team_page(
         &state,
         &visitor,

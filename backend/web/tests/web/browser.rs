@@ -19,7 +19,7 @@ impl Drop for Driver {
 
 async fn browser() -> Option<(Driver, fantoccini::Client, tempfile::TempDir)> {
     let Ok(driver_path) = std::env::var("RIPOSTE_CHROMEDRIVER") else {
-        eprintln!("skipped: RIPOSTE_CHROMEDRIVER is not set");
+        riposte_db::testing::missing("RIPOSTE_CHROMEDRIVER is not set");
         return None;
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")

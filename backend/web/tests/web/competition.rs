@@ -566,9 +566,15 @@ async fn matrix_repair_fills_cells_a_race_left_out() {
     use riposte_core::store::Store;
     let store = std::sync::Arc::new(app.store().await);
     let blobs = riposte_web::blobs::BlobDir::open(app.settings.data_dir.join("blobs")).unwrap();
-    let worker =
-        riposte_web::startup::evaluator(&app.settings, store.clone(), blobs, 0, Default::default())
-            .unwrap();
+    let worker = riposte_web::startup::evaluator(
+        &app.settings,
+        store.clone(),
+        blobs,
+        0,
+        Default::default(),
+        app.clock.clone(),
+    )
+    .unwrap();
     use riposte_web::worker::StepOutcome;
     assert!(
         matches!(worker.step().await.unwrap(), StepOutcome::Finished(id, _) if id == defense_id)

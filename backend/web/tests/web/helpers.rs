@@ -7,6 +7,15 @@ use riposte_web::startup::Application;
 
 pub const PASSWORD: &str = "correct horse battery";
 
+/// Every test app runs as if it were 2026-12-01T00:00:00Z at its start, inside the
+/// shipped bundles' windows whatever the calendar says.
+pub const TEST_EPOCH: i64 = 1_796_083_200;
+
+/// The clock offset that puts "now" at [`TEST_EPOCH`] (processes a test starts use it too).
+pub fn test_clock_offset() -> i64 {
+    riposte_core::Clock::starting_at(TEST_EPOCH).offset_seconds()
+}
+
 /// Which database a test runs on.
 #[derive(Clone, Copy, Debug)]
 pub enum Db {
@@ -26,7 +35,6 @@ macro_rules! both_databases {
             use super::*;
             async fn run(db: $crate::helpers::Db) {
                 let Some($app) = $crate::helpers::TestApp::spawn(db, |$settings: &mut riposte_web::settings::Settings| $tweak).await else {
-                    eprintln!("skipped: RIPOSTE_TEST_POSTGRES_URL is not set");
                     return;
                 };
                 $body
@@ -52,6 +60,8 @@ pub struct TestApp {
     pub base: String,
     pub admin_password: String,
     pub settings: Settings,
+    /// The app's clock: `app.clock.advance(86_400)` moves every handler a day on.
+    pub clock: std::sync::Arc<riposte_core::Clock>,
     _dir: tempfile::TempDir,
     db: Option<TestDatabase>,
 }
@@ -75,10 +85,12 @@ impl TestApp {
             database_url: pg.as_ref().map(|d| d.url.clone().into()),
             challenges_dir: workspace_root().join("challenges"),
             auth_attempts_per_ip_per_minute: 10_000,
+            clock_offset_seconds: test_clock_offset(),
             ..Settings::default()
         };
         tweak(&mut settings);
         let app = Application::build(settings.clone()).await.unwrap();
+        let clock = app.clock();
         let base = format!("http://127.0.0.1:{}", app.port());
         let admin_password = app.admin_password().unwrap().to_owned();
         actix_web::rt::spawn(app.run_until_stopped());
@@ -86,6 +98,7 @@ impl TestApp {
             base,
             admin_password,
             settings,
+            clock,
             _dir: dir,
             db: pg,
         })

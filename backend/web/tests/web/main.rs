@@ -13,6 +13,7 @@ mod cli;
 mod competition;
 mod families;
 mod flags;
+mod hardening;
 mod query;
 mod starter;
 mod teams;

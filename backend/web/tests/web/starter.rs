@@ -85,7 +85,9 @@ async fn starter_submission(c: &Client, user: &str, stdout: &str) -> serde_json:
 fn python() -> Option<String> {
     let python = std::env::var("RIPOSTE_TEST_PYTHON").ok();
     if python.is_none() {
-        eprintln!("skipped: RIPOSTE_TEST_PYTHON is not set (a python3 with numpy and requests)");
+        riposte_db::testing::missing(
+            "RIPOSTE_TEST_PYTHON is not set (a python3 with numpy and requests)",
+        );
     }
     python
 }

@@ -48,6 +48,10 @@ impl Workers {
             .current_dir(&self.logs)
             .env("RIPOSTE__DATABASE_URL", app.settings.database_url())
             .env("RIPOSTE__JOB_LEASE_SECONDS", LEASE_SECONDS.to_string())
+            .env(
+                "RIPOSTE__CLOCK_OFFSET_SECONDS",
+                app.settings.clock_offset_seconds.to_string(),
+            )
             .env("RIPOSTE__MODEL_HOST_PROGRAM", bin)
             .env(
                 "RIPOSTE__REFERENCE_ATTACK_EXAMPLES",
