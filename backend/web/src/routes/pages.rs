@@ -308,7 +308,8 @@ async fn logout(
 #[template(path = "challenges.html")]
 struct ChallengesPage {
     layout: Layout,
-    challenges: Vec<ChallengeRecord>,
+    /// Each challenge with how far the visitor's team got on it.
+    challenges: Vec<(ChallengeRecord, Option<Progress>)>,
     kinds: Vec<&'static str>,
     difficulties: Vec<&'static str>,
     kind: String,
@@ -341,17 +342,86 @@ async fn challenges(
         .await?
         .into_iter()
         .filter(|c| kind.is_empty() || c.kind == kind)
-        .filter(|c| difficulty.is_empty() || c.difficulty == difficulty)
-        .collect();
+        .filter(|c| difficulty.is_empty() || c.difficulty == difficulty);
+    let team = visitor.user().and_then(|u| u.team_id);
+    let mut marked = Vec::new();
+    for c in challenges {
+        let progress = match team {
+            Some(team) => progress(&state, team, &c).await?,
+            None => None,
+        };
+        marked.push((c, progress));
+    }
     let page = ChallengesPage {
         layout: Layout::new(&state, &visitor),
-        challenges,
+        challenges: marked,
         kinds: ChallengeKind::ALL.iter().map(|k| k.as_str()).collect(),
         difficulties: Difficulty::ALL.iter().map(|d| d.as_str()).collect(),
         kind: kind.to_owned(),
         difficulty: difficulty.to_owned(),
     };
     render(StatusCode::OK, &page)
+}
+
+/// How far a team got on a challenge, marked on the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The team found the flag.
+    Solved,
+    /// The team has a scored submission on a track (it is on the leaderboard).
+    Scored,
+}
+
+impl Progress {
+    pub fn word(self) -> &'static str {
+        match self {
+            Progress::Solved => "solved",
+            Progress::Scored => "scored",
+        }
+    }
+
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Progress::Solved => "Your team found the flag",
+            Progress::Scored => "Your team has a scored submission on the leaderboard",
+        }
+    }
+}
+
+async fn progress(
+    state: &AppState,
+    team: riposte_core::store::TeamId,
+    challenge: &ChallengeRecord,
+) -> Result<Option<Progress>, PageError> {
+    // One broken bundle must not take the whole list down: it gets no mark.
+    let spec = match super::stored_spec(challenge) {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::error!(error = ?e, "challenge left unmarked on the list");
+            return Ok(None);
+        }
+    };
+    if spec.flag.is_some()
+        && state
+            .store
+            .solves(challenge.id)
+            .await?
+            .iter()
+            .any(|s| s.team_id == team)
+    {
+        return Ok(Some(Progress::Solved));
+    }
+    if (spec.attack.is_some() || spec.defense.is_some())
+        && state
+            .store
+            .team_submissions(team, challenge.id)
+            .await?
+            .iter()
+            .any(|s| s.status == riposte_core::store::SubmissionStatus::Scored)
+    {
+        return Ok(Some(Progress::Scored));
+    }
+    Ok(None)
 }
 
 #[derive(Template)]
@@ -522,8 +592,9 @@ async fn challenge(
 pub struct TokenRow {
     pub id: i64,
     pub name: String,
+    /// RFC 3339 (UTC), shown in the reader's time zone.
     pub created: String,
-    pub last_used: String,
+    pub last_used: Option<String>,
 }
 
 #[derive(Template)]
@@ -552,10 +623,7 @@ async fn account_page(
             id: t.id,
             name: t.name,
             created: view::datetime(t.created_at),
-            last_used: t
-                .last_used_at
-                .map(view::datetime)
-                .unwrap_or_else(|| "never".to_owned()),
+            last_used: t.last_used_at.map(view::datetime),
         })
         .collect();
     let page = AccountPage {

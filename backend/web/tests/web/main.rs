@@ -13,6 +13,7 @@ mod cli;
 mod competition;
 mod families;
 mod flags;
+mod pages;
 mod query;
 mod starter;
 mod teams;
