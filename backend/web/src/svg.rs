@@ -77,21 +77,46 @@ pub struct Axis {
     pub key: String,
 }
 
-/// One evaluated cell: of `total` inputs, the attack fooled the defender on `fooled`.
+/// One evaluated cell: of `total` inputs, `hits` counted for the attack (fooled
+/// the defender, agreed with the target, caught a member: see [`Measure`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Count {
-    pub fooled: i64,
+    pub hits: i64,
     pub total: i64,
 }
 
 impl Count {
-    /// The fooled share (0 when nothing was evaluated).
+    /// The share of hits (0 when nothing was evaluated).
     pub fn share(self) -> f64 {
         if self.total > 0 {
-            self.fooled as f64 / self.total as f64
+            self.hits as f64 / self.total as f64
         } else {
             0.0
         }
+    }
+}
+
+/// What a cell counts, in the words of the challenge's kind: an evasion attack
+/// fools a defender, a stolen model agrees with its target. A reader hovering an
+/// extraction cell must not read "fooled" for what is agreement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Measure {
+    /// The quantity, for the title and the legend: "fooled", "agreement".
+    pub name: &'static str,
+    /// After "12 of 300" in a cell's tooltip: "fooled", "in agreement".
+    pub hits: &'static str,
+}
+
+impl Measure {
+    pub const FOOLED: Self = Self {
+        name: "fooled",
+        hits: "fooled",
+    };
+}
+
+impl Default for Measure {
+    fn default() -> Self {
+        Self::FOOLED
     }
 }
 
@@ -103,6 +128,7 @@ pub struct Heatmap {
     pub cells: Vec<Vec<Option<Count>>>,
     /// One line under the grid (which split, what was left out).
     pub caption: String,
+    pub measure: Measure,
 }
 
 const FONT: &str = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif";
@@ -123,7 +149,7 @@ fn open_svg(out: &mut String, width: usize, height: usize, title: &str) {
 }
 
 /// Draw the matrix: rows are attacks, columns defenders, each cell coloured by
-/// its fooled share, with the percentage printed and the exact count in a tooltip.
+/// its share of hits (see [`Measure`]), with the percentage printed and the exact count in a tooltip.
 pub fn heatmap(map: &Heatmap) -> String {
     const CELL_W: usize = 48;
     const CELL_H: usize = 26;
@@ -151,7 +177,10 @@ pub fn heatmap(map: &Heatmap) -> String {
         &mut out,
         width,
         height,
-        "Attack x defense matrix: share of inputs fooled",
+        &format!(
+            "Attack x defense matrix: share of inputs {}",
+            map.measure.hits
+        ),
     );
     if map.rows.is_empty() || map.columns.is_empty() {
         let _ = write!(
@@ -188,9 +217,9 @@ pub fn heatmap(map: &Heatmap) -> String {
                 left + j * CELL_W,
                 y,
                 (CELL_W, CELL_H),
-                row,
-                column,
+                (row, column),
                 count,
+                map.measure,
             );
         }
     }
@@ -200,7 +229,7 @@ pub fn heatmap(map: &Heatmap) -> String {
         y = height - 34,
         caption = escape(&map.caption)
     );
-    legend(&mut out, 12, height - 24);
+    legend(&mut out, 12, height - 24, map.measure);
     out.push_str("</svg>");
     out
 }
@@ -210,9 +239,9 @@ fn cell(
     x: usize,
     y: usize,
     (w, h): (usize, usize),
-    row: &Axis,
-    column: &Axis,
+    (row, column): (&Axis, &Axis),
     count: Option<Count>,
+    measure: Measure,
 ) {
     let who = format!("{} vs {}", row.label, column.label);
     match count {
@@ -220,11 +249,12 @@ fn cell(
             let share = c.share();
             let _ = write!(
                 out,
-                r##"<g class="cell" data-attacker="{a}" data-defender="{d}" data-fooled="{f}" data-total="{t}"><title>{who}: {f} of {t} fooled ({pct:.1}%)</title><rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{fill}" stroke="#ffffff"/><text x="{tx}" y="{ty}" text-anchor="middle" fill="{ink}" font-size="11">{value}</text></g>"##,
+                r##"<g class="cell" data-attacker="{a}" data-defender="{d}" data-count="{f}" data-total="{t}"><title>{who}: {f} of {t} {hits} ({pct:.1}%)</title><rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{fill}" stroke="#ffffff"/><text x="{tx}" y="{ty}" text-anchor="middle" fill="{ink}" font-size="11">{value}</text></g>"##,
                 a = escape(&row.key),
                 d = escape(&column.key),
-                f = c.fooled,
+                f = c.hits,
                 t = c.total,
+                hits = measure.hits,
                 who = escape(&who),
                 pct = share * 100.0,
                 fill = heat(share).hex(),
@@ -246,30 +276,33 @@ fn cell(
     }
 }
 
-/// The printed cell value: the fooled share as a whole percentage.
+/// The printed cell value: the share as a whole percentage.
 pub fn percent(share: f64) -> String {
     format!("{:.0}%", share * 100.0)
 }
 
-fn legend(out: &mut String, x: usize, y: usize) {
+fn legend(out: &mut String, x: usize, y: usize, measure: Measure) {
     let _ = write!(
         out,
-        r##"<text x="{x}" y="{ty}" fill="#5f6b7a" font-size="11">fooled: 0%</text>"##,
+        r##"<text x="{x}" y="{ty}" fill="#5f6b7a" font-size="11">{name}: 0%</text>"##,
+        name = measure.name,
         ty = y + 11
     );
+    // The ramp starts after the label: about 6 px per character of 11px text.
+    let ramp = x + (measure.name.chars().count() + 4) * 6 + 6;
     for step in 0..=10 {
         let share = step as f64 / 10.0;
         let _ = write!(
             out,
             r##"<rect x="{rx}" y="{y}" width="14" height="14" fill="{fill}" stroke="#e2e6ec"/>"##,
-            rx = x + 66 + step * 14,
+            rx = ramp + step * 14,
             fill = heat(share).hex()
         );
     }
     let _ = write!(
         out,
         r##"<text x="{tx}" y="{ty}" fill="#5f6b7a" font-size="11">100%</text>"##,
-        tx = x + 66 + 11 * 14 + 6,
+        tx = ramp + 11 * 14 + 6,
         ty = y + 11
     );
 }
@@ -445,19 +478,36 @@ mod tests {
             ],
             cells: vec![vec![
                 Some(Count {
-                    fooled: 150,
+                    hits: 150,
                     total: 300,
                 }),
                 None,
             ]],
             caption: "public split".to_owned(),
+            measure: Measure::FOOLED,
         };
         let svg = heatmap(&map);
         assert!(!svg.contains("<script>"));
         assert!(svg.contains("&lt;script&gt;&amp;&quot;&#39; #4"));
-        assert!(svg.contains(r#"data-fooled="150" data-total="300""#));
+        assert!(svg.contains(r#"data-count="150" data-total="300""#));
+        assert!(svg.contains(": 150 of 300 fooled (50.0%)</title>"), "{svg}");
         assert!(svg.contains(">50%</text>"));
         assert!(svg.contains("not evaluated"));
+
+        let agreement = Measure {
+            name: "agreement",
+            hits: "in agreement",
+        };
+        let svg = heatmap(&Heatmap {
+            measure: agreement,
+            ..map
+        });
+        assert!(
+            svg.contains(": 150 of 300 in agreement (50.0%)</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains(">agreement: 0%</text>"), "{svg}");
+        assert!(!svg.contains("fooled"), "{svg}");
     }
 
     #[test]

@@ -105,7 +105,9 @@ fn dtype_name(task: &riposte_core::task::TaskSpec) -> &'static str {
 pub struct TrackRow {
     pub key: &'static str,
     pub name: &'static str,
-    pub window: String,
+    /// RFC 3339 (UTC), shown in the reader's time zone.
+    pub opens: String,
+    pub closes: String,
     pub state: &'static str,
     pub per_day: u32,
     pub max_upload: String,
@@ -125,7 +127,8 @@ pub fn track_rows(spec: &ChallengeSpec, now: i64) -> Vec<TrackRow> {
     let row = |key, name, t: &Track| TrackRow {
         key,
         name,
-        window: format!("{} → {}", datetime(t.opens), datetime(t.closes)),
+        opens: datetime(t.opens),
+        closes: datetime(t.closes),
         state: track_state(t, now),
         per_day: t.submissions_per_day,
         max_upload: format!("{} MiB", t.max_upload_bytes >> 20),

@@ -12,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
 use askama::Template;
-use riposte_core::challenge::ChallengeSpec;
+use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::leaderboard;
 use riposte_core::store::{
     ChallengeRecord, Evaluation, Party, Split, StoreError, Submission, SubmissionStatus, TeamId,
@@ -324,7 +324,7 @@ pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
             (
                 (c.attacker.key(), c.defender.key()),
                 svg::Count {
-                    fooled: c.fooled,
+                    hits: c.fooled,
                     total: c.total,
                 },
             )
@@ -339,8 +339,9 @@ pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
                 .collect()
         })
         .collect();
+    let (measure, counted) = measure_of(input.spec.kind);
     let mut caption = format!(
-        "Share of the {} split's inputs fooled. Rows: attacks; columns: defenders.",
+        "Share of the {} split's {counted}. Rows: attacks; columns: defenders.",
         input.split.as_str()
     );
     if attacks.len() > MATRIX_ROWS {
@@ -361,6 +362,30 @@ pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
         columns,
         cells,
         caption,
+        measure,
+    }
+}
+
+/// What a cell of a `kind` challenge counts, and the caption's words for it: a
+/// stored cell's `fooled` is agreement with the target for model extraction and
+/// members caught for membership inference.
+fn measure_of(kind: ChallengeKind) -> (svg::Measure, &'static str) {
+    match kind {
+        ChallengeKind::Extraction => (
+            svg::Measure {
+                name: "agreement",
+                hits: "in agreement",
+            },
+            "inputs on which the surrogate agrees with the target",
+        ),
+        ChallengeKind::Membership => (
+            svg::Measure {
+                name: "caught",
+                hits: "members caught",
+            },
+            "members caught",
+        ),
+        _ => (svg::Measure::FOOLED, "inputs fooled"),
     }
 }
 
@@ -475,6 +500,16 @@ async fn matrix_svg(
         .await?
         .ok_or_else(PageError::not_found)?;
     let spec = spec_of(&record).map_err(PageError::internal)?;
+    Ok(svg_response(matrix_drawing(&state, &record, &spec).await?))
+}
+
+/// The matrix of a challenge as SVG text, for its own route and drawn inline on
+/// the leaderboard page (inline, so a cell's tooltip shows on hover).
+pub(crate) async fn matrix_drawing(
+    state: &AppState,
+    record: &ChallengeRecord,
+    spec: &ChallengeSpec,
+) -> Result<String, StoreError> {
     let attacks = state
         .store
         .challenge_submissions(record.id, Track::Attack, SubmissionStatus::Scored)
@@ -484,16 +519,47 @@ async fn matrix_svg(
         .challenge_submissions(record.id, Track::Defense, SubmissionStatus::Scored)
         .await?;
     let cells = state.store.evaluations(record.id).await?;
-    let team_names = team_names(&state).await?;
+    let team_names = team_names(state).await?;
     let map = matrix(&MatrixInput {
-        spec: &spec,
+        spec,
         attacks: &attacks,
         defenses: &defenses,
         cells: &cells,
-        split: matrix_split(&record, &spec, state.clock.now()),
+        split: matrix_split(record, spec, state.clock.now()),
         team_names: &team_names,
     });
-    Ok(svg_response(svg::heatmap(&map)))
+    Ok(svg::heatmap(&map))
+}
+
+/// One solve on a flag challenge's board.
+pub struct SolveRow {
+    pub place: usize,
+    pub team: String,
+    /// RFC 3339 (UTC); pages show it in the reader's time zone.
+    pub at: String,
+    pub points: u64,
+}
+
+/// A flag challenge's solves, first first. Every solver holds the challenge's
+/// current value (CTFd's dynamic scoring), so each row shows that value.
+pub(crate) async fn solve_rows(
+    state: &AppState,
+    record: &ChallengeRecord,
+    flag: &riposte_core::challenge::FlagSpec,
+) -> Result<Vec<SolveRow>, StoreError> {
+    let solves = state.store.solves(record.id).await?;
+    let names = team_names(state).await?;
+    let points = flag.value_after(u64::try_from(solves.len()).unwrap_or(u64::MAX));
+    Ok(solves
+        .iter()
+        .enumerate()
+        .map(|(i, s)| SolveRow {
+            place: i + 1,
+            team: names.get(&s.team_id).cloned().unwrap_or_default(),
+            at: view::datetime(s.created_at),
+            points,
+        })
+        .collect())
 }
 
 /// One row of the scoreboard page.
@@ -965,16 +1031,13 @@ mod tests {
         assert_eq!(labels(&map.columns), ["mlp", "blue #4"]);
         assert_eq!(
             map.cells[2][0],
-            Some(svg::Count {
-                fooled: 5,
-                total: 10
-            }),
+            Some(svg::Count { hits: 5, total: 10 }),
             "public, not the private 20/20"
         );
         assert_eq!(
             map.cells[3][1],
             Some(svg::Count {
-                fooled: 15,
+                hits: 15,
                 total: 20
             })
         );

@@ -28,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/static/style.css", web::get().to(stylesheet))
         .route("/static/submission.js", web::get().to(submission_script))
+        .route("/static/page.js", web::get().to(page_script))
         .configure(boards::configure)
         .service(
             web::scope("/api/v1")
@@ -143,6 +144,14 @@ async fn submission_script() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .body(include_str!("../../../../frontend/static/submission.js"))
+}
+
+/// Local times and self-refreshing sections, on every page.
+async fn page_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../../frontend/static/page.js"))
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, actix_web::Error> {

@@ -344,7 +344,8 @@ async fn logout(
 #[template(path = "challenges.html")]
 struct ChallengesPage {
     layout: Layout,
-    challenges: Vec<ChallengeRecord>,
+    /// Each challenge with how far the visitor's team got on it.
+    challenges: Vec<(ChallengeRecord, Option<Progress>)>,
     kinds: Vec<&'static str>,
     difficulties: Vec<&'static str>,
     kind: String,
@@ -377,17 +378,86 @@ async fn challenges(
         .await?
         .into_iter()
         .filter(|c| kind.is_empty() || c.kind == kind)
-        .filter(|c| difficulty.is_empty() || c.difficulty == difficulty)
-        .collect();
+        .filter(|c| difficulty.is_empty() || c.difficulty == difficulty);
+    let team = visitor.user().and_then(|u| u.team_id);
+    let mut marked = Vec::new();
+    for c in challenges {
+        let progress = match team {
+            Some(team) => progress(&state, team, &c).await?,
+            None => None,
+        };
+        marked.push((c, progress));
+    }
     let page = ChallengesPage {
         layout: Layout::new(&state, &visitor),
-        challenges,
+        challenges: marked,
         kinds: ChallengeKind::ALL.iter().map(|k| k.as_str()).collect(),
         difficulties: Difficulty::ALL.iter().map(|d| d.as_str()).collect(),
         kind: kind.to_owned(),
         difficulty: difficulty.to_owned(),
     };
     render(StatusCode::OK, &page)
+}
+
+/// How far a team got on a challenge, marked on the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The team found the flag.
+    Solved,
+    /// The team has a scored submission on a track (it is on the leaderboard).
+    Scored,
+}
+
+impl Progress {
+    pub fn word(self) -> &'static str {
+        match self {
+            Progress::Solved => "solved",
+            Progress::Scored => "scored",
+        }
+    }
+
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Progress::Solved => "Your team found the flag",
+            Progress::Scored => "Your team has a scored submission on the leaderboard",
+        }
+    }
+}
+
+async fn progress(
+    state: &AppState,
+    team: riposte_core::store::TeamId,
+    challenge: &ChallengeRecord,
+) -> Result<Option<Progress>, PageError> {
+    // One broken bundle must not take the whole list down: it gets no mark.
+    let spec = match super::stored_spec(challenge) {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::error!(error = ?e, "challenge left unmarked on the list");
+            return Ok(None);
+        }
+    };
+    if spec.flag.is_some()
+        && state
+            .store
+            .solves(challenge.id)
+            .await?
+            .iter()
+            .any(|s| s.team_id == team)
+    {
+        return Ok(Some(Progress::Solved));
+    }
+    if (spec.attack.is_some() || spec.defense.is_some())
+        && state
+            .store
+            .team_submissions(team, challenge.id)
+            .await?
+            .iter()
+            .any(|s| s.status == riposte_core::store::SubmissionStatus::Scored)
+    {
+        return Ok(Some(Progress::Scored));
+    }
+    Ok(None)
 }
 
 #[derive(Template)]
@@ -558,8 +628,9 @@ async fn challenge(
 pub struct TokenRow {
     pub id: i64,
     pub name: String,
+    /// RFC 3339 (UTC), shown in the reader's time zone.
     pub created: String,
-    pub last_used: String,
+    pub last_used: Option<String>,
 }
 
 #[derive(Template)]
@@ -568,15 +639,23 @@ struct AccountPage {
     layout: Layout,
     tokens: Vec<TokenRow>,
     new_token: Option<String>,
+    notice: Option<&'static str>,
     error: Option<String>,
+}
+
+/// What the account page shows above its sections.
+enum AccountFlash {
+    Nothing,
+    NewToken(String),
+    Notice(&'static str),
+    Error(String),
 }
 
 async fn account_page(
     state: &AppState,
     visitor: &Visitor,
     status: StatusCode,
-    new_token: Option<String>,
-    error: Option<String>,
+    flash: AccountFlash,
 ) -> Result<HttpResponse, PageError> {
     let user = visitor.require()?;
     let tokens = state
@@ -588,16 +667,21 @@ async fn account_page(
             id: t.id,
             name: t.name,
             created: view::datetime(t.created_at),
-            last_used: t
-                .last_used_at
-                .map(view::datetime)
-                .unwrap_or_else(|| "never".to_owned()),
+            last_used: t.last_used_at.map(view::datetime),
         })
         .collect();
+    let (mut new_token, mut notice, mut error) = (None, None, None);
+    match flash {
+        AccountFlash::Nothing => {}
+        AccountFlash::NewToken(token) => new_token = Some(token),
+        AccountFlash::Notice(text) => notice = Some(text),
+        AccountFlash::Error(text) => error = Some(text),
+    }
     let page = AccountPage {
         layout: Layout::new(state, visitor),
         tokens,
         new_token,
+        notice,
         error,
     };
     let mut response = render(status, &page)?;
@@ -614,17 +698,13 @@ async fn account(
     visitor: Visitor,
     query: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let mut page = account_page(&state, &visitor, StatusCode::OK, None, None);
-    if query.password.as_deref() == Some("changed") {
-        page = account_page(
-            &state,
-            &visitor,
-            StatusCode::OK,
-            None,
-            Some("Your password was changed; your other sessions were signed out.".to_owned()),
-        );
-    }
-    page.await
+    let flash = match query.password.as_deref() {
+        Some("changed") => {
+            AccountFlash::Notice("Your password was changed; your other sessions were signed out.")
+        }
+        _ => AccountFlash::Nothing,
+    };
+    account_page(&state, &visitor, StatusCode::OK, flash).await
 }
 
 #[derive(Deserialize)]
@@ -652,8 +732,14 @@ async fn change_password(
 ) -> Result<HttpResponse, PageError> {
     let user = visitor.require()?;
     visitor.check_csrf(&form.csrf_token)?;
-    let refuse =
-        |status, msg: &str| account_page(&state, &visitor, status, None, Some(msg.to_owned()));
+    let refuse = |status, msg: &str| {
+        account_page(
+            &state,
+            &visitor,
+            status,
+            AccountFlash::Error(msg.to_owned()),
+        )
+    };
     let new = match NewPassword::parse(&form.new_password) {
         Ok(p) => p,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &capitalized(&e.0)).await,
@@ -697,14 +783,20 @@ async fn create_token(
     visitor.check_csrf(&form.csrf_token)?;
     let (status, message) = match auth::issue_api_token(&state, user.id, &form.name).await {
         Ok(token) => {
-            return account_page(&state, &visitor, StatusCode::OK, Some(token), None).await;
+            return account_page(
+                &state,
+                &visitor,
+                StatusCode::OK,
+                AccountFlash::NewToken(token),
+            )
+            .await;
         }
         Err(auth::TokenRefusal::Invalid(m)) => (StatusCode::BAD_REQUEST, m),
         Err(auth::TokenRefusal::TooMany(m)) => (StatusCode::CONFLICT, m),
         Err(auth::TokenRefusal::Store(e)) => return Err(e.into()),
     };
     let message = capitalized(&message);
-    account_page(&state, &visitor, status, None, Some(message)).await
+    account_page(&state, &visitor, status, AccountFlash::Error(message)).await
 }
 
 fn capitalized(s: &str) -> String {

@@ -776,6 +776,10 @@ struct LeaderboardPage {
     /// How scores are made and ties broken, for this challenge's kind.
     rules: &'static str,
     show_queries: bool,
+    /// The attack x defense matrix as inline SVG (tracks only).
+    matrix: Option<String>,
+    /// A flag challenge's solves, first first.
+    solves: Option<Vec<super::boards::SolveRow>>,
 }
 
 async fn page_leaderboard(
@@ -817,8 +821,19 @@ async fn page_leaderboard(
             rows,
         });
     }
+    let matrix = if boards.is_empty() {
+        None
+    } else {
+        Some(super::boards::matrix_drawing(&state, &record, &spec).await?)
+    };
+    let solves = match &spec.flag {
+        Some(flag) => Some(super::boards::solve_rows(&state, &record, flag).await?),
+        None => None,
+    };
     let page = LeaderboardPage {
         layout: Layout::new(&state, &visitor),
+        matrix,
+        solves,
         challenge: record,
         boards,
         split: split.as_str(),
@@ -828,6 +843,9 @@ async fn page_leaderboard(
             }
             ChallengeKind::Membership => {
                 "Score: the true-positive rate at a false-positive rate of at most 10% (as in MICO) over this split's candidates. Ties go to the earlier submission."
+            }
+            ChallengeKind::Secret => {
+                "Every team that submits the flag holds the challenge's current value, which drops as more teams solve it; the first solver takes first blood."
             }
             _ => {
                 "Attack score: sum over defenders of the share fooled. Defense score: sum over attacks of the accuracy kept. Ties go to the earlier submission."

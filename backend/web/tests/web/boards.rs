@@ -102,7 +102,7 @@ fn assert_well_formed(svg: &str) {
 /// The matrix cell of `attacker` x `defender` shows `fooled` of `total`, and prints the share.
 fn assert_cell(svg: &str, attacker: &str, defender: &str, fooled: i64, total: i64) {
     let marker = format!(
-        r#"data-attacker="{attacker}" data-defender="{defender}" data-fooled="{fooled}" data-total="{total}""#
+        r#"data-attacker="{attacker}" data-defender="{defender}" data-count="{fooled}" data-total="{total}""#
     );
     let at = svg
         .find(&marker)
@@ -183,7 +183,7 @@ async fn matrix_scoreboard_and_previews_show_the_competition() {
     let (status, html) = bob.get_text("/challenges/mnist-evasion/leaderboard").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        html.contains(r#"<img id="matrix" src="/challenges/mnist-evasion/matrix.svg""#),
+        html.contains(r#"<div class="matrix" id="matrix"><svg "#),
         "{html}"
     );
     let svg = get_svg(&bob, "/challenges/mnist-evasion/matrix.svg").await;

@@ -534,8 +534,16 @@ both_databases!(passwords_can_be_changed_and_reset, |app| {
         )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/account?password=changed");
     // this browser stays signed in, the other one is signed out
-    assert_eq!(alice.get("/account").await.status(), StatusCode::OK);
+    let (status, html) = alice.get_text("/account?password=changed").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        element_text(&html, "form-notice")
+            .unwrap()
+            .contains("password was changed")
+    );
+    assert_eq!(html.matches("Change password").count(), 1, "{html}");
     assert_eq!(
         elsewhere.get("/account").await.status(),
         StatusCode::UNAUTHORIZED

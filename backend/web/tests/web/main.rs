@@ -14,6 +14,7 @@ mod competition;
 mod families;
 mod flags;
 mod hardening;
+mod pages;
 mod query;
 mod starter;
 mod teams;
