@@ -172,7 +172,9 @@ pub fn heatmap(map: &Heatmap) -> String {
         .max(caption)
         .max(360);
     let height = top + map.rows.len() * CELL_H + 60;
-    let mut out = String::with_capacity(256 + map.rows.len() * map.columns.len() * 260);
+    // a guess to save regrowing, capped: a 1,000 x 1,000 matrix must not reserve 260 MB up front
+    let cells = map.rows.len().saturating_mul(map.columns.len());
+    let mut out = String::with_capacity(cells.saturating_mul(260).saturating_add(256).min(1 << 20));
     open_svg(
         &mut out,
         width,
@@ -346,8 +348,9 @@ pub fn line_chart(
     let plot_h = H - TOP - BOTTOM;
     let x_of = |t: i64| LEFT + plot_w * (t.clamp(start, end) - start) as f64 / (end - start) as f64;
     let y_of = |v: f64| TOP + plot_h * (1.0 - (v / y_max).clamp(0.0, 1.0));
-    let mut out =
-        String::with_capacity(2048 + series.iter().map(|s| s.steps.len() * 40).sum::<usize>());
+    let mut out = String::with_capacity(
+        (2048 + series.iter().map(|s| s.steps.len() * 40).sum::<usize>()).min(1 << 20),
+    );
     open_svg(&mut out, W as usize, H as usize, "Score over time");
     for k in 0..=4 {
         let v = y_max * f64::from(k) / 4.0;

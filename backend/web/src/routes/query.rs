@@ -446,8 +446,13 @@ async fn query(
             max_elements: query.max_batch.saturating_mul(task.example_len()),
             ..Default::default()
         };
-        let tensor = riposte_eval::tensor::read_tensor(&body, Some("query.npy"), &limits)
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let tensor =
+            riposte_eval::tensor::read_tensor(&body, Some("query.npy"), &limits).map_err(|e| {
+                ApiError::invalid(format!(
+                    "{e}: a query holds 1 to {} examples of shape {:?}",
+                    query.max_batch, task.input_shape
+                ))
+            })?;
         riposte_eval::tensor::validate_examples(&tensor, task)
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         let n = tensor.num_examples();
@@ -648,7 +653,7 @@ mod tests {
             short.contains("example 0 has 3 values: expected 4"),
             "{short}"
         );
-        let long = read(r#"{"inputs": [[1, 2], [1, 2, 3, 4, 5]]}"#, 4, 4)
+        let long = read(r#"{"inputs": [[1, 2, 3, 4], [1, 2, 3, 4, 5]]}"#, 4, 4)
             .err()
             .unwrap();
         assert!(long.contains("example 1 has more values"), "{long}");

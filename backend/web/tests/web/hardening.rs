@@ -740,3 +740,69 @@ both_databases!(
         assert!(message.contains("it is 2027-12-01"), "{message}");
     }
 );
+
+#[actix_web::test]
+async fn bodies_at_every_size_limit_get_clear_refusals() {
+    let app = spawn_competition(Db::Sqlite, |s| s.workers = 0)
+        .await
+        .unwrap();
+    let alice = app.competitor("alice").await;
+    let token = alice.api_token("alice", PASSWORD).await;
+
+    // forms: 64 KiB
+    let csrf = alice.csrf("/team").await;
+    let name = "x".repeat(64 * 1024);
+    let r = alice
+        .http
+        .post(alice.url("/team/create"))
+        .form(&[("name", name.as_str()), ("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("forms may be at most 65536 bytes")
+    );
+
+    // JSON: 256 KiB
+    let r = alice
+        .http
+        .post(alice.url("/api/v1/auth/token"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"username": "alice", "password": "{}"}}"#,
+            "p".repeat(256 * 1024)
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = json_error(r).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+    );
+
+    // uploads: the attack track's 16 MiB, exactly and one byte over
+    let over = vec![0u8; 16 * 1024 * 1024 + 1];
+    let (status, code, message) =
+        json_error(upload(&alice, &token, "attack", "big.npy", over).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        "{message}"
+    );
+    let at_limit = vec![0u8; 16 * 1024 * 1024];
+    let r = upload(&alice, &token, "attack", "big.npy", at_limit).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "the limit itself is allowed (the scorer judges the bytes)"
+    );
+
+    // and the server is still well
+    assert_eq!(app.client().get("/healthz").await.status(), StatusCode::OK);
+    app.finish().await;
+}

@@ -110,7 +110,7 @@ async fn probabilities_match_the_model_and_the_budget_is_counted() {
         "1000 examples is over max_batch"
     );
     assert!(
-        message.contains("1000 examples in one request: expected 1 to 100"),
+        message.contains("a query holds 1 to 100 examples"),
         "{message}"
     );
 
