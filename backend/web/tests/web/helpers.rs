@@ -52,6 +52,28 @@ macro_rules! both_databases {
     };
 }
 
+/// Run `async fn name(db: Db)` as `name::sqlite` and `name::postgres` (the latter
+/// skipped, or failed under `CI=true`, when no PostgreSQL is configured).
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident) => {
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                super::$name($crate::helpers::Db::Sqlite).await
+            }
+            #[actix_web::test]
+            async fn postgres() {
+                if std::env::var(riposte_db::testing::POSTGRES_URL_VAR).is_err() {
+                    riposte_db::testing::missing("RIPOSTE_TEST_POSTGRES_URL is not set");
+                    return;
+                }
+                super::$name($crate::helpers::Db::Postgres).await
+            }
+        }
+    };
+}
+
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
