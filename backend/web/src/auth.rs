@@ -387,17 +387,31 @@ fn forget_idle_keys<K: std::hash::Hash + Eq + Clone>(limiter: &DefaultKeyedRateL
 
 /// The client's network: its IPv4 address, or the /64 an IPv6 host gets (one
 /// machine can hold a whole /64, so counting single IPv6 addresses counts nothing).
+/// Behind a trusted reverse proxy the client is read from `X-Forwarded-For`
+/// (see [`crate::proxy`]).
 pub fn client_ip(req: &HttpRequest) -> IpAddr {
-    match req.peer_addr().map(|a| a.ip()) {
-        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+    let peer = req
+        .peer_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let ip = match req.app_data::<actix_web::web::Data<crate::startup::AppState>>() {
+        Some(state) if !state.settings.trusted_proxies.is_empty() => {
+            let lines = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .filter_map(|v| v.to_str().ok());
+            state.settings.trusted_proxies.client(peer, lines)
+        }
+        _ => peer,
+    };
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
             None => {
                 let s = v6.segments();
                 IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
             }
         },
-        Some(v4) => v4,
-        None => IpAddr::from([0, 0, 0, 0]),
+        v4 => v4,
     }
 }
 

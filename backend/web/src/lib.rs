@@ -18,6 +18,7 @@ pub mod cli;
 pub mod error;
 pub mod import;
 mod preview_png;
+pub mod proxy;
 pub mod query_service;
 pub(crate) mod routes;
 pub mod settings;

@@ -61,6 +61,9 @@ pub struct Settings {
     /// Seconds added to the system time: rehearse an event before its dates (every
     /// process sharing the database must use the same value). Tests set it too.
     pub clock_offset_seconds: i64,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or CIDR
+    /// networks, comma-separated); empty: the connecting address is the client.
+    pub trusted_proxies: crate::proxy::TrustedProxies,
 }
 
 impl Default for Settings {
@@ -90,6 +93,7 @@ impl Default for Settings {
             queries_per_second_per_user: 50,
             query_batch_examples: 256,
             clock_offset_seconds: 0,
+            trusted_proxies: crate::proxy::TrustedProxies::default(),
         }
     }
 }
@@ -152,6 +156,7 @@ struct DefaultsView {
     queries_per_second_per_user: u32,
     query_batch_examples: usize,
     clock_offset_seconds: i64,
+    trusted_proxies: String,
 }
 
 impl From<Settings> for DefaultsView {
@@ -176,6 +181,7 @@ impl From<Settings> for DefaultsView {
             queries_per_second_per_user: s.queries_per_second_per_user,
             query_batch_examples: s.query_batch_examples,
             clock_offset_seconds: s.clock_offset_seconds,
+            trusted_proxies: s.trusted_proxies.to_string(),
             log_format: match s.log_format {
                 LogFormat::Human => "human",
                 LogFormat::Json => "json",

@@ -136,9 +136,9 @@ fn byte(v: f32) -> u8 {
     (v.clamp(0.0, 1.0) * 255.0).round() as u8
 }
 
-#[actix_web::test]
-async fn matrix_scoreboard_and_previews_show_the_competition() {
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+crate::on_both_databases!(matrix_scoreboard_and_previews_show_the_competition);
+async fn matrix_scoreboard_and_previews_show_the_competition(db: Db) {
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let alice = app.competitor("alice").await;
     let r = alice
         .post_form("/team", "/team/create", &[("name", HOSTILE)])

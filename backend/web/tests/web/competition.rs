@@ -148,9 +148,9 @@ pub fn noise_attack(clean: &Tensor, eps: f32) -> Tensor {
     Tensor::new(clean.shape.clone(), data).unwrap()
 }
 
-#[actix_web::test]
-async fn attack_and_defense_are_scored_against_each_other() {
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+crate::on_both_databases!(attack_and_defense_are_scored_against_each_other);
+async fn attack_and_defense_are_scored_against_each_other(db: Db) {
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let alice = app.competitor("alice").await;
     let alice_token = alice.api_token("alice", PASSWORD).await;
     let bob = app.competitor("bob").await;
@@ -289,9 +289,9 @@ async fn attack_and_defense_are_scored_against_each_other() {
     app.finish().await;
 }
 
-#[actix_web::test]
-async fn bad_attack_files_are_rejected_with_the_reason() {
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+crate::on_both_databases!(bad_attack_files_are_rejected_with_the_reason);
+async fn bad_attack_files_are_rejected_with_the_reason(db: Db) {
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let bob = app.competitor("bob").await;
     let token = bob.api_token("bob", PASSWORD).await;
     let limits = tensor::Limits::default();
@@ -347,9 +347,9 @@ async fn bad_attack_files_are_rejected_with_the_reason() {
     app.finish().await;
 }
 
-#[actix_web::test]
-async fn uploads_are_refused_at_the_door_and_leave_nothing() {
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+crate::on_both_databases!(uploads_are_refused_at_the_door_and_leave_nothing);
+async fn uploads_are_refused_at_the_door_and_leave_nothing(db: Db) {
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let bob = app.competitor("bob").await;
     let token = bob.api_token("bob", PASSWORD).await;
     let blobs = app.settings.data_dir.join("blobs");
@@ -424,8 +424,8 @@ fn walk(dir: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
-#[actix_web::test]
-async fn windows_and_daily_limits_are_enforced() {
+crate::on_both_databases!(windows_and_daily_limits_are_enforced);
+async fn windows_and_daily_limits_are_enforced(db: Db) {
     // A copy of the bundle whose attack track has closed and whose defense track allows one a day.
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("mnist-evasion");
@@ -447,7 +447,7 @@ async fn windows_and_daily_limits_are_enforced() {
     )
     .unwrap();
     let root = dir.path().to_owned();
-    let app = spawn_competition(Db::Sqlite, move |s| s.challenges_dir = root)
+    let app = spawn_competition(db, move |s| s.challenges_dir = root)
         .await
         .unwrap();
     let bob = app.competitor("bob").await;
@@ -522,14 +522,12 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+crate::on_both_databases!(matrix_repair_fills_cells_a_race_left_out);
 /// Two jobs scored at the same time can each miss the other (an attack listing
 /// defenses before a defense was accepted, the defense listing attacks before the
 /// attack was scored). The repair pass fills exactly those cells.
-#[actix_web::test]
-async fn matrix_repair_fills_cells_a_race_left_out() {
-    let app = spawn_competition(Db::Sqlite, |s| s.workers = 0)
-        .await
-        .unwrap();
+async fn matrix_repair_fills_cells_a_race_left_out(db: Db) {
+    let app = spawn_competition(db, |s| s.workers = 0).await.unwrap();
     let alice = app.competitor("alice").await;
     let alice_token = alice.api_token("alice", PASSWORD).await;
     let bob = app.competitor("bob").await;
@@ -635,9 +633,9 @@ async fn attack_board(c: &Client, token: &str) -> serde_json::Value {
         .unwrap()
 }
 
-#[actix_web::test]
-async fn teams_choose_what_counts_and_organizers_reveal_the_private_ranking() {
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+crate::on_both_databases!(teams_choose_what_counts_and_organizers_reveal_the_private_ranking);
+async fn teams_choose_what_counts_and_organizers_reveal_the_private_ranking(db: Db) {
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let bob = app.competitor("bob").await;
     let token = bob.api_token("bob", PASSWORD).await;
     let limits = tensor::Limits::default();

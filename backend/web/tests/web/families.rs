@@ -67,9 +67,9 @@ fn result_row(body: &serde_json::Value) -> (i64, i64) {
     )
 }
 
-#[actix_web::test]
-async fn extraction_scores_fidelity_on_hidden_inputs_and_ties_go_to_fewer_queries() {
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+crate::on_both_databases!(extraction_scores_fidelity_on_hidden_inputs_and_ties_go_to_fewer_queries);
+async fn extraction_scores_fidelity_on_hidden_inputs_and_ties_go_to_fewer_queries(db: Db) {
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let alice = app.competitor("alice").await;
     let bob = app.competitor("bob").await;
     let alice_token = alice.api_token("alice", PASSWORD).await;
@@ -226,9 +226,9 @@ fn naive_tpr_at_fpr(scores: &[f64], member: &[bool], max_fpr: f64) -> f64 {
     best
 }
 
-#[actix_web::test]
-async fn membership_scores_tpr_at_low_fpr_from_npy_or_csv() {
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+crate::on_both_databases!(membership_scores_tpr_at_low_fpr_from_npy_or_csv);
+async fn membership_scores_tpr_at_low_fpr_from_npy_or_csv(db: Db) {
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let carol = app.competitor("carol").await;
     let token = carol.api_token("carol", PASSWORD).await;
     let is_member: Vec<bool> = labels("mnist-membership", "private/is_member.npy")
@@ -309,9 +309,9 @@ async fn membership_scores_tpr_at_low_fpr_from_npy_or_csv() {
     app.finish().await;
 }
 
-#[actix_web::test]
-async fn completions_leak_the_canary_one_query_each() {
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+crate::on_both_databases!(completions_leak_the_canary_one_query_each);
+async fn completions_leak_the_canary_one_query_each(db: Db) {
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let dave = app.competitor("dave").await;
     let token = dave.api_token("dave", PASSWORD).await;
     let flag = String::from_utf8(file("autocomplete-leak", "private/flag.txt")).unwrap();

@@ -27,11 +27,9 @@ fn zeros_example() -> String {
     format!("[{}]", vec!["0"; 784].join(","))
 }
 
-#[actix_web::test]
-async fn query_bodies_at_every_limit_are_refused_and_the_server_lives() {
-    let app = spawn_competition(Db::Sqlite, |s| s.workers = 0)
-        .await
-        .unwrap();
+crate::on_both_databases!(query_bodies_at_every_limit_are_refused_and_the_server_lives);
+async fn query_bodies_at_every_limit_are_refused_and_the_server_lives(db: Db) {
+    let app = spawn_competition(db, |s| s.workers = 0).await.unwrap();
     let bob = app.competitor("bob").await;
     let token = bob.api_token("bob", PASSWORD).await;
     let limit = 32 << 20; // the query body limit (routes::query::QUERY_BODY_LIMIT)
@@ -502,6 +500,62 @@ both_databases!(
     }
 );
 
+/// Ask for a token with a wrong password, as `from` saying the client is `forwarded`.
+async fn token_attempt(from: &Client, forwarded: &str) -> StatusCode {
+    from.http
+        .post(from.url("/api/v1/auth/token"))
+        .header("x-forwarded-for", forwarded)
+        .json(&serde_json::json!({"username": "ghost", "password": "not the password"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+both_databases!(
+    forwarded_for_names_the_client_only_behind_a_trusted_proxy,
+    |s| {
+        s.auth_attempts_per_ip_per_minute = 3;
+        s.trusted_proxies = "127.0.0.1".parse().unwrap();
+    },
+    |app| {
+        let proxy = client_from(&app, [127, 0, 0, 1]);
+        for _ in 0..3 {
+            assert_eq!(
+                token_attempt(&proxy, "203.0.113.5").await,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        assert_eq!(
+            token_attempt(&proxy, "203.0.113.5").await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        // another client behind the same proxy is not throttled by the first
+        assert_eq!(
+            token_attempt(&proxy, "203.0.113.6").await,
+            StatusCode::UNAUTHORIZED
+        );
+        // what the client wrote itself (left of the proxy's entry) is never read
+        assert_eq!(
+            token_attempt(&proxy, "198.51.100.1, 203.0.113.5").await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        // a peer that is not a trusted proxy cannot pick its key with the header
+        let direct = client_from(&app, [127, 0, 0, 2]);
+        for n in 0..3 {
+            let forged = format!("192.0.2.{n}");
+            assert_eq!(
+                token_attempt(&direct, &forged).await,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        assert_eq!(
+            token_attempt(&direct, "192.0.2.200").await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+);
+
 both_databases!(passwords_can_be_changed_and_reset, |app| {
     let alice = app.competitor("alice").await;
     let elsewhere = app.client();
@@ -741,11 +795,9 @@ both_databases!(
     }
 );
 
-#[actix_web::test]
-async fn bodies_at_every_size_limit_get_clear_refusals() {
-    let app = spawn_competition(Db::Sqlite, |s| s.workers = 0)
-        .await
-        .unwrap();
+crate::on_both_databases!(bodies_at_every_size_limit_get_clear_refusals);
+async fn bodies_at_every_size_limit_get_clear_refusals(db: Db) {
+    let app = spawn_competition(db, |s| s.workers = 0).await.unwrap();
     let alice = app.competitor("alice").await;
     let token = alice.api_token("alice", PASSWORD).await;
 

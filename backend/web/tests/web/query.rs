@@ -49,9 +49,9 @@ async fn app_with_query(
     (app, dir)
 }
 
-#[actix_web::test]
-async fn probabilities_match_the_model_and_the_budget_is_counted() {
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+crate::on_both_databases!(probabilities_match_the_model_and_the_budget_is_counted);
+async fn probabilities_match_the_model_and_the_budget_is_counted(db: Db) {
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let bob = app.competitor("bob").await;
     let token = bob.api_token("bob", PASSWORD).await;
     let x = eval_x();
@@ -252,9 +252,9 @@ async fn queries_are_rate_limited_per_user() {
     app.finish().await;
 }
 
-#[actix_web::test]
-async fn other_teams_defenses_can_be_queried_but_not_your_own() {
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+crate::on_both_databases!(other_teams_defenses_can_be_queried_but_not_your_own);
+async fn other_teams_defenses_can_be_queried_but_not_your_own(db: Db) {
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let alice = app.competitor("alice").await;
     let alice_token = alice.api_token("alice", PASSWORD).await;
     let defense = std::fs::read(
@@ -290,9 +290,9 @@ async fn other_teams_defenses_can_be_queried_but_not_your_own() {
     app.finish().await;
 }
 
-#[actix_web::test]
-async fn the_challenge_page_shows_the_budget_left_and_runnable_snippets() {
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+crate::on_both_databases!(the_challenge_page_shows_the_budget_left_and_runnable_snippets);
+async fn the_challenge_page_shows_the_budget_left_and_runnable_snippets(db: Db) {
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let bob = app.competitor("bob").await;
     let token = bob.api_token("bob", PASSWORD).await;
     let x = eval_x();
@@ -336,9 +336,9 @@ async fn the_challenge_page_shows_the_budget_left_and_runnable_snippets() {
     app.finish().await;
 }
 
-#[actix_web::test]
-async fn a_hidden_challenge_answers_no_queries_within_the_cache_time() {
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+crate::on_both_databases!(a_hidden_challenge_answers_no_queries_within_the_cache_time);
+async fn a_hidden_challenge_answers_no_queries_within_the_cache_time(db: Db) {
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let bob = app.competitor("bob").await;
     let token = bob.api_token("bob", PASSWORD).await;
     let x = eval_x();

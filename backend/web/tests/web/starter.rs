@@ -92,10 +92,10 @@ fn python() -> Option<String> {
     python
 }
 
-#[actix_web::test]
-async fn the_public_starter_submits_an_attack_that_fools_the_mlp() {
+crate::on_both_databases!(the_public_starter_submits_an_attack_that_fools_the_mlp);
+async fn the_public_starter_submits_an_attack_that_fools_the_mlp(db: Db) {
     let Some(python) = python() else { return };
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let alice = app.competitor("alice").await;
     let out = tempfile::tempdir().unwrap();
     let adv = out.path().join("adv.npy");
@@ -124,10 +124,10 @@ async fn the_public_starter_submits_an_attack_that_fools_the_mlp() {
     app.finish().await;
 }
 
-#[actix_web::test]
-async fn the_extraction_starter_steals_a_faithful_surrogate() {
+crate::on_both_databases!(the_extraction_starter_steals_a_faithful_surrogate);
+async fn the_extraction_starter_steals_a_faithful_surrogate(db: Db) {
     let Some(python) = python() else { return };
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let bob = app.competitor("bob").await;
     let (stdout, work) = run_starter(
         &app,
@@ -148,10 +148,10 @@ async fn the_extraction_starter_steals_a_faithful_surrogate() {
     app.finish().await;
 }
 
-#[actix_web::test]
-async fn the_membership_starter_beats_chance_at_low_fpr() {
+crate::on_both_databases!(the_membership_starter_beats_chance_at_low_fpr);
+async fn the_membership_starter_beats_chance_at_low_fpr(db: Db) {
     let Some(python) = python() else { return };
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let carol = app.competitor("carol").await;
     let (stdout, _work) = run_starter(
         &app,
@@ -171,10 +171,10 @@ async fn the_membership_starter_beats_chance_at_low_fpr() {
     app.finish().await;
 }
 
-#[actix_web::test]
-async fn the_autocomplete_starter_extracts_the_flag() {
+crate::on_both_databases!(the_autocomplete_starter_extracts_the_flag);
+async fn the_autocomplete_starter_extracts_the_flag(db: Db) {
     let Some(python) = python() else { return };
-    let app = spawn_competition(Db::Sqlite, |_| {}).await.unwrap();
+    let app = spawn_competition(db, |_| {}).await.unwrap();
     let dave = app.competitor("dave").await;
     let (stdout, _work) = run_starter(&app, &python, "autocomplete-leak", "dave", &[]).await;
     assert!(stdout.contains("flag: correct"), "{stdout}");
