@@ -1,6 +1,8 @@
 //! What the end-to-end benchmarks share: a real `riposte serve` process and
 //! competitors made straight through the Store.
 
+#![allow(dead_code)] // each benchmark uses its own part
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -65,6 +67,12 @@ impl Server {
             .recv_timeout(Duration::from_secs(120))
             .context("riposte serve did not start")?;
         Ok(server)
+    }
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
