@@ -1,6 +1,8 @@
 //! A worker killed mid-job: `riposte worker` processes sharing the app's
 //! database, the first SIGKILLed while it scores a defense. Its lease expires,
-//! a second worker claims the job (attempt 2) and scores it once.
+//! a second worker claims the job (attempt 2) and scores it once. A worker
+//! stopped with SIGTERM mid-job puts the job back without spending an attempt, and
+//! a scorer that panics fails its one job, not the worker.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,6 +39,11 @@ impl Workers {
 
     /// Start `riposte worker` on the app's data dir and database, in its own process group.
     fn start(&mut self, app: &TestApp) -> u32 {
+        self.start_with(app, &[])
+    }
+
+    /// Like `start`, with extra `RIPOSTE__...` settings.
+    fn start_with(&mut self, app: &TestApp, envs: &[(&str, &str)]) -> u32 {
         use std::os::unix::process::CommandExt;
         let n = self.children.len();
         let log = std::fs::File::create(self.logs.join(format!("worker{n}.log"))).unwrap();
@@ -66,6 +73,7 @@ impl Workers {
                 workspace_root().join("challenges"),
             )
             .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -82,6 +90,30 @@ impl Workers {
         kill_group(pid);
         if let Some(child) = self.children.iter_mut().find(|c| c.id() == pid) {
             let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM the worker alone (not its model hosts), as `docker stop` does, and
+    /// wait for it to exit by itself.
+    fn terminate(&mut self, pid: u32, within: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let child = self
+            .children
+            .iter_mut()
+            .find(|c| c.id() == pid)
+            .expect("a worker this test started");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < within,
+                "the worker did not stop within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -266,5 +298,175 @@ both_databases!(
         assert_eq!(store.queue_depth().await.unwrap(), 0);
         store.close().await;
         drop(workers);
+    }
+);
+
+both_databases!(
+    a_worker_stopped_with_sigterm_puts_its_job_back_without_spending_an_attempt,
+    |settings| {
+        settings.workers = 0;
+        settings.job_lease_seconds = LEASE_SECONDS;
+    },
+    |app| {
+        let mut workers = Workers::new(logs_dir(&app.settings.data_dir));
+        let alice = app.competitor("alice").await;
+        let token = alice.api_token("alice", PASSWORD).await;
+        let r =
+            crate::competition::upload(&alice, &token, "defense", "defense.onnx", defense_bytes())
+                .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+
+        // No grace: the job in hand goes back at once.
+        let first = workers.start_with(&app, &[("RIPOSTE__WORKER_SHUTDOWN_GRACE_SECONDS", "0")]);
+        let running = |b: &serde_json::Value| b["status"] == "running";
+        wait_for(
+            &alice,
+            &token,
+            id,
+            Duration::from_secs(60),
+            &workers,
+            "running",
+            running,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = workers.terminate(first, Duration::from_secs(15));
+        assert!(status.success(), "{status:?}\n{}", workers.logs());
+
+        let store = app.store().await;
+        let job = |store: &riposte_db::SqlStore| {
+            let pool = store.pool().clone();
+            async move {
+                let rows = sqlx::query(
+                    "SELECT attempts, state, lease_owner FROM jobs WHERE submission_id = $1",
+                )
+                .bind(id)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                assert_eq!(rows.len(), 1, "one job per submission");
+                (
+                    rows[0].get::<i64, _>("attempts"),
+                    rows[0].get::<String, _>("state"),
+                    rows[0].get::<Option<String>, _>("lease_owner"),
+                )
+            }
+        };
+        assert_eq!(
+            job(&store).await,
+            (0, "queued".to_owned(), None),
+            "released, attempt not counted\n{}",
+            workers.logs()
+        );
+        assert_eq!(
+            submission_status(&alice, &token, id).await["status"],
+            "queued"
+        );
+
+        workers.start(&app);
+        let is_final = |b: &serde_json::Value| {
+            ["scored", "rejected", "failed"].contains(&b["status"].as_str().unwrap_or(""))
+        };
+        let done = wait_for(
+            &alice,
+            &token,
+            id,
+            Duration::from_secs(120),
+            &workers,
+            "final",
+            is_final,
+        )
+        .await;
+        assert_eq!(done["status"], "scored", "{done}\n{}", workers.logs());
+        assert_eq!(
+            job(&store).await,
+            (1, "done".to_owned(), None),
+            "scored on its first counted attempt\n{}",
+            workers.logs()
+        );
+        store.close().await;
+        drop(workers);
+    }
+);
+
+both_databases!(
+    a_scorer_that_panics_fails_its_job_and_the_worker_goes_on,
+    |settings| {
+        settings.workers = 0;
+        settings.model_host_program = Some(env!("CARGO_BIN_EXE_riposte").into());
+        settings.reference_attack_examples = 20;
+        settings.reference_attack_queries = 20;
+    },
+    |app| {
+        let alice = app.competitor("alice").await;
+        let token = alice.api_token("alice", PASSWORD).await;
+        let mut ids = vec![];
+        for _ in 0..2 {
+            let r = crate::competition::upload(
+                &alice,
+                &token,
+                "defense",
+                "defense.onnx",
+                defense_bytes(),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::CREATED);
+            ids.push(
+                r.json::<serde_json::Value>().await.unwrap()["id"]
+                    .as_i64()
+                    .unwrap(),
+            );
+        }
+        let store = std::sync::Arc::new(app.store().await);
+        let blobs = riposte_web::blobs::BlobDir::open(app.settings.data_dir.join("blobs")).unwrap();
+        let worker = riposte_web::startup::evaluator(
+            &app.settings,
+            store.clone(),
+            blobs,
+            0,
+            Default::default(),
+            app.clock.clone(),
+        )
+        .unwrap();
+        use riposte_web::worker::StepOutcome;
+        let (_keep, never) = tokio::sync::watch::channel(false);
+        let outcome = worker
+            .step_with(never, |_job| async {
+                if ids.len() == 2 {
+                    panic!("a bug in the scorer");
+                }
+                Ok(riposte_web::worker::Scored::rejected("unreachable"))
+            })
+            .await
+            .unwrap();
+        match &outcome {
+            StepOutcome::GaveBack(id, reason) => {
+                assert_eq!(*id, ids[0]);
+                assert!(reason.contains("a bug in the scorer"), "{reason}");
+            }
+            other => panic!("expected the job to fail: {other:?}"),
+        }
+        let failed = submission_status(&alice, &token, ids[0]).await;
+        assert_eq!(failed["status"], "failed", "{failed}");
+        assert!(
+            failed["message"]
+                .as_str()
+                .unwrap()
+                .contains("the scorer panicked"),
+            "{failed}"
+        );
+        // The same worker scores the next job as usual.
+        let next = worker.step().await.unwrap();
+        assert!(
+            matches!(next, StepOutcome::Finished(id, _) if id == ids[1]),
+            "{next:?}"
+        );
+        assert_eq!(worker.step().await.unwrap(), StepOutcome::Idle);
+        let scored = submission_status(&alice, &token, ids[1]).await;
+        assert_eq!(scored["status"], "scored", "{scored}");
+        store.close().await;
     }
 );
