@@ -470,3 +470,101 @@ both_databases!(
         store.close().await;
     }
 );
+
+/// The live `riposte model-host` children of `parent`.
+fn model_hosts_of(parent: u32) -> Vec<u32> {
+    let mut pids = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() < 2 || fields[0] == "Z" || fields[1] != parent.to_string() {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("model-host") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+both_databases!(
+    killing_a_worker_s_model_hosts_mid_job_costs_the_submission_nothing,
+    |settings| {
+        settings.workers = 0;
+        settings.job_lease_seconds = LEASE_SECONDS;
+    },
+    |app| {
+        let mut workers = Workers::new(logs_dir(&app.settings.data_dir));
+        let alice = app.competitor("alice").await;
+        let token = alice.api_token("alice", PASSWORD).await;
+        let r =
+            crate::competition::upload(&alice, &token, "defense", "defense.onnx", defense_bytes())
+                .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let worker = workers.start(&app);
+        let running = |b: &serde_json::Value| b["status"] == "running";
+        wait_for(
+            &alice,
+            &token,
+            id,
+            Duration::from_secs(60),
+            &workers,
+            "running",
+            running,
+        )
+        .await;
+        // Two kill -9s of the defense's host, as an operator or the OOM killer might.
+        let mut killed = vec![];
+        let start = Instant::now();
+        while killed.len() < 2 && start.elapsed() < Duration::from_secs(30) {
+            if let Some(&pid) = model_hosts_of(worker).iter().find(|p| !killed.contains(*p)) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                killed.push(pid);
+                tokio::time::sleep(Duration::from_millis(700)).await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        assert_eq!(killed.len(), 2, "no model host to kill\n{}", workers.logs());
+        let is_final = |b: &serde_json::Value| {
+            ["scored", "rejected", "failed"].contains(&b["status"].as_str().unwrap_or(""))
+        };
+        let done = wait_for(
+            &alice,
+            &token,
+            id,
+            Duration::from_secs(120),
+            &workers,
+            "final",
+            is_final,
+        )
+        .await;
+        assert_eq!(done["status"], "scored", "{done}\n{}", workers.logs());
+        let store = app.store().await;
+        let attempts: i64 = sqlx::query("SELECT attempts FROM jobs WHERE submission_id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get("attempts");
+        assert_eq!(attempts, 1, "the kills cost no attempt\n{}", workers.logs());
+        store.close().await;
+        drop(workers);
+    }
+);
