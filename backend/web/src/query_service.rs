@@ -407,3 +407,54 @@ impl Batcher {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn model_queues_stay_bounded_and_the_least_recently_used_goes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = riposte_db::SqlStore::connect(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("db.sqlite3").display()
+        ))
+        .await
+        .unwrap();
+        let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
+        let mut shas = vec![];
+        for i in 0..=MAX_MODEL_QUEUES {
+            let mut writer = blobs.writer().unwrap();
+            writer.write(format!("model {i}").as_bytes()).unwrap();
+            shas.push(blobs.finish(writer).unwrap().0);
+        }
+        let models = QueryModels::new(
+            HostPool::new(
+                riposte_eval::host::HostCommand::new("/nonexistent", ["model-host"]),
+                riposte_eval::host::PoolConfig::default(),
+            ),
+            Arc::new(store),
+            blobs,
+            16,
+            Arc::new(riposte_core::Clock::with_offset(0)),
+        );
+        let limits = HostLimits::default();
+        for sha in &shas[..MAX_MODEL_QUEUES] {
+            models.queue(sha, &limits).await.unwrap();
+        }
+        assert_eq!(models.model_queues(), MAX_MODEL_QUEUES);
+        // The first is used again: the second is now the least recently used.
+        models.queue(&shas[0], &limits).await.unwrap();
+        models
+            .queue(&shas[MAX_MODEL_QUEUES], &limits)
+            .await
+            .unwrap();
+        assert_eq!(models.model_queues(), MAX_MODEL_QUEUES);
+        let kept = models.queues.read().unwrap();
+        let has = |sha: &str| kept.keys().any(|k| k.starts_with(sha));
+        assert!(has(&shas[0]));
+        assert!(!has(&shas[1]));
+        assert!(has(&shas[MAX_MODEL_QUEUES]));
+    }
+}
