@@ -44,12 +44,25 @@ impl Workers {
 
     /// Like `start`, with extra `RIPOSTE__...` settings.
     fn start_with(&mut self, app: &TestApp, envs: &[(&str, &str)]) -> u32 {
+        self.spawn(app, &["worker", "--workers", "1"], envs)
+    }
+
+    /// `riposte serve` (HTTP on a free port, one in-process worker) on the app's
+    /// data dir and database.
+    fn start_serve(&mut self, app: &TestApp, envs: &[(&str, &str)]) -> u32 {
+        let mut envs = envs.to_vec();
+        envs.push(("RIPOSTE__WORKERS", "1"));
+        self.spawn(app, &["serve", "--bind", "127.0.0.1:0"], &envs)
+    }
+
+    fn spawn(&mut self, app: &TestApp, args: &[&str], envs: &[(&str, &str)]) -> u32 {
         use std::os::unix::process::CommandExt;
         let n = self.children.len();
         let log = std::fs::File::create(self.logs.join(format!("worker{n}.log"))).unwrap();
         let bin = env!("CARGO_BIN_EXE_riposte");
         let child = Command::new(bin)
-            .args(["worker", "--workers", "1", "--data-dir"])
+            .args(args)
+            .arg("--data-dir")
             .arg(&app.settings.data_dir)
             // away from any riposte.toml in the working directory
             .current_dir(&self.logs)
@@ -564,6 +577,55 @@ both_databases!(
             .unwrap()
             .get("attempts");
         assert_eq!(attempts, 1, "the kills cost no attempt\n{}", workers.logs());
+        store.close().await;
+        drop(workers);
+    }
+);
+
+both_databases!(
+    serve_stopped_with_sigterm_releases_its_in_process_worker_s_job_at_once,
+    |settings| {
+        settings.workers = 0;
+        settings.job_lease_seconds = LEASE_SECONDS;
+    },
+    |app| {
+        let mut workers = Workers::new(logs_dir(&app.settings.data_dir));
+        let alice = app.competitor("alice").await;
+        let token = alice.api_token("alice", PASSWORD).await;
+        let r =
+            crate::competition::upload(&alice, &token, "defense", "defense.onnx", defense_bytes())
+                .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let serve = workers.start_serve(&app, &[("RIPOSTE__WORKER_SHUTDOWN_GRACE_SECONDS", "0")]);
+        let running = |b: &serde_json::Value| b["status"] == "running";
+        wait_for(
+            &alice,
+            &token,
+            id,
+            Duration::from_secs(60),
+            &workers,
+            "running",
+            running,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = workers.terminate(serve, Duration::from_secs(20));
+        assert!(status.success(), "{status:?}\n{}", workers.logs());
+        let store = app.store().await;
+        let row = sqlx::query("SELECT attempts, state FROM jobs WHERE submission_id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            (row.get::<i64, _>("attempts"), row.get::<String, _>("state")),
+            (0, "queued".to_owned()),
+            "released at the signal, attempt not counted\n{}",
+            workers.logs()
+        );
         store.close().await;
         drop(workers);
     }
