@@ -277,6 +277,9 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         max_attempts: i64,
     ) -> StoreResult<()>;
+    /// Put a claimed job back in the queue without counting the attempt (the worker
+    /// holding it is shutting down). `Refused` when the lease was lost.
+    async fn release_job(&self, job: JobId, owner: &str, now: i64) -> StoreResult<()>;
     /// Jobs whose lease expired after their last attempt: mark them and their submissions failed.
     async fn expire_dead_jobs(&self, now: i64, max_attempts: i64) -> StoreResult<u64>;
     async fn queue_depth(&self) -> StoreResult<i64>;

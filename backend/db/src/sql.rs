@@ -1147,12 +1147,44 @@ impl Store for SqlStore {
         tx.commit().await.map_err(backend_err)
     }
 
+    async fn release_job(&self, job: JobId, owner: &str, now: i64) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let released = sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, run_after = $1 \
+             WHERE id = $2 AND lease_owner = $3 AND state = 'running' RETURNING submission_id",
+        )
+        .bind(now)
+        .bind(job)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        let Some(row) = released else {
+            return Err(StoreError::Refused(format!(
+                "job {job} is no longer leased to {owner}"
+            )));
+        };
+        let submission: i64 = row.try_get("submission_id").map_err(backend_err)?;
+        sqlx::query(
+            "UPDATE submissions SET status = 'queued' WHERE id = $1 AND status = 'running'",
+        )
+        .bind(submission)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        tx.commit().await.map_err(backend_err)
+    }
+
     async fn expire_dead_jobs(&self, now: i64, max_attempts: i64) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
+        // An earlier attempt's error (a model host that kept failing, say) is kept:
+        // it, not the last stop, is usually the reason worth reporting.
         let dead = sqlx::query(
             "UPDATE jobs SET state = 'failed', lease_owner = NULL, \
-             last_error = 'the evaluator stopped while holding the job' \
-             WHERE state = 'running' AND lease_expires_at < $1 AND attempts >= $2 RETURNING submission_id",
+             last_error = COALESCE(last_error, 'the evaluator stopped while holding the job') \
+             WHERE state = 'running' AND lease_expires_at < $1 AND attempts >= $2 \
+             RETURNING submission_id, attempts, last_error",
         )
         .bind(now)
         .bind(max_attempts)
@@ -1161,8 +1193,18 @@ impl Store for SqlStore {
         .map_err(backend_err)?;
         for row in &dead {
             let submission: i64 = row.try_get("submission_id").map_err(backend_err)?;
+            let attempts: i64 = row.try_get("attempts").map_err(backend_err)?;
+            let last_error: Option<String> = row.try_get("last_error").map_err(backend_err)?;
+            let message = match last_error.as_deref() {
+                Some(error) if error != "the evaluator stopped while holding the job" => format!(
+                    "evaluation failed after {attempts} attempts: the evaluator stopped during the last one; the one before failed: {error}"
+                ),
+                _ => format!(
+                    "evaluation failed: the evaluator stopped {attempts} times while scoring this file"
+                ),
+            };
             sqlx::query("UPDATE submissions SET status = 'failed', message = $1, finished_at = $2 WHERE id = $3")
-                .bind(format!("evaluation failed: the evaluator stopped {max_attempts} times while scoring this file"))
+                .bind(message)
                 .bind(now)
                 .bind(submission)
                 .execute(&mut *tx)

@@ -306,7 +306,7 @@ async fn trial(
     bytes: &[u8],
     host: &HostCommand,
 ) -> Result<(crate::host::HostInfo, usize, Option<f64>), String> {
-    let mut model = ModelHost::spawn(host, bytes, &challenge.limits())
+    let mut model = ModelHost::spawn(host, bytes, &challenge.limits().for_model(bytes))
         .await
         .map_err(|e| e.to_string())?;
     let info = model.info().clone();
@@ -416,7 +416,8 @@ async fn eval_attack(args: &EvalArgs, file: &Path, host: &HostCommand) -> anyhow
         };
         let bytes = read_file(path)?;
         let result = async {
-            let mut model = ModelHost::spawn(host, &bytes, &challenge.limits()).await?;
+            let limits = challenge.limits().for_model(&bytes);
+            let mut model = ModelHost::spawn(host, &bytes, &limits).await?;
             let logits = model.predict(&adv.data, labels.len()).await?;
             model.shutdown().await;
             Ok::<_, crate::host::HostError>(logits)
@@ -509,7 +510,8 @@ async fn eval_defense(
         return Ok(1);
     }
     let (x, y) = challenge.eval_set()?;
-    let mut model = match ModelHost::spawn(host, &bytes, &challenge.limits()).await {
+    let limits = challenge.limits().for_model(&bytes);
+    let mut model = match ModelHost::spawn(host, &bytes, &limits).await {
         Ok(m) => m,
         Err(e) => {
             eprintln!("refused: {e}");

@@ -369,7 +369,7 @@ pub fn check_model(
     }
 
     let (input_name, dynamic_batch) = check_input(graph, spec)?;
-    let output_name = pick_output(graph, spec)?;
+    let output_name = pick_output(graph, spec.classes)?;
     Ok(ModelReport {
         opset,
         ml_opset,
@@ -383,6 +383,17 @@ pub fn check_model(
             .trim()
             .to_owned(),
     })
+}
+
+/// The name of the output [`check_model`] would pick for `classes` classes, without the other
+/// checks: what the model host is told to run for a model already checked (an
+/// accepted defense, an organizer's target).
+pub fn scores_output(bytes: &[u8], classes: usize) -> Result<String, OnnxError> {
+    let model = pb::ModelProto::decode(bytes).map_err(|e| OnnxError::Decode {
+        reason: decode_reason(&e),
+    })?;
+    let graph = model.graph.as_ref().ok_or(OnnxError::NoGraph)?;
+    pick_output(graph, classes)
 }
 
 /// prost's message lists every enclosing field ("ModelProto.graph:
@@ -757,7 +768,7 @@ fn check_input(graph: &pb::GraphProto, spec: &TaskSpec) -> Result<(String, bool)
 }
 
 /// Picks the first output of type float32 and shape `[N, classes]`.
-fn pick_output(graph: &pb::GraphProto, spec: &TaskSpec) -> Result<String, OnnxError> {
+fn pick_output(graph: &pb::GraphProto, classes: usize) -> Result<String, OnnxError> {
     let scores = graph.output.iter().find(|o| {
         let Some(t) = tensor_type(o) else {
             return false;
@@ -768,7 +779,7 @@ fn pick_output(graph: &pb::GraphProto, spec: &TaskSpec) -> Result<String, OnnxEr
         t.elem_type == pb::tensor_proto::DataType::Float as i32
             && shape.dim.len() == 2
             && batch_dim(&shape.dim[0]).is_some()
-            && dim_is(&shape.dim[1], spec.classes)
+            && dim_is(&shape.dim[1], classes)
     });
     match scores {
         Some(o) => Ok(o.name.clone()),
@@ -787,7 +798,7 @@ fn pick_output(graph: &pb::GraphProto, spec: &TaskSpec) -> Result<String, OnnxEr
                 })
                 .collect();
             Err(OnnxError::NoScoresOutput {
-                classes: spec.classes,
+                classes,
                 outputs: if outputs.is_empty() {
                     "none".to_owned()
                 } else {

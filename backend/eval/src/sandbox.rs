@@ -8,8 +8,9 @@
 //!    no file writes, no core dumps, so a model that explodes while loading is
 //!    stopped too.
 //! 2. [`enter_network_namespace`] while still root (needs `CAP_SYS_ADMIN`).
-//! 3. (the host loads the model and runs a warm-up inference: tract reads
-//!    `/sys/devices/system/cpu/*/cache` the first time it runs)
+//! 3. (the host runs a built-in tiny model, `host/warmup.rs`: tract reads
+//!    `/sys/devices/system/cpu/*/cache` the first time it runs; the participant's
+//!    model is not read yet)
 //! 4. [`drop_privileges`] to `nobody` when root, then [`parent_death_signal`] (a
 //!    credential change clears it, so it comes after).
 //! 5. [`restrict_filesystem`]: a landlock ruleset with no filesystem access at all
@@ -17,6 +18,7 @@
 //! 6. [`late_limits`]: no new file descriptors, no new processes.
 //! 7. [`install_syscall_filter`]: a seccomp allowlist; anything else kills the process
 //!    with `SIGSYS`.
+//! 8. (only now does the host read and parse the untrusted model)
 //!
 //! Error policy: each step returns what it enforced as a [`LockdownStep`]; a step the
 //! kernel refuses for lack of support (landlock, a network namespace without

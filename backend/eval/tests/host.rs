@@ -493,3 +493,43 @@ fn garbage_or_truncated_stdin_makes_the_host_exit_cleanly() {
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
     }
 }
+
+// ------------------------------------------------------------------ two outputs
+
+#[tokio::test]
+async fn a_two_output_classifier_runs_the_output_the_check_picked() {
+    // `label` (int64 [N]) first, `probabilities` (float [N,10]) second, as skl2onnx
+    // writes a classifier exported with zipmap=False.
+    let bytes = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/two_outputs.onnx"),
+    )
+    .unwrap();
+    let task = riposte_core::task::TaskSpec {
+        input_shape: vec![1, 28, 28],
+        dtype: riposte_core::task::Dtype::Float32,
+        value_range: (0.0, 1.0),
+        classes: 10,
+    };
+    let report =
+        riposte_eval::onnx::check_model(&bytes, &task, &riposte_eval::onnx::ModelLimits::default())
+            .unwrap();
+    assert_eq!(report.output_name, "probabilities");
+    let limits = mnist_limits().for_model(&bytes);
+    assert_eq!(limits.output.as_deref(), Some("probabilities"));
+
+    let mut host = ModelHost::spawn(&host_command(false), &bytes, &limits)
+        .await
+        .unwrap();
+    let x = weights(5 * 784, 11, 0.5)
+        .iter()
+        .map(|v| v + 0.5)
+        .collect::<Vec<_>>();
+    let probabilities = host.predict(&x, 5).await.unwrap();
+    assert_eq!(probabilities.len(), 50);
+    for row in probabilities.chunks(10) {
+        let sum: f32 = row.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "a softmax row sums to 1: {row:?}");
+        assert!(row.iter().all(|p| (0.0..=1.0).contains(p)), "{row:?}");
+    }
+    assert_eq!(host.shutdown().await.and_then(|s| s.code()), Some(0));
+}

@@ -183,9 +183,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 threads.push(worker.spawn_thread(stopped.clone())?);
             }
             println!("riposte worker: {} evaluator(s) running", threads.len());
-            tokio::signal::ctrl_c()
-                .await
-                .context("waiting for Ctrl-C")?;
+            startup::shutdown_signal().await;
+            println!("riposte worker: stopping (jobs in hand finish or go back to the queue)");
             let _ = stop.send(true);
             for thread in threads {
                 let _ = tokio::task::spawn_blocking(move || thread.join()).await;

@@ -6,9 +6,12 @@
 //! `max_batch` examples), spends every request's queries in one database
 //! transaction, runs the accepted examples through the sandboxed host at once and
 //! hands each request its rows. While one batch runs, the next one gathers, so
-//! batches grow with the load and a lone request waits for nobody.
+//! batches grow with the load and a lone request waits for nobody. At most
+//! [`MAX_MODEL_QUEUES`] queues are kept (least recently used dropped first), and
+//! the host pool stops hosts left idle past `model_host_idle_seconds`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -24,6 +27,9 @@ use crate::blobs::BlobDir;
 /// API clears the token cache at once).
 pub const CACHE_TTL: Duration = Duration::from_secs(1);
 const CACHE_MAX_ENTRIES: usize = 10_000;
+/// Model queues kept at most; past it the least recently used one is dropped (its
+/// task ends once its last request is answered, its host idles out of the pool).
+pub const MAX_MODEL_QUEUES: usize = 64;
 
 /// A challenge as the query API needs it.
 pub struct Resolved {
@@ -71,6 +77,12 @@ pub enum QueryFailure {
     Internal(String),
 }
 
+/// One model's queue, and when it was last used (a tick of `QueryModels::uses`).
+struct ModelQueue {
+    tx: mpsc::UnboundedSender<Pending>,
+    last_used: AtomicU64,
+}
+
 struct Cached<T> {
     at: Instant,
     value: T,
@@ -83,7 +95,9 @@ pub struct QueryModels {
     runtime: tokio::runtime::Handle,
     /// Examples per host call at most; 1 turns micro-batching off.
     max_batch: usize,
-    queues: RwLock<HashMap<String, mpsc::UnboundedSender<Pending>>>,
+    queues: RwLock<HashMap<String, ModelQueue>>,
+    /// Orders the queues' uses, for dropping the least recently used.
+    uses: AtomicU64,
     challenges: RwLock<HashMap<String, Cached<Arc<Resolved>>>>,
     tokens: RwLock<HashMap<String, Cached<User>>>,
     clock: Arc<riposte_core::Clock>,
@@ -119,9 +133,13 @@ impl QueryModels {
         max_batch: usize,
         clock: Arc<riposte_core::Clock>,
     ) -> Self {
+        let pool = Arc::new(pool);
+        // Ends when the pool is dropped: idle hosts are stopped meanwhile.
+        HostPool::spawn_idle_eviction(&pool);
         Self {
             clock,
-            pool: Arc::new(pool),
+            pool,
+            uses: AtomicU64::new(0),
             store,
             blobs,
             runtime: tokio::runtime::Handle::current(),
@@ -206,7 +224,13 @@ impl QueryModels {
         limits: &HostLimits,
     ) -> Result<mpsc::UnboundedSender<Pending>, QueryFailure> {
         let key = format!("{sha}/{limits:?}");
-        if let Some(queue) = self.queues.read().ok().and_then(|q| q.get(&key).cloned()) {
+        let tick = self.uses.fetch_add(1, Ordering::Relaxed);
+        if let Some(queue) = self.queues.read().ok().and_then(|q| {
+            q.get(&key).map(|m| {
+                m.last_used.store(tick, Ordering::Relaxed);
+                m.tx.clone()
+            })
+        }) {
             return Ok(queue);
         }
         let blobs = self.blobs.clone();
@@ -220,18 +244,43 @@ impl QueryModels {
             .write()
             .map_err(|_| QueryFailure::Internal("query queues poisoned".to_owned()))?;
         if let Some(queue) = queues.get(&key) {
-            return Ok(queue.clone());
+            queue.last_used.store(tick, Ordering::Relaxed);
+            return Ok(queue.tx.clone());
+        }
+        while queues.len() >= MAX_MODEL_QUEUES {
+            let Some(oldest) = queues
+                .iter()
+                .min_by_key(|(_, q)| q.last_used.load(Ordering::Relaxed))
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            queues.remove(&oldest);
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        // The host runs the output the model check picks (a two-output classifier's
+        // probabilities, not its labels).
+        let limits = limits.clone().for_model(&bytes);
         let worker = Batcher {
-            model: PoolModel::new(bytes, limits.clone()),
+            model: PoolModel::new(bytes, limits),
             pool: self.pool.clone(),
             store: self.store.clone(),
             max_batch: self.max_batch,
         };
         self.runtime.spawn(worker.run(rx));
-        queues.insert(key, tx.clone());
+        queues.insert(
+            key,
+            ModelQueue {
+                tx: tx.clone(),
+                last_used: AtomicU64::new(tick),
+            },
+        );
         Ok(tx)
+    }
+
+    /// How many model queues are kept (at most [`MAX_MODEL_QUEUES`]).
+    pub fn model_queues(&self) -> usize {
+        self.queues.read().map(|q| q.len()).unwrap_or(0)
     }
 }
 
@@ -356,5 +405,56 @@ impl Batcher {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn model_queues_stay_bounded_and_the_least_recently_used_goes_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = riposte_db::SqlStore::connect(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("db.sqlite3").display()
+        ))
+        .await
+        .unwrap();
+        let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
+        let mut shas = vec![];
+        for i in 0..=MAX_MODEL_QUEUES {
+            let mut writer = blobs.writer().unwrap();
+            writer.write(format!("model {i}").as_bytes()).unwrap();
+            shas.push(blobs.finish(writer).unwrap().0);
+        }
+        let models = QueryModels::new(
+            HostPool::new(
+                riposte_eval::host::HostCommand::new("/nonexistent", ["model-host"]),
+                riposte_eval::host::PoolConfig::default(),
+            ),
+            Arc::new(store),
+            blobs,
+            16,
+            Arc::new(riposte_core::Clock::with_offset(0)),
+        );
+        let limits = HostLimits::default();
+        for sha in &shas[..MAX_MODEL_QUEUES] {
+            models.queue(sha, &limits).await.unwrap();
+        }
+        assert_eq!(models.model_queues(), MAX_MODEL_QUEUES);
+        // The first is used again: the second is now the least recently used.
+        models.queue(&shas[0], &limits).await.unwrap();
+        models
+            .queue(&shas[MAX_MODEL_QUEUES], &limits)
+            .await
+            .unwrap();
+        assert_eq!(models.model_queues(), MAX_MODEL_QUEUES);
+        let kept = models.queues.read().unwrap();
+        let has = |sha: &str| kept.keys().any(|k| k.starts_with(sha));
+        assert!(has(&shas[0]));
+        assert!(!has(&shas[1]));
+        assert!(has(&shas[MAX_MODEL_QUEUES]));
     }
 }

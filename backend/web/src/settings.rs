@@ -47,12 +47,18 @@ pub struct Settings {
     pub model_host_program: Option<PathBuf>,
     /// Live sandboxed model hosts at most.
     pub max_model_hosts: usize,
+    /// A model host unused for this many seconds is stopped (and restarted when
+    /// its model is needed again).
+    pub model_host_idle_seconds: u64,
     /// Eval examples the reference attack attacks per defense (the first N).
     pub reference_attack_examples: usize,
     /// Queries per example of the reference attack.
     pub reference_attack_queries: u32,
     /// Seconds a worker's job lease lasts without a heartbeat.
     pub job_lease_seconds: u64,
+    /// Seconds a worker told to stop (SIGTERM) lets its job run on before it puts
+    /// the job back in the queue; keep it under the time before a SIGKILL follows.
+    pub worker_shutdown_grace_seconds: u64,
     /// Query-API requests per user per second.
     pub queries_per_second_per_user: u32,
     /// Examples one host call answers at most when concurrent queries to a model
@@ -87,9 +93,11 @@ impl Default for Settings {
             workers: 1,
             model_host_program: None,
             max_model_hosts: 16,
+            model_host_idle_seconds: 300,
             reference_attack_examples: 100,
             reference_attack_queries: 100,
             job_lease_seconds: 30,
+            worker_shutdown_grace_seconds: 5,
             queries_per_second_per_user: 50,
             query_batch_examples: 256,
             clock_offset_seconds: 0,
@@ -150,9 +158,11 @@ struct DefaultsView {
     log_format: &'static str,
     workers: usize,
     max_model_hosts: usize,
+    model_host_idle_seconds: u64,
     reference_attack_examples: usize,
     reference_attack_queries: u32,
     job_lease_seconds: u64,
+    worker_shutdown_grace_seconds: u64,
     queries_per_second_per_user: u32,
     query_batch_examples: usize,
     clock_offset_seconds: i64,
@@ -175,9 +185,11 @@ impl From<Settings> for DefaultsView {
             auth_attempts_per_ip_per_minute: s.auth_attempts_per_ip_per_minute,
             workers: s.workers,
             max_model_hosts: s.max_model_hosts,
+            model_host_idle_seconds: s.model_host_idle_seconds,
             reference_attack_examples: s.reference_attack_examples,
             reference_attack_queries: s.reference_attack_queries,
             job_lease_seconds: s.job_lease_seconds,
+            worker_shutdown_grace_seconds: s.worker_shutdown_grace_seconds,
             queries_per_second_per_user: s.queries_per_second_per_user,
             query_batch_examples: s.query_batch_examples,
             clock_offset_seconds: s.clock_offset_seconds,

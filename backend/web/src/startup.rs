@@ -68,6 +68,7 @@ fn pool_config(settings: &Settings) -> riposte_eval::host::PoolConfig {
     riposte_eval::host::PoolConfig {
         max_hosts,
         memory_budget_bytes: 512 * 1024 * 1024 * max_hosts as u64,
+        idle_timeout: std::time::Duration::from_secs(settings.model_host_idle_seconds.max(1)),
         ..Default::default()
     }
 }
@@ -105,6 +106,7 @@ pub fn evaluator(
             &auth::random_code(6)
         ),
         lease: std::time::Duration::from_secs(settings.job_lease_seconds.max(3)),
+        shutdown_grace: std::time::Duration::from_secs(settings.worker_shutdown_grace_seconds),
         wake,
         clock,
         reference: crate::worker::ReferenceAttackConfig {
@@ -193,6 +195,8 @@ impl Application {
         })
         .listen(listener)?
         .shutdown_timeout(10)
+        // `run_until_stopped` handles SIGINT/SIGTERM: the workers must hear first.
+        .disable_signals()
         .run();
         Ok(Self {
             port,
@@ -219,9 +223,12 @@ impl Application {
         self.admin_password.as_deref()
     }
 
-    /// Serve until SIGINT/SIGTERM (graceful: in-flight requests finish), then close the pool.
+    /// Serve until SIGINT/SIGTERM, then stop: the workers claim nothing more at
+    /// once (and finish or release the job in hand) while in-flight requests finish;
+    /// then close the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stop = Arc::new(stop);
         let mut threads = Vec::new();
         for worker in self.workers {
             threads.push(worker.spawn_thread(stopped.clone())?);
@@ -230,7 +237,16 @@ impl Application {
             Arc::new(self.store.clone()),
             self.blobs.clone(),
         ));
+        let handle = self.server.handle();
+        let signalled = stop.clone();
+        let on_signal = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("stopping: no new jobs; finishing requests");
+            let _ = signalled.send(true);
+            handle.stop(true).await;
+        });
         let result = self.server.await;
+        on_signal.abort();
         sweeper.abort();
         let _ = stop.send(true);
         for thread in threads {
@@ -238,6 +254,23 @@ impl Application {
         }
         self.store.close().await;
         result
+    }
+}
+
+/// Resolves at the first SIGTERM or SIGINT (`docker stop`, systemd, Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops this process");
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

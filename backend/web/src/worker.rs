@@ -4,6 +4,12 @@
 //! dies, the lease expires and another worker claims the job again (at most three
 //! attempts). Completion is fenced by the lease and writes the matrix cells with
 //! `ON CONFLICT DO NOTHING`, so a retried job never scores twice.
+//!
+//! A panic while scoring fails that job (at once: a panic is a bug, not bad luck)
+//! and the worker goes on. Told to stop, a worker claims nothing more, gives the
+//! job in hand its shutdown grace (`worker_shutdown_grace_seconds`) to finish and
+//! otherwise puts it back in the queue without counting the attempt
+//! (`Store::release_job`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +49,9 @@ pub struct Evaluator {
     pub pool: Arc<HostPool>,
     pub owner: String,
     pub lease: Duration,
+    /// How long a stopping worker lets its job run on before it releases it
+    /// (default 5 s: under `docker stop`'s 10 s, so the release lands first).
+    pub shutdown_grace: Duration,
     pub reference: ReferenceAttackConfig,
     /// Rung by the web process when it queues a job, so an idle worker in the same
     /// process starts at once instead of at its next poll.
@@ -60,10 +69,12 @@ pub enum StepOutcome {
     GaveBack(SubmissionId, String),
     /// Another worker took the job over while this one worked.
     LostLease(SubmissionId),
+    /// The worker was told to stop: the job went back to the queue, attempt uncounted.
+    Released(SubmissionId),
 }
 
 /// The result of scoring, before it is written.
-struct Scored {
+pub struct Scored {
     status: SubmissionStatus,
     message: String,
     gate_accuracy: Option<f64>,
@@ -73,7 +84,7 @@ struct Scored {
 }
 
 impl Scored {
-    fn rejected(message: impl Into<String>) -> Self {
+    pub fn rejected(message: impl Into<String>) -> Self {
         Self {
             status: SubmissionStatus::Rejected,
             message: message.into(),
@@ -128,8 +139,36 @@ const PREVIEW_EXAMPLES: usize = 4;
 
 impl Evaluator {
     /// Claim and finish at most one job.
-    #[tracing::instrument(skip_all, fields(owner = %self.owner))]
     pub async fn step(&self) -> anyhow::Result<StepOutcome> {
+        let (_keep, never) = tokio::sync::watch::channel(false);
+        self.step_until(never).await
+    }
+
+    /// Like [`Evaluator::step`], releasing the job if `stop` turns true and scoring
+    /// does not finish within the shutdown grace.
+    pub async fn step_until(
+        &self,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<StepOutcome> {
+        self.step_with(stop, |job| async move { self.score(&job).await })
+            .await
+    }
+
+    /// One step with `score` in place of the real scorer (tests make it panic).
+    #[tracing::instrument(skip_all, fields(owner = %self.owner))]
+    pub async fn step_with<F, Fut>(
+        &self,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+        score: F,
+    ) -> anyhow::Result<StepOutcome>
+    where
+        F: FnOnce(ClaimedJob) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<Scored>>,
+    {
+        use futures_util::FutureExt;
+        if *stop.borrow() {
+            return Ok(StepOutcome::Idle);
+        }
         let now = self.clock.now();
         self.store.expire_dead_jobs(now, MAX_ATTEMPTS).await?;
         let lease = i64::try_from(self.lease.as_secs()).unwrap_or(60);
@@ -143,9 +182,46 @@ impl Evaluator {
         let submission = job.submission.id;
         tracing::info!(job = job.id, submission, attempt = job.attempts, "scoring");
         let heartbeat = self.spawn_heartbeat(job.id, lease);
-        let result = self.score(&job).await;
+        // A panic fails this job, not the worker: the scorer's state is dropped with
+        // the future, and nothing it shares (store, pool) is left half-updated.
+        let scoring = std::panic::AssertUnwindSafe(score(job.clone())).catch_unwind();
+        tokio::pin!(scoring);
+        let outcome = tokio::select! {
+            outcome = &mut scoring => Some(outcome),
+            _ = stop.wait_for(|s| *s) => {
+                tracing::info!(submission, grace = ?self.shutdown_grace, "stopping: letting the job finish");
+                tokio::time::timeout(self.shutdown_grace, &mut scoring).await.ok()
+            }
+        };
         heartbeat.abort();
         let now = self.clock.now();
+        let result = match outcome {
+            Some(Ok(result)) => result,
+            Some(Err(payload)) => {
+                let reason = format!(
+                    "internal error: the scorer panicked ({}); this is a bug in Riposte, not in the file",
+                    panic_message(payload.as_ref())
+                );
+                tracing::error!(submission, error = %reason, "scoring panicked");
+                return match self
+                    .store
+                    .fail_job(job.id, &self.owner, &reason, now, job.attempts)
+                    .await
+                {
+                    Ok(()) => Ok(StepOutcome::GaveBack(submission, reason)),
+                    Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            None => {
+                tracing::info!(submission, "stopping: job released to the queue");
+                return match self.store.release_job(job.id, &self.owner, now).await {
+                    Ok(()) => Ok(StepOutcome::Released(submission)),
+                    Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
+                    Err(e) => Err(e.into()),
+                };
+            }
+        };
         match result {
             Ok(scored) => {
                 let done = self
@@ -186,15 +262,19 @@ impl Evaluator {
         }
     }
 
-    /// Work until `shutdown` resolves; sleeps briefly when the queue is empty, and
-    /// then and again every few seconds repairs the matrix.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
+    /// Work until `stop` turns true; sleeps briefly when the queue is empty, and
+    /// then and again every few seconds repairs the matrix. Idle model hosts are
+    /// stopped on the pool's timer meanwhile.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let evictions = HostPool::spawn_idle_eviction(&self.pool);
         let mut last_repair = std::time::Instant::now() - REPAIR_EVERY;
         loop {
-            let pause = match self.step().await {
+            if *stop.borrow() {
+                break;
+            }
+            let pause = match self.step_until(stop.clone()).await {
                 Ok(StepOutcome::Idle) => {
-                    if last_repair.elapsed() >= REPAIR_EVERY {
+                    if last_repair.elapsed() >= REPAIR_EVERY && !*stop.borrow() {
                         last_repair = std::time::Instant::now();
                         if let Err(e) = self.repair_matrix().await {
                             tracing::warn!(error = ?e, "matrix repair failed");
@@ -209,11 +289,12 @@ impl Evaluator {
                 }
             };
             tokio::select! {
-                () = &mut shutdown => break,
+                _ = stop.wait_for(|s| *s) => break,
                 () = tokio::time::sleep(pause) => {}
                 () = self.wake.notified() => {}
             }
         }
+        evictions.abort();
         tracing::info!(owner = %self.owner, "worker stopped");
     }
 
@@ -262,7 +343,7 @@ impl Evaluator {
                 let Ok(checked) = score::check_attack(&bytes, &attack.filename, &set) else {
                     continue;
                 };
-                let model = PoolModel::new(self.blob(&defense.blob_sha256).await?, limits.clone());
+                let model = pool_model(self.blob(&defense.blob_sha256).await?, &limits);
                 let predictions = score::predict_classes(
                     &self.pool,
                     &model,
@@ -296,7 +377,7 @@ impl Evaluator {
     /// web server's threads. Stops when `stop` turns true.
     pub fn spawn_thread(
         self,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let name = format!(
             "riposte-worker-{}",
@@ -313,9 +394,7 @@ impl Evaluator {
                     return;
                 }
             };
-            runtime.block_on(self.run(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            }));
+            runtime.block_on(self.run(stop));
         })
     }
 
@@ -467,7 +546,7 @@ impl Evaluator {
             let bytes = self.artifact(artifacts, &target.model).await?;
             defenders.push((
                 Party::Organizer(target.name.clone()),
-                PoolModel::new(bytes, limits.clone()),
+                pool_model(bytes, limits),
             ));
         }
         for defense in self
@@ -476,10 +555,7 @@ impl Evaluator {
             .await?
         {
             let bytes = self.blob(&defense.blob_sha256).await?;
-            defenders.push((
-                Party::Submission(defense.id),
-                PoolModel::new(bytes, limits.clone()),
-            ));
+            defenders.push((Party::Submission(defense.id), pool_model(bytes, limits)));
         }
         Ok(defenders)
     }
@@ -606,14 +682,15 @@ impl Evaluator {
             .as_ref()
             .context("the challenge has no defense track")?;
         let bytes = self.blob(&submission.blob_sha256).await?;
-        if let Err(e) = riposte_eval::onnx::check_model(
+        let report = match riposte_eval::onnx::check_model(
             &bytes,
             &set.task,
             &riposte_eval::onnx::ModelLimits::default(),
         ) {
-            return Ok(Scored::rejected(e.to_string()));
-        }
-        let model = PoolModel::new(bytes, limits.clone());
+            Ok(report) => report,
+            Err(e) => return Ok(Scored::rejected(e.to_string())),
+        };
+        let model = PoolModel::new(bytes, limits.clone().with_output(report.output_name));
         // The gate: clean accuracy on the hidden set.
         let (gate_x, gate_y) = self
             .labelled_set(artifacts, &defense.hidden_inputs, &defense.hidden_labels)
@@ -717,28 +794,28 @@ impl Evaluator {
             .first()
             .context("extraction challenge without a target")?;
         let bytes = self.blob(&submission.blob_sha256).await?;
-        if let Err(e) = riposte_eval::onnx::check_model(
+        let report = match riposte_eval::onnx::check_model(
             &bytes,
             task,
             &riposte_eval::onnx::ModelLimits::default(),
         ) {
-            return Ok(Scored::rejected(format!(
-                "the surrogate is not a usable model: {e}"
-            )));
-        }
+            Ok(report) => report,
+            Err(e) => {
+                return Ok(Scored::rejected(format!(
+                    "the surrogate is not a usable model: {e}"
+                )));
+            }
+        };
         let limits = HostLimits::for_task(task);
         let (inputs, labels) = self
             .labelled_set(artifacts, &eval.inputs, &eval.labels)
             .await
             .context("reading the hidden inputs")?;
-        let victim = PoolModel::new(
-            self.artifact(artifacts, &target.model).await?,
-            limits.clone(),
-        );
+        let victim = pool_model(self.artifact(artifacts, &target.model).await?, &limits);
         let victim = score::predict_classes(&self.pool, &victim, &inputs, task.classes)
             .await
             .context("running the target")?;
-        let surrogate = PoolModel::new(bytes, limits);
+        let surrogate = PoolModel::new(bytes, limits.with_output(report.output_name));
         let surrogate =
             match score::predict_classes(&self.pool, &surrogate, &inputs, task.classes).await {
                 Ok(p) => p,
@@ -862,6 +939,22 @@ impl Evaluator {
             set,
         ))
     }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "no message".to_owned()
+    }
+}
+
+/// A model to run through the pool, running the output the model check picks.
+fn pool_model(bytes: Vec<u8>, limits: &HostLimits) -> PoolModel {
+    let limits = limits.clone().for_model(&bytes);
+    PoolModel::new(bytes, limits)
 }
 
 /// Limits for the organizer's own files: trusted, but still bounded.

@@ -1,21 +1,21 @@
-//! The model host process itself: load one model, lock down, serve inference.
+//! The model host process itself: warm up, lock down, load one model, serve inference.
 //!
 //! Runs in a child process (`riposte model-host`); nothing here may assume the model
 //! is benign. Any malformed input makes the process exit with a message on stderr and
 //! a non-zero code, never a panic; the parent turns the exit into a reason.
 
-use std::io::{self, BufReader, BufWriter, Cursor, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use anyhow::{Context, bail};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
-use tract_onnx::tract_core::tract_linalg;
 
 use super::protocol::{
     self, ErrorKind, InitConfig, MAX_CONFIG_FRAME, PROBE_OPEN_FILE, PROBE_SOCKET, PROBE_SPIN,
     PROTOCOL_VERSION, ReadyInfo, TAG_ERROR, TAG_OK, TAG_PREDICT, TAG_PROBE, TAG_READY,
 };
+use super::warmup;
 use crate::sandbox::{self, LockdownReport};
 
 /// Exit codes of the host (the parent reads them when the host did not die by signal).
@@ -30,13 +30,33 @@ pub mod exit_code {
 /// Options the production entry point never changes.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ChildOptions {
-    /// Honour [`protocol::TAG_PROBE`] requests (sandbox tests only).
+    /// Honour [`protocol::TAG_PROBE`] requests, and a model whose bytes start with
+    /// [`PROBE_MODEL_OPEN_FILE`] (sandbox tests only).
     pub test_probes: bool,
+    /// Busy-wait this long before parsing the model and before each answer, so a
+    /// test can kill a host while it loads or mid-request (tests only).
+    pub test_delay: std::time::Duration,
+}
+
+/// Test-only: a "model" starting with these bytes makes a probing host try to open
+/// a file where it would parse the model, proving the parse runs locked down.
+pub const PROBE_MODEL_OPEN_FILE: &[u8] = b"RIPOSTE_TEST_PROBE_OPEN_FILE";
+
+/// Waits without a system call (`clock_gettime` is served by the vDSO, and the
+/// seccomp filter allows it anyway): sleeping is not on the allowlist.
+fn spin_for(delay: std::time::Duration) {
+    if delay.is_zero() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < delay {
+        std::hint::spin_loop();
+    }
 }
 
 type Plan = Arc<TypedSimplePlan>;
 
-struct Loaded {
+pub(crate) struct Loaded {
     example_shape: Vec<usize>,
     classes: usize,
     /// Fixed-batch plans, ascending by batch size; or one symbolic plan under size 0.
@@ -124,16 +144,40 @@ fn run_plan(
     Ok(values.to_vec())
 }
 
-/// Builds the plans and runs each once (warm-up: tract reads CPU cache sizes from
-/// /sys the first time, which the sandbox would forbid later).
+/// Parses the untrusted model (the host is locked down by now), builds its plans and
+/// runs each once.
 fn load(config: &InitConfig, model_bytes: &[u8]) -> TractResult<Loaded> {
+    use prost::Message;
+    let proto = tract_onnx::pb::ModelProto::decode(model_bytes)?;
+    load_proto(config, &proto)
+}
+
+/// Builds the plans of a decoded model and runs each once (the first run of a plan
+/// allocates its scratch space: better now than during the first request).
+pub(crate) fn load_proto(
+    config: &InitConfig,
+    proto: &tract_onnx::pb::ModelProto,
+) -> TractResult<Loaded> {
     let onnx = tract_onnx::onnx();
-    let proto = onnx.proto_model_for_read(&mut Cursor::new(model_bytes))?;
     let example_shape = match &config.input_shape {
         shape if !shape.is_empty() => shape.clone(),
-        _ => declared_example_shape(&proto)?,
+        _ => declared_example_shape(proto)?,
     };
-    let model = onnx.model_for_proto_model(&proto)?;
+    let mut model = onnx.model_for_proto_model(proto)?;
+    if let Some(name) = &config.output {
+        // The model check picked this output (e.g. `probabilities` of an skl2onnx
+        // classifier, whose first output is the int64 `label`).
+        let declared = proto.graph.as_ref().map(|g| &g.output[..]).unwrap_or(&[]);
+        let ix = declared
+            .iter()
+            .position(|o| &o.name == name)
+            .with_context(|| format!("the model has no output named {name:?}"))?;
+        let outlet = *model
+            .output_outlets()?
+            .get(ix)
+            .with_context(|| format!("output {name:?} was not imported"))?;
+        model.select_output_outlets(&[outlet])?;
+    }
     if model.input_outlets()?.len() != 1 {
         bail!(
             "the model must have exactly one input, it has {}",
@@ -190,11 +234,6 @@ fn load(config: &InitConfig, model_bytes: &[u8]) -> TractResult<Loaded> {
             .map(|(size, plan)| Ok((size, plan.spawn()?)))
             .collect::<TractResult<_>>()?,
     };
-    // tract-linalg probes the CPU lazily (cache sizes and topology from /sys, ISA
-    // flags) the first time a kernel needs them; do it now, while files can be read.
-    tract_linalg::cache::cache_info();
-    tract_linalg::cache::last_level_cache();
-    tract_linalg::isa::native();
     let len = loaded.example_len();
     let mut warm_sizes: Vec<usize> = loaded.plans.iter().map(|(s, _)| (*s).max(1)).collect();
     if loaded.symbolic() {
@@ -324,6 +363,34 @@ fn serve(io: &mut Io, options: ChildOptions) -> io::Result<i32> {
     // Must precede the uid drop: creating a namespace needs CAP_SYS_ADMIN.
     report.steps.push(sandbox::enter_network_namespace());
 
+    // Warm tract up on a model of our own while files can still be read, then lock
+    // down: the participant's bytes are parsed only inside the sandbox.
+    match catch_unwind(AssertUnwindSafe(|| warmup::warm_up(&config))) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            io.send_error(
+                ErrorKind::Lockdown,
+                &format!("warming up on the built-in model failed: {e:#}"),
+            )?;
+            return Ok(exit_code::LOCKDOWN_FAILED);
+        }
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            io.send_error(
+                ErrorKind::Lockdown,
+                &format!("warming up on the built-in model panicked: {message}"),
+            )?;
+            return Ok(exit_code::LOCKDOWN_FAILED);
+        }
+    }
+    if let Err(e) = lock_down(&mut report) {
+        io.send_error(
+            ErrorKind::Lockdown,
+            &format!("sandbox lock-down failed: {e}"),
+        )?;
+        return Ok(exit_code::LOCKDOWN_FAILED);
+    }
+
     let max_model = u32::try_from(config.max_model_bytes).unwrap_or(u32::MAX);
     let Some(model_bytes) = protocol::read_frame(&mut io.input, max_model)? else {
         return Err(io::Error::new(
@@ -332,6 +399,10 @@ fn serve(io: &mut Io, options: ChildOptions) -> io::Result<i32> {
         ));
     };
 
+    spin_for(options.test_delay);
+    if options.test_probes && model_bytes.starts_with(PROBE_MODEL_OPEN_FILE) {
+        run_probe(Some(PROBE_OPEN_FILE));
+    }
     let loaded = catch_unwind(AssertUnwindSafe(|| load(&config, &model_bytes)));
     drop(model_bytes);
     let mut loaded = match loaded {
@@ -350,14 +421,6 @@ fn serve(io: &mut Io, options: ChildOptions) -> io::Result<i32> {
             return Ok(exit_code::LOAD_FAILED);
         }
     };
-
-    if let Err(e) = lock_down(&mut report) {
-        io.send_error(
-            ErrorKind::Lockdown,
-            &format!("sandbox lock-down failed: {e}"),
-        )?;
-        return Ok(exit_code::LOCKDOWN_FAILED);
-    }
 
     let ready = ReadyInfo {
         input_shape: loaded.example_shape.clone(),
@@ -394,6 +457,7 @@ fn serve(io: &mut Io, options: ChildOptions) -> io::Result<i32> {
                     }
                 };
                 sandbox::budget_cpu_for_next_request(config.cpu_per_request_secs)?;
+                spin_for(options.test_delay);
                 match catch_unwind(AssertUnwindSafe(|| loaded.predict(&data, n))) {
                     Ok(Ok(logits)) => {
                         let n32 = n as u32;

@@ -25,6 +25,10 @@ pub enum HostError {
     BadRequest(String),
     #[error("model host crashed: {0}")]
     Crashed(String),
+    /// The host died or was cut off by something other than its model (an
+    /// operator's kill, a container stop, a broken pipe): retried, never a verdict.
+    #[error("model host lost (not the model's doing): {0}")]
+    Lost(String),
     #[error("could not start the model host: {0}")]
     Spawn(String),
     #[error("model host broke the protocol: {0}")]
@@ -47,18 +51,28 @@ impl HostError {
             HostError::Inference(_) => "inference_failed",
             HostError::BadRequest(_) => "bad_request",
             HostError::Crashed(_) => "crashed",
+            HostError::Lost(_) => "host_lost",
             HostError::Spawn(_) => "spawn_failed",
             HostError::Protocol(_) => "protocol",
             HostError::Busy(_) => "busy",
         }
     }
 
-    /// True when the failure is the model's doing (as opposed to the platform's).
+    /// True when the failure is the model's doing (as opposed to the platform's):
+    /// only these may reject a submission. The rule for deaths is in `host/reap.rs`.
     pub fn is_model_fault(&self) -> bool {
         !matches!(
             self,
-            HostError::Spawn(_) | HostError::Busy(_) | HostError::BadRequest(_)
+            HostError::Spawn(_)
+                | HostError::Busy(_)
+                | HostError::BadRequest(_)
+                | HostError::Lost(_)
         )
+    }
+
+    /// True when trying again with a fresh host may well succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, HostError::Lost(_) | HostError::Spawn(_))
     }
 }
 

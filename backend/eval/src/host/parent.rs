@@ -11,12 +11,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
-use super::child::exit_code;
 use super::error::HostError;
 use super::protocol::{
     self, ErrorKind, InitConfig, MAX_CONTROL_FRAME, PROTOCOL_VERSION, ReadyInfo, TAG_ERROR, TAG_OK,
     TAG_PREDICT, TAG_PROBE, TAG_READY,
 };
+use super::reap::{self, Death, Stage};
 use crate::sandbox::LockdownReport;
 
 const MIB: u64 = 1024 * 1024;
@@ -80,6 +80,9 @@ pub struct HostLimits {
     pub input_shape: Vec<usize>,
     /// Expected number of classes, checked when the model loads.
     pub classes: Option<usize>,
+    /// The output holding the `[N, classes]` scores (what
+    /// [`crate::onnx::check_model`] picked); `None`: the model's first output.
+    pub output: Option<String>,
 }
 
 impl Default for HostLimits {
@@ -95,6 +98,7 @@ impl Default for HostLimits {
             batch_sizes: vec![1, 16, 256],
             input_shape: vec![],
             classes: None,
+            output: None,
         }
     }
 }
@@ -109,12 +113,34 @@ impl HostLimits {
         }
     }
 
+    /// The same limits, running the named output (see [`crate::onnx::scores_output`]).
+    pub fn with_output(self, output: impl Into<String>) -> Self {
+        Self {
+            output: Some(output.into()),
+            ..self
+        }
+    }
+
+    /// These limits, running the output the model check picks in `model` (see
+    /// [`crate::onnx::scores_output`]). Unchanged when the classes are unknown or no
+    /// output fits: the host then runs the first output and says why it does not fit.
+    pub fn for_model(self, model: &[u8]) -> Self {
+        match self
+            .classes
+            .map(|classes| crate::onnx::scores_output(model, classes))
+        {
+            Some(Ok(output)) => self.with_output(output),
+            _ => self,
+        }
+    }
+
     fn init_config(&self) -> InitConfig {
         let secs = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
         InitConfig {
             version: PROTOCOL_VERSION,
             input_shape: self.input_shape.clone(),
             classes: self.classes,
+            output: self.output.clone(),
             batch_sizes: self.batch_sizes.clone(),
             max_batch: self.max_batch.max(1),
             max_model_bytes: self.max_model_bytes,
@@ -141,12 +167,6 @@ impl HostInfo {
     pub fn example_len(&self) -> usize {
         self.input_shape.iter().product()
     }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Stage {
-    Load,
-    Request,
 }
 
 enum Failure {
@@ -263,6 +283,13 @@ impl ModelHost {
                     Some(ErrorKind::OutOfMemory) => Failure::OutOfMemory,
                     Some(ErrorKind::Load) => {
                         let err = HostError::Load(message);
+                        host.kill().await;
+                        host.failed = Some(err.clone());
+                        return Err(err);
+                    }
+                    // Before the model was even read: the platform's problem.
+                    Some(ErrorKind::Lockdown) => {
+                        let err = HostError::Spawn(message);
                         host.kill().await;
                         host.failed = Some(err.clone());
                         return Err(err);
@@ -403,14 +430,22 @@ impl ModelHost {
         }
     }
 
-    /// Closes the host's stdin and waits for it to exit (kills it after a second).
-    pub async fn shutdown(mut self) {
-        let _ = self.stdin.shutdown().await;
-        if tokio::time::timeout(Duration::from_secs(1), self.child.wait())
-            .await
-            .is_err()
-        {
-            self.kill().await;
+    /// Closes the host's stdin and waits for it to exit (kills it after a second);
+    /// returns how it ended.
+    pub async fn shutdown(self) -> Option<ExitStatus> {
+        let ModelHost {
+            mut child, stdin, ..
+        } = self;
+        // Dropping the pipe closes it, and the host exits on the end of file.
+        // `AsyncWriteExt::shutdown` on a ChildStdin does not close it (tokio issue
+        // 4477): the host waited for more, and was killed a second later.
+        drop(stdin);
+        match tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
+            Ok(status) => status.ok(),
+            Err(_) => {
+                let _ = child.start_kill();
+                child.wait().await.ok()
+            }
         }
     }
 
@@ -421,6 +456,13 @@ impl ModelHost {
 
     /// Makes sure the child is gone and turns how it went into a reason.
     async fn fail(&mut self, stage: Stage, failure: Failure) -> HostError {
+        let failure = match failure {
+            // An oversized or malformed frame is what the host sent, not a broken pipe.
+            Failure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                Failure::Protocol(e.to_string())
+            }
+            other => other,
+        };
         let err = match failure {
             Failure::TimedOut => {
                 self.kill().await;
@@ -439,32 +481,80 @@ impl ModelHost {
                     limit_bytes: self.limits.memory_bytes,
                 }
             }
-            Failure::Io(_) | Failure::Protocol(_) => {
-                // The child is probably dying already; give it a moment to finish.
-                let status =
-                    match tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await {
-                        Ok(Ok(status)) => Some(status),
-                        _ => {
-                            self.kill().await;
-                            None
-                        }
-                    };
-                let tail = self.stderr_tail().await;
-                match (status, failure) {
-                    (Some(status), Failure::Io(e)) => {
-                        self.classify(stage, status, &tail, &e.to_string())
+            Failure::Protocol(message) => {
+                // A host killed mid-answer may leave half a frame: its death, not the
+                // frame, says what happened.
+                match self.reap().await {
+                    Some((status, cpu)) if status.signal().is_some() => {
+                        let tail = self.stderr_tail().await;
+                        reap::classify(
+                            &Death {
+                                stage,
+                                status,
+                                cpu,
+                                stderr: &tail,
+                                io_error: &message,
+                            },
+                            &self.limits,
+                        )
                     }
-                    (_, Failure::Protocol(message)) => HostError::Protocol(message),
-                    (None, Failure::Io(e)) => {
-                        HostError::Crashed(format!("lost contact with the host: {e}"))
-                    }
-                    (_, _) => HostError::Crashed("unknown".into()),
+                    _ => HostError::Protocol(message),
                 }
             }
+            Failure::Io(e) => match self.reap().await {
+                Some((status, cpu)) => {
+                    let tail = self.stderr_tail().await;
+                    reap::classify(
+                        &Death {
+                            stage,
+                            status,
+                            cpu,
+                            stderr: &tail,
+                            io_error: &e.to_string(),
+                        },
+                        &self.limits,
+                    )
+                }
+                // Alive but its pipes failed: the server's side broke.
+                None => HostError::Lost(format!("lost contact with the host: {e}")),
+            },
         };
         tracing::debug!(reason = %err, code = err.code(), "model host failed");
         self.failed = Some(err.clone());
         err
+    }
+
+    /// Waits (2 s at most) for a dying child, reading its CPU time while it is a
+    /// zombie, then reaps it. `None` (and the child killed) when it did not die.
+    async fn reap(&mut self) -> Option<(ExitStatus, Option<Duration>)> {
+        let mut cpu = None;
+        if let Some(pid) = self.child.id() {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            loop {
+                match reap::proc_stat(pid) {
+                    Some(stat) if stat.zombie => {
+                        cpu = Some(stat.cpu);
+                        break;
+                    }
+                    Some(_) if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        match tokio::time::timeout(Duration::from_millis(100), self.child.wait()).await {
+            Ok(Ok(status)) => Some((status, cpu)),
+            _ => {
+                self.kill().await;
+                None
+            }
+        }
+    }
+
+    /// The child's exit status when it has exited (e.g. was killed while idle).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     async fn stderr_tail(&mut self) -> String {
@@ -477,64 +567,6 @@ impl ModelHost {
             .map(|t| t.clone())
             .unwrap_or_default();
         String::from_utf8_lossy(&tail).into_owned()
-    }
-
-    fn classify(
-        &self,
-        stage: Stage,
-        status: ExitStatus,
-        stderr: &str,
-        io_error: &str,
-    ) -> HostError {
-        let out_of_memory =
-            stderr.contains("memory allocation of") || stderr.contains("failed to allocate");
-        let last_line = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim()
-            .to_owned();
-        let cpu_secs = |d: Duration| d.as_secs_f64().ceil() as u64;
-        if let Some(signal) = status.signal() {
-            return match signal {
-                libc::SIGSYS => HostError::ForbiddenSyscall,
-                libc::SIGXCPU => HostError::CpuLimit {
-                    seconds: match stage {
-                        Stage::Load => cpu_secs(self.limits.load_timeout),
-                        Stage::Request => cpu_secs(self.limits.cpu_per_request),
-                    },
-                },
-                // We only ever kill through `fail`, which does not get here; the kernel
-                // sends SIGKILL at the hard CPU limit.
-                libc::SIGKILL => HostError::CpuLimit {
-                    seconds: cpu_secs(self.limits.cpu_lifetime),
-                },
-                _ if out_of_memory => HostError::MemoryLimit {
-                    limit_bytes: self.limits.memory_bytes,
-                },
-                libc::SIGSEGV if stage == Stage::Request || stage == Stage::Load => {
-                    HostError::Crashed(
-                        "segmentation fault (possibly out of memory for the stack)".into(),
-                    )
-                }
-                other => HostError::Crashed(format!("killed by signal {other}: {last_line}")),
-            };
-        }
-        match status.code() {
-            Some(exit_code::OUT_OF_MEMORY) => HostError::MemoryLimit {
-                limit_bytes: self.limits.memory_bytes,
-            },
-            Some(code) => HostError::Crashed(format!(
-                "exited with code {code} ({io_error}){}",
-                if last_line.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {last_line}")
-                }
-            )),
-            None => HostError::Crashed(io_error.to_owned()),
-        }
     }
 }
 

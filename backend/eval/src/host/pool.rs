@@ -11,6 +11,8 @@ use super::error::HostError;
 use super::parent::{HostCommand, HostLimits, ModelHost};
 
 const MIB: u64 = 1024 * 1024;
+/// Tries one request gets when its host is lost to something other than its model.
+pub const MAX_TRIES: u32 = 3;
 
 /// How many hosts may live at once and how much memory they may claim together.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +87,8 @@ struct Live {
 
 struct Slot {
     live: Option<Live>,
-    /// A load failure is deterministic for given bytes and limits: remembered, not retried.
+    /// A load failure the model caused is deterministic for given bytes and limits:
+    /// remembered until the slot is evicted, not retried.
     load_error: Option<HostError>,
     last_used: Instant,
 }
@@ -95,8 +98,9 @@ type SlotRef = Arc<tokio::sync::Mutex<Slot>>;
 /// Live model hosts keyed by model sha256 (one host per model and limits).
 ///
 /// A host that dies (timeout, crash, sandbox kill) is dropped and restarted on the
-/// next request for its model; when the pool is full the least recently used idle
-/// host makes room.
+/// next request for its model; one lost to something else is restarted at once and
+/// the request retried. When the pool is full the least recently used idle host
+/// makes room; hosts idle past the idle timeout are stopped by [`HostPool::evict_idle`].
 pub struct HostPool {
     command: HostCommand,
     config: PoolConfig,
@@ -125,6 +129,12 @@ impl HostPool {
     }
 
     /// Runs `n` examples through the model's host, starting it if needed.
+    ///
+    /// A host that died while idle is replaced before it is used, and a host lost to
+    /// something other than its model (see `host/reap.rs`) is restarted and the
+    /// request retried, up to [`MAX_TRIES`] tries in all: neither costs the caller
+    /// anything. Only a failure the model caused is returned as its verdict (and
+    /// remembered when it happened while loading).
     #[tracing::instrument(skip_all, fields(model = %model.sha256_hex(), n))]
     pub async fn predict(
         &self,
@@ -138,41 +148,68 @@ impl HostPool {
         if let Some(err) = &guard.load_error {
             return Err(err.clone());
         }
-        if guard.live.is_none() {
-            let (slot_permit, memory_permit) = self.reserve(model.limits.memory_bytes).await?;
-            match ModelHost::spawn(&self.command, &model.bytes, &model.limits).await {
-                Ok(host) => {
-                    guard.live = Some(Live {
-                        host,
-                        _slot: slot_permit,
-                        _memory: memory_permit,
-                    });
-                }
-                Err(err) => {
-                    if err.is_model_fault() {
-                        guard.load_error = Some(err.clone());
+        let mut tries = 0;
+        let result = loop {
+            tries += 1;
+            let died_idle = match guard.live.as_mut() {
+                Some(live) => live.host.exited(),
+                None => None,
+            };
+            if let Some(status) = died_idle {
+                tracing::warn!(%status, "a model host died while idle: starting a new one");
+                guard.live = None;
+                self.released.notify_waiters();
+            }
+            if guard.live.is_none() {
+                let (slot_permit, memory_permit) = self.reserve(model.limits.memory_bytes).await?;
+                match ModelHost::spawn(&self.command, &model.bytes, &model.limits).await {
+                    Ok(host) => {
+                        guard.live = Some(Live {
+                            host,
+                            _slot: slot_permit,
+                            _memory: memory_permit,
+                        });
                     }
-                    drop((slot_permit, memory_permit));
-                    self.released.notify_waiters();
-                    return Err(err);
+                    Err(err) => {
+                        drop((slot_permit, memory_permit));
+                        self.released.notify_waiters();
+                        if err.is_transient() && tries < MAX_TRIES {
+                            tracing::warn!(reason = %err, tries, "model host lost while loading: retrying");
+                            continue;
+                        }
+                        // Deterministic for these bytes and limits: remembered. A
+                        // transient failure never is.
+                        if err.is_model_fault() {
+                            guard.load_error = Some(err.clone());
+                        }
+                        break Err(err);
+                    }
                 }
             }
-        }
-        let result = match guard.live.as_mut() {
-            Some(live) => live.host.predict(batch, n).await,
-            None => Err(HostError::Busy("host vanished".into())),
+            let result = match guard.live.as_mut() {
+                Some(live) => live.host.predict(batch, n).await,
+                None => Err(HostError::Busy("host vanished".into())),
+            };
+            if guard.live.as_ref().is_some_and(|l| !l.host.is_alive()) {
+                // Restarted on the next try or request; its capacity goes back now.
+                guard.live = None;
+                self.released.notify_waiters();
+            }
+            match result {
+                Err(err) if err.is_transient() && tries < MAX_TRIES => {
+                    tracing::warn!(reason = %err, tries, "model host lost mid-request: retrying");
+                }
+                other => break other,
+            }
         };
         guard.last_used = Instant::now();
-        if guard.live.as_ref().is_some_and(|l| !l.host.is_alive()) {
-            // Restarted on the next request; its capacity goes back to the pool now.
-            guard.live = None;
-        }
         drop(guard);
         self.released.notify_waiters();
         result
     }
 
-    /// Stops hosts idle for longer than the pool's idle timeout; returns how many.
+    /// Stops hosts idle for longer than the pool's idle timeout, and forgets their
+    /// slots (a remembered load failure included); returns how many hosts stopped.
     pub async fn evict_idle(&self) -> usize {
         let slots: Vec<(Key, SlotRef)> = self.snapshot();
         let mut evicted = 0;
@@ -180,15 +217,18 @@ impl HostPool {
             let Ok(mut guard) = slot.try_lock() else {
                 continue;
             };
-            if guard.last_used.elapsed() >= self.config.idle_timeout
-                && let Some(live) = guard.live.take()
-            {
+            if guard.last_used.elapsed() < self.config.idle_timeout {
+                continue;
+            }
+            if let Some(live) = guard.live.take() {
                 live.host.shutdown().await;
                 evicted += 1;
             }
-            if guard.live.is_none() && guard.load_error.is_none() {
-                drop(guard);
-                if let Ok(mut slots) = self.slots.lock() {
+            drop(guard);
+            if let Ok(mut slots) = self.slots.lock() {
+                // Only when no request holds the slot (the map and `slot` are the
+                // two references): a waiting request keeps it.
+                if Arc::strong_count(&slot) == 2 {
                     slots.remove(&key);
                 }
             }
@@ -197,6 +237,25 @@ impl HostPool {
             self.released.notify_waiters();
         }
         evicted
+    }
+
+    /// Spawns a task that calls [`HostPool::evict_idle`] every half idle timeout (at
+    /// least every second) until the pool is dropped.
+    pub fn spawn_idle_eviction(pool: &Arc<HostPool>) -> tokio::task::JoinHandle<()> {
+        let every = (pool.config.idle_timeout / 2).max(Duration::from_secs(1));
+        let pool = Arc::downgrade(pool);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(pool) = pool.upgrade() else {
+                    return;
+                };
+                let evicted = pool.evict_idle().await;
+                if evicted > 0 {
+                    tracing::debug!(evicted, "stopped idle model hosts");
+                }
+            }
+        })
     }
 
     fn snapshot(&self) -> Vec<(Key, SlotRef)> {

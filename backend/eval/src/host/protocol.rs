@@ -67,6 +67,9 @@ pub struct InitConfig {
     pub input_shape: Vec<usize>,
     /// Expected number of classes, checked against the model's output.
     pub classes: Option<usize>,
+    /// Name of the output to run; `None`: the first.
+    #[serde(default)]
+    pub output: Option<String>,
     /// Batch sizes to build fixed-shape plans for; empty: one symbolic-batch plan.
     pub batch_sizes: Vec<usize>,
     pub max_batch: usize,

@@ -1,6 +1,8 @@
 //! A worker killed mid-job: `riposte worker` processes sharing the app's
 //! database, the first SIGKILLed while it scores a defense. Its lease expires,
-//! a second worker claims the job (attempt 2) and scores it once.
+//! a second worker claims the job (attempt 2) and scores it once. A worker
+//! stopped with SIGTERM mid-job puts the job back without spending an attempt, and
+//! a scorer that panics fails its one job, not the worker.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -37,12 +39,30 @@ impl Workers {
 
     /// Start `riposte worker` on the app's data dir and database, in its own process group.
     fn start(&mut self, app: &TestApp) -> u32 {
+        self.start_with(app, &[])
+    }
+
+    /// Like `start`, with extra `RIPOSTE__...` settings.
+    fn start_with(&mut self, app: &TestApp, envs: &[(&str, &str)]) -> u32 {
+        self.spawn(app, &["worker", "--workers", "1"], envs)
+    }
+
+    /// `riposte serve` (HTTP on a free port, one in-process worker) on the app's
+    /// data dir and database.
+    fn start_serve(&mut self, app: &TestApp, envs: &[(&str, &str)]) -> u32 {
+        let mut envs = envs.to_vec();
+        envs.push(("RIPOSTE__WORKERS", "1"));
+        self.spawn(app, &["serve", "--bind", "127.0.0.1:0"], &envs)
+    }
+
+    fn spawn(&mut self, app: &TestApp, args: &[&str], envs: &[(&str, &str)]) -> u32 {
         use std::os::unix::process::CommandExt;
         let n = self.children.len();
         let log = std::fs::File::create(self.logs.join(format!("worker{n}.log"))).unwrap();
         let bin = env!("CARGO_BIN_EXE_riposte");
         let child = Command::new(bin)
-            .args(["worker", "--workers", "1", "--data-dir"])
+            .args(args)
+            .arg("--data-dir")
             .arg(&app.settings.data_dir)
             // away from any riposte.toml in the working directory
             .current_dir(&self.logs)
@@ -66,6 +86,7 @@ impl Workers {
                 workspace_root().join("challenges"),
             )
             .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -82,6 +103,30 @@ impl Workers {
         kill_group(pid);
         if let Some(child) = self.children.iter_mut().find(|c| c.id() == pid) {
             let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM the worker alone (not its model hosts), as `docker stop` does, and
+    /// wait for it to exit by itself.
+    fn terminate(&mut self, pid: u32, within: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let child = self
+            .children
+            .iter_mut()
+            .find(|c| c.id() == pid)
+            .expect("a worker this test started");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < within,
+                "the worker did not stop within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -264,6 +309,323 @@ both_databases!(
         assert_eq!(row[0].get::<String, _>("state"), "done");
         assert_eq!(row[0].get::<Option<String>, _>("lease_owner"), None);
         assert_eq!(store.queue_depth().await.unwrap(), 0);
+        store.close().await;
+        drop(workers);
+    }
+);
+
+both_databases!(
+    a_worker_stopped_with_sigterm_puts_its_job_back_without_spending_an_attempt,
+    |settings| {
+        settings.workers = 0;
+        settings.job_lease_seconds = LEASE_SECONDS;
+    },
+    |app| {
+        let mut workers = Workers::new(logs_dir(&app.settings.data_dir));
+        let alice = app.competitor("alice").await;
+        let token = alice.api_token("alice", PASSWORD).await;
+        let r =
+            crate::competition::upload(&alice, &token, "defense", "defense.onnx", defense_bytes())
+                .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+
+        // No grace: the job in hand goes back at once.
+        let first = workers.start_with(&app, &[("RIPOSTE__WORKER_SHUTDOWN_GRACE_SECONDS", "0")]);
+        let running = |b: &serde_json::Value| b["status"] == "running";
+        wait_for(
+            &alice,
+            &token,
+            id,
+            Duration::from_secs(60),
+            &workers,
+            "running",
+            running,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = workers.terminate(first, Duration::from_secs(15));
+        assert!(status.success(), "{status:?}\n{}", workers.logs());
+
+        let store = app.store().await;
+        let job = |store: &riposte_db::SqlStore| {
+            let pool = store.pool().clone();
+            async move {
+                let rows = sqlx::query(
+                    "SELECT attempts, state, lease_owner FROM jobs WHERE submission_id = $1",
+                )
+                .bind(id)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                assert_eq!(rows.len(), 1, "one job per submission");
+                (
+                    rows[0].get::<i64, _>("attempts"),
+                    rows[0].get::<String, _>("state"),
+                    rows[0].get::<Option<String>, _>("lease_owner"),
+                )
+            }
+        };
+        assert_eq!(
+            job(&store).await,
+            (0, "queued".to_owned(), None),
+            "released, attempt not counted\n{}",
+            workers.logs()
+        );
+        assert_eq!(
+            submission_status(&alice, &token, id).await["status"],
+            "queued"
+        );
+
+        workers.start(&app);
+        let is_final = |b: &serde_json::Value| {
+            ["scored", "rejected", "failed"].contains(&b["status"].as_str().unwrap_or(""))
+        };
+        let done = wait_for(
+            &alice,
+            &token,
+            id,
+            Duration::from_secs(120),
+            &workers,
+            "final",
+            is_final,
+        )
+        .await;
+        assert_eq!(done["status"], "scored", "{done}\n{}", workers.logs());
+        assert_eq!(
+            job(&store).await,
+            (1, "done".to_owned(), None),
+            "scored on its first counted attempt\n{}",
+            workers.logs()
+        );
+        store.close().await;
+        drop(workers);
+    }
+);
+
+both_databases!(
+    a_scorer_that_panics_fails_its_job_and_the_worker_goes_on,
+    |settings| {
+        settings.workers = 0;
+        settings.model_host_program = Some(env!("CARGO_BIN_EXE_riposte").into());
+        settings.reference_attack_examples = 20;
+        settings.reference_attack_queries = 20;
+    },
+    |app| {
+        let alice = app.competitor("alice").await;
+        let token = alice.api_token("alice", PASSWORD).await;
+        let mut ids = vec![];
+        for _ in 0..2 {
+            let r = crate::competition::upload(
+                &alice,
+                &token,
+                "defense",
+                "defense.onnx",
+                defense_bytes(),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::CREATED);
+            ids.push(
+                r.json::<serde_json::Value>().await.unwrap()["id"]
+                    .as_i64()
+                    .unwrap(),
+            );
+        }
+        let store = std::sync::Arc::new(app.store().await);
+        let blobs = riposte_web::blobs::BlobDir::open(app.settings.data_dir.join("blobs")).unwrap();
+        let worker = riposte_web::startup::evaluator(
+            &app.settings,
+            store.clone(),
+            blobs,
+            0,
+            Default::default(),
+            app.clock.clone(),
+        )
+        .unwrap();
+        use riposte_web::worker::StepOutcome;
+        let (_keep, never) = tokio::sync::watch::channel(false);
+        let outcome = worker
+            .step_with(never, |_job| async {
+                if ids.len() == 2 {
+                    panic!("a bug in the scorer");
+                }
+                Ok(riposte_web::worker::Scored::rejected("unreachable"))
+            })
+            .await
+            .unwrap();
+        match &outcome {
+            StepOutcome::GaveBack(id, reason) => {
+                assert_eq!(*id, ids[0]);
+                assert!(reason.contains("a bug in the scorer"), "{reason}");
+            }
+            other => panic!("expected the job to fail: {other:?}"),
+        }
+        let failed = submission_status(&alice, &token, ids[0]).await;
+        assert_eq!(failed["status"], "failed", "{failed}");
+        assert!(
+            failed["message"]
+                .as_str()
+                .unwrap()
+                .contains("the scorer panicked"),
+            "{failed}"
+        );
+        // The same worker scores the next job as usual.
+        let next = worker.step().await.unwrap();
+        assert!(
+            matches!(next, StepOutcome::Finished(id, _) if id == ids[1]),
+            "{next:?}"
+        );
+        assert_eq!(worker.step().await.unwrap(), StepOutcome::Idle);
+        let scored = submission_status(&alice, &token, ids[1]).await;
+        assert_eq!(scored["status"], "scored", "{scored}");
+        store.close().await;
+    }
+);
+
+/// The live `riposte model-host` children of `parent`.
+fn model_hosts_of(parent: u32) -> Vec<u32> {
+    let mut pids = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() < 2 || fields[0] == "Z" || fields[1] != parent.to_string() {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("model-host") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+both_databases!(
+    killing_a_worker_s_model_hosts_mid_job_costs_the_submission_nothing,
+    |settings| {
+        settings.workers = 0;
+        settings.job_lease_seconds = LEASE_SECONDS;
+    },
+    |app| {
+        let mut workers = Workers::new(logs_dir(&app.settings.data_dir));
+        let alice = app.competitor("alice").await;
+        let token = alice.api_token("alice", PASSWORD).await;
+        let r =
+            crate::competition::upload(&alice, &token, "defense", "defense.onnx", defense_bytes())
+                .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let worker = workers.start(&app);
+        let running = |b: &serde_json::Value| b["status"] == "running";
+        wait_for(
+            &alice,
+            &token,
+            id,
+            Duration::from_secs(60),
+            &workers,
+            "running",
+            running,
+        )
+        .await;
+        // Two kill -9s of the defense's host, as an operator or the OOM killer might.
+        let mut killed = vec![];
+        let start = Instant::now();
+        while killed.len() < 2 && start.elapsed() < Duration::from_secs(30) {
+            if let Some(&pid) = model_hosts_of(worker).iter().find(|p| !killed.contains(*p)) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                killed.push(pid);
+                tokio::time::sleep(Duration::from_millis(700)).await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        assert_eq!(killed.len(), 2, "no model host to kill\n{}", workers.logs());
+        let is_final = |b: &serde_json::Value| {
+            ["scored", "rejected", "failed"].contains(&b["status"].as_str().unwrap_or(""))
+        };
+        let done = wait_for(
+            &alice,
+            &token,
+            id,
+            Duration::from_secs(120),
+            &workers,
+            "final",
+            is_final,
+        )
+        .await;
+        assert_eq!(done["status"], "scored", "{done}\n{}", workers.logs());
+        let store = app.store().await;
+        let attempts: i64 = sqlx::query("SELECT attempts FROM jobs WHERE submission_id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get("attempts");
+        assert_eq!(attempts, 1, "the kills cost no attempt\n{}", workers.logs());
+        store.close().await;
+        drop(workers);
+    }
+);
+
+both_databases!(
+    serve_stopped_with_sigterm_releases_its_in_process_worker_s_job_at_once,
+    |settings| {
+        settings.workers = 0;
+        settings.job_lease_seconds = LEASE_SECONDS;
+    },
+    |app| {
+        let mut workers = Workers::new(logs_dir(&app.settings.data_dir));
+        let alice = app.competitor("alice").await;
+        let token = alice.api_token("alice", PASSWORD).await;
+        let r =
+            crate::competition::upload(&alice, &token, "defense", "defense.onnx", defense_bytes())
+                .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        let serve = workers.start_serve(&app, &[("RIPOSTE__WORKER_SHUTDOWN_GRACE_SECONDS", "0")]);
+        let running = |b: &serde_json::Value| b["status"] == "running";
+        wait_for(
+            &alice,
+            &token,
+            id,
+            Duration::from_secs(60),
+            &workers,
+            "running",
+            running,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = workers.terminate(serve, Duration::from_secs(20));
+        assert!(status.success(), "{status:?}\n{}", workers.logs());
+        let store = app.store().await;
+        let row = sqlx::query("SELECT attempts, state FROM jobs WHERE submission_id = $1")
+            .bind(id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            (row.get::<i64, _>("attempts"), row.get::<String, _>("state")),
+            (0, "queued".to_owned()),
+            "released at the signal, attempt not counted\n{}",
+            workers.logs()
+        );
         store.close().await;
         drop(workers);
     }
