@@ -123,6 +123,11 @@ pub struct EvalSet {
     /// Share of eval examples on the public leaderboard; the rest decides the private one.
     pub public_fraction: f64,
     pub split_seed: u64,
+    /// Targeted challenges: the class each eval input must be turned into, one per
+    /// input in order. An attack succeeds on an example when the defender predicts
+    /// its target; untargeted, when it predicts anything but the true label.
+    #[serde(default)]
+    pub target_labels: Option<Vec<usize>>,
 }
 
 /// When a track accepts submissions and how many. Times are Unix seconds.
@@ -469,6 +474,7 @@ struct RawEval {
     public_fraction: f64,
     #[serde(default)]
     split_seed: u64,
+    target_labels: Option<Vec<i64>>,
 }
 
 fn default_public_fraction() -> f64 {
@@ -740,13 +746,28 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
                 format!("{} is out of range: expected 0.0 to 1.0", e.public_fraction),
             );
         }
+        let labels = check.bundle_file("eval.labels", &e.labels);
+        let target_labels = check_target_labels(
+            check,
+            e.target_labels,
+            threat.targeted,
+            task.as_ref(),
+            &labels,
+        );
         EvalSet {
             inputs: check.bundle_file("eval.inputs", &e.inputs),
-            labels: check.bundle_file("eval.labels", &e.labels),
+            labels,
             public_fraction: e.public_fraction,
             split_seed: e.split_seed,
+            target_labels,
         }
     });
+    if threat.targeted && eval.is_none() && matches!(kind, Some(ChallengeKind::Evasion)) {
+        check.problem(
+            "eval.target_labels",
+            "threat.targeted = true needs an [eval] section with target_labels",
+        );
+    }
 
     let attack = raw.tracks.attack.and_then(|t| {
         for extra in [
@@ -889,6 +910,110 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
         membership,
         completion,
     })
+}
+
+/// `eval.target_labels`: required exactly when the threat is targeted, one class
+/// in `0..classes` per eval label (counted from the labels file's `.npy` header).
+fn check_target_labels(
+    check: &mut Checker<'_>,
+    raw: Option<Vec<i64>>,
+    targeted: bool,
+    task: Option<&TaskSpec>,
+    labels: &Path,
+) -> Option<Vec<usize>> {
+    const FIELD: &str = "eval.target_labels";
+    let raw = match (raw, targeted) {
+        (None, false) => return None,
+        (None, true) => {
+            check.problem(
+                FIELD,
+                "is required when threat.targeted = true: one target class per eval input, in order",
+            );
+            return None;
+        }
+        (Some(_), false) => {
+            check.problem(
+                FIELD,
+                "is given but threat.targeted is false: remove it or set targeted = true",
+            );
+            return None;
+        }
+        (Some(raw), true) => raw,
+    };
+    let classes = task.map_or(0, |t| t.classes);
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, &label) in raw.iter().enumerate() {
+        match usize::try_from(label) {
+            Ok(l) if l < classes => out.push(l),
+            _ => {
+                check.problem(
+                    FIELD,
+                    format!(
+                        "entry {i} is {label}: expected a class from 0 to {}",
+                        classes.saturating_sub(1)
+                    ),
+                );
+                return None;
+            }
+        }
+    }
+    match npy_rows(&check.dir.join(labels)) {
+        Ok(rows) if rows == out.len() => Some(out),
+        Ok(rows) => {
+            check.problem(
+                FIELD,
+                format!(
+                    "holds {} target labels: expected {rows}, one per eval label in {}",
+                    out.len(),
+                    labels.display()
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            check.problem(
+                FIELD,
+                format!(
+                    "cannot count the eval labels in {} to check it: {e}",
+                    labels.display()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The first dimension of an `.npy` file, read from its header alone.
+fn npy_rows(path: &Path) -> Result<usize, String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(65_536 + 12).read_to_end(&mut head))
+        .map_err(|e| e.to_string())?;
+    if head.len() < 10 || &head[..6] != b"\x93NUMPY" {
+        return Err("not an .npy file".to_owned());
+    }
+    let (len, start): (usize, usize) = match head[6] {
+        1 => (usize::from(u16::from_le_bytes([head[8], head[9]])), 10),
+        2 | 3 if head.len() >= 12 => (
+            usize::try_from(u32::from_le_bytes([head[8], head[9], head[10], head[11]]))
+                .map_err(|e| e.to_string())?,
+            12,
+        ),
+        v => return Err(format!("unsupported .npy version {v}")),
+    };
+    let header = head
+        .get(start..start.saturating_add(len))
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or("the .npy header is cut short or not text")?;
+    let shape = header
+        .split_once("'shape':")
+        .and_then(|(_, rest)| rest.trim_start().strip_prefix('('))
+        .ok_or("the .npy header has no shape")?;
+    let first: String = shape.chars().take_while(char::is_ascii_digit).collect();
+    first
+        .parse()
+        .map_err(|_| "the .npy shape has no first dimension".to_owned())
 }
 
 fn check_membership(check: &mut Checker<'_>, raw: RawMembership) -> MembershipSpec {
@@ -1595,5 +1720,75 @@ decay = 10
         assert!(t.is_open_at(10));
         assert!(t.is_open_at(19));
         assert!(!t.is_open_at(20));
+    }
+    /// A version 1.0 `.npy` file of `n` little-endian i64 zeros.
+    fn npy_i64(n: usize) -> Vec<u8> {
+        let mut header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({n},), }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&u16::try_from(header.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend(std::iter::repeat_n(0u8, n * 8));
+        out
+    }
+
+    fn targeted_problems(toml: &str, labels: usize) -> (Vec<String>, Option<Vec<usize>>) {
+        let root = bundle(toml);
+        let dir = root.path().join("demo");
+        std::fs::write(dir.join("public/y.npy"), npy_i64(labels)).unwrap();
+        match Bundle::load(&dir) {
+            Ok(b) => (Vec::new(), b.spec.eval.and_then(|e| e.target_labels)),
+            Err(p) => (p.0.iter().map(ToString::to_string).collect(), None),
+        }
+    }
+
+    #[test]
+    fn targeted_challenges_need_one_target_label_in_range_per_eval_input() {
+        let targeted = GOOD.replace("epsilon = 0.1", "epsilon = 0.1\ntargeted = true");
+        let with = |labels: &str| {
+            targeted.replace(
+                "labels = \"public/y.npy\"",
+                &format!("labels = \"public/y.npy\"\ntarget_labels = {labels}"),
+            )
+        };
+        let (ok, found) = targeted_problems(&with("[1, 2, 0, 1]"), 4);
+        assert!(ok.is_empty(), "{ok:?}");
+        assert_eq!(found, Some(vec![1, 2, 0, 1]));
+
+        let (missing, _) = targeted_problems(&targeted, 4);
+        assert!(
+            missing
+                .iter()
+                .any(|p| p.contains("eval.target_labels: is required when threat.targeted = true")),
+            "{missing:?}"
+        );
+        let (count, _) = targeted_problems(&with("[1, 2, 0]"), 4);
+        assert!(
+            count
+                .iter()
+                .any(|p| p.contains("holds 3 target labels: expected 4")),
+            "{count:?}"
+        );
+        let (range, _) = targeted_problems(&with("[1, 3, 0, -1]"), 4);
+        assert!(
+            range
+                .iter()
+                .any(|p| p.contains("entry 1 is 3: expected a class from 0 to 2")),
+            "{range:?}"
+        );
+        let untargeted = GOOD.replace(
+            "labels = \"public/y.npy\"",
+            "labels = \"public/y.npy\"\ntarget_labels = [1, 2, 0, 1]",
+        );
+        let (stray, _) = targeted_problems(&untargeted, 4);
+        assert!(
+            stray
+                .iter()
+                .any(|p| p.contains("is given but threat.targeted is false")),
+            "{stray:?}"
+        );
     }
 }

@@ -8,9 +8,21 @@
 //! that spent fewer black-box queries (model extraction records them), then to
 //! whoever reached theirs first.
 
+//!
+//! The event score puts every challenge on one scale ([`event_scores`]): a flag
+//! solve earns the flag's current value (CTFd's dynamic scoring; only counted
+//! teams' solves lower it), and a track earns the challenge's `points` times the
+//! team's track score divided by the best counted team's track score
+//! ([`track_points`]: the leader gets the full points, nobody gets any when the
+//! best score is zero). Teams that do not count (staff-only, banned or hidden
+//! members only: `Store::counted_teams`) are left out before the best is taken.
+
+use std::collections::{BTreeMap, HashSet};
+
 use serde::Serialize;
 
-use crate::store::{Evaluation, Party, Split, Submission, TeamId, Track};
+use crate::challenge::FlagSpec;
+use crate::store::{Evaluation, Party, Solve, Split, Submission, TeamId, Track};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Standing {
@@ -97,11 +109,322 @@ fn better(a: &Standing, b: &Standing) -> bool {
     a.score > b.score || (a.score == b.score && a.tie_key() < b.tie_key())
 }
 
+/// What one track earns: `points * score / best`, the leader getting the full
+/// points; nothing when the best score is not positive (nobody scored).
+pub fn track_points(points: u32, score: f64, best: f64) -> f64 {
+    if best > 0.0 && score > 0.0 {
+        f64::from(points) * (score / best).min(1.0)
+    } else {
+        0.0
+    }
+}
+
+/// One track of one challenge, ranked ([`rank`]) on the split it shows now.
+#[derive(Debug, Clone)]
+pub struct TrackStanding {
+    pub challenge: String,
+    pub track: Track,
+    /// The challenge's `points`.
+    pub points: u32,
+    pub standings: Vec<Standing>,
+}
+
+/// One flag challenge as the event score counts it: its counted solvers and the
+/// value each of them holds now.
+#[derive(Debug, Clone)]
+pub struct FlagStanding {
+    pub challenge: String,
+    pub flag: FlagSpec,
+    /// Counted solvers (team, when), first first.
+    pub solvers: Vec<(TeamId, i64)>,
+}
+
+impl FlagStanding {
+    /// Keeps the counted solves only ([`Solve::counted`]).
+    pub fn new(challenge: &str, flag: &FlagSpec, solves: &[Solve]) -> Self {
+        Self {
+            challenge: challenge.to_owned(),
+            flag: flag.clone(),
+            solvers: solves
+                .iter()
+                .filter(|s| s.counted)
+                .map(|s| (s.team_id, s.created_at))
+                .collect(),
+        }
+    }
+
+    /// The value every counted solver holds now (CTFd's dynamic value after the
+    /// counted solves; the initial value before any).
+    pub fn value(&self) -> u64 {
+        self.value_at(i64::MAX)
+    }
+
+    /// The value once the solves made at or before `t` are in.
+    pub fn value_at(&self, t: i64) -> u64 {
+        let solves = self.solvers.iter().filter(|(_, at)| *at <= t).count();
+        self.flag
+            .value_after(u64::try_from(solves).unwrap_or(u64::MAX))
+    }
+}
+
+/// What a part of the event score comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartKind {
+    Attack,
+    Defense,
+    Flag,
+}
+
+impl PartKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartKind::Attack => "attack",
+            PartKind::Defense => "defense",
+            PartKind::Flag => "flag",
+        }
+    }
+}
+
+/// One challenge's (track's) share of a team's event score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventPart {
+    pub challenge: String,
+    pub kind: PartKind,
+    /// The track score (sum of shares) or, for a flag, its current value.
+    pub score: f64,
+    /// The best counted team's track score (the flag's value for a flag).
+    pub best: f64,
+    /// What the part adds to the event score.
+    pub points: f64,
+    /// The counted submission (tracks only).
+    pub submission: Option<i64>,
+}
+
+/// A team's place on the event scoreboard.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventScore {
+    pub team_id: TeamId,
+    /// The sum of the parts' points.
+    pub points: f64,
+    /// When the latest counted submission or solve was made (the tie-breaker).
+    pub reached_at: i64,
+    pub parts: Vec<EventPart>,
+}
+
+/// The event scoreboard: every counted team with a scored submission or a solve,
+/// by points (most first), then by who reached theirs first, then team id.
+/// Standings of teams outside `counted` are dropped before each track's best is
+/// taken; flag solvers are counted already ([`FlagStanding::new`]).
+pub fn event_scores(
+    tracks: &[TrackStanding],
+    flags: &[FlagStanding],
+    counted: &HashSet<TeamId>,
+) -> Vec<EventScore> {
+    let mut teams: BTreeMap<TeamId, EventScore> = BTreeMap::new();
+    fn entry(teams: &mut BTreeMap<TeamId, EventScore>, team: TeamId) -> &mut EventScore {
+        teams.entry(team).or_insert_with(|| EventScore {
+            team_id: team,
+            points: 0.0,
+            reached_at: i64::MIN,
+            parts: Vec::new(),
+        })
+    }
+    for track in tracks {
+        let standings: Vec<&Standing> = track
+            .standings
+            .iter()
+            .filter(|s| counted.contains(&s.team_id))
+            .collect();
+        let best = standings.iter().map(|s| s.score).fold(0.0, f64::max);
+        for s in standings {
+            let points = track_points(track.points, s.score, best);
+            let team = entry(&mut teams, s.team_id);
+            team.points += points;
+            team.reached_at = team.reached_at.max(s.reached_at);
+            team.parts.push(EventPart {
+                challenge: track.challenge.clone(),
+                kind: match track.track {
+                    Track::Attack => PartKind::Attack,
+                    Track::Defense => PartKind::Defense,
+                },
+                score: s.score,
+                best,
+                points,
+                submission: Some(s.submission_id),
+            });
+        }
+    }
+    for flag in flags {
+        let value = flag.value() as f64;
+        for &(team_id, at) in &flag.solvers {
+            if !counted.contains(&team_id) {
+                continue;
+            }
+            let team = entry(&mut teams, team_id);
+            team.points += value;
+            team.reached_at = team.reached_at.max(at);
+            team.parts.push(EventPart {
+                challenge: flag.challenge.clone(),
+                kind: PartKind::Flag,
+                score: value,
+                best: value,
+                points: value,
+                submission: None,
+            });
+        }
+    }
+    let mut ranked: Vec<EventScore> = teams.into_values().collect();
+    ranked.sort_by(|a, b| {
+        b.points
+            .total_cmp(&a.points)
+            .then(a.reached_at.cmp(&b.reached_at))
+            .then(a.team_id.cmp(&b.team_id))
+    });
+    ranked
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::challenge::Decay;
     use crate::store::SubmissionStatus;
+
+    fn standing(team: TeamId, submission: i64, score: f64, at: i64) -> Standing {
+        Standing {
+            team_id: team,
+            submission_id: submission,
+            score,
+            opponents: 1,
+            queries_used: None,
+            reached_at: at,
+        }
+    }
+
+    fn flag(initial: u64, minimum: u64, decay: u64) -> FlagSpec {
+        FlagSpec {
+            sha256: String::new(),
+            initial,
+            minimum,
+            decay,
+            function: Decay::Linear,
+        }
+    }
+
+    fn solve(team: TeamId, at: i64, counted: bool) -> Solve {
+        Solve {
+            team_id: team,
+            user_id: team,
+            created_at: at,
+            counted,
+        }
+    }
+
+    #[test]
+    fn track_points_by_hand() {
+        assert_eq!(track_points(100, 1.5, 2.0), 75.0);
+        assert_eq!(track_points(100, 2.0, 2.0), 100.0, "the leader gets it all");
+        assert_eq!(track_points(100, 0.0, 2.0), 0.0);
+        assert_eq!(track_points(100, 0.0, 0.0), 0.0, "nobody scored");
+        assert_eq!(track_points(0, 1.0, 1.0), 0.0);
+    }
+
+    #[test]
+    fn flag_value_counts_counted_solves_only() {
+        // linear: 500, minus 100 per solve after the first, floored at 200
+        let f = flag(500, 200, 100);
+        let solves = [
+            solve(1, 10, true),
+            solve(2, 20, false), // an organizer's team: does not lower the value
+            solve(3, 30, true),
+            solve(4, 40, true),
+            solve(5, 50, true),
+        ];
+        let standing = FlagStanding::new("f", &f, &solves);
+        assert_eq!(standing.solvers, [(1, 10), (3, 30), (4, 40), (5, 50)]);
+        // 4 counted solves: 500 - 3 * 100 = 200
+        assert_eq!(standing.value(), 200);
+        assert_eq!(standing.value_at(35), 400, "two counted solves by 35");
+        assert_eq!(standing.value_at(5), 500);
+        // banning team 5 (no longer counted) raises the value to 300
+        let mut banned = solves.clone();
+        banned[4].counted = false;
+        assert_eq!(FlagStanding::new("f", &f, &banned).value(), 300);
+    }
+
+    #[test]
+    fn event_scores_by_hand() {
+        // challenge "ev" (100 points): attack scores team 1: 1.5, team 2: 2.0 (best),
+        // team 9 (staff) 3.0 is left out before the best is taken.
+        let tracks = [
+            TrackStanding {
+                challenge: "ev".into(),
+                track: Track::Attack,
+                points: 100,
+                standings: vec![
+                    standing(9, 90, 3.0, 1),
+                    standing(2, 20, 2.0, 5),
+                    standing(1, 10, 1.5, 7),
+                ],
+            },
+            // defense track of "ev": only team 1, score 0.8: the leader gets 100
+            TrackStanding {
+                challenge: "ev".into(),
+                track: Track::Defense,
+                points: 100,
+                standings: vec![standing(1, 11, 0.8, 3)],
+            },
+            // a track where nobody scored: zero for all
+            TrackStanding {
+                challenge: "zero".into(),
+                track: Track::Attack,
+                points: 50,
+                standings: vec![standing(2, 21, 0.0, 2)],
+            },
+        ];
+        // flag "f": 500 linear -100, minimum 200; counted solvers 2 then 3 => value 400
+        let flags = [FlagStanding::new(
+            "f",
+            &flag(500, 200, 100),
+            &[solve(2, 8, true), solve(9, 9, false), solve(3, 12, true)],
+        )];
+        let counted: HashSet<TeamId> = [1, 2, 3].into();
+        let board = event_scores(&tracks, &flags, &counted);
+        let summary: Vec<(TeamId, f64)> = board.iter().map(|t| (t.team_id, t.points)).collect();
+        // team 1: 100 * 1.5 / 2.0 = 75, + defense 100 = 175
+        // team 2: 100 (attack leader) + 0 (zero track) + 400 (flag) = 500
+        // team 3: 400 (flag)
+        assert_eq!(summary, [(2, 500.0), (3, 400.0), (1, 175.0)]);
+        let team1 = &board[2];
+        assert_eq!(team1.parts.len(), 2);
+        assert_eq!(team1.parts[0].kind, PartKind::Attack);
+        assert_eq!(
+            (
+                team1.parts[0].score,
+                team1.parts[0].best,
+                team1.parts[0].points
+            ),
+            (1.5, 2.0, 75.0)
+        );
+        assert_eq!(team1.parts[0].submission, Some(10));
+        assert_eq!(board[0].reached_at, 8, "team 2's latest: the solve at 8");
+        assert!(board.iter().all(|t| t.team_id != 9), "staff are not listed");
+
+        // equal points: the team that reached them first ranks higher
+        let tie = [TrackStanding {
+            challenge: "t".into(),
+            track: Track::Attack,
+            points: 10,
+            standings: vec![standing(5, 1, 1.0, 40), standing(4, 2, 1.0, 30)],
+        }];
+        let counted: HashSet<TeamId> = [4, 5].into();
+        let order: Vec<TeamId> = event_scores(&tie, &[], &counted)
+            .iter()
+            .map(|t| t.team_id)
+            .collect();
+        assert_eq!(order, [4, 5]);
+    }
 
     fn sub(id: i64, team: i64, track: Track, at: i64) -> Submission {
         Submission {

@@ -18,6 +18,9 @@ pub struct User {
     pub username: String,
     pub role: Role,
     pub banned: bool,
+    /// Hidden by an organizer (a test account, a sponsor): plays, but counts on no
+    /// board and never lowers a flag's value.
+    pub hidden: bool,
     pub team_id: Option<TeamId>,
     pub created_at: i64,
 }
@@ -167,6 +170,12 @@ pub trait Store: Send + Sync + 'static {
     async fn set_password(&self, id: UserId, password_hash: &str) -> StoreResult<()>;
     /// Banning also ends the user's sessions and revokes their tokens.
     async fn set_banned(&self, id: UserId, banned: bool) -> StoreResult<()>;
+    /// Hide a user from the boards (or show them again); see [`User::hidden`].
+    async fn set_hidden(&self, id: UserId, hidden: bool) -> StoreResult<()>;
+    /// Teams that count on the boards: those with at least one member who is a
+    /// competitor, not banned and not hidden. Staff-only, banned and hidden teams
+    /// neither score nor lower a flag's value ([`Solve::counted`] is the same rule).
+    async fn counted_teams(&self) -> StoreResult<Vec<TeamId>>;
     /// A failed login on account `id` from `client` (a network address, or its /64).
     async fn record_login_failure(&self, id: UserId, client: &str, now: i64) -> StoreResult<()>;
     /// Failed logins on account `id` from `client` since `since`.
@@ -252,6 +261,16 @@ pub trait Store: Send + Sync + 'static {
         track: Track,
         status: SubmissionStatus,
     ) -> StoreResult<Vec<Submission>>;
+    /// The earliest defense of `challenge` with these bytes that is queued,
+    /// running or accepted (scored): a second copy would count the same model twice.
+    async fn live_defense_with_sha256(
+        &self,
+        challenge: ChallengeId,
+        sha256: &str,
+    ) -> StoreResult<Option<Submission>>;
+    /// Attack files of one challenge submitted with identical bytes by more than
+    /// one team, for organizers to look into.
+    async fn identical_attacks(&self) -> StoreResult<Vec<IdenticalAttacks>>;
     /// Claim the oldest runnable job (queued and due, or running with an expired
     /// lease and fewer than `max_attempts` attempts) for `owner` until `lease_until`.
     /// Use the same `max_attempts` as for `fail_job` and `expire_dead_jobs`.
@@ -295,7 +314,8 @@ pub trait Store: Send + Sync + 'static {
     /// Record a flag attempt; on a correct one, the team's solve (once). Refused
     /// when the team already made `max_wrong_per_minute` wrong attempts in the last minute.
     async fn submit_flag(&self, attempt: FlagAttempt) -> StoreResult<FlagOutcome>;
-    /// Solves of a challenge, first first.
+    /// Solves of a challenge, first first, each marked whether its team counts
+    /// ([`Store::counted_teams`]).
     async fn solves(&self, challenge: ChallengeId) -> StoreResult<Vec<Solve>>;
     /// Spend queries for each request in order, in one transaction: `Ok(used
     /// after)` for a request that fits its budget, `Err(remaining)` (nothing spent
@@ -536,9 +556,11 @@ pub struct FlagAttempt {
 pub struct FlagOutcome {
     /// This attempt created the team's solve (false for a repeat or a wrong flag).
     pub newly_solved: bool,
-    /// Solves of the challenge, this one included.
+    /// Counted solves of the challenge ([`Solve::counted`]), this one included
+    /// when it counts.
     pub solves: i64,
-    /// The team's place among solvers (1 = first blood), when it has solved.
+    /// The team's place among counted solvers (1 = first blood), when it has
+    /// solved and counts.
     pub place: Option<i64>,
 }
 
@@ -547,4 +569,17 @@ pub struct Solve {
     pub team_id: TeamId,
     pub user_id: UserId,
     pub created_at: i64,
+    /// The team counts ([`Store::counted_teams`]): only counted solves lower the
+    /// value and earn points. Computed when read, so banning or hiding a solver
+    /// raises the value again.
+    pub counted: bool,
+}
+
+/// Byte-identical attack files of one challenge from different teams.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdenticalAttacks {
+    pub challenge_id: ChallengeId,
+    pub sha256: String,
+    /// (submission, team), oldest first.
+    pub submissions: Vec<(SubmissionId, TeamId)>,
 }

@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use riposte_core::account::Role;
 use riposte_core::store::{
     ApiToken, ChallengeId, ChallengeRecord, ChallengeUpsert, ClaimedJob, Counts, Credentials,
-    Evaluation, FileRecord, FlagAttempt, FlagOutcome, JobCompletion, JobId, NewSession,
-    NewSubmission, Party, QuerySpend, Session, Solve, Split, Store, StoreError, StoreResult,
-    Submission, SubmissionId, SubmissionStatus, Team, TeamId, TeamSummary, Track, Upserted, User,
-    UserId,
+    Evaluation, FileRecord, FlagAttempt, FlagOutcome, IdenticalAttacks, JobCompletion, JobId,
+    NewSession, NewSubmission, Party, QuerySpend, Session, Solve, Split, Store, StoreError,
+    StoreResult, Submission, SubmissionId, SubmissionStatus, Team, TeamId, TeamSummary, Track,
+    Upserted, User, UserId,
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -31,7 +31,17 @@ pub struct SqlStore {
     backend: Backend,
 }
 
-const USER_COLUMNS: &str = "u.id, u.username, u.role, u.banned, u.team_id, u.created_at";
+const USER_COLUMNS: &str = "u.id, u.username, u.role, u.banned, u.hidden, u.team_id, u.created_at";
+
+/// The one statement of which teams count on the boards and in a flag's value
+/// (`Store::counted_teams`): at least one member who is a competitor, not banned
+/// and not hidden. `{team}` is the team id column it is applied to.
+fn team_counts(team: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM users cm WHERE cm.team_id = {team} AND cm.role = 'competitor' \
+         AND cm.banned = 0 AND cm.hidden = 0)"
+    )
+}
 
 impl SqlStore {
     /// Connect to `url` (`sqlite://path?mode=rwc` or `postgres://...`) and apply migrations.
@@ -159,6 +169,7 @@ fn user_from(row: &AnyRow) -> StoreResult<User> {
         username: row.try_get("username").map_err(backend_err)?,
         role: Role::parse(&role).map_err(|e| StoreError::Backend(anyhow::anyhow!(e)))?,
         banned: row.try_get::<i64, _>("banned").map_err(backend_err)? != 0,
+        hidden: row.try_get::<i64, _>("hidden").map_err(backend_err)? != 0,
         team_id: row.try_get("team_id").map_err(backend_err)?,
         created_at: row.try_get("created_at").map_err(backend_err)?,
     })
@@ -298,7 +309,7 @@ impl Store for SqlStore {
         let row = sqlx::query(
             "INSERT INTO users (username, username_key, password_hash, role, banned, created_at) \
              VALUES ($1, $2, $3, $4, 0, $5) \
-             RETURNING id, username, role, banned, team_id, created_at",
+             RETURNING id, username, role, banned, hidden, team_id, created_at",
         )
         .bind(username)
         .bind(username_key)
@@ -386,6 +397,29 @@ impl Store for SqlStore {
                 .map_err(backend_err)?;
         }
         tx.commit().await.map_err(backend_err)
+    }
+
+    async fn set_hidden(&self, id: UserId, hidden: bool) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE users SET hidden = $1 WHERE id = $2")
+            .bind(i64::from(hidden))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn counted_teams(&self) -> StoreResult<Vec<TeamId>> {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT t.id FROM teams t WHERE {} ORDER BY t.id",
+            team_counts("t.id")
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)
     }
 
     async fn set_password(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
@@ -987,6 +1021,61 @@ impl Store for SqlStore {
         rows.iter().map(submission_from).collect()
     }
 
+    async fn live_defense_with_sha256(
+        &self,
+        challenge: ChallengeId,
+        sha256: &str,
+    ) -> StoreResult<Option<Submission>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.challenge_id = $1 AND s.track = $2 \
+             AND s.blob_sha256 = $3 AND s.status IN ($4, $5, $6) ORDER BY s.id LIMIT 1"
+        )))
+        .bind(challenge)
+        .bind(Track::Defense.as_str())
+        .bind(sha256)
+        .bind(SubmissionStatus::Queued.as_str())
+        .bind(SubmissionStatus::Running.as_str())
+        .bind(SubmissionStatus::Scored.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        row.as_ref().map(submission_from).transpose()
+    }
+
+    async fn identical_attacks(&self) -> StoreResult<Vec<IdenticalAttacks>> {
+        let rows = sqlx::query(
+            "SELECT s.challenge_id, s.blob_sha256, s.id, s.team_id FROM submissions s \
+             JOIN (SELECT challenge_id, blob_sha256 FROM submissions WHERE track = $1 \
+                   GROUP BY challenge_id, blob_sha256 HAVING COUNT(DISTINCT team_id) > 1) d \
+             ON d.challenge_id = s.challenge_id AND d.blob_sha256 = s.blob_sha256 \
+             WHERE s.track = $1 ORDER BY s.challenge_id, s.blob_sha256, s.id",
+        )
+        .bind(Track::Attack.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        let mut groups: Vec<IdenticalAttacks> = Vec::new();
+        for row in &rows {
+            let challenge_id: ChallengeId = row.try_get("challenge_id").map_err(backend_err)?;
+            let sha256: String = row.try_get("blob_sha256").map_err(backend_err)?;
+            let entry = (
+                row.try_get("id").map_err(backend_err)?,
+                row.try_get("team_id").map_err(backend_err)?,
+            );
+            match groups.last_mut() {
+                Some(g) if g.challenge_id == challenge_id && g.sha256 == sha256 => {
+                    g.submissions.push(entry)
+                }
+                _ => groups.push(IdenticalAttacks {
+                    challenge_id,
+                    sha256,
+                    submissions: vec![entry],
+                }),
+            }
+        }
+        Ok(groups)
+    }
+
     #[tracing::instrument(skip_all, fields(owner))]
     async fn claim_job(
         &self,
@@ -1301,23 +1390,28 @@ impl Store for SqlStore {
             .map_err(backend_err)?;
             newly_solved = inserted.rows_affected() == 1;
         }
-        let solves: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM solves WHERE challenge_id = $1")
-            .bind(attempt.challenge_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-        let mine: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM solves WHERE challenge_id = $1 AND team_id = $2")
-                .bind(attempt.challenge_id)
-                .bind(attempt.team_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(backend_err)?;
+        // Only counted solves lower the value and take a place.
+        let counts = team_counts("sv.team_id");
+        let solves: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM solves sv WHERE sv.challenge_id = $1 AND {counts}"
+        )))
+        .bind(attempt.challenge_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        let mine: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT sv.id FROM solves sv WHERE sv.challenge_id = $1 AND sv.team_id = $2 AND {counts}"
+        )))
+        .bind(attempt.challenge_id)
+        .bind(attempt.team_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend_err)?;
         let place = match mine {
             Some(id) => Some(
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM solves WHERE challenge_id = $1 AND id <= $2",
-                )
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM solves sv WHERE sv.challenge_id = $1 AND sv.id <= $2 AND {counts}"
+                )))
                 .bind(attempt.challenge_id)
                 .bind(id)
                 .fetch_one(&mut *tx)
@@ -1335,9 +1429,12 @@ impl Store for SqlStore {
     }
 
     async fn solves(&self, challenge: ChallengeId) -> StoreResult<Vec<Solve>> {
-        let rows = sqlx::query(
-            "SELECT team_id, user_id, created_at FROM solves WHERE challenge_id = $1 ORDER BY id",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT sv.team_id, sv.user_id, sv.created_at, \
+             CASE WHEN {} THEN 1 ELSE 0 END AS counted \
+             FROM solves sv WHERE sv.challenge_id = $1 ORDER BY sv.id",
+            team_counts("sv.team_id")
+        )))
         .bind(challenge)
         .fetch_all(&self.pool)
         .await
@@ -1348,6 +1445,7 @@ impl Store for SqlStore {
                     team_id: row.try_get("team_id").map_err(backend_err)?,
                     user_id: row.try_get("user_id").map_err(backend_err)?,
                     created_at: row.try_get("created_at").map_err(backend_err)?,
+                    counted: row.try_get::<i64, _>("counted").map_err(backend_err)? != 0,
                 })
             })
             .collect()

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use riposte_core::account::Role;
 use riposte_core::store::{
-    ChallengeUpsert, FileRecord, NewSession, QuerySpend, Store, StoreError, Upserted,
+    ChallengeUpsert, FileRecord, FlagAttempt, NewSession, NewSubmission, QuerySpend, Store,
+    StoreError, Track, Upserted,
 };
 use riposte_db::SqlStore;
 use riposte_db::testing::TestDatabase;
@@ -274,5 +275,64 @@ conformance! {
         // 80 requests of 3 against 100: exactly 33 fit
         assert_eq!(granted, 33);
         assert_eq!(store.queries_used(c, red, "t").await.unwrap(), 99);
+    };
+
+    counted_teams_solves_and_identical_files => |store: Arc<SqlStore>| async move {
+        let files = vec![];
+        let tags = vec![];
+        store.upsert_challenge(ChallengeUpsert {
+            slug: "demo", title: "Demo", kind: "evasion", difficulty: "easy", tags: &tags, points: 1,
+            summary: "s", readme: "r", spec_json: "{}", files: &files, now: 1,
+        }).await.unwrap();
+        let c = store.challenge("demo").await.unwrap().unwrap().id;
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        let root = user(&store, "root").await;
+        store.set_role(root.id, Role::Admin).await.unwrap();
+        let red = store.create_team(alice.id, "Red", "red", "CODER", 2).await.unwrap().id;
+        let blue = store.create_team(bob.id, "Blue", "blue", "CODEB", 2).await.unwrap().id;
+        let staff = store.create_team(root.id, "Staff", "staff", "CODES", 2).await.unwrap().id;
+        assert_eq!(store.counted_teams().await.unwrap(), vec![red, blue]);
+        let solve = |team, user, now| FlagAttempt {
+            challenge_id: c, team_id: team, user_id: user, correct: true, now, max_wrong_per_minute: 10,
+        };
+        // the staff solve first: it takes no place and is not counted
+        let o = store.submit_flag(solve(staff, root.id, 10)).await.unwrap();
+        assert_eq!((o.newly_solved, o.solves, o.place), (true, 0, None));
+        let o = store.submit_flag(solve(red, alice.id, 11)).await.unwrap();
+        assert_eq!((o.solves, o.place), (1, Some(1)));
+        let o = store.submit_flag(solve(blue, bob.id, 12)).await.unwrap();
+        assert_eq!((o.solves, o.place), (2, Some(2)));
+        let counted = |s: Vec<riposte_core::store::Solve>| s.iter().map(|s| s.counted).collect::<Vec<_>>();
+        assert_eq!(counted(store.solves(c).await.unwrap()), [false, true, true]);
+        // hiding alice or banning bob takes their team out at once
+        store.set_hidden(alice.id, true).await.unwrap();
+        assert!(store.user_by_id(alice.id).await.unwrap().unwrap().hidden);
+        store.set_banned(bob.id, true).await.unwrap();
+        assert_eq!(counted(store.solves(c).await.unwrap()), [false, false, false]);
+        assert!(store.counted_teams().await.unwrap().is_empty());
+        store.set_hidden(alice.id, false).await.unwrap();
+        assert_eq!(store.counted_teams().await.unwrap(), vec![red]);
+        assert!(matches!(store.set_hidden(9_999, true).await, Err(StoreError::NotFound)));
+
+        // a queued defense is live; a rejected one is not
+        let new = |team, user, track, sha: &'static str, now| NewSubmission {
+            challenge_id: c, team_id: team, user_id: user, track, blob_sha256: sha,
+            filename: "f", size: 1, now, limit: 100, limit_since: 0,
+        };
+        assert!(store.live_defense_with_sha256(c, "aa").await.unwrap().is_none());
+        let first = store.create_submission(new(red, alice.id, Track::Defense, "aa", 20)).await.unwrap();
+        store.create_submission(new(red, alice.id, Track::Defense, "aa", 21)).await.unwrap();
+        assert_eq!(store.live_defense_with_sha256(c, "aa").await.unwrap().unwrap().id, first.id);
+        assert!(store.live_defense_with_sha256(c, "bb").await.unwrap().is_none());
+        // identical attack files: only across teams
+        let a1 = store.create_submission(new(red, alice.id, Track::Attack, "cc", 30)).await.unwrap();
+        store.create_submission(new(staff, root.id, Track::Attack, "dd", 31)).await.unwrap();
+        store.create_submission(new(staff, root.id, Track::Attack, "dd", 32)).await.unwrap();
+        let a2 = store.create_submission(new(staff, root.id, Track::Attack, "cc", 33)).await.unwrap();
+        let groups = store.identical_attacks().await.unwrap();
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        assert_eq!(groups[0].sha256, "cc");
+        assert_eq!(groups[0].submissions, vec![(a1.id, red), (a2.id, staff)]);
     };
 }

@@ -9,13 +9,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use riposte_core::challenge::Bundle;
+use riposte_core::challenge::{Bundle, EvalSet};
 use riposte_core::scoring;
-use riposte_core::task::{Norm, TaskSpec};
+use riposte_core::task::{Norm, TaskSpec, ThreatModel};
 use serde::Serialize;
 
 use crate::attack::SquareAttack;
 use crate::host::{HostCommand, HostLimits, ModelHost};
+use crate::score::{self, EvasionSet};
 use crate::{onnx, tensor};
 
 /// `riposte model ...`
@@ -122,9 +123,10 @@ struct Challenge {
     task: TaskSpec,
     norm: Option<Norm>,
     epsilon: Option<f64>,
-    targeted: bool,
+    threat: ThreatModel,
     targets: Vec<(String, PathBuf)>,
     eval: Option<(PathBuf, PathBuf)>,
+    eval_spec: Option<EvalSet>,
 }
 
 impl Challenge {
@@ -144,12 +146,24 @@ impl Challenge {
                 .eval
                 .as_ref()
                 .map(|e| (bundle.dir.join(&e.inputs), bundle.dir.join(&e.labels))),
+            eval_spec: spec.eval.clone(),
             dir: bundle.dir,
             task,
             norm: spec.threat.norm,
             epsilon: spec.threat.epsilon,
-            targeted: spec.threat.targeted,
+            threat: spec.threat,
         })
+    }
+
+    /// The eval set as the server's scorer sees it (same checks, same split).
+    fn evasion_set(&self) -> anyhow::Result<EvasionSet> {
+        let eval = self
+            .eval_spec
+            .as_ref()
+            .with_context(|| format!("{} has no [eval] section", self.dir.display()))?;
+        let (x, y) = self.eval_set()?;
+        EvasionSet::new(self.task.clone(), &self.threat, eval, x, y)
+            .with_context(|| format!("the eval set of {}", self.dir.display()))
     }
 
     fn eval_set(&self) -> anyhow::Result<(tensor::Tensor, Vec<i64>)> {
@@ -361,84 +375,27 @@ struct AttackReport {
 
 async fn eval_attack(args: &EvalArgs, file: &Path, host: &HostCommand) -> anyhow::Result<i32> {
     let challenge = Challenge::load(&args.challenge)?;
-    if challenge.targeted {
-        bail!(
-            "targeted challenges need target labels; `riposte eval --attack` scores untargeted attacks only"
-        );
-    }
-    let (norm, epsilon) = match (challenge.norm, challenge.epsilon) {
-        (Some(n), Some(e)) => (n, e),
-        _ => bail!("the challenge has no [threat] norm and epsilon"),
-    };
-    let (clean, labels) = challenge.eval_set()?;
-    let adv = tensor::read_tensor(
+    let set = challenge.evasion_set()?;
+    let checked = match score::check_attack(
         &read_file(file)?,
-        file_name(file),
-        &tensor::Limits::default(),
-    );
-    let adv = match adv.and_then(|t| tensor::validate_examples(&t, &challenge.task).map(|()| t)) {
-        Ok(t) => t,
+        file_name(file).unwrap_or("attack.npy"),
+        &set,
+    ) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("refused: {e}");
             return Ok(1);
         }
     };
-    if adv.num_examples() != labels.len() {
-        eprintln!(
-            "refused: the file has {} examples, the challenge's eval set has {}",
-            adv.num_examples(),
-            labels.len()
-        );
-        return Ok(1);
+    if let Some(note) = score::describe_over_budget(&checked, &set) {
+        eprintln!("note: {note}");
     }
-    let len = challenge.task.example_len();
-    let within: Vec<bool> = (0..labels.len())
-        .map(|i| {
-            let d = scoring::distance(
-                &clean.data[i * len..(i + 1) * len],
-                &adv.data[i * len..(i + 1) * len],
-                norm,
-            );
-            d.is_ok_and(|d| scoring::within_budget(d, epsilon))
-        })
-        .collect();
-    let over_budget = within.iter().filter(|w| !**w).count();
-
+    let (norm, epsilon) = (set.norm, set.epsilon);
     let mut targets = vec![];
     for (name, path) in &challenge.targets {
-        let mut score = TargetScore {
-            target: name.clone(),
-            total: labels.len(),
-            fooled: 0,
-            rate: 0.0,
-            over_budget,
-            error: None,
-        };
         let bytes = read_file(path)?;
-        let result = async {
-            let limits = challenge.limits().for_model(&bytes);
-            let mut model = ModelHost::spawn(host, &bytes, &limits).await?;
-            let logits = model.predict(&adv.data, labels.len()).await?;
-            model.shutdown().await;
-            Ok::<_, crate::host::HostError>(logits)
-        }
-        .await;
-        match result {
-            Ok(logits) => {
-                let preds = predictions(&logits, challenge.task.classes);
-                score.fooled = preds
-                    .iter()
-                    .zip(&labels)
-                    .zip(&within)
-                    .filter(|((p, l), ok)| {
-                        **ok && p.is_some_and(|p| scoring::evasion_success(p, **l as usize, None))
-                    })
-                    .count();
-                score.rate = score.fooled as f64 / score.total.max(1) as f64;
-            }
-            Err(e) => score.error = Some(e.to_string()),
-        }
-        targets.push(score);
+        let limits = challenge.limits().for_model(&bytes);
+        targets.push(score_attack(name, &bytes, &checked, &set, &limits, host).await);
     }
     let report = AttackReport {
         file: file.display().to_string(),
@@ -478,6 +435,47 @@ async fn eval_attack(args: &EvalArgs, file: &Path, host: &HostCommand) -> anyhow
     } else {
         0
     })
+}
+
+/// One target's row of the report: the checked examples (over-budget ones
+/// already replaced by their clean originals) through the model, each counted by
+/// [`EvasionSet::fooled`], the same rule the server's workers apply.
+async fn score_attack(
+    name: &str,
+    model: &[u8],
+    checked: &score::CheckedAttack,
+    set: &EvasionSet,
+    limits: &HostLimits,
+    host: &HostCommand,
+) -> TargetScore {
+    let total = set.labels.len();
+    let mut score = TargetScore {
+        target: name.to_owned(),
+        total,
+        fooled: 0,
+        rate: 0.0,
+        over_budget: checked.over_budget.len(),
+        error: None,
+    };
+    let result = async {
+        let mut model = ModelHost::spawn(host, model, limits).await?;
+        let logits = model.predict(&checked.adversarial.data, total).await?;
+        model.shutdown().await;
+        Ok::<_, crate::host::HostError>(logits)
+    }
+    .await;
+    match result {
+        Ok(logits) => {
+            let preds: Vec<usize> = predictions(&logits, set.task.classes)
+                .into_iter()
+                .map(|p| p.unwrap_or(usize::MAX))
+                .collect();
+            score.fooled = set.fooled_all(&preds).iter().filter(|f| **f).count();
+            score.rate = score.fooled as f64 / total.max(1) as f64;
+        }
+        Err(e) => score.error = Some(e.to_string()),
+    }
+    score
 }
 
 // ---------------------------------------------------------------- eval --defense

@@ -70,6 +70,60 @@ fn eval_attack_scores_clean_inputs_and_flags_over_budget_examples() {
     assert_eq!(run_eval_with(args, host_command(false)).unwrap(), 0);
 }
 
+/// A copy of the bundle in a folder of the same name, with `toml` edited.
+fn edited_bundle(dir: &std::path::Path, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let copy = root.path().join("mnist-evasion");
+    for sub in ["", "public", "private"] {
+        std::fs::create_dir_all(copy.join(sub)).unwrap();
+        for entry in std::fs::read_dir(dir.join(sub)).unwrap().flatten() {
+            if entry.path().is_file() {
+                std::fs::copy(entry.path(), copy.join(sub).join(entry.file_name())).unwrap();
+            }
+        }
+    }
+    let toml = std::fs::read_to_string(copy.join("challenge.toml")).unwrap();
+    std::fs::write(copy.join("challenge.toml"), edit(toml)).unwrap();
+    root
+}
+
+#[test]
+fn eval_attack_scores_targeted_challenges_and_refuses_bad_target_labels() {
+    let Some(dir) = bundle() else { return };
+    let (x, y) = mnist_eval().unwrap();
+    let targets = |labels: &[i64]| -> String {
+        let t: Vec<String> = labels.iter().map(|l| ((l + 1) % 10).to_string()).collect();
+        t.join(", ")
+    };
+    let targeted = |list: String| {
+        move |toml: String| {
+            toml.replace("targeted = false", "targeted = true").replace(
+                "split_seed = 17\n",
+                &format!("split_seed = 17\ntarget_labels = [{list}]\n"),
+            )
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let adv = tmp.path().join("adv.npy");
+    write_npy_f32(&adv, &[1000, 1, 28, 28], &x);
+    let good = edited_bundle(&dir, targeted(targets(&y)));
+    let args = EvalArgs {
+        attack: Some(adv.clone()),
+        ..eval_args(good.path().join("mnist-evasion"))
+    };
+    assert_eq!(run_eval_with(args, host_command(false)).unwrap(), 0);
+    // A target equal to the true label is refused with the example it concerns.
+    let mut same = y.clone();
+    same[3] = (y[3] + 9) % 10; // (label + 9 + 1) % 10 == label
+    let bad = edited_bundle(&dir, targeted(targets(&same)));
+    let args = EvalArgs {
+        attack: Some(adv),
+        ..eval_args(bad.path().join("mnist-evasion"))
+    };
+    let err = run_eval_with(args, host_command(false)).unwrap_err();
+    assert!(format!("{err:#}").contains("entry 3 is"), "{err:#}");
+}
+
 #[test]
 fn eval_attack_refuses_a_file_of_the_wrong_shape() {
     let Some(dir) = bundle() else { return };

@@ -3,11 +3,12 @@
 //! (release build, one in-process worker, SQLite unless `--postgres`).
 //!
 //!     cargo bench -p riposte-web --bench attack_latency -- [--runs 5] [--defenses 10]
-//!         [--max-hosts 16] [--same-defense] [--postgres]
+//!         [--max-hosts 16] [--postgres]
 //!
-//! Defenses are `baseline_defense.onnx` uploaded by one team each; by default
-//! each copy gets a different `doc_string` appended (a valid protobuf field), so
-//! every defender is a distinct model to the host pool, as real entries are.
+//! Defenses are `baseline_defense.onnx` uploaded by one team each; each copy gets
+//! a different `doc_string` appended (a valid protobuf field), so every defender
+//! is a distinct model to the host pool, as real entries are, and the server,
+//! which refuses a defense byte-identical to an entered one, accepts them all.
 //! Prints one row per run (upload, queue wait, scoring, total) and the medians.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,7 +26,6 @@ struct Options {
     runs: usize,
     defenses: usize,
     max_hosts: usize,
-    same_defense: bool,
     postgres: bool,
 }
 
@@ -34,7 +34,6 @@ fn options() -> anyhow::Result<Options> {
         runs: 5,
         defenses: 10,
         max_hosts: 16,
-        same_defense: false,
         postgres: false,
     };
     let mut args = std::env::args().skip(1);
@@ -43,7 +42,6 @@ fn options() -> anyhow::Result<Options> {
             "--runs" => o.runs = args.next().context("--runs N")?.parse()?,
             "--defenses" => o.defenses = args.next().context("--defenses N")?.parse()?,
             "--max-hosts" => o.max_hosts = args.next().context("--max-hosts N")?.parse()?,
-            "--same-defense" => o.same_defense = true,
             "--postgres" => o.postgres = true,
             // `cargo bench` passes --bench; filters are meaningless here
             _ => {}
@@ -262,14 +260,9 @@ async fn bench(o: Options) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let base = server.base.clone();
     println!(
-        "attack latency: {} database, {} defense(s) ({}), max_model_hosts {}, {} run(s)\n",
+        "attack latency: {} database, {} defense(s) (distinct bytes), max_model_hosts {}, {} run(s)\n",
         if o.postgres { "PostgreSQL" } else { "SQLite" },
         o.defenses,
-        if o.same_defense {
-            "identical bytes"
-        } else {
-            "distinct bytes"
-        },
         o.max_hosts,
         o.runs
     );
@@ -291,11 +284,7 @@ async fn bench(o: Options) -> anyhow::Result<()> {
     let mut ids = Vec::new();
     for i in 0..o.defenses {
         let token = competitor(&store, &format!("defender{i}")).await?;
-        let bytes = if o.same_defense {
-            model.clone()
-        } else {
-            variant(&model, i)
-        };
+        let bytes = variant(&model, i);
         ids.push((
             upload(&http, &base, &token, "defense", "defense.onnx", bytes).await?,
             token,

@@ -356,7 +356,6 @@ impl Evaluator {
                     &Party::Submission(defense.id),
                     &predictions,
                     &set,
-                    &checked.over_budget,
                 );
                 self.store
                     .insert_cells(record.id, &cells, self.clock.now())
@@ -519,18 +518,8 @@ impl Evaluator {
             .labelled_set(artifacts, &eval.inputs, &eval.labels)
             .await
             .context("reading the eval set")?;
-        Ok(EvasionSet {
-            public: riposte_core::scoring::public_split(
-                labels.len(),
-                eval.public_fraction,
-                eval.split_seed,
-            ),
-            norm: spec.threat.norm.context("no threat.norm")?,
-            epsilon: spec.threat.epsilon.context("no threat.epsilon")?,
-            task,
-            clean,
-            labels,
-        })
+        EvasionSet::new(task, &spec.threat, eval, clean, labels)
+            .with_context(|| format!("the eval set of {}", spec.slug))
     }
 
     /// Every defender an attack faces: the organizer targets and each accepted defense.
@@ -595,13 +584,7 @@ impl Evaluator {
             .try_collect()
             .await?;
         for (defender, model, predictions) in &results {
-            cells.extend(score::cells(
-                &attacker,
-                defender,
-                predictions,
-                set,
-                &checked.over_budget,
-            ));
+            cells.extend(score::cells(&attacker, defender, predictions, set));
             if let Party::Organizer(name) = defender
                 && preview.examples.is_empty()
             {
@@ -620,7 +603,7 @@ impl Evaluator {
         })
     }
 
-    /// A few examples the target misread (or the first few), with confidences.
+    /// A few examples that fooled the target (or the first few), with confidences.
     async fn preview(
         &self,
         target: &str,
@@ -631,7 +614,7 @@ impl Evaluator {
     ) -> anyhow::Result<Preview> {
         let mut chosen: Vec<usize> = (0..set.labels.len())
             .filter(|&i| {
-                usize::try_from(set.labels[i]).is_ok_and(|l| predictions[i] != l)
+                predictions.get(i).is_some_and(|&p| set.fooled(i, p))
                     && checked.over_budget.binary_search(&i).is_err()
             })
             .take(PREVIEW_EXAMPLES)
@@ -741,7 +724,6 @@ impl Evaluator {
                 &defender,
                 &predictions,
                 set,
-                &checked.over_budget,
             ));
         }
         Ok(Scored {

@@ -1,4 +1,5 @@
-//! The admin page: users (roles, bans), teams, challenge visibility.
+//! The admin page: users (roles, bans, hiding), teams, challenge visibility, and
+//! byte-identical attack files from different teams.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -16,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(admin))
         .route("/admin/users/{id}/role", web::post().to(set_role))
         .route("/admin/users/{id}/ban", web::post().to(set_banned))
+        .route("/admin/users/{id}/hide", web::post().to(set_hidden))
         .route(
             "/admin/challenges/{slug}/visibility",
             web::post().to(set_visibility),
@@ -47,17 +49,54 @@ struct AdminPage {
     challenges: Vec<ChallengeRecord>,
     roles: Vec<&'static str>,
     is_admin: bool,
+    identical: Vec<IdenticalRow>,
+}
+
+/// Byte-identical attack files of one challenge from different teams.
+struct IdenticalRow {
+    challenge: String,
+    sha256: String,
+    /// "team #submission" for each copy, oldest first.
+    copies: String,
 }
 
 async fn admin(state: web::Data<AppState>, visitor: Visitor) -> Result<HttpResponse, PageError> {
     let user = require_role(&visitor, Role::Organizer)?;
+    let teams = state.store.list_teams().await?;
+    let challenges = state.store.list_challenges(true).await?;
+    let team_name = |id: i64| {
+        teams
+            .iter()
+            .find(|t| t.team.id == id)
+            .map_or_else(|| format!("team {id}"), |t| t.team.name.clone())
+    };
+    let identical = state
+        .store
+        .identical_attacks()
+        .await?
+        .into_iter()
+        .map(|group| IdenticalRow {
+            challenge: challenges
+                .iter()
+                .find(|c| c.id == group.challenge_id)
+                .map_or_else(String::new, |c| c.slug.clone()),
+            sha256: group.sha256,
+            copies: group
+                .submissions
+                .iter()
+                .map(|(id, team)| format!("{} #{id}", team_name(*team)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+        .collect();
     let page = AdminPage {
         is_admin: user.role == Role::Admin,
         layout: Layout::new(&state, &visitor),
         users: state.store.list_users().await?,
-        teams: state.store.list_teams().await?,
-        challenges: state.store.list_challenges(true).await?,
+        teams,
+        challenges,
         roles: Role::ALL.iter().map(|r| r.as_str()).collect(),
+        identical,
     };
     render(StatusCode::OK, &page)
 }
@@ -131,6 +170,22 @@ async fn set_banned(
     state.store.set_banned(*id, banned).await?;
     state.query_models.forget_tokens();
     tracing::info!(admin = me.id, user = *id, banned, "ban changed");
+    Ok(see_other("/admin"))
+}
+
+/// Hide a user from the boards (a test account, a sponsor) or show them again:
+/// a team whose members are all hidden, staff or banned counts nowhere.
+async fn set_hidden(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<i64>,
+    form: web::Form<FlagForm>,
+) -> Result<HttpResponse, PageError> {
+    let me = require_role(&visitor, Role::Admin)?;
+    visitor.check_csrf(&form.csrf_token)?;
+    let hidden = flag(&form.hidden)?;
+    state.store.set_hidden(*id, hidden).await?;
+    tracing::info!(admin = me.id, user = *id, hidden, "hidden changed");
     Ok(see_other("/admin"))
 }
 

@@ -5,7 +5,7 @@
 //! The ranking math is here as pure functions ([`scoreboard`], [`history`],
 //! [`matrix`]); handlers gather the store's rows and draw with [`crate::svg`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
@@ -13,12 +13,11 @@ use actix_web::{HttpResponse, web};
 use anyhow::Context;
 use askama::Template;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
-use riposte_core::leaderboard;
+use riposte_core::leaderboard::{self, EventScore, FlagStanding, PartKind, TrackStanding};
 use riposte_core::store::{
     ChallengeRecord, Evaluation, Party, Split, StoreError, Submission, SubmissionStatus, TeamId,
     Track,
 };
-use serde::Serialize;
 
 use super::submissions::shown_split;
 use super::{Layout, render};
@@ -57,6 +56,8 @@ const MATRIX_COLUMNS: usize = 40;
 pub struct TrackBoard {
     pub challenge: String,
     pub track: Track,
+    /// The challenge's `points`: what the track's leader earns.
+    pub points: u32,
     /// The split shown now (public while the track is open).
     pub split: Split,
     /// The track's scored submissions.
@@ -65,82 +66,47 @@ pub struct TrackBoard {
     pub cells: Arc<[Evaluation]>,
 }
 
-/// What one track of one challenge adds to a team's total.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Part {
-    pub challenge: String,
-    pub track: Track,
-    pub split: Split,
-    pub submission: i64,
-    pub score: f64,
+/// The event scoreboard (`leaderboard::event_scores`): each track ranked by
+/// `leaderboard::rank` on its shown split (the chosen, else the best, submission),
+/// worth `points * score / best`; each counted flag solve worth the flag's
+/// current value. Only `counted` teams are listed or taken as the best.
+pub fn scoreboard(
+    boards: &[TrackBoard],
+    flags: &[FlagStanding],
+    counted: &HashSet<TeamId>,
+) -> Vec<EventScore> {
+    let tracks: Vec<TrackStanding> = boards
+        .iter()
+        .map(|b| TrackStanding {
+            challenge: b.challenge.clone(),
+            track: b.track,
+            points: b.points,
+            standings: leaderboard::rank(b.track, b.split, &b.scored, &b.cells),
+        })
+        .collect();
+    leaderboard::event_scores(&tracks, flags, counted)
 }
 
-/// A team's place on the overall scoreboard.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TeamScore {
-    pub team_id: TeamId,
-    /// The sum of the team's leaderboard scores over every track of every challenge.
-    pub score: f64,
-    /// When the latest of the counted submissions was made (the tie-breaker).
-    pub reached_at: i64,
-    pub parts: Vec<Part>,
-}
-
-/// Rank teams by the sum, over challenges and tracks, of their leaderboard score
-/// (`leaderboard::rank` on each track's shown split: the chosen, else the best,
-/// submission). Equal totals go to the team
-/// whose counted submissions were all in earliest (smallest `reached_at`), then to
-/// the smaller team id. Teams without a scored submission are not listed.
-pub fn scoreboard(boards: &[TrackBoard]) -> Vec<TeamScore> {
-    let mut teams: BTreeMap<TeamId, TeamScore> = BTreeMap::new();
-    for board in boards {
-        for standing in leaderboard::rank(board.track, board.split, &board.scored, &board.cells) {
-            let team = teams.entry(standing.team_id).or_insert_with(|| TeamScore {
-                team_id: standing.team_id,
-                score: 0.0,
-                reached_at: i64::MIN,
-                parts: Vec::new(),
-            });
-            team.score += standing.score;
-            team.reached_at = team.reached_at.max(standing.reached_at);
-            team.parts.push(Part {
-                challenge: board.challenge.clone(),
-                track: board.track,
-                split: board.split,
-                submission: standing.submission_id,
-                score: standing.score,
-            });
-        }
-    }
-    let mut ranked: Vec<TeamScore> = teams.into_values().collect();
-    ranked.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then(a.reached_at.cmp(&b.reached_at))
-            .then(a.team_id.cmp(&b.team_id))
-    });
-    ranked
-}
-
-/// Each team's score over time, as the steps `(t, score)` at which it changed.
+/// Each counted team's event score over time, as the steps `(t, points)` at which
+/// it changed.
 ///
-/// The score of a team at time `t` is the [`scoreboard`] total computed as if only
-/// the submissions scored at or before `t` (their `finished_at`, the moment they
-/// joined the leaderboards; their own cells are written at that same moment) and
-/// the matrix cells created at or before `t` existed. For each
-/// track of each challenge, a submission's score at `t` is the sum of its shares
-/// (fooled for an attack, kept for a defense) over the cells created at or before
-/// `t` on the split the track shows *now*; the team counts its chosen submission
-/// once that is scored, else its best one scored by `t`; the total sums
-/// over tracks and challenges. So the last step equals today's total (up to
-/// floating-point rounding).
-///
-/// Cells are only ever added and shares are never negative, so a submission's
-/// score only grows, and so does a team's, except when the submission it chose
-/// appears and scores below its best so far. A team gets a first step `(t, 0.0)`
-/// when its first submission is scored. (Entering at `finished_at` rather than at
-/// upload keeps a chosen submission from counting as 0 while it waits in the queue.)
-pub fn history(boards: &[TrackBoard]) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
+/// The score at time `t` is the [`scoreboard`] computed as if only the
+/// submissions scored at or before `t` (their `finished_at`, the moment they
+/// joined the leaderboards; their own cells are written at that same moment), the
+/// matrix cells created at or before `t` and the solves made at or before `t`
+/// existed, on the split each track shows *now*. A submission's track score at `t`
+/// is the sum of its shares (fooled for an attack, kept for a defense) over those
+/// cells; the team counts its chosen submission once that is scored, else its best
+/// one scored by `t`. So the last step equals today's total (up to floating-point
+/// rounding). Another team's progress can lower a team's points (a new best
+/// divides everyone's track score), and so can a new solve (the flag's value
+/// decays). A team gets a first step `(t, 0.0)` when it first enters (a scored
+/// submission or a solve).
+pub fn history(
+    boards: &[TrackBoard],
+    flags: &[FlagStanding],
+    counted: &HashSet<TeamId>,
+) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
     enum Event {
         Enter {
             board: usize,
@@ -151,6 +117,9 @@ pub fn history(boards: &[TrackBoard]) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
             submission: usize,
             share: f64,
         },
+        Solve {
+            team: TeamId,
+        },
     }
     let mut events: Vec<(i64, Event)> = Vec::new();
     for (b, board) in boards.iter().enumerate() {
@@ -158,11 +127,12 @@ pub fn history(boards: &[TrackBoard]) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
             .scored
             .iter()
             .enumerate()
+            .filter(|(_, s)| counted.contains(&s.team_id))
             .map(|(k, s)| (s.id, k))
             .collect();
-        for (k, s) in board.scored.iter().enumerate() {
+        for &k in index.values() {
             events.push((
-                scored_at(s),
+                scored_at(&board.scored[k]),
                 Event::Enter {
                     board: b,
                     submission: k,
@@ -174,14 +144,14 @@ pub fn history(boards: &[TrackBoard]) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
             .iter()
             .filter(|c| c.split == board.split && c.total > 0)
         {
-            let (party, counted) = match board.track {
+            let (party, hits) = match board.track {
                 Track::Attack => (&cell.attacker, cell.fooled),
                 Track::Defense => (&cell.defender, cell.total - cell.fooled),
             };
             if let Party::Submission(id) = party
                 && let Some(&k) = index.get(id)
             {
-                let share = counted as f64 / cell.total as f64;
+                let share = hits as f64 / cell.total as f64;
                 events.push((
                     cell.created_at,
                     Event::Add {
@@ -191,6 +161,11 @@ pub fn history(boards: &[TrackBoard]) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
                     },
                 ));
             }
+        }
+    }
+    for flag in flags {
+        for &(team, at) in flag.solvers.iter().filter(|(t, _)| counted.contains(t)) {
+            events.push((at, Event::Solve { team }));
         }
     }
     events.sort_by_key(|(t, _)| *t);
@@ -211,26 +186,29 @@ pub fn history(boards: &[TrackBoard]) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
                 .map(move |(k, s)| ((b, s.team_id), k))
         })
         .collect();
-    let counted = |b: usize,
-                   team: TeamId,
-                   best: &HashMap<(usize, TeamId), f64>,
-                   sums: &[Vec<f64>],
-                   entered: &[Vec<bool>]| {
+    let counted_score = |b: usize,
+                         team: TeamId,
+                         best: &HashMap<(usize, TeamId), f64>,
+                         sums: &[Vec<f64>],
+                         entered: &[Vec<bool>]| {
         match chosen.get(&(b, team)) {
             Some(&c) if entered[b][c] => Some(sums[b][c]),
             _ => best.get(&(b, team)).copied(),
         }
     };
+    let mut teams: BTreeSet<TeamId> = BTreeSet::new();
     let mut out: BTreeMap<TeamId, Vec<(i64, f64)>> = BTreeMap::new();
     let mut k = 0;
     while k < events.len() {
         let t = events[k].0;
-        let mut touched: Vec<TeamId> = Vec::new();
         while k < events.len() && events[k].0 == t {
-            let (b, s) = match events[k].1 {
+            match events[k].1 {
                 Event::Enter { board, submission } => {
                     entered[board][submission] = true;
-                    (board, submission)
+                    let team = boards[board].scored[submission].team_id;
+                    let slot = best.entry((board, team)).or_insert(0.0);
+                    *slot = slot.max(sums[board][submission]);
+                    teams.insert(team);
                 }
                 Event::Add {
                     board,
@@ -238,23 +216,43 @@ pub fn history(boards: &[TrackBoard]) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
                     share,
                 } => {
                     sums[board][submission] += share;
-                    (board, submission)
+                    if entered[board][submission] {
+                        let team = boards[board].scored[submission].team_id;
+                        let slot = best.entry((board, team)).or_insert(0.0);
+                        *slot = slot.max(sums[board][submission]);
+                    }
                 }
-            };
-            if entered[b][s] {
-                let team = boards[b].scored[s].team_id;
-                let slot = best.entry((b, team)).or_insert(0.0);
-                *slot = slot.max(sums[b][s]);
-                touched.push(team);
+                Event::Solve { team } => {
+                    teams.insert(team);
+                }
             }
             k += 1;
         }
-        touched.sort_unstable();
-        touched.dedup();
-        for team in touched {
-            let total: f64 = (0..boards.len())
-                .filter_map(|b| counted(b, team, &best, &sums, &entered))
-                .sum();
+        // Everyone's points can move at once (a new best, a decayed flag).
+        let mut totals: BTreeMap<TeamId, f64> = teams.iter().map(|&team| (team, 0.0)).collect();
+        for (b, board) in boards.iter().enumerate() {
+            let scores: Vec<(TeamId, f64)> = teams
+                .iter()
+                .filter_map(|&team| {
+                    counted_score(b, team, &best, &sums, &entered).map(|s| (team, s))
+                })
+                .collect();
+            let top = scores.iter().map(|(_, s)| *s).fold(0.0, f64::max);
+            for (team, score) in scores {
+                if let Some(total) = totals.get_mut(&team) {
+                    *total += leaderboard::track_points(board.points, score, top);
+                }
+            }
+        }
+        for flag in flags {
+            let value = flag.value_at(t) as f64;
+            for (team, _) in flag.solvers.iter().filter(|(_, at)| *at <= t) {
+                if let Some(total) = totals.get_mut(team) {
+                    *total += value;
+                }
+            }
+        }
+        for (team, total) in totals {
             let steps = out.entry(team).or_default();
             if steps.last().is_none_or(|&(_, last)| last != total) {
                 steps.push((t, total));
@@ -442,11 +440,30 @@ fn matrix_split(record: &ChallengeRecord, spec: &ChallengeSpec, now: i64) -> Spl
     }
 }
 
-/// Every track of every listed challenge. Hidden challenges never count, so the
-/// scoreboard is the same for everyone; a challenge whose stored spec does not
-/// parse is left out and logged.
-async fn track_boards(state: &AppState, now: i64) -> Result<Vec<TrackBoard>, StoreError> {
+/// What the event scoreboard is computed from.
+struct EventInputs {
+    boards: Vec<TrackBoard>,
+    flags: Vec<FlagStanding>,
+    /// Teams that count (`Store::counted_teams`).
+    counted: HashSet<TeamId>,
+}
+
+impl EventInputs {
+    fn scoreboard(&self) -> Vec<EventScore> {
+        scoreboard(&self.boards, &self.flags, &self.counted)
+    }
+
+    fn history(&self) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
+        history(&self.boards, &self.flags, &self.counted)
+    }
+}
+
+/// Every track and flag of every listed challenge. Hidden challenges never count,
+/// so the scoreboard is the same for everyone; a challenge whose stored spec does
+/// not parse is left out and logged.
+async fn event_inputs(state: &AppState, now: i64) -> Result<EventInputs, StoreError> {
     let mut boards = Vec::new();
+    let mut flags = Vec::new();
     for record in state.store.list_challenges(false).await? {
         let spec = match spec_of(&record) {
             Ok(spec) => spec,
@@ -455,6 +472,10 @@ async fn track_boards(state: &AppState, now: i64) -> Result<Vec<TrackBoard>, Sto
                 continue;
             }
         };
+        if let Some(flag) = &spec.flag {
+            let solves = state.store.solves(record.id).await?;
+            flags.push(FlagStanding::new(&record.slug, flag, &solves));
+        }
         let tracks = tracks_of(&spec);
         if tracks.is_empty() {
             continue;
@@ -464,6 +485,7 @@ async fn track_boards(state: &AppState, now: i64) -> Result<Vec<TrackBoard>, Sto
             boards.push(TrackBoard {
                 challenge: record.slug.clone(),
                 track,
+                points: spec.points,
                 split: shown_split(&record, &spec, track, now),
                 scored: state
                     .store
@@ -473,7 +495,12 @@ async fn track_boards(state: &AppState, now: i64) -> Result<Vec<TrackBoard>, Sto
             });
         }
     }
-    Ok(boards)
+    let counted = state.store.counted_teams().await?.into_iter().collect();
+    Ok(EventInputs {
+        boards,
+        flags,
+        counted,
+    })
 }
 
 fn svg_response(body: String) -> HttpResponse {
@@ -533,31 +560,46 @@ pub(crate) async fn matrix_drawing(
 
 /// One solve on a flag challenge's board.
 pub struct SolveRow {
-    pub place: usize,
+    /// Place among counted solves; `None` for a solve that does not count.
+    pub place: Option<usize>,
     pub team: String,
     /// RFC 3339 (UTC); pages show it in the reader's time zone.
     pub at: String,
+    /// The value the solver holds now (0 for a solve that does not count).
     pub points: u64,
+    /// The team counts (`Store::counted_teams`): staff-only, banned and hidden
+    /// teams' solves are listed for organizers but earn nothing and do not lower
+    /// the value.
+    pub counted: bool,
 }
 
-/// A flag challenge's solves, first first. Every solver holds the challenge's
-/// current value (CTFd's dynamic scoring), so each row shows that value.
+/// A flag challenge's solves, first first. Every counted solver holds the
+/// challenge's current value (CTFd's dynamic scoring, counted solves only, as
+/// the event scoreboard); uncounted solves are listed to organizers only, marked.
 pub(crate) async fn solve_rows(
     state: &AppState,
     record: &ChallengeRecord,
     flag: &riposte_core::challenge::FlagSpec,
+    show_uncounted: bool,
 ) -> Result<Vec<SolveRow>, StoreError> {
     let solves = state.store.solves(record.id).await?;
     let names = team_names(state).await?;
-    let points = flag.value_after(u64::try_from(solves.len()).unwrap_or(u64::MAX));
+    let points = FlagStanding::new(&record.slug, flag, &solves).value();
+    let mut place = 0;
     Ok(solves
         .iter()
-        .enumerate()
-        .map(|(i, s)| SolveRow {
-            place: i + 1,
-            team: names.get(&s.team_id).cloned().unwrap_or_default(),
-            at: view::datetime(s.created_at),
-            points,
+        .filter(|s| s.counted || show_uncounted)
+        .map(|s| {
+            if s.counted {
+                place += 1;
+            }
+            SolveRow {
+                place: s.counted.then_some(place),
+                team: names.get(&s.team_id).cloned().unwrap_or_default(),
+                at: view::datetime(s.created_at),
+                points: if s.counted { points } else { 0 },
+                counted: s.counted,
+            }
         })
         .collect())
 }
@@ -567,8 +609,17 @@ pub struct ScoreRow {
     pub rank: usize,
     pub team: String,
     pub score: String,
-    pub parts: String,
+    pub parts: Vec<PartRow>,
     pub reached: String,
+}
+
+/// One part of a team's event score, as the page shows it.
+pub struct PartRow {
+    pub challenge: String,
+    pub kind: &'static str,
+    /// "1.5000 of 2.0000" for a track, the value for a flag.
+    pub detail: String,
+    pub points: String,
 }
 
 #[derive(Template)]
@@ -583,21 +634,29 @@ async fn page_scoreboard(
     state: web::Data<AppState>,
     visitor: Visitor,
 ) -> Result<HttpResponse, PageError> {
-    let boards = track_boards(&state, state.clock.now()).await?;
+    let inputs = event_inputs(&state, state.clock.now()).await?;
     let names = team_names(&state).await?;
-    let rows = scoreboard(&boards)
+    let rows = inputs
+        .scoreboard()
         .into_iter()
         .enumerate()
         .map(|(i, t)| ScoreRow {
             rank: i + 1,
             team: names.get(&t.team_id).cloned().unwrap_or_default(),
-            score: format!("{:.4}", t.score),
+            score: format!("{:.2}", t.points),
             parts: t
                 .parts
                 .iter()
-                .map(|p| format!("{} {} {:.4}", p.challenge, p.track.as_str(), p.score))
-                .collect::<Vec<_>>()
-                .join(" · "),
+                .map(|p| PartRow {
+                    challenge: p.challenge.clone(),
+                    kind: p.kind.as_str(),
+                    detail: match p.kind {
+                        PartKind::Flag => "solved".to_owned(),
+                        _ => format!("{:.4} of best {:.4}", p.score, p.best),
+                    },
+                    points: format!("{:.2}", p.points),
+                })
+                .collect(),
             reached: view::datetime(t.reached_at),
         })
         .collect();
@@ -613,10 +672,11 @@ async fn page_scoreboard(
 #[tracing::instrument(skip_all)]
 async fn history_svg(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
     let now = state.clock.now();
-    let boards = track_boards(&state, now).await?;
+    let inputs = event_inputs(&state, now).await?;
     let names = team_names(&state).await?;
-    let mut steps = history(&boards);
-    let series: Vec<svg::Series> = scoreboard(&boards)
+    let mut steps = inputs.history();
+    let series: Vec<svg::Series> = inputs
+        .scoreboard()
         .into_iter()
         .take(CHART_TEAMS)
         .map(|t| svg::Series {
@@ -642,15 +702,19 @@ async fn history_svg(state: web::Data<AppState>) -> Result<HttpResponse, PageErr
     Ok(svg_response(svg::line_chart(&series, start, now, label)))
 }
 
+/// The event scoreboard as JSON: per team its `score` (the event score), the
+/// `parts` it sums (challenge, kind, track score or flag value, the best
+/// team's, and the points earned) and its history.
 #[tracing::instrument(skip_all)]
 async fn api_scoreboard(
     state: web::Data<AppState>,
     _user: ApiUser,
 ) -> Result<HttpResponse, ApiError> {
-    let boards = track_boards(&state, state.clock.now()).await?;
+    let inputs = event_inputs(&state, state.clock.now()).await?;
     let names = team_names(&state).await?;
-    let mut steps = history(&boards);
-    let rows: Vec<serde_json::Value> = scoreboard(&boards)
+    let mut steps = inputs.history();
+    let rows: Vec<serde_json::Value> = inputs
+        .scoreboard()
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
@@ -663,7 +727,7 @@ async fn api_scoreboard(
             serde_json::json!({
                 "rank": i + 1,
                 "team": names.get(&t.team_id).cloned().unwrap_or_default(),
-                "score": t.score,
+                "score": t.points,
                 "reached_at": view::datetime(t.reached_at),
                 "parts": t.parts,
                 "history": history,
@@ -844,6 +908,7 @@ mod tests {
             TrackBoard {
                 challenge: "c".into(),
                 track: Track::Attack,
+                points: 100,
                 split: pb,
                 scored: vec![
                     sub(1, 1, Track::Attack, 10),
@@ -855,6 +920,7 @@ mod tests {
             TrackBoard {
                 challenge: "c".into(),
                 track: Track::Defense,
+                points: 100,
                 split: pb,
                 scored: vec![sub(4, 2, Track::Defense, 5)],
                 cells,
@@ -866,40 +932,94 @@ mod tests {
         assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
         for (g, w) in got.iter().zip(want) {
             assert_eq!(g.0, w.0, "{got:?} vs {want:?}");
-            assert!((g.1 - w.1).abs() < 1e-12, "{got:?} vs {want:?}");
+            assert!((g.1 - w.1).abs() < 1e-9, "{got:?} vs {want:?}");
         }
+    }
+
+    fn both() -> HashSet<TeamId> {
+        [1, 2].into()
+    }
+
+    /// Flag "f" (linear 500, -100 a solve, minimum 200): team 1 solves at 15,
+    /// team 3 (staff, not counted) at 16, team 2 at 22.
+    fn flags() -> Vec<FlagStanding> {
+        let flag = riposte_core::challenge::FlagSpec {
+            sha256: String::new(),
+            initial: 500,
+            minimum: 200,
+            decay: 100,
+            function: riposte_core::challenge::Decay::Linear,
+        };
+        let solve = |team, at, counted| riposte_core::store::Solve {
+            team_id: team,
+            user_id: team,
+            created_at: at,
+            counted,
+        };
+        vec![FlagStanding::new(
+            "f",
+            &flag,
+            &[solve(1, 15, true), solve(3, 16, false), solve(2, 22, true)],
+        )]
     }
 
     #[test]
     fn history_matches_hand_computed_steps() {
-        let h = history(&example());
-        // team 1: #1 enters at 10 (0); at 12 it fools 5/10 + 2/10 + 4/10 = 1.1 (the
-        // private and the empty cell do not count); #3 reaches 0.9 + 0.4 + 0.3 = 1.6 at 31.
-        assert_steps(&h[&1], &[(10, 0.0), (12, 1.1), (31, 1.6)]);
-        // team 2: defense #4 enters at 5; keeps 5/20 of the reference at 6 (0.25), 6/10
-        // of #1 at 12 (0.85); attack #2 scores 1 + 1 = 2 at 25 (2.85); #4 keeps 7/10 of
-        // #3 at 31 (1.55 + 2 = 3.55). #2 entering at 20 changes nothing: no step.
-        assert_steps(
-            &h[&2],
-            &[(5, 0.0), (6, 0.25), (12, 0.85), (25, 2.85), (31, 3.55)],
-        );
+        let h = history(&example(), &[], &both());
+        // Track scores (sums of shares): team 1's attack is 0 at 10, 5/10 + 2/10 + 4/10
+        // = 1.1 at 12 (the private and the empty cell do not count), 0.9 + 0.4 + 0.3
+        // = 1.6 at 31 (#3). Team 2's defense keeps 5/20 of the reference at 6
+        // (0.25), 6/10 of #1 at 12 (0.85), 7/10 of #3 at 31 (1.55); its attack #2
+        // enters at 20 with 0 and scores 1 + 1 = 2 at 25.
+        // Points (100 per track, points * mine / best):
+        //   team 1: 0 at 10; 100 at 12 (the only attack); 100 * 1.1 / 2 = 55 at 25
+        //           (team 2's attack leads); 100 * 1.6 / 2 = 80 at 31.
+        //   team 2: 0 at 5; 100 at 6 (the only defense); 100 + 100 = 200 at 25.
+        assert_steps(&h[&1], &[(10, 0.0), (12, 100.0), (25, 55.0), (31, 80.0)]);
+        assert_steps(&h[&2], &[(5, 0.0), (6, 100.0), (25, 200.0)]);
 
         // Team 1 chose #1: #3 (made later, better) no longer counts.
         let mut boards = example();
         boards[0].scored[0].chosen = true;
-        assert_steps(&history(&boards)[&1], &[(10, 0.0), (12, 1.1)]);
+        assert_steps(
+            &history(&boards, &[], &both())[&1],
+            &[(10, 0.0), (12, 100.0), (25, 55.0)],
+        );
         // Team 1 chose #3 (uploaded at 30, scored at 31): #1 counts until #3 is scored.
         let mut boards = example();
         boards[0].scored[2].chosen = true;
         boards[0].scored[2].finished_at = Some(31);
-        assert_steps(&history(&boards)[&1], &[(10, 0.0), (12, 1.1), (31, 1.6)]);
+        assert_steps(
+            &history(&boards, &[], &both())[&1],
+            &[(10, 0.0), (12, 100.0), (25, 55.0), (31, 80.0)],
+        );
         // A chosen submission worse than the best so far makes the score drop.
         let mut boards = example();
         boards[0].scored.push(sub(5, 1, Track::Attack, 35));
         boards[0].scored[3].chosen = true;
         assert_steps(
-            &history(&boards)[&1],
-            &[(10, 0.0), (12, 1.1), (31, 1.6), (35, 0.0)],
+            &history(&boards, &[], &both())[&1],
+            &[(10, 0.0), (12, 100.0), (25, 55.0), (31, 80.0), (35, 0.0)],
+        );
+
+        // With the flag: team 1 gains 500 at 15; the staff solve at 16 changes
+        // nothing; team 2's solve at 22 makes it 400 for both.
+        let h = history(&example(), &flags(), &both());
+        assert_steps(
+            &h[&1],
+            &[
+                (10, 0.0),
+                (12, 100.0),
+                (15, 600.0),
+                (22, 500.0),
+                (25, 455.0),
+                (31, 480.0),
+            ],
+        );
+        assert_steps(&h[&2], &[(5, 0.0), (6, 100.0), (22, 500.0), (25, 600.0)]);
+        assert!(
+            !h.contains_key(&3),
+            "a team that does not count has no line"
         );
     }
 
@@ -913,12 +1033,13 @@ mod tests {
         let mut scored_later = chose_later.clone();
         scored_later[0].scored[2].finished_at = Some(31);
         for boards in [plain, chose_worse, chose_later, scored_later] {
-            prefixes_agree(&boards);
+            prefixes_agree(&boards, &[]);
+            prefixes_agree(&boards, &flags());
         }
     }
 
-    fn prefixes_agree(boards: &[TrackBoard]) {
-        let h = history(boards);
+    fn prefixes_agree(boards: &[TrackBoard], flags: &[FlagStanding]) {
+        let h = history(boards, flags, &both());
         let times: Vec<i64> = (0..=40).collect();
         for t in times {
             let cut: Vec<TrackBoard> = boards
@@ -940,7 +1061,14 @@ mod tests {
                     ..b.clone()
                 })
                 .collect();
-            for team in scoreboard(&cut) {
+            let cut_flags: Vec<FlagStanding> = flags
+                .iter()
+                .map(|f| FlagStanding {
+                    solvers: f.solvers.iter().filter(|s| s.1 <= t).copied().collect(),
+                    ..f.clone()
+                })
+                .collect();
+            for team in scoreboard(&cut, &cut_flags, &both()) {
                 let at_t = h[&team.team_id]
                     .iter()
                     .rev()
@@ -948,23 +1076,30 @@ mod tests {
                     .map(|s| s.1)
                     .unwrap();
                 assert!(
-                    (at_t - team.score).abs() < 1e-12,
+                    (at_t - team.points).abs() < 1e-9,
                     "team {} at {t}: {at_t} vs {}",
                     team.team_id,
-                    team.score
+                    team.points
                 );
             }
         }
     }
 
     #[test]
-    fn scoreboard_sums_tracks_and_breaks_ties_by_time() {
-        let ranked = scoreboard(&example());
+    fn scoreboard_weighs_tracks_by_points_and_breaks_ties_by_time() {
+        let ranked = scoreboard(&example(), &[], &both());
         assert_eq!(ranked.iter().map(|t| t.team_id).collect::<Vec<_>>(), [2, 1]);
-        assert!((ranked[0].score - 3.55).abs() < 1e-12);
+        // team 2 leads both tracks: 100 + 100; team 1: 100 * 1.6 / 2.0
+        assert!((ranked[0].points - 200.0).abs() < 1e-9);
+        assert!((ranked[1].points - 80.0).abs() < 1e-9);
         assert_eq!(ranked[0].reached_at, 20, "the later of #2 (20) and #4 (5)");
         assert_eq!(ranked[0].parts.len(), 2);
-        assert_eq!(ranked[1].parts[0].submission, 3);
+        assert_eq!(ranked[1].parts[0].submission, Some(3));
+        // a team that does not count is left out, and the best is taken without it
+        let only_one: HashSet<TeamId> = [1].into();
+        let ranked = scoreboard(&example(), &[], &only_one);
+        assert_eq!(ranked.len(), 1);
+        assert!((ranked[0].points - 100.0).abs() < 1e-9, "team 1 now leads");
 
         // equal totals: the team whose counted submission came first wins
         let cells: Arc<[Evaluation]> = vec![
@@ -989,12 +1124,13 @@ mod tests {
         let tie = [TrackBoard {
             challenge: "c".into(),
             track: Track::Attack,
+            points: 10,
             split: Split::Public,
             scored: vec![sub(1, 7, Track::Attack, 40), sub(2, 9, Track::Attack, 45)],
             cells,
         }];
         assert_eq!(
-            scoreboard(&tie)
+            scoreboard(&tie, &[], &[7, 9].into())
                 .iter()
                 .map(|t| t.team_id)
                 .collect::<Vec<_>>(),

@@ -27,7 +27,7 @@ const FLAG_MAX_BYTES: usize = 1024;
 
 pub struct Verdict {
     pub correct: bool,
-    /// The challenge's value at this solve (0 when wrong).
+    /// The challenge's current value (0 when wrong): what every counted solver holds.
     pub points: u64,
     pub first_blood: bool,
     pub solves: i64,
@@ -104,14 +104,15 @@ pub async fn submit(
             solves: outcome.solves,
         });
     }
-    let place = outcome.place.unwrap_or(outcome.solves);
     if outcome.newly_solved {
-        tracing::info!(team = team_id, place, "flag solved");
+        tracing::info!(team = team_id, place = ?outcome.place, "flag solved");
     }
+    // The value after the counted solves (a team that does not count, such as
+    // staff, neither lowers it nor takes a place).
     Ok(Verdict {
         correct: true,
-        points: flag.value_after(u64::try_from(place).unwrap_or(1)),
-        first_blood: place == 1,
+        points: flag.value_after(u64::try_from(outcome.solves).unwrap_or(u64::MAX)),
+        first_blood: outcome.place == Some(1),
         solves: outcome.solves,
     })
 }

@@ -545,16 +545,19 @@ async fn challenge(
     let spec: ChallengeSpec = super::stored_spec(&record).map_err(PageError::internal)?;
     let flag = match &spec.flag {
         Some(flag) => {
-            let solves = state.store.solves(record.id).await?;
-            let first_blood = match solves.first() {
-                Some(first) => state.store.team(first.team_id).await?.map(|t| t.name),
+            let all = state.store.solves(record.id).await?;
+            let my_team = visitor.user().and_then(|u| u.team_id);
+            let solved = my_team.is_some_and(|t| all.iter().any(|s| s.team_id == t));
+            // Only counted solves lower the value and make first blood (as the scoreboard).
+            let standing = riposte_core::leaderboard::FlagStanding::new(&record.slug, flag, &all);
+            let first_blood = match standing.solvers.first() {
+                Some(&(team, _)) => state.store.team(team).await?.map(|t| t.name),
                 None => None,
             };
-            let my_team = visitor.user().and_then(|u| u.team_id);
             Some(FlagPanel {
-                value: flag.value_after(u64::try_from(solves.len()).unwrap_or(0)),
-                solved: my_team.is_some_and(|t| solves.iter().any(|s| s.team_id == t)),
-                solves: solves.len(),
+                value: standing.value(),
+                solved,
+                solves: standing.solvers.len(),
                 first_blood,
                 notice: match query.flag.as_str() {
                     "correct" => Some(("ok", "Correct! The flag is yours.")),

@@ -297,6 +297,9 @@ async fn accept(
     if used >= limit {
         return Err(daily_limit(limit, track));
     }
+    if track == Track::Defense {
+        refuse_duplicate_defense(state, record.id, team_id, &writer.sha256()).await?;
+    }
     let blobs = state.blobs.clone();
     let (sha, size) = web::block(move || blobs.finish(writer))
         .await
@@ -347,6 +350,37 @@ async fn accept(
         )),
         Err(e) => Err(Refusal::internal(e.into())),
     }
+}
+
+/// A defense whose bytes are already a queued, running or accepted defense of the
+/// challenge would count the same model twice in the matrix: refused. The message
+/// names the earlier submission only when it is the team's own.
+async fn refuse_duplicate_defense(
+    state: &AppState,
+    challenge: i64,
+    team_id: i64,
+    sha256: &str,
+) -> Result<(), Refusal> {
+    let earlier = state
+        .store
+        .live_defense_with_sha256(challenge, sha256)
+        .await
+        .map_err(|e| Refusal::internal(e.into()))?;
+    let Some(earlier) = earlier else {
+        return Ok(());
+    };
+    let whose = if earlier.team_id == team_id {
+        format!("your team's submission #{}", earlier.id)
+    } else {
+        "another team's defense".to_owned()
+    };
+    Err(Refusal::new(
+        StatusCode::CONFLICT,
+        "duplicate",
+        format!(
+            "this model is byte-identical (sha256 {sha256}) to {whose}, already entered in this challenge: each defense must be a different model"
+        ),
+    ))
 }
 
 fn daily_limit(limit: i64, track: Track) -> Refusal {
@@ -640,6 +674,22 @@ struct SubmissionPage {
     rate_label: &'static str,
     metrics: Vec<(String, f64)>,
     queries_used: Option<i64>,
+    /// How an evasion attack's examples count (targeted or not, over budget).
+    evasion_rule: Option<String>,
+}
+
+/// The per-example rule of an evasion attack, as the submission page states it.
+fn evasion_rule(spec: &ChallengeSpec) -> Option<String> {
+    let epsilon = spec.threat.epsilon?;
+    let norm = spec.threat.norm?;
+    let success = if spec.threat.targeted {
+        "An example fools a model when the model predicts the example's target label."
+    } else {
+        "An example fools a model when the model predicts anything but the true label."
+    };
+    Some(format!(
+        "{success} An example farther than {epsilon} ({norm}) from its original is over the budget and is scored as its clean original: it fools a model only where the model is wrong on the clean input too, so robust accuracy never exceeds clean accuracy."
+    ))
 }
 
 async fn page_submission(
@@ -677,8 +727,13 @@ async fn page_submission(
     } else {
         (vec![], None)
     };
+    let evasion_rule = match (s.track, spec.kind) {
+        (Track::Attack, ChallengeKind::Evasion) => evasion_rule(&spec),
+        _ => None,
+    };
     let page = SubmissionPage {
         layout: Layout::new(&state, &visitor),
+        evasion_rule,
         preview,
         count_label,
         rate_label,
@@ -780,6 +835,8 @@ struct LeaderboardPage {
     matrix: Option<String>,
     /// A flag challenge's solves, first first.
     solves: Option<Vec<super::boards::SolveRow>>,
+    /// Organizers also see the solves that do not count, marked.
+    show_uncounted: bool,
 }
 
 async fn page_leaderboard(
@@ -826,14 +883,16 @@ async fn page_leaderboard(
     } else {
         Some(super::boards::matrix_drawing(&state, &record, &spec).await?)
     };
+    let show_uncounted = visitor.user().is_some_and(|u| u.role.can_organize());
     let solves = match &spec.flag {
-        Some(flag) => Some(super::boards::solve_rows(&state, &record, flag).await?),
+        Some(flag) => Some(super::boards::solve_rows(&state, &record, flag, show_uncounted).await?),
         None => None,
     };
     let page = LeaderboardPage {
         layout: Layout::new(&state, &visitor),
         matrix,
         solves,
+        show_uncounted,
         challenge: record,
         boards,
         split: split.as_str(),

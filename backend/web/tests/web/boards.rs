@@ -243,7 +243,8 @@ async fn matrix_scoreboard_and_previews_show_the_competition(db: Db) {
         StatusCode::NOT_FOUND
     );
 
-    // -- The scoreboard: the sum of each team's attack and defense leaderboard scores.
+    // -- The scoreboard: per track, 100 points (the challenge's) times the team's
+    // leaderboard score over the best team's.
     let mut expected: BTreeMap<String, f64> = BTreeMap::new();
     for track in ["attack", "defense"] {
         let board = api_get(
@@ -252,10 +253,15 @@ async fn matrix_scoreboard_and_previews_show_the_competition(db: Db) {
             &format!("/api/v1/challenges/mnist-evasion/leaderboard?track={track}"),
         )
         .await;
-        for row in board["rows"].as_array().unwrap() {
+        let rows = board["rows"].as_array().unwrap();
+        let best = rows
+            .iter()
+            .map(|r| r["score"].as_f64().unwrap())
+            .fold(0.0, f64::max);
+        for row in rows {
             *expected
                 .entry(row["team"].as_str().unwrap().to_owned())
-                .or_default() += row["score"].as_f64().unwrap();
+                .or_default() += 100.0 * row["score"].as_f64().unwrap() / best;
         }
     }
     let mut expected: Vec<(String, f64)> = expected.into_iter().collect();

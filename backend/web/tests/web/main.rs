@@ -16,6 +16,7 @@ mod flags;
 mod hardening;
 mod pages;
 mod query;
+mod scoring;
 mod starter;
 mod teams;
 mod worker_crash;
