@@ -200,6 +200,17 @@ fn defense_bytes() -> Vec<u8> {
         .unwrap()
 }
 
+/// The baseline defense with a `doc_string` (ModelProto field 6) appended: the
+/// same model in different bytes, so it is not refused as a duplicate.
+fn defense_variant(i: usize) -> Vec<u8> {
+    let doc = format!("variant {i}");
+    let mut bytes = defense_bytes();
+    bytes.push(0x32);
+    bytes.push(u8::try_from(doc.len()).unwrap());
+    bytes.extend_from_slice(doc.as_bytes());
+    bytes
+}
+
 fn logs_dir(data_dir: &Path) -> PathBuf {
     data_dir.parent().unwrap_or(data_dir).join("worker-logs")
 }
@@ -417,13 +428,13 @@ both_databases!(
         let alice = app.competitor("alice").await;
         let token = alice.api_token("alice", PASSWORD).await;
         let mut ids = vec![];
-        for _ in 0..2 {
+        for i in 0..2 {
             let r = crate::competition::upload(
                 &alice,
                 &token,
                 "defense",
                 "defense.onnx",
-                defense_bytes(),
+                defense_variant(i),
             )
             .await;
             assert_eq!(r.status(), StatusCode::CREATED);
