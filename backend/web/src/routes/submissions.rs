@@ -763,7 +763,14 @@ async fn standings(
         )
         .await?;
     let evaluations = state.store.evaluations(record.id).await?;
-    Ok(leaderboard::rank(track, split, &submissions, &evaluations))
+    // Staff, banned and hidden teams are not ranked (their cells still count
+    // for the teams they faced), as on the event scoreboard.
+    let counted: std::collections::HashSet<_> =
+        state.store.counted_teams().await?.into_iter().collect();
+    Ok(leaderboard::rank(track, split, &submissions, &evaluations)
+        .into_iter()
+        .filter(|s| counted.contains(&s.team_id))
+        .collect())
 }
 
 async fn api_leaderboard(

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use riposte_core::store::Store;
 use riposte_eval::tensor::{self, Tensor};
 use tract_onnx::prelude::*;
 
@@ -286,6 +287,37 @@ async fn attack_and_defense_are_scored_against_each_other(db: Db) {
     let (status, html) = bob.get_text("/challenges/mnist-evasion/leaderboard").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("leaderboard-attack") && html.contains("bob"));
+
+    // A hidden (or banned, or staff) team leaves the challenge's boards as it
+    // leaves the event scoreboard; its cells stay in the matrix.
+    let store = app.store().await;
+    let alice_id = store
+        .credentials_by_key("alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .user
+        .id;
+    let defense_rows = || async {
+        let board: serde_json::Value = bob
+            .http
+            .get(bob.url("/api/v1/challenges/mnist-evasion/leaderboard?track=defense"))
+            .header("authorization", format!("Bearer {bob_token}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        board["rows"].as_array().unwrap().clone()
+    };
+    store.set_hidden(alice_id, true).await.unwrap();
+    assert!(defense_rows().await.is_empty());
+    let (_, html) = bob.get_text("/challenges/mnist-evasion/leaderboard").await;
+    assert!(!html.contains(">alice<"), "{html}");
+    store.set_hidden(alice_id, false).await.unwrap();
+    assert_eq!(defense_rows().await[0]["team"], "alice");
+    store.close().await;
     app.finish().await;
 }
 
