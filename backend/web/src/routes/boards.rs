@@ -394,14 +394,10 @@ fn best_first<'a>(
     split: Split,
     cells: &[Evaluation],
 ) -> Vec<&'a Submission> {
+    let scores = leaderboard::submission_scores(track, split, cells);
     let mut scored: Vec<(f64, &Submission)> = subs
         .iter()
-        .map(|s| {
-            (
-                leaderboard::submission_score(track, s.id, split, cells).0,
-                s,
-            )
-        })
+        .map(|s| (scores.get(&s.id).map_or(0.0, |v| v.0), s))
         .collect();
     scored.sort_by(|a, b| {
         b.0.total_cmp(&a.0)
