@@ -11,6 +11,8 @@
 //! against the two organizer targets and `--defenders` accepted defenses), 10 %
 //! defenses (each attacked by the reference attack), 15 % extraction and 15 %
 //! membership attacks, every cell on both splits; half the teams solve the flag.
+//! Each board is loaded on a freshly started server over the same database, so
+//! work one board's clients left queued does not slow the next.
 //! The same run measures `/healthz` alone as the reference a board is compared
 //! with (the cost of a request that does no work), prints RSS before and after
 //! the load, and the time until one more scored submission shows on the boards.
