@@ -427,6 +427,14 @@ pub struct IpThrottle {
 }
 
 impl IpThrottle {
+    pub fn per_second(n: u32) -> Arc<Self> {
+        let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+        Arc::new(Self {
+            limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(n)),
+            clock: governor::clock::DefaultClock::default(),
+        })
+    }
+
     pub fn per_minute(n: u32) -> Arc<Self> {
         let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
         Arc::new(Self {

@@ -40,6 +40,9 @@ pub struct Settings {
     pub login_failures_per_hour: i64,
     /// Login, token and registration attempts allowed per client IP per minute.
     pub auth_attempts_per_ip_per_minute: u32,
+    /// Board requests (scoreboard, leaderboards, their charts) per second from one
+    /// client network when nobody is signed in; signed-in users are not limited.
+    pub anonymous_board_requests_per_second: u32,
     pub log_format: LogFormat,
     /// Evaluator workers `serve` runs in-process (0: leave scoring to `riposte worker`).
     pub workers: usize,
@@ -89,6 +92,7 @@ impl Default for Settings {
             max_team_size: 4,
             login_failures_per_hour: 100,
             auth_attempts_per_ip_per_minute: 30,
+            anonymous_board_requests_per_second: 10,
             log_format: LogFormat::Human,
             workers: 1,
             model_host_program: None,
@@ -155,6 +159,7 @@ struct DefaultsView {
     max_team_size: i64,
     login_failures_per_hour: i64,
     auth_attempts_per_ip_per_minute: u32,
+    anonymous_board_requests_per_second: u32,
     log_format: &'static str,
     workers: usize,
     max_model_hosts: usize,
@@ -183,6 +188,7 @@ impl From<Settings> for DefaultsView {
             max_team_size: s.max_team_size,
             login_failures_per_hour: s.login_failures_per_hour,
             auth_attempts_per_ip_per_minute: s.auth_attempts_per_ip_per_minute,
+            anonymous_board_requests_per_second: s.anonymous_board_requests_per_second,
             workers: s.workers,
             max_model_hosts: s.max_model_hosts,
             model_host_idle_seconds: s.model_host_idle_seconds,

@@ -22,6 +22,8 @@ pub struct AppState {
     pub blobs: BlobDir,
     pub settings: Arc<Settings>,
     pub throttle: Arc<IpThrottle>,
+    /// Board requests (scoreboard, leaderboards, charts) from anonymous visitors, per client network.
+    pub board_throttle: Arc<IpThrottle>,
     pub query_throttle: Arc<crate::auth::UserThrottle>,
     pub query_models: Arc<crate::query_service::QueryModels>,
     /// Rung after a job is queued: wakes an idle in-process worker.
@@ -167,6 +169,7 @@ impl Application {
             blobs,
             jobs_queued,
             throttle: IpThrottle::per_minute(settings.auth_attempts_per_ip_per_minute),
+            board_throttle: IpThrottle::per_second(settings.anonymous_board_requests_per_second),
             query_throttle: crate::auth::UserThrottle::per_second(
                 settings.queries_per_second_per_user,
             ),

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use askama::Template;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
@@ -40,6 +40,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/submissions/{id}/preview/{index}/{picture}.png",
             web::get().to(preview_image),
         );
+}
+
+/// Boards recompute the event: an anonymous visitor gets
+/// `anonymous_board_requests_per_second` of them per client network (signed-in
+/// users' requests are attributable and not limited here).
+pub(crate) fn anonymous_limit(
+    state: &AppState,
+    req: &HttpRequest,
+    visitor: &Visitor,
+) -> Result<(), PageError> {
+    if visitor.user().is_some() {
+        return Ok(());
+    }
+    state.board_throttle.check(req).map_err(|wait| {
+        PageError::too_many(
+            wait,
+            format!(
+                "Too many board requests from your network: try again in {wait} s, or sign in."
+            ),
+        )
+    })
 }
 
 /// Teams drawn on the score-over-time chart.
@@ -516,9 +537,11 @@ fn svg_response(body: String) -> HttpResponse {
 #[tracing::instrument(skip_all, fields(slug = %slug))]
 async fn matrix_svg(
     state: web::Data<AppState>,
+    req: HttpRequest,
     visitor: Visitor,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
+    anonymous_limit(&state, &req, &visitor)?;
     let record = visible(&state, visitor.user(), &slug)
         .await?
         .ok_or_else(PageError::not_found)?;
@@ -628,8 +651,10 @@ struct ScoreboardPage {
 #[tracing::instrument(skip_all)]
 async fn page_scoreboard(
     state: web::Data<AppState>,
+    req: HttpRequest,
     visitor: Visitor,
 ) -> Result<HttpResponse, PageError> {
+    anonymous_limit(&state, &req, &visitor)?;
     let inputs = event_inputs(&state, state.clock.now()).await?;
     let names = team_names(&state).await?;
     let rows = inputs
@@ -666,7 +691,12 @@ async fn page_scoreboard(
 }
 
 #[tracing::instrument(skip_all)]
-async fn history_svg(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+async fn history_svg(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    visitor: Visitor,
+) -> Result<HttpResponse, PageError> {
+    anonymous_limit(&state, &req, &visitor)?;
     let now = state.clock.now();
     let inputs = event_inputs(&state, now).await?;
     let names = team_names(&state).await?;

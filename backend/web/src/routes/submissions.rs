@@ -848,9 +848,11 @@ struct LeaderboardPage {
 
 async fn page_leaderboard(
     state: web::Data<AppState>,
+    req: HttpRequest,
     visitor: Visitor,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
+    super::boards::anonymous_limit(&state, &req, &visitor)?;
     let record = visible(&state, visitor.user(), &slug)
         .await?
         .ok_or_else(PageError::not_found)?;

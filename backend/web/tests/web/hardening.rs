@@ -556,6 +556,48 @@ both_databases!(
     }
 );
 
+both_databases!(
+    anonymous_board_requests_are_limited_per_network_signed_in_ones_are_not,
+    |s| {
+        s.anonymous_board_requests_per_second = 3;
+    },
+    |app| {
+        let anonymous = client_from(&app, [127, 0, 0, 2]);
+        for path in [
+            "/scoreboard",
+            "/scoreboard/history.svg",
+            "/challenges/mnist-evasion/leaderboard",
+        ] {
+            let (status, _) = anonymous.get_text(path).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+        }
+        let r = anonymous
+            .http
+            .get(anonymous.url("/challenges/mnist-evasion/matrix.svg"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(r.headers().contains_key("retry-after"));
+        assert!(r.text().await.unwrap().contains("Too many board requests"));
+        // another network is not held back by the first
+        let (status, _) = client_from(&app, [127, 0, 0, 3])
+            .get_text("/scoreboard")
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        // a signed-in user on the throttled network is not limited
+        let alice = client_from(&app, [127, 0, 0, 2]);
+        assert_eq!(
+            alice.register("alice", PASSWORD).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        for _ in 0..6 {
+            let (status, _) = alice.get_text("/scoreboard").await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+);
+
 both_databases!(passwords_can_be_changed_and_reset, |app| {
     let alice = app.competitor("alice").await;
     let elsewhere = app.client();
