@@ -728,21 +728,44 @@ async fn history_svg(
     Ok(svg_response(svg::line_chart(&series, start, now, label)))
 }
 
+/// `?limit=&offset=` of `GET /api/v1/scoreboard`.
+#[derive(Debug, serde::Deserialize)]
+struct PageQuery {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// Rows one scoreboard response holds by default, and at most.
+const API_ROWS_DEFAULT: usize = 100;
+const API_ROWS_MAX: usize = 1000;
+
 /// The event scoreboard as JSON: per team its `score` (the event score), the
 /// `parts` it sums (challenge, kind, track score or flag value, the best
-/// team's, and the points earned) and its history.
+/// team's, and the points earned) and its history; `?limit=` rows (1 to 1,000,
+/// default 100) from `?offset=`, with the `total`.
 #[tracing::instrument(skip_all)]
 async fn api_scoreboard(
     state: web::Data<AppState>,
     _user: ApiUser,
+    page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let limit = page.limit.unwrap_or(API_ROWS_DEFAULT);
+    if !(1..=API_ROWS_MAX).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit {limit} is out of range: expected 1 to {API_ROWS_MAX} rows"
+        )));
+    }
+    let offset = page.offset.unwrap_or(0);
     let inputs = event_inputs(&state, state.clock.now()).await?;
     let names = team_names(&state).await?;
     let mut steps = inputs.history();
-    let rows: Vec<serde_json::Value> = inputs
-        .scoreboard()
+    let standings = inputs.scoreboard();
+    let total = standings.len();
+    let rows: Vec<serde_json::Value> = standings
         .into_iter()
         .enumerate()
+        .skip(offset)
+        .take(limit)
         .map(|(i, t)| {
             let history: Vec<serde_json::Value> = steps
                 .remove(&t.team_id)
@@ -760,7 +783,12 @@ async fn api_scoreboard(
             })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "rows": rows })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "rows": rows,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    })))
 }
 
 #[tracing::instrument(skip_all, fields(submission = path.0, index = path.1))]

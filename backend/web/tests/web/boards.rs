@@ -9,7 +9,7 @@ use riposte_eval::tensor;
 use crate::competition::{
     bundle_file, noise_attack, npy_bytes, spawn_competition, submit, wait_final,
 };
-use crate::helpers::{Client, Db, PASSWORD};
+use crate::helpers::{Client, Db, PASSWORD, json_error};
 
 const HOSTILE: &str = r#"<script>&"'"#;
 const HOSTILE_ESCAPED: &str = "&lt;script&gt;&amp;&quot;&#39;";
@@ -269,6 +269,27 @@ async fn matrix_scoreboard_and_previews_show_the_competition(db: Db) {
     let scoreboard = api_get(&bob, &bob_token, "/api/v1/scoreboard").await;
     let rows = scoreboard["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{scoreboard}");
+    assert_eq!(scoreboard["total"], 2);
+    // pages of the same ranking
+    let second = api_get(&bob, &bob_token, "/api/v1/scoreboard?limit=1&offset=1").await;
+    assert_eq!(second["rows"].as_array().unwrap().len(), 1, "{second}");
+    assert_eq!(second["rows"][0]["rank"], 2);
+    assert_eq!(second["rows"][0]["team"], rows[1]["team"]);
+    assert_eq!(second["total"], 2);
+    let past = api_get(&bob, &bob_token, "/api/v1/scoreboard?offset=5").await;
+    assert!(past["rows"].as_array().unwrap().is_empty(), "{past}");
+    let r = bob
+        .http
+        .get(bob.url("/api/v1/scoreboard?limit=0"))
+        .header("authorization", format!("Bearer {bob_token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        json_error(r).await.2.contains("expected 1 to 1000 rows"),
+        "limit 0 is refused with the range"
+    );
     for (i, (row, (team, score))) in rows.iter().zip(&expected).enumerate() {
         assert_eq!(row["rank"], i + 1);
         assert_eq!(row["team"], team.as_str(), "{scoreboard}");
