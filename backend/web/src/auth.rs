@@ -403,14 +403,11 @@ pub fn client_ip(req: &HttpRequest) -> IpAddr {
         }
         _ => peer,
     };
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
+    match crate::proxy::unmap(ip) {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
         v4 => v4,
     }
 }
@@ -428,17 +425,20 @@ pub struct IpThrottle {
 
 impl IpThrottle {
     pub fn per_second(n: u32) -> Arc<Self> {
-        let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
-        Arc::new(Self {
-            limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(n)),
-            clock: governor::clock::DefaultClock::default(),
-        })
+        Self::with_quota(Quota::per_second(
+            NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN),
+        ))
     }
 
     pub fn per_minute(n: u32) -> Arc<Self> {
-        let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+        Self::with_quota(Quota::per_minute(
+            NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN),
+        ))
+    }
+
+    fn with_quota(quota: Quota) -> Arc<Self> {
         Arc::new(Self {
-            limiter: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n)),
+            limiter: DefaultKeyedRateLimiter::keyed(quota),
             clock: governor::clock::DefaultClock::default(),
         })
     }

@@ -41,7 +41,7 @@ impl Network {
 }
 
 /// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is its IPv4 address.
-fn unmap(ip: IpAddr) -> IpAddr {
+pub(crate) fn unmap(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
