@@ -101,38 +101,52 @@ pub fn rank(
     cells: &[Evaluation],
 ) -> Vec<Standing> {
     let scores = submission_scores(track, split, cells);
-    let mut best: Vec<(Standing, bool)> = Vec::new();
-    let mut slot: std::collections::HashMap<TeamId, usize> = std::collections::HashMap::new();
+    let mut by_team: std::collections::HashMap<TeamId, Vec<(Standing, bool)>> =
+        std::collections::HashMap::new();
     for s in scored.iter().filter(|s| s.track == track) {
         let (score, opponents) = scores.get(&s.id).copied().unwrap_or((0.0, 0));
-        let candidate = Standing {
-            team_id: s.team_id,
-            submission_id: s.id,
-            score,
-            opponents,
-            queries_used: s.queries_used,
-            reached_at: s.created_at,
-        };
-        match slot.get(&s.team_id).and_then(|&k| best.get_mut(k)) {
-            Some((current, current_chosen)) => {
-                if !*current_chosen && (s.chosen || better(&candidate, current)) {
-                    *current = candidate;
-                    *current_chosen = s.chosen;
-                }
-            }
-            None => {
-                slot.insert(s.team_id, best.len());
-                best.push((candidate, s.chosen));
-            }
-        }
+        by_team.entry(s.team_id).or_default().push((
+            Standing {
+                team_id: s.team_id,
+                submission_id: s.id,
+                score,
+                opponents,
+                queries_used: s.queries_used,
+                reached_at: s.created_at,
+            },
+            s.chosen,
+        ));
     }
-    let mut best: Vec<Standing> = best.into_iter().map(|(s, _)| s).collect();
-    best.sort_by(|a, b| {
+    let mut best: Vec<Standing> = by_team.into_values().filter_map(team_standing).collect();
+    order(&mut best);
+    best
+}
+
+/// The submission a team's place counts, from its scored submissions on one
+/// track (each with whether the team chose it): the chosen one, else the best
+/// (higher score, then [`Standing::tie_key`]). `None` without candidates.
+pub fn team_standing(candidates: impl IntoIterator<Item = (Standing, bool)>) -> Option<Standing> {
+    let mut current: Option<(Standing, bool)> = None;
+    for (candidate, chosen) in candidates {
+        current = match current {
+            Some((held, held_chosen))
+                if held_chosen || !(chosen || better(&candidate, &held)) =>
+            {
+                Some((held, held_chosen))
+            }
+            _ => Some((candidate, chosen)),
+        };
+    }
+    current.map(|(s, _)| s)
+}
+
+/// Sort standings into board order: higher score first, then the tie-breakers.
+pub fn order(standings: &mut [Standing]) {
+    standings.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
             .then(a.tie_key().cmp(&b.tie_key()))
     });
-    best
 }
 
 fn better(a: &Standing, b: &Standing) -> bool {
@@ -578,6 +592,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn team_standing_takes_the_chosen_else_the_best_in_any_order() {
+        let low = standing(1, 10, 0.5, 100);
+        let high = standing(1, 11, 0.9, 200);
+        let tie_later = standing(1, 12, 0.9, 300);
+        let candidates = [
+            (low.clone(), false),
+            (high.clone(), false),
+            (tie_later.clone(), false),
+        ];
+        // every order gives the same pick
+        for rotation in 0..3 {
+            let mut c = candidates.to_vec();
+            c.rotate_left(rotation);
+            assert_eq!(team_standing(c.clone()), Some(high.clone()));
+            c.reverse();
+            assert_eq!(team_standing(c), Some(high.clone()));
+        }
+        // the chosen one counts, even when it is worse
+        let chosen = [
+            (high.clone(), false),
+            (low.clone(), true),
+            (tie_later.clone(), false),
+        ];
+        assert_eq!(team_standing(chosen.to_vec()), Some(low.clone()));
+        let mut reversed = chosen.to_vec();
+        reversed.reverse();
+        assert_eq!(team_standing(reversed), Some(low));
+        // fewer queries win an equal score before the earlier time
+        let mut frugal = tie_later.clone();
+        frugal.queries_used = Some(0);
+        let mut spender = high.clone();
+        spender.queries_used = Some(5);
+        assert_eq!(
+            team_standing([(spender, false), (frugal.clone(), false)]),
+            Some(frugal)
+        );
+        assert_eq!(team_standing(Vec::new()), None);
     }
 
     #[test]

@@ -343,6 +343,24 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<()>;
     async fn evaluations(&self, challenge: ChallengeId) -> StoreResult<Vec<Evaluation>>;
+
+    // Standings, maintained by the writes above (cells, completions, choices,
+    // team merges) so a board never rescans the matrix.
+    /// Goes up with every write that changes what a board shows (cells, scores,
+    /// choices, solves, who counts, challenges): a cached board older than it is stale.
+    async fn board_version(&self) -> StoreResult<i64>;
+    /// Each team's counted submission on one track and split, in board order:
+    /// equal to `leaderboard::rank` over the track's scored submissions and the
+    /// challenge's cells.
+    async fn track_standings(
+        &self,
+        challenge: ChallengeId,
+        track: Track,
+        split: Split,
+    ) -> StoreResult<Vec<crate::leaderboard::Standing>>;
+    /// Recompute every maintained standing from the submissions and cells (run
+    /// once on a database whose standings were never built; a repair otherwise).
+    async fn rebuild_standings(&self) -> StoreResult<()>;
 }
 
 pub type SubmissionId = i64;

@@ -10,6 +10,7 @@
 //! is taken; everything else is `StoreError::Backend` with context.
 
 mod sql;
+mod standings;
 
 pub use sql::{Backend, SqlStore};
 pub mod testing;

@@ -1,9 +1,11 @@
+use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use riposte_core::account::Role;
+use riposte_core::leaderboard::Standing;
 use riposte_core::store::{
     ApiToken, ChallengeId, ChallengeRecord, ChallengeUpsert, ClaimedJob, Counts, Credentials,
     Evaluation, FileRecord, FlagAttempt, FlagOutcome, IdenticalAttacks, JobCompletion, JobId,
@@ -13,6 +15,8 @@ use riposte_core::store::{
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+
+use crate::standings;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -96,7 +100,27 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.context("applying migrations")?;
-        Ok(Self { pool, backend })
+        let store = Self { pool, backend };
+        store
+            .build_standings_once()
+            .await
+            .context("building the maintained standings")?;
+        Ok(store)
+    }
+
+    /// Fill the maintained standings from the data stored before they existed
+    /// (a no-op once built; another process may have done it first).
+    async fn build_standings_once(&self) -> StoreResult<()> {
+        let built: i64 = sqlx::query_scalar("SELECT built FROM board_state WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        if built != 0 {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        standings::rebuild(&mut tx, true).await?;
+        tx.commit().await.map_err(backend_err)
     }
 
     /// A transaction that will write. SQLite takes the write lock up front
@@ -137,6 +161,22 @@ impl SqlStore {
         found.map(|_| ()).ok_or(StoreError::NotFound)
     }
 
+    /// Run an update that changes what a board shows (who counts, which
+    /// challenges list, which split shows), with the board version bumped in the
+    /// same transaction; `NotFound` when it matched no row.
+    async fn update_one_for_boards(
+        &self,
+        update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        standings::bump(&mut tx).await?;
+        let done = update.execute(&mut *tx).await.map_err(backend_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await.map_err(backend_err)
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -150,7 +190,7 @@ impl SqlStore {
     }
 }
 
-fn backend_err(e: sqlx::Error) -> StoreError {
+pub(crate) fn backend_err(e: sqlx::Error) -> StoreError {
     StoreError::Backend(anyhow::Error::new(e))
 }
 
@@ -206,15 +246,19 @@ fn challenge_from(row: &AnyRow) -> StoreResult<ChallengeRecord> {
     })
 }
 
-/// Write matrix cells; a cell that exists already is left as it is.
+/// Write matrix cells; a cell that exists already is left as it is. Each new
+/// cell's shares go into the maintained scores; the submissions whose score
+/// moved are added to `touched` (their standings are re-picked by the caller,
+/// once the transaction's other writes are in). Call [`standings::bump`] first.
 async fn insert_cells(
     conn: &mut sqlx::AnyConnection,
     challenge: ChallengeId,
     cells: &[Evaluation],
     now: i64,
+    touched: &mut BTreeSet<SubmissionId>,
 ) -> StoreResult<()> {
     for cell in cells {
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO evaluations (challenge_id, attacker, defender, split, total, fooled, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         )
@@ -228,6 +272,9 @@ async fn insert_cells(
         .execute(&mut *conn)
         .await
         .map_err(backend_err)?;
+        if inserted.rows_affected() == 1 {
+            standings::add_cell(conn, cell, touched).await?;
+        }
     }
     Ok(())
 }
@@ -244,6 +291,8 @@ async fn merge_if_emptied(
     from: Option<TeamId>,
     to: TeamId,
 ) -> StoreResult<()> {
+    // Who counts can change with any move; bump before touching submissions.
+    standings::bump(conn).await?;
     let Some(from) = from.filter(|&f| f != to) else {
         return Ok(());
     };
@@ -281,7 +330,7 @@ async fn merge_if_emptied(
             .await
             .map_err(backend_err)?;
     }
-    Ok(())
+    standings::refresh_team(conn, to, Some(from)).await
 }
 
 async fn current_team(conn: &mut sqlx::AnyConnection, user: UserId) -> StoreResult<Option<TeamId>> {
@@ -361,20 +410,17 @@ impl Store for SqlStore {
     }
 
     async fn set_role(&self, id: UserId, role: Role) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
-            .bind(role.as_str())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.update_one_for_boards(
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                .bind(role.as_str())
+                .bind(id),
+        )
+        .await
     }
 
     async fn set_banned(&self, id: UserId, banned: bool) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
+        standings::bump(&mut tx).await?;
         let done = sqlx::query("UPDATE users SET banned = $1 WHERE id = $2")
             .bind(i64::from(banned))
             .bind(id)
@@ -400,16 +446,12 @@ impl Store for SqlStore {
     }
 
     async fn set_hidden(&self, id: UserId, hidden: bool) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE users SET hidden = $1 WHERE id = $2")
-            .bind(i64::from(hidden))
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.update_one_for_boards(
+            sqlx::query("UPDATE users SET hidden = $1 WHERE id = $2")
+                .bind(i64::from(hidden))
+                .bind(id),
+        )
+        .await
     }
 
     async fn counted_teams(&self) -> StoreResult<Vec<TeamId>> {
@@ -745,6 +787,7 @@ impl Store for SqlStore {
         let tags = json(serde_json::to_string(challenge.tags))?;
         let files = json(serde_json::to_string(challenge.files))?;
         let mut tx = self.begin_write().await?;
+        standings::bump(&mut tx).await?;
         let existing = sqlx::query(
             "SELECT title, kind, difficulty, tags, points, summary, readme, spec, files FROM challenges WHERE slug = $1",
         )
@@ -843,29 +886,21 @@ impl Store for SqlStore {
     }
 
     async fn set_challenge_hidden(&self, slug: &str, hidden: bool) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE challenges SET hidden = $1 WHERE slug = $2")
-            .bind(i64::from(hidden))
-            .bind(slug)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.update_one_for_boards(
+            sqlx::query("UPDATE challenges SET hidden = $1 WHERE slug = $2")
+                .bind(i64::from(hidden))
+                .bind(slug),
+        )
+        .await
     }
 
     async fn set_challenge_revealed(&self, slug: &str, revealed: bool) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE challenges SET revealed = $1 WHERE slug = $2")
-            .bind(i64::from(revealed))
-            .bind(slug)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        self.update_one_for_boards(
+            sqlx::query("UPDATE challenges SET revealed = $1 WHERE slug = $2")
+                .bind(i64::from(revealed))
+                .bind(slug),
+        )
+        .await
     }
 
     async fn counts(&self) -> StoreResult<Counts> {
@@ -1160,7 +1195,9 @@ impl Store for SqlStore {
                 done.job, done.owner
             )));
         }
-        insert_cells(&mut tx, done.challenge_id, done.cells, done.now).await?;
+        standings::bump(&mut tx).await?;
+        let mut touched = BTreeSet::new();
+        insert_cells(&mut tx, done.challenge_id, done.cells, done.now, &mut touched).await?;
         sqlx::query(
             "UPDATE submissions SET status = $1, message = $2, gate_accuracy = $3, finished_at = $4, details = $5, queries_used = $7 WHERE id = $6",
         )
@@ -1174,6 +1211,8 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(backend_err)?;
+        touched.insert(done.submission);
+        standings::refresh_submissions(&mut tx, &touched).await?;
         tx.commit().await.map_err(backend_err)
     }
 
@@ -1312,6 +1351,7 @@ impl Store for SqlStore {
         submission: Option<SubmissionId>,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
+        standings::bump(&mut tx).await?;
         if let Some(id) = submission {
             let ok: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM submissions WHERE id = $1 AND team_id = $2 AND challenge_id = $3 AND track = $4 AND status = 'scored'",
@@ -1343,6 +1383,7 @@ impl Store for SqlStore {
                 .await
                 .map_err(backend_err)?;
         }
+        standings::refresh_group(&mut tx, challenge, track, team).await?;
         tx.commit().await.map_err(backend_err)
     }
 
@@ -1389,6 +1430,9 @@ impl Store for SqlStore {
             .await
             .map_err(backend_err)?;
             newly_solved = inserted.rows_affected() == 1;
+            if newly_solved {
+                standings::bump(&mut tx).await?;
+            }
         }
         // Only counted solves lower the value and take a place.
         let counts = team_counts("sv.team_id");
@@ -1567,7 +1611,10 @@ impl Store for SqlStore {
         now: i64,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        insert_cells(&mut tx, challenge, cells, now).await?;
+        standings::bump(&mut tx).await?;
+        let mut touched = BTreeSet::new();
+        insert_cells(&mut tx, challenge, cells, now, &mut touched).await?;
+        standings::refresh_submissions(&mut tx, &touched).await?;
         tx.commit().await.map_err(backend_err)
     }
 
@@ -1609,6 +1656,27 @@ impl Store for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn board_version(&self) -> StoreResult<i64> {
+        let mut conn = self.pool.acquire().await.map_err(backend_err)?;
+        standings::version(&mut conn).await
+    }
+
+    async fn track_standings(
+        &self,
+        challenge: ChallengeId,
+        track: Track,
+        split: Split,
+    ) -> StoreResult<Vec<Standing>> {
+        let mut conn = self.pool.acquire().await.map_err(backend_err)?;
+        standings::read(&mut conn, challenge, track, split).await
+    }
+
+    async fn rebuild_standings(&self) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        standings::rebuild(&mut tx, false).await?;
+        tx.commit().await.map_err(backend_err)
     }
 }
 
