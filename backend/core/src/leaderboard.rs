@@ -129,9 +129,7 @@ pub fn team_standing(candidates: impl IntoIterator<Item = (Standing, bool)>) -> 
     let mut current: Option<(Standing, bool)> = None;
     for (candidate, chosen) in candidates {
         current = match current {
-            Some((held, held_chosen))
-                if held_chosen || !(chosen || better(&candidate, &held)) =>
-            {
+            Some((held, held_chosen)) if held_chosen || !(chosen || better(&candidate, &held)) => {
                 Some((held, held_chosen))
             }
             _ => Some((candidate, chosen)),

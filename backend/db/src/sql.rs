@@ -1197,7 +1197,14 @@ impl Store for SqlStore {
         }
         standings::bump(&mut tx).await?;
         let mut touched = BTreeSet::new();
-        insert_cells(&mut tx, done.challenge_id, done.cells, done.now, &mut touched).await?;
+        insert_cells(
+            &mut tx,
+            done.challenge_id,
+            done.cells,
+            done.now,
+            &mut touched,
+        )
+        .await?;
         sqlx::query(
             "UPDATE submissions SET status = $1, message = $2, gate_accuracy = $3, finished_at = $4, details = $5, queries_used = $7 WHERE id = $6",
         )

@@ -123,11 +123,12 @@ pub(crate) async fn refresh_team(
             .await
             .map_err(backend_err)?;
     }
-    let rows = sqlx::query("SELECT DISTINCT challenge_id, track FROM submissions WHERE team_id = $1")
-        .bind(team)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(backend_err)?;
+    let rows =
+        sqlx::query("SELECT DISTINCT challenge_id, track FROM submissions WHERE team_id = $1")
+            .bind(team)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend_err)?;
     for row in rows {
         let challenge: ChallengeId = row.try_get("challenge_id").map_err(backend_err)?;
         let track: String = row.try_get("track").map_err(backend_err)?;
@@ -264,8 +265,10 @@ pub(crate) async fn read(
                 team_id: row.try_get("team_id").map_err(backend_err)?,
                 submission_id: row.try_get("submission_id").map_err(backend_err)?,
                 score: row.try_get("score").map_err(backend_err)?,
-                opponents: usize::try_from(row.try_get::<i64, _>("opponents").map_err(backend_err)?)
-                    .unwrap_or(0),
+                opponents: usize::try_from(
+                    row.try_get::<i64, _>("opponents").map_err(backend_err)?,
+                )
+                .unwrap_or(0),
                 queries_used: row.try_get("queries_used").map_err(backend_err)?,
                 reached_at: row.try_get("reached_at").map_err(backend_err)?,
             })
@@ -286,18 +289,20 @@ pub(crate) async fn rebuild(conn: &mut AnyConnection, only_if_unbuilt: bool) -> 
     if only_if_unbuilt && built != 0 {
         return Ok(());
     }
-    for table in ["DELETE FROM submission_scores", "DELETE FROM track_standings"] {
+    for table in [
+        "DELETE FROM submission_scores",
+        "DELETE FROM track_standings",
+    ] {
         sqlx::query(table)
             .execute(&mut *conn)
             .await
             .map_err(backend_err)?;
     }
-    let cells = sqlx::query(
-        "SELECT attacker, defender, split, total, fooled FROM evaluations ORDER BY id",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(backend_err)?;
+    let cells =
+        sqlx::query("SELECT attacker, defender, split, total, fooled FROM evaluations ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(backend_err)?;
     let mut touched = BTreeSet::new();
     for row in &cells {
         let party = |col: &str| -> StoreResult<Party> {

@@ -213,7 +213,10 @@ async fn repair(store: &SqlStore, rng: &mut StdRng, w: &World) {
             cell(rng, a, d)
         })
         .collect();
-    store.insert_cells(challenge, &cells, w.clock).await.unwrap();
+    store
+        .insert_cells(challenge, &cells, w.clock)
+        .await
+        .unwrap();
 }
 
 async fn choose(store: &SqlStore, rng: &mut StdRng, w: &World) {
@@ -277,7 +280,10 @@ async fn assert_maintained(store: &SqlStore, w: &World, context: &str) {
                 .unwrap();
             for split in [Split::Public, Split::Private] {
                 let want = leaderboard::rank(track, split, &scored, &cells);
-                let got = store.track_standings(challenge, track, split).await.unwrap();
+                let got = store
+                    .track_standings(challenge, track, split)
+                    .await
+                    .unwrap();
                 assert_eq!(
                     got, want,
                     "{context}: challenge {challenge} {track:?} {split:?}"
@@ -409,10 +415,7 @@ async fn the_board_version_moves_with_every_change_a_board_shows() {
     moved(store.board_version().await.unwrap(), "a new team");
     submit(&store, &mut rng, &mut w).await;
     moved(store.board_version().await.unwrap(), "a completed job");
-    store
-        .set_hidden(w.users[0].0, true)
-        .await
-        .unwrap();
+    store.set_hidden(w.users[0].0, true).await.unwrap();
     moved(store.board_version().await.unwrap(), "hiding a user");
     store.set_banned(w.users[0].0, true).await.unwrap();
     moved(store.board_version().await.unwrap(), "a ban");

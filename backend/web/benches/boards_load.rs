@@ -407,6 +407,8 @@ async fn main() -> anyhow::Result<()> {
                 reference[i] = l.rps;
             }
             let rss = if c == 64 {
+                // after the burst, once in-flight work has drained
+                std::thread::sleep(Duration::from_secs(2));
                 format!("{rss_before:.0}, {:.0}", rss_mib(server.pid()))
             } else {
                 String::new()

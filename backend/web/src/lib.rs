@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod blobs;
+mod board_cache;
 pub mod cli;
 pub mod error;
 pub mod import;

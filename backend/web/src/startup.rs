@@ -30,6 +30,8 @@ pub struct AppState {
     pub jobs_queued: Arc<tokio::sync::Notify>,
     /// The time every rule reads (see [`riposte_core::Clock`]).
     pub clock: Arc<Clock>,
+    /// Boards built once per change and served from memory.
+    pub(crate) boards: Arc<crate::routes::BoardCaches>,
 }
 
 /// Open the store and blob store named by the settings (creating the data dir).
@@ -175,6 +177,7 @@ impl Application {
             ),
             query_models,
             clock,
+            boards: Arc::default(),
             settings: Arc::new(settings),
         });
         let server = HttpServer::new(move || {

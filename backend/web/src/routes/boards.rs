@@ -9,20 +9,24 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use askama::Template;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
-use riposte_core::leaderboard::{self, EventScore, FlagStanding, PartKind, TrackStanding};
+use riposte_core::leaderboard::{self, EventScore, FlagStanding, TrackStanding};
 use riposte_core::store::{
-    ChallengeRecord, Evaluation, Party, Split, StoreError, Submission, SubmissionStatus, TeamId,
-    Track,
+    ChallengeRecord, Evaluation, Party, Split, Store, StoreError, Submission, SubmissionStatus,
+    TeamId, Track,
 };
 
+use super::board_builds::{self, Listed};
 use super::submissions::shown_split;
 use super::{Layout, render};
 use super::{stored_spec as spec_of, team_names, visible_challenge as visible};
 use crate::auth::{ApiUser, Visitor};
+use crate::board_cache;
 use crate::error::{ApiError, PageError};
 use crate::preview_png::{self, ImageShape, Picture};
 use crate::startup::AppState;
@@ -64,7 +68,7 @@ pub(crate) fn anonymous_limit(
 }
 
 /// Teams drawn on the score-over-time chart.
-const CHART_TEAMS: usize = 10;
+pub(super) const CHART_TEAMS: usize = 10;
 /// Most attacks (rows) and defenders (columns) drawn in a matrix; the best are kept.
 const MATRIX_ROWS: usize = 80;
 const MATRIX_COLUMNS: usize = 40;
@@ -217,11 +221,40 @@ pub fn history(
             _ => best.get(&(b, team)).copied(),
         }
     };
+    // Each board's counted score per team now, and its best.
+    let mut scores: Vec<HashMap<TeamId, f64>> = vec![HashMap::new(); boards.len()];
+    let mut tops: Vec<f64> = vec![0.0; boards.len()];
+    // Each flag's solve times (sorted) and solvers; each team's solves by flag.
+    let solve_times: Vec<Vec<i64>> = flags
+        .iter()
+        .map(|f| {
+            let mut times: Vec<i64> = f.solvers.iter().map(|&(_, at)| at).collect();
+            times.sort_unstable();
+            times
+        })
+        .collect();
+    let mut solved: HashMap<TeamId, Vec<(usize, i64)>> = HashMap::new();
+    for (f, flag) in flags.iter().enumerate() {
+        for &(team, at) in &flag.solvers {
+            solved.entry(team).or_default().push((f, at));
+        }
+    }
+    let mut solves_so_far: Vec<usize> = vec![0; flags.len()];
+    let value = |f: usize, solves: usize| {
+        flags[f]
+            .flag
+            .value_after(u64::try_from(solves).unwrap_or(u64::MAX)) as f64
+    };
+
     let mut teams: BTreeSet<TeamId> = BTreeSet::new();
     let mut out: BTreeMap<TeamId, Vec<(i64, f64)>> = BTreeMap::new();
     let mut k = 0;
     while k < events.len() {
         let t = events[k].0;
+        // Whose total may have moved at `t`: only they are summed again (the
+        // same sum, in the same order, as summing everyone).
+        let mut dirty: BTreeSet<TeamId> = BTreeSet::new();
+        let mut touched: BTreeSet<(usize, TeamId)> = BTreeSet::new();
         while k < events.len() && events[k].0 == t {
             match events[k].1 {
                 Event::Enter { board, submission } => {
@@ -229,7 +262,10 @@ pub fn history(
                     let team = boards[board].scored[submission].team_id;
                     let slot = best.entry((board, team)).or_insert(0.0);
                     *slot = slot.max(sums[board][submission]);
-                    teams.insert(team);
+                    touched.insert((board, team));
+                    if teams.insert(team) {
+                        dirty.insert(team);
+                    }
                 }
                 Event::Add {
                     board,
@@ -237,43 +273,63 @@ pub fn history(
                     share,
                 } => {
                     sums[board][submission] += share;
+                    let team = boards[board].scored[submission].team_id;
                     if entered[board][submission] {
-                        let team = boards[board].scored[submission].team_id;
                         let slot = best.entry((board, team)).or_insert(0.0);
                         *slot = slot.max(sums[board][submission]);
                     }
+                    touched.insert((board, team));
                 }
                 Event::Solve { team } => {
-                    teams.insert(team);
+                    if teams.insert(team) {
+                        dirty.insert(team);
+                    }
                 }
             }
             k += 1;
         }
-        // Everyone's points can move at once (a new best, a decayed flag).
-        let mut totals: BTreeMap<TeamId, f64> = teams.iter().map(|&team| (team, 0.0)).collect();
-        for (b, board) in boards.iter().enumerate() {
-            let scores: Vec<(TeamId, f64)> = teams
-                .iter()
-                .filter_map(|&team| {
-                    counted_score(b, team, &best, &sums, &entered).map(|s| (team, s))
-                })
-                .collect();
-            let top = scores.iter().map(|(_, s)| *s).fold(0.0, f64::max);
-            for (team, score) in scores {
-                if let Some(total) = totals.get_mut(&team) {
-                    *total += leaderboard::track_points(board.points, score, top);
-                }
+        let mut moved_boards: BTreeSet<usize> = BTreeSet::new();
+        for (b, team) in touched {
+            if let Some(score) = counted_score(b, team, &best, &sums, &entered)
+                && scores[b].insert(team, score) != Some(score)
+            {
+                dirty.insert(team);
+                moved_boards.insert(b);
             }
         }
-        for flag in flags {
-            let value = flag.value_at(t) as f64;
-            for (team, _) in flag.solvers.iter().filter(|(_, at)| *at <= t) {
-                if let Some(total) = totals.get_mut(team) {
-                    *total += value;
-                }
+        // A new best on a board moves everyone's points there.
+        for b in moved_boards {
+            let top = scores[b].values().copied().fold(0.0, f64::max);
+            if top != tops[b] {
+                tops[b] = top;
+                dirty.extend(scores[b].keys().copied());
             }
         }
-        for (team, total) in totals {
+        // A solve decays the flag's value for everyone who holds it.
+        for (f, flag) in flags.iter().enumerate() {
+            let now = solve_times[f].partition_point(|&at| at <= t);
+            if now != solves_so_far[f] {
+                solves_so_far[f] = now;
+                dirty.extend(
+                    flag.solvers
+                        .iter()
+                        .filter(|&&(_, at)| at <= t)
+                        .map(|&(team, _)| team),
+                );
+            }
+        }
+        for team in dirty.into_iter().filter(|team| teams.contains(team)) {
+            let mut total = 0.0;
+            for (b, board) in boards.iter().enumerate() {
+                if let Some(&score) = scores[b].get(&team) {
+                    total += leaderboard::track_points(board.points, score, tops[b]);
+                }
+            }
+            for &(f, at) in solved.get(&team).map_or(&[][..], Vec::as_slice) {
+                if at <= t {
+                    total += value(f, solves_so_far[f]);
+                }
+            }
             let steps = out.entry(team).or_default();
             if steps.last().is_none_or(|&(_, last)| last != total) {
                 steps.push((t, total));
@@ -431,7 +487,7 @@ fn best_first<'a>(
 // ---------------------------------------------------------------------------
 // Gathering rows
 
-fn tracks_of(spec: &ChallengeSpec) -> Vec<Track> {
+pub(super) fn tracks_of(spec: &ChallengeSpec) -> Vec<Track> {
     let mut tracks = Vec::new();
     if spec.attack.is_some() {
         tracks.push(Track::Attack);
@@ -457,8 +513,9 @@ fn matrix_split(record: &ChallengeRecord, spec: &ChallengeSpec, now: i64) -> Spl
     }
 }
 
-/// What the event scoreboard is computed from.
-struct EventInputs {
+/// What the event scoreboard and its history are computed from: every
+/// submission and cell (the history replays them).
+pub(super) struct EventInputs {
     boards: Vec<TrackBoard>,
     flags: Vec<FlagStanding>,
     /// Teams that count (`Store::counted_teams`).
@@ -466,53 +523,48 @@ struct EventInputs {
 }
 
 impl EventInputs {
-    fn scoreboard(&self) -> Vec<EventScore> {
+    pub(super) fn scoreboard(&self) -> Vec<EventScore> {
         scoreboard(&self.boards, &self.flags, &self.counted)
     }
 
-    fn history(&self) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
+    pub(super) fn history(&self) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
         history(&self.boards, &self.flags, &self.counted)
     }
 }
 
-/// Every track and flag of every listed challenge. Hidden challenges never count,
-/// so the scoreboard is the same for everyone; a challenge whose stored spec does
-/// not parse is left out and logged.
-async fn event_inputs(state: &AppState, now: i64) -> Result<EventInputs, StoreError> {
+/// Every track and flag of the listed challenges (hidden challenges never
+/// count, so the scoreboard is the same for everyone).
+pub(super) async fn event_inputs(
+    store: &dyn Store,
+    listed: &Listed,
+    now: i64,
+) -> Result<EventInputs, StoreError> {
     let mut boards = Vec::new();
     let mut flags = Vec::new();
-    for record in state.store.list_challenges(false).await? {
-        let spec = match spec_of(&record) {
-            Ok(spec) => spec,
-            Err(e) => {
-                tracing::error!(error = ?e, "challenge left out of the scoreboard");
-                continue;
-            }
-        };
+    for (record, spec) in &listed.challenges {
         if let Some(flag) = &spec.flag {
-            let solves = state.store.solves(record.id).await?;
+            let solves = store.solves(record.id).await?;
             flags.push(FlagStanding::new(&record.slug, flag, &solves));
         }
-        let tracks = tracks_of(&spec);
+        let tracks = tracks_of(spec);
         if tracks.is_empty() {
             continue;
         }
-        let cells: Arc<[Evaluation]> = state.store.evaluations(record.id).await?.into();
+        let cells: Arc<[Evaluation]> = store.evaluations(record.id).await?.into();
         for track in tracks {
             boards.push(TrackBoard {
                 challenge: record.slug.clone(),
                 track,
                 points: spec.points,
-                split: shown_split(&record, &spec, track, now),
-                scored: state
-                    .store
+                split: shown_split(record, spec, track, now),
+                scored: store
                     .challenge_submissions(record.id, track, SubmissionStatus::Scored)
                     .await?,
                 cells: cells.clone(),
             });
         }
     }
-    let counted = state.store.counted_teams().await?.into_iter().collect();
+    let counted = store.counted_teams().await?.into_iter().collect();
     Ok(EventInputs {
         boards,
         flags,
@@ -520,15 +572,49 @@ async fn event_inputs(state: &AppState, now: i64) -> Result<EventInputs, StoreEr
     })
 }
 
-fn svg_response(body: String) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("image/svg+xml; charset=utf-8")
-        .insert_header((
+/// An SVG (or any cached board) with its validator: `304 Not Modified` when the
+/// client holds it already; `no-cache`, so clients revalidate every time.
+pub(super) fn cached(
+    req: &HttpRequest,
+    etag: String,
+    content_type: &'static str,
+    body: Bytes,
+    private: bool,
+) -> HttpResponse {
+    let cache_control = if private {
+        "private, no-cache"
+    } else {
+        "public, no-cache"
+    };
+    let not_modified = holds(req, &etag);
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, cache_control));
+    if content_type.starts_with("image/svg") {
+        response.insert_header((
             "Content-Security-Policy",
             "default-src 'none'; style-src 'unsafe-inline'",
-        ))
-        .insert_header(("Cache-Control", "no-cache"))
-        .body(body)
+        ));
+    }
+    if not_modified {
+        return response.finish();
+    }
+    response.content_type(content_type).body(body)
+}
+
+/// `If-None-Match` names `etag` (or `*`); weak validators compare equal.
+fn holds(req: &HttpRequest, etag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
 }
 
 // ---------------------------------------------------------------------------
@@ -546,7 +632,16 @@ async fn matrix_svg(
         .await?
         .ok_or_else(PageError::not_found)?;
     let spec = spec_of(&record).map_err(PageError::internal)?;
-    Ok(svg_response(matrix_drawing(&state, &record, &spec).await?))
+    let hidden = record.hidden;
+    let (key, _) = board_builds::board_key(&state).await?;
+    let drawing = board_builds::matrix(&state, key, record, spec).await?;
+    Ok(cached(
+        &req,
+        drawing.key.etag("matrix"),
+        "image/svg+xml; charset=utf-8",
+        drawing.svg.clone(),
+        hidden,
+    ))
 }
 
 /// The matrix of a challenge as SVG text, for its own route and drawn inline on
@@ -556,25 +651,44 @@ pub(crate) async fn matrix_drawing(
     record: &ChallengeRecord,
     spec: &ChallengeSpec,
 ) -> Result<String, StoreError> {
-    let attacks = state
-        .store
+    let (key, _) = board_builds::board_key(state).await?;
+    let drawing = board_builds::matrix(state, key, record.clone(), spec.clone()).await?;
+    Ok(String::from_utf8_lossy(&drawing.svg).into_owned())
+}
+
+/// Draw a challenge's matrix from its scored submissions and cells (the
+/// drawing is bounded: the best rows and columns).
+pub(super) async fn matrix_svg_text(
+    store: Arc<dyn Store>,
+    record: ChallengeRecord,
+    spec: ChallengeSpec,
+    now: i64,
+) -> Result<String, StoreError> {
+    let attacks = store
         .challenge_submissions(record.id, Track::Attack, SubmissionStatus::Scored)
         .await?;
-    let defenses = state
-        .store
+    let defenses = store
         .challenge_submissions(record.id, Track::Defense, SubmissionStatus::Scored)
         .await?;
-    let cells = state.store.evaluations(record.id).await?;
-    let team_names = team_names(state).await?;
-    let map = matrix(&MatrixInput {
-        spec,
-        attacks: &attacks,
-        defenses: &defenses,
-        cells: &cells,
-        split: matrix_split(record, spec, state.clock.now()),
-        team_names: &team_names,
-    });
-    Ok(svg::heatmap(&map))
+    let cells = store.evaluations(record.id).await?;
+    let team_names: HashMap<TeamId, String> = store
+        .list_teams()
+        .await?
+        .into_iter()
+        .map(|t| (t.team.id, t.team.name))
+        .collect();
+    board_cache::compute(move || {
+        let map = matrix(&MatrixInput {
+            spec: &spec,
+            attacks: &attacks,
+            defenses: &defenses,
+            cells: &cells,
+            split: matrix_split(&record, &spec, now),
+            team_names: &team_names,
+        });
+        svg::heatmap(&map)
+    })
+    .await
 }
 
 /// One solve on a flag challenge's board.
@@ -641,11 +755,26 @@ pub struct PartRow {
     pub points: String,
 }
 
+/// Rows one scoreboard page shows.
+const PAGE_ROWS: usize = 100;
+
 #[derive(Template)]
 #[template(path = "scoreboard.html")]
-struct ScoreboardPage {
+struct ScoreboardPage<'a> {
     layout: Layout,
-    rows: Vec<ScoreRow>,
+    rows: &'a [ScoreRow],
+    /// The viewer's own team's row, when it is ranked but not on this page.
+    own: Option<&'a ScoreRow>,
+    /// 1-based page, the number of pages and the teams ranked.
+    page: usize,
+    pages: usize,
+    teams: usize,
+}
+
+/// `?page=` of the scoreboard page.
+#[derive(Debug, serde::Deserialize)]
+struct ScoreboardQuery {
+    page: Option<usize>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -653,39 +782,30 @@ async fn page_scoreboard(
     state: web::Data<AppState>,
     req: HttpRequest,
     visitor: Visitor,
+    query: web::Query<ScoreboardQuery>,
 ) -> Result<HttpResponse, PageError> {
     anonymous_limit(&state, &req, &visitor)?;
-    let inputs = event_inputs(&state, state.clock.now()).await?;
-    let names = team_names(&state).await?;
-    let rows = inputs
-        .scoreboard()
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| ScoreRow {
-            rank: i + 1,
-            team: names.get(&t.team_id).cloned().unwrap_or_default(),
-            score: format!("{:.2}", t.points),
-            parts: t
-                .parts
-                .iter()
-                .map(|p| PartRow {
-                    challenge: p.challenge.clone(),
-                    kind: p.kind.as_str(),
-                    detail: match p.kind {
-                        PartKind::Flag => "solved".to_owned(),
-                        _ => format!("{:.4} of best {:.4}", p.score, p.best),
-                    },
-                    points: format!("{:.2}", p.points),
-                })
-                .collect(),
-            reached: view::datetime(t.reached_at),
-        })
-        .collect();
+    let (key, listed) = board_builds::board_key(&state).await?;
+    let board = board_builds::scoreboard(&state, key, listed).await?;
+    let teams = board.rows.len();
+    let pages = teams.div_ceil(PAGE_ROWS).max(1);
+    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let shown = (page - 1) * PAGE_ROWS..(page * PAGE_ROWS).min(teams);
+    let own = visitor
+        .user()
+        .and_then(|u| u.team_id)
+        .and_then(|team| board.index.get(&team).copied())
+        .filter(|i| !shown.contains(i))
+        .and_then(|i| board.rows.get(i));
     render(
         StatusCode::OK,
         &ScoreboardPage {
             layout: Layout::new(&state, &visitor),
-            rows,
+            rows: board.rows.get(shown).unwrap_or_default(),
+            own,
+            page,
+            pages,
+            teams,
         },
     )
 }
@@ -697,18 +817,22 @@ async fn history_svg(
     visitor: Visitor,
 ) -> Result<HttpResponse, PageError> {
     anonymous_limit(&state, &req, &visitor)?;
-    let now = state.clock.now();
-    let inputs = event_inputs(&state, now).await?;
-    let names = team_names(&state).await?;
-    let mut steps = inputs.history();
-    let series: Vec<svg::Series> = inputs
-        .scoreboard()
+    let (key, listed) = board_builds::board_key(&state).await?;
+    let history = board_builds::history(&state, key, listed).await?;
+    Ok(cached(
+        &req,
+        history.key.etag("history.svg"),
+        "image/svg+xml; charset=utf-8",
+        history.svg.clone(),
+        false,
+    ))
+}
+
+/// The score-over-time chart of `top` (name, steps), up to `now`.
+pub(super) fn chart_svg(top: Vec<(String, Vec<(i64, f64)>)>, now: i64) -> String {
+    let series: Vec<svg::Series> = top
         .into_iter()
-        .take(CHART_TEAMS)
-        .map(|t| svg::Series {
-            name: names.get(&t.team_id).cloned().unwrap_or_default(),
-            steps: steps.remove(&t.team_id).unwrap_or_default(),
-        })
+        .map(|(name, steps)| svg::Series { name, steps })
         .collect();
     let start = series
         .iter()
@@ -725,7 +849,7 @@ async fn history_svg(
             .collect::<String>()
             .replace('T', " ")
     };
-    Ok(svg_response(svg::line_chart(&series, start, now, label)))
+    svg::line_chart(&series, start, now, label)
 }
 
 /// `?limit=&offset=` of `GET /api/v1/scoreboard`.
@@ -742,10 +866,12 @@ const API_ROWS_MAX: usize = 1000;
 /// The event scoreboard as JSON: per team its `score` (the event score), the
 /// `parts` it sums (challenge, kind, track score or flag value, the best
 /// team's, and the points earned) and its history; `?limit=` rows (1 to 1,000,
-/// default 100) from `?offset=`, with the `total`.
+/// default 100) from `?offset=`, with the `total`. Served from the cached
+/// boards with an `ETag`.
 #[tracing::instrument(skip_all)]
 async fn api_scoreboard(
     state: web::Data<AppState>,
+    req: HttpRequest,
     _user: ApiUser,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -756,39 +882,48 @@ async fn api_scoreboard(
         )));
     }
     let offset = page.offset.unwrap_or(0);
-    let inputs = event_inputs(&state, state.clock.now()).await?;
-    let names = team_names(&state).await?;
-    let mut steps = inputs.history();
-    let standings = inputs.scoreboard();
-    let total = standings.len();
-    let rows: Vec<serde_json::Value> = standings
-        .into_iter()
-        .enumerate()
+    let (key, listed) = board_builds::board_key(&state).await?;
+    let board = board_builds::scoreboard(&state, key, listed.clone()).await?;
+    let history = board_builds::history(&state, key, listed).await?;
+    let etag = board.key.etag(("api", history.key, limit, offset));
+    if holds(&req, &etag) {
+        return Ok(cached(&req, etag, "application/json", Bytes::new(), true));
+    }
+    let total = board.json.len();
+    let mut body = String::with_capacity(256 * limit.min(total.saturating_sub(offset)) + 64);
+    body.push_str("{\"rows\":[");
+    for (k, (row, standing)) in board
+        .json
+        .iter()
+        .zip(&board.standings)
         .skip(offset)
         .take(limit)
-        .map(|(i, t)| {
-            let history: Vec<serde_json::Value> = steps
-                .remove(&t.team_id)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(at, score)| serde_json::json!({ "at": view::datetime(at), "score": score }))
-                .collect();
-            serde_json::json!({
-                "rank": i + 1,
-                "team": names.get(&t.team_id).cloned().unwrap_or_default(),
-                "score": t.points,
-                "reached_at": view::datetime(t.reached_at),
-                "parts": t.parts,
-                "history": history,
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "rows": rows,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    })))
+        .enumerate()
+    {
+        if k > 0 {
+            body.push(',');
+        }
+        // The row's object with its history added before the closing brace.
+        body.push_str(row.strip_suffix('}').unwrap_or(row));
+        body.push_str(",\"history\":");
+        body.push_str(
+            history
+                .json
+                .get(&standing.team_id)
+                .map_or("[]", String::as_str),
+        );
+        body.push('}');
+    }
+    body.push_str(&format!(
+        "],\"total\":{total},\"limit\":{limit},\"offset\":{offset}}}"
+    ));
+    Ok(cached(
+        &req,
+        etag,
+        "application/json",
+        Bytes::from(body),
+        true,
+    ))
 }
 
 #[tracing::instrument(skip_all, fields(submission = path.0, index = path.1))]

@@ -2,12 +2,15 @@
 
 mod admin;
 pub mod api;
+mod board_builds;
 mod boards;
 mod flags;
 mod pages;
 pub mod query;
 mod submissions;
 mod team;
+
+pub(crate) use board_builds::BoardCaches;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::TryStreamExt;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
-use riposte_core::leaderboard::{self, Standing};
+use riposte_core::leaderboard::Standing;
 use riposte_core::store::{
     ChallengeRecord, NewSubmission, Party, Split, StoreError, Submission, Track, User,
 };
@@ -748,26 +748,21 @@ async fn page_submission(
     render(StatusCode::OK, &page)
 }
 
+/// One track's leaderboard: the maintained standings (`Store::track_standings`,
+/// equal to `leaderboard::rank` over its submissions and cells) of the teams
+/// that count.
 async fn standings(
     state: &AppState,
     record: &ChallengeRecord,
     track: Track,
     split: Split,
 ) -> Result<Vec<Standing>, StoreError> {
-    let submissions = state
-        .store
-        .challenge_submissions(
-            record.id,
-            track,
-            riposte_core::store::SubmissionStatus::Scored,
-        )
-        .await?;
-    let evaluations = state.store.evaluations(record.id).await?;
+    let standings = state.store.track_standings(record.id, track, split).await?;
     // Staff, banned and hidden teams are not ranked (their cells still count
     // for the teams they faced), as on the event scoreboard.
     let counted: std::collections::HashSet<_> =
         state.store.counted_teams().await?.into_iter().collect();
-    Ok(leaderboard::rank(track, split, &submissions, &evaluations)
+    Ok(standings
         .into_iter()
         .filter(|s| counted.contains(&s.team_id))
         .collect())

@@ -6,6 +6,7 @@ mod helpers;
 
 mod accounts;
 mod api;
+mod board_scale;
 mod boards;
 mod browser;
 mod challenges;

@@ -1,0 +1,235 @@
+//! Boards at event scale: pages of the scoreboard with the viewer's own row,
+//! validators (`ETag`, `304`), and a change shown on the very next request.
+//! Teams and scored submissions are seeded through the Store (as the worker
+//! would complete their jobs), then read over HTTP.
+
+use reqwest::StatusCode;
+use riposte_core::store::{
+    Evaluation, JobCompletion, NewSubmission, Party, Split, Store, SubmissionStatus, TeamId, Track,
+    UserId,
+};
+
+use crate::competition::spawn_competition;
+use crate::helpers::{Client, Db, PASSWORD};
+
+/// A scored attack on mnist-evasion for `team`, fooling `fooled` of 100 on both
+/// targets and both splits, completed as the worker would.
+async fn scored_attack(
+    store: &riposte_db::SqlStore,
+    team: TeamId,
+    user: UserId,
+    fooled: i64,
+    now: i64,
+) {
+    let challenge = store.challenge("mnist-evasion").await.unwrap().unwrap().id;
+    let submission = store
+        .create_submission(NewSubmission {
+            challenge_id: challenge,
+            team_id: team,
+            user_id: user,
+            track: Track::Attack,
+            blob_sha256: "00",
+            filename: "adv.npy",
+            size: 1,
+            now,
+            limit: 1_000,
+            limit_since: now - 86_400,
+        })
+        .await
+        .unwrap();
+    let job = store
+        .claim_job("seeder", now, now + 600, 3)
+        .await
+        .unwrap()
+        .expect("the job just queued");
+    assert_eq!(job.submission.id, submission.id);
+    let cells: Vec<Evaluation> = ["mlp", "cnn"]
+        .into_iter()
+        .flat_map(|target| {
+            [Split::Public, Split::Private].map(|split| Evaluation {
+                attacker: Party::Submission(submission.id),
+                defender: Party::Organizer(target.to_owned()),
+                split,
+                total: 100,
+                fooled,
+                created_at: 0,
+            })
+        })
+        .collect();
+    store
+        .complete_job(JobCompletion {
+            job: job.id,
+            owner: "seeder",
+            challenge_id: challenge,
+            submission: submission.id,
+            status: SubmissionStatus::Scored,
+            message: "",
+            gate_accuracy: None,
+            details: "{}",
+            cells: &cells,
+            queries_used: None,
+            now,
+        })
+        .await
+        .unwrap();
+}
+
+/// A competitor with a team of their own, straight in the store.
+async fn team(store: &riposte_db::SqlStore, name: &str, now: i64) -> (TeamId, UserId) {
+    let user = store
+        .create_user(
+            name,
+            name,
+            "$argon2id$not-used",
+            riposte_core::account::Role::Competitor,
+            now,
+        )
+        .await
+        .unwrap();
+    let team = store
+        .create_team(user.id, name, name, &format!("CODE-{name}"), now)
+        .await
+        .unwrap();
+    (team.id, user.id)
+}
+
+async fn get_with(
+    c: &Client,
+    path: &str,
+    token: Option<&str>,
+    etag: Option<&str>,
+) -> reqwest::Response {
+    let mut request = c.http.get(c.url(path));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if let Some(etag) = etag {
+        request = request.header("if-none-match", etag);
+    }
+    request.send().await.unwrap()
+}
+
+fn etag_of(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("an ETag")
+        .to_owned()
+}
+
+crate::on_both_databases!(boards_page_validate_and_show_a_change_on_the_next_request);
+async fn boards_page_validate_and_show_a_change_on_the_next_request(db: Db) {
+    let app = spawn_competition(db, |s| s.workers = 0).await.unwrap();
+    let store = app.store().await;
+    let now = app.clock.now();
+    // 130 teams, team k fooling 10 + (k % 90) of 100: ties included.
+    for k in 0..130 {
+        let (team, user) = team(&store, &format!("team{k:03}"), now).await;
+        scored_attack(&store, team, user, 10 + (k % 90), now + k).await;
+    }
+    // The viewer's team is last (fooling 1 of 100).
+    let zed = app.competitor("zed").await;
+    let token = zed.api_token("zed", PASSWORD).await;
+    let zed_user = store.credentials_by_key("zed").await.unwrap().unwrap().user;
+    let zed_team = match zed_user.team_id {
+        Some(t) => t,
+        None => {
+            store
+                .create_team(zed_user.id, "zed", "zed", "CODE-zed", now)
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    scored_attack(&store, zed_team, zed_user.id, 1, now + 500).await;
+
+    // -- The page: 100 teams a page, the viewer's own row pinned below.
+    let (status, page1) = zed.get_text("/scoreboard").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page1.matches("<td class=\"name\">").count(), 101, "{page1}");
+    assert!(page1.contains("131 teams · page 1 of 2"), "{page1}");
+    assert!(page1.contains(r#"href="/scoreboard?page=2""#), "{page1}");
+    assert!(
+        page1.contains("<td class=\"name\">zed</td>"),
+        "own row on page 1"
+    );
+    let (_, page2) = zed.get_text("/scoreboard?page=2").await;
+    assert_eq!(
+        page2.matches("<td class=\"name\">").count(),
+        31,
+        "the rest, the viewer's row once: {page2}"
+    );
+    assert_eq!(page2.matches("<td class=\"name\">zed</td>").count(), 1);
+    assert!(page2.contains(r#"href="/scoreboard?page=1""#), "{page2}");
+    let (status, anonymous) = app.client().get_text("/scoreboard?page=99").await;
+    assert_eq!(status, StatusCode::OK, "a page past the end shows the last");
+    assert!(anonymous.contains("page 2 of 2"), "{anonymous}");
+
+    // -- Validators: the same board is a 304, with its ETag and no body.
+    for (path, token) in [
+        ("/api/v1/scoreboard?limit=5", Some(token.as_str())),
+        ("/scoreboard/history.svg", None),
+        ("/challenges/mnist-evasion/matrix.svg", None),
+    ] {
+        let first = get_with(&zed, path, token, None).await;
+        assert_eq!(first.status(), StatusCode::OK, "{path}");
+        let etag = etag_of(&first);
+        assert!(
+            first
+                .headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("no-cache")),
+            "{path}"
+        );
+        let again = get_with(&zed, path, token, Some(&etag)).await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{path}");
+        assert_eq!(etag_of(&again), etag);
+        assert!(again.bytes().await.unwrap().is_empty());
+        let other = get_with(&zed, path, token, Some("\"something-else\"")).await;
+        assert_eq!(other.status(), StatusCode::OK, "{path}");
+    }
+    let first = get_with(&zed, "/api/v1/scoreboard?limit=5", Some(&token), None).await;
+    let etag = etag_of(&first);
+    let other_page = get_with(
+        &zed,
+        "/api/v1/scoreboard?limit=5&offset=5",
+        Some(&token),
+        Some(&etag),
+    )
+    .await;
+    assert_eq!(
+        other_page.status(),
+        StatusCode::OK,
+        "another page is another resource"
+    );
+
+    // -- A new leader shows on the very next request, with a new ETag.
+    let (late_team, late_user) = team(&store, "latecomer", now).await;
+    scored_attack(&store, late_team, late_user, 100, now + 600).await;
+    let r = get_with(
+        &zed,
+        "/api/v1/scoreboard?limit=5",
+        Some(&token),
+        Some(&etag),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK, "the board changed");
+    assert_ne!(etag_of(&r), etag);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["rows"][0]["team"], "latecomer", "{body}");
+    assert_eq!(body["total"], 132);
+    let (_, page) = zed.get_text("/challenges/mnist-evasion/leaderboard").await;
+    assert!(page.contains("latecomer"), "the leaderboard too");
+    // Hiding the leader's account takes the team off at once.
+    store.set_hidden(late_user, true).await.unwrap();
+    let body: serde_json::Value = get_with(&zed, "/api/v1/scoreboard?limit=5", Some(&token), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(body["rows"][0]["team"], "latecomer", "{body}");
+    assert_eq!(body["total"], 131);
+    store.close().await;
+    app.finish().await;
+}
