@@ -632,7 +632,7 @@ impl Store for SqlStore {
 
     async fn user_by_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<User>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {USER_COLUMNS}, t.id AS token_id FROM api_tokens t JOIN users u ON u.id = t.user_id \
+            "SELECT {USER_COLUMNS}, t.id AS token_id, t.last_used_at FROM api_tokens t JOIN users u ON u.id = t.user_id \
              WHERE t.token_hash = $1 AND t.revoked = 0 AND u.banned = 0"
         )))
         .bind(token_hash)
@@ -641,14 +641,18 @@ impl Store for SqlStore {
         .map_err(backend_err)?;
         let Some(row) = row else { return Ok(None) };
         let token_id: i64 = row.try_get("token_id").map_err(backend_err)?;
-        // Minute resolution is enough for "last used" and spares a write per request.
-        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
-            .bind(now)
-            .bind(token_id)
-            .bind(now - 60)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_err)?;
+        let last_used: Option<i64> = row.try_get("last_used_at").map_err(backend_err)?;
+        // Minute resolution is enough for "last used": a token in steady use
+        // costs one read per request, not a write (SQLite has one writer).
+        if last_used.is_none_or(|at| at < now - 60) {
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
+                .bind(now)
+                .bind(token_id)
+                .bind(now - 60)
+                .execute(&self.pool)
+                .await
+                .map_err(backend_err)?;
+        }
         user_from(&row).map(Some)
     }
 

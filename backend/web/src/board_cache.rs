@@ -179,25 +179,32 @@ impl<V: Send + Sync + 'static> Slot<V> {
     }
 }
 
-/// Slots by name (one per challenge matrix), created on first use.
+/// Slots by name (one per challenge), created on first use.
 pub struct Slots<V> {
     slots: Mutex<HashMap<String, Arc<Slot<V>>>>,
+    rest: u32,
 }
 
 impl<V> Default for Slots<V> {
     fn default() -> Self {
-        Self {
-            slots: Mutex::new(HashMap::new()),
-        }
+        Self::resting(0)
     }
 }
 
 impl<V> Slots<V> {
+    /// Slots that rest `rest` times their build time ([`Slot::resting`]).
+    pub fn resting(rest: u32) -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+            rest,
+        }
+    }
+
     pub fn slot(&self, name: &str) -> Arc<Slot<V>> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots
             .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(Slot::default()))
+            .or_insert_with(|| Arc::new(Slot::resting(self.rest)))
             .clone()
     }
 }

@@ -18,15 +18,15 @@ use std::time::Duration;
 
 use actix_web::web::Bytes;
 use riposte_core::challenge::ChallengeSpec;
-use riposte_core::leaderboard::{EventScore, FlagStanding, PartKind, TrackStanding};
-use riposte_core::store::{ChallengeRecord, Store, StoreError, TeamId};
+use riposte_core::leaderboard::{EventScore, FlagStanding, PartKind, Standing, TrackStanding};
+use riposte_core::store::{ChallengeRecord, Split, Store, StoreError, TeamId, Track};
 
 use super::boards::{
-    CHART_TEAMS, EventInputs, PartRow, ScoreRow, chart_svg, event_inputs, matrix_svg_text,
-    tracks_of,
+    CHART_TEAMS, EventInputs, PartRow, ScoreRow, SolveRow, chart_svg, event_inputs,
+    matrix_svg_text, solve_rows, tracks_of,
 };
 use super::stored_spec;
-use super::submissions::shown_split;
+use super::submissions::{BoardRow, shown_split};
 use crate::board_cache::{self, BoardKey, Slot, Slots};
 use crate::startup::AppState;
 use crate::view;
@@ -43,6 +43,7 @@ pub struct BoardCaches {
     scoreboard: Arc<Slot<Scoreboard>>,
     history: Arc<Slot<History>>,
     matrices: Slots<Matrix>,
+    leaderboards: Slots<ChallengeBoard>,
 }
 
 impl Default for BoardCaches {
@@ -51,7 +52,8 @@ impl Default for BoardCaches {
             challenges: Arc::default(),
             scoreboard: Arc::default(),
             history: Arc::new(Slot::resting(HISTORY_REST)),
-            matrices: Slots::default(),
+            matrices: Slots::resting(HISTORY_REST),
+            leaderboards: Slots::default(),
         }
     }
 }
@@ -83,10 +85,13 @@ pub struct History {
     pub svg: Bytes,
 }
 
-/// A challenge's matrix drawing as built for one key.
+/// A challenge's matrix drawings as built for one key.
 pub struct Matrix {
     pub key: BoardKey,
+    /// `matrix.svg`.
     pub svg: Bytes,
+    /// The smaller drawing inlined on the leaderboard page.
+    pub inline: String,
 }
 
 /// The key of the boards now: the store's board version and which split each
@@ -301,10 +306,106 @@ pub async fn matrix(
         .matrices
         .slot(&record.slug)
         .get(key, PATIENCE, move || async move {
-            let drawing = matrix_svg_text(store, record, spec, now).await?;
+            let (full, inline) = matrix_svg_text(store, record, spec, now).await?;
             Ok(Matrix {
                 key,
-                svg: Bytes::from(drawing),
+                svg: Bytes::from(full),
+                inline,
+            })
+        })
+        .await
+}
+
+/// One challenge's leaderboards as built for one key.
+pub struct ChallengeBoard {
+    pub key: BoardKey,
+    /// Each track the challenge has, ranked on the split it shows.
+    pub tracks: Vec<TrackRows>,
+    /// A flag challenge's solves, counted or not, first first.
+    pub solves: Option<Vec<SolveRow>>,
+}
+
+/// One track's leaderboard: the counted teams' standings and their page rows.
+pub struct TrackRows {
+    pub track: Track,
+    pub split: Split,
+    pub standings: Vec<Standing>,
+    /// Team names, by rank.
+    pub teams: Vec<String>,
+    pub rows: Vec<BoardRow>,
+    /// Rank index by team.
+    pub index: HashMap<TeamId, usize>,
+}
+
+/// The leaderboards of a challenge for `key`: the maintained standings of the
+/// teams that count (staff, banned and hidden teams are not ranked; their cells
+/// still count for the teams they faced), and the solves.
+pub async fn challenge_board(
+    state: &AppState,
+    key: BoardKey,
+    record: ChallengeRecord,
+    spec: ChallengeSpec,
+) -> Result<Arc<ChallengeBoard>, StoreError> {
+    let store = state.store.clone();
+    let now = state.clock.now();
+    state
+        .boards
+        .leaderboards
+        .slot(&record.slug)
+        .get(key, PATIENCE, move || async move {
+            let names = names(&*store).await?;
+            let counted: HashSet<TeamId> = store.counted_teams().await?.into_iter().collect();
+            let mut tracks = Vec::new();
+            for track in tracks_of(&spec) {
+                let split = shown_split(&record, &spec, track, now);
+                let standings: Vec<Standing> = store
+                    .track_standings(record.id, track, split)
+                    .await?
+                    .into_iter()
+                    .filter(|s| counted.contains(&s.team_id))
+                    .collect();
+                let teams: Vec<String> = standings
+                    .iter()
+                    .map(|s| names.get(&s.team_id).cloned().unwrap_or_default())
+                    .collect();
+                let rows = standings
+                    .iter()
+                    .zip(&teams)
+                    .enumerate()
+                    .map(|(i, (s, team))| BoardRow {
+                        rank: i + 1,
+                        team: team.clone(),
+                        score: format!("{:.4}", s.score),
+                        opponents: s.opponents,
+                        queries: s.queries_used,
+                        reached: view::datetime(s.reached_at),
+                    })
+                    .collect();
+                let index = standings
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.team_id, i))
+                    .collect();
+                tracks.push(TrackRows {
+                    track,
+                    split,
+                    standings,
+                    teams,
+                    rows,
+                    index,
+                });
+            }
+            let solves = match &spec.flag {
+                Some(flag) => {
+                    let solves = store.solves(record.id).await?;
+                    Some(solve_rows(&record, flag, &solves, &names))
+                }
+                None => None,
+            };
+            Ok(ChallengeBoard {
+                key,
+                tracks,
+                solves,
             })
         })
         .await

@@ -24,7 +24,7 @@ use riposte_core::store::{
 use super::board_builds::{self, Listed};
 use super::submissions::shown_split;
 use super::{Layout, render};
-use super::{stored_spec as spec_of, team_names, visible_challenge as visible};
+use super::{stored_spec as spec_of, visible_challenge as visible};
 use crate::auth::{ApiUser, Visitor};
 use crate::board_cache;
 use crate::error::{ApiError, PageError};
@@ -70,8 +70,10 @@ pub(crate) fn anonymous_limit(
 /// Teams drawn on the score-over-time chart.
 pub(super) const CHART_TEAMS: usize = 10;
 /// Most attacks (rows) and defenders (columns) drawn in a matrix; the best are kept.
-const MATRIX_ROWS: usize = 80;
-const MATRIX_COLUMNS: usize = 40;
+/// `matrix.svg`: at most this many attacks (rows) and defenders (columns), the best.
+const MATRIX_SVG: (usize, usize) = (80, 40);
+/// The matrix drawn inline on the leaderboard page (it links `matrix.svg`).
+const MATRIX_INLINE: (usize, usize) = (20, 12);
 
 // ---------------------------------------------------------------------------
 // The math
@@ -352,12 +354,15 @@ pub struct MatrixInput<'a> {
     pub cells: &'a [Evaluation],
     pub split: Split,
     pub team_names: &'a HashMap<TeamId, String>,
+    /// Most attacks (rows) and defenders (columns) drawn; the best are kept.
+    pub size: (usize, usize),
 }
 
 /// Lay out the matrix: rows are the scored attacks (best first, as
 /// `team #id`) then the reference attacks; columns the organizer targets then the
 /// accepted defenses (best first). Cells are the counts on `split`.
 pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
+    let (max_rows, max_columns) = input.size;
     let label = |s: &Submission| {
         let team = input.team_names.get(&s.team_id).map_or("?", String::as_str);
         svg::Axis {
@@ -371,7 +376,7 @@ pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
     };
     let attacks = best_first(Track::Attack, input.attacks, input.split, input.cells);
     let defenses = best_first(Track::Defense, input.defenses, input.split, input.cells);
-    let mut rows: Vec<svg::Axis> = attacks.iter().take(MATRIX_ROWS).map(|s| label(s)).collect();
+    let mut rows: Vec<svg::Axis> = attacks.iter().take(max_rows).map(|s| label(s)).collect();
     for name in input.spec.defense.iter().flat_map(|d| &d.reference_attacks) {
         rows.push(party_axis(
             Party::Reference(name.clone()),
@@ -387,7 +392,7 @@ pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
     columns.extend(
         defenses
             .iter()
-            .take(MATRIX_COLUMNS.saturating_sub(columns.len()))
+            .take(max_columns.saturating_sub(columns.len()))
             .map(|s| label(s)),
     );
 
@@ -419,13 +424,13 @@ pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
         "Share of the {} split's {counted}. Rows: attacks; columns: defenders.",
         input.split.as_str()
     );
-    if attacks.len() > MATRIX_ROWS {
+    if attacks.len() > max_rows {
         caption.push_str(&format!(
-            " The best {MATRIX_ROWS} of {} attacks are shown.",
+            " The best {max_rows} of {} attacks are shown.",
             attacks.len()
         ));
     }
-    let shown_defenses = MATRIX_COLUMNS.saturating_sub(input.spec.targets.len());
+    let shown_defenses = max_columns.saturating_sub(input.spec.targets.len());
     if defenses.len() > shown_defenses {
         caption.push_str(&format!(
             " The best {shown_defenses} of {} defenses are shown.",
@@ -608,7 +613,7 @@ pub(super) fn cached(
 }
 
 /// `If-None-Match` names `etag` (or `*`); weak validators compare equal.
-fn holds(req: &HttpRequest, etag: &str) -> bool {
+pub(super) fn holds(req: &HttpRequest, etag: &str) -> bool {
     req.headers()
         .get_all(header::IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())
@@ -644,26 +649,14 @@ async fn matrix_svg(
     ))
 }
 
-/// The matrix of a challenge as SVG text, for its own route and drawn inline on
-/// the leaderboard page (inline, so a cell's tooltip shows on hover).
-pub(crate) async fn matrix_drawing(
-    state: &AppState,
-    record: &ChallengeRecord,
-    spec: &ChallengeSpec,
-) -> Result<String, StoreError> {
-    let (key, _) = board_builds::board_key(state).await?;
-    let drawing = board_builds::matrix(state, key, record.clone(), spec.clone()).await?;
-    Ok(String::from_utf8_lossy(&drawing.svg).into_owned())
-}
-
-/// Draw a challenge's matrix from its scored submissions and cells (the
-/// drawing is bounded: the best rows and columns).
+/// Draw a challenge's matrix from its scored submissions and cells, bounded
+/// (the best rows and columns): as `matrix.svg`, and smaller for the page.
 pub(super) async fn matrix_svg_text(
     store: Arc<dyn Store>,
     record: ChallengeRecord,
     spec: ChallengeSpec,
     now: i64,
-) -> Result<String, StoreError> {
+) -> Result<(String, String), StoreError> {
     let attacks = store
         .challenge_submissions(record.id, Track::Attack, SubmissionStatus::Scored)
         .await?;
@@ -678,15 +671,18 @@ pub(super) async fn matrix_svg_text(
         .map(|t| (t.team.id, t.team.name))
         .collect();
     board_cache::compute(move || {
-        let map = matrix(&MatrixInput {
-            spec: &spec,
-            attacks: &attacks,
-            defenses: &defenses,
-            cells: &cells,
-            split: matrix_split(&record, &spec, now),
-            team_names: &team_names,
-        });
-        svg::heatmap(&map)
+        let draw = |size| {
+            svg::heatmap(&matrix(&MatrixInput {
+                spec: &spec,
+                attacks: &attacks,
+                defenses: &defenses,
+                cells: &cells,
+                split: matrix_split(&record, &spec, now),
+                team_names: &team_names,
+                size,
+            }))
+        };
+        (draw(MATRIX_SVG), draw(MATRIX_INLINE))
     })
     .await
 }
@@ -706,22 +702,20 @@ pub struct SolveRow {
     pub counted: bool,
 }
 
-/// A flag challenge's solves, first first. Every counted solver holds the
+/// A flag challenge's solves, first first, counted or not (pages show the
+/// uncounted ones to organizers only, marked). Every counted solver holds the
 /// challenge's current value (CTFd's dynamic scoring, counted solves only, as
-/// the event scoreboard); uncounted solves are listed to organizers only, marked.
-pub(crate) async fn solve_rows(
-    state: &AppState,
+/// the event scoreboard).
+pub(super) fn solve_rows(
     record: &ChallengeRecord,
     flag: &riposte_core::challenge::FlagSpec,
-    show_uncounted: bool,
-) -> Result<Vec<SolveRow>, StoreError> {
-    let solves = state.store.solves(record.id).await?;
-    let names = team_names(state).await?;
-    let points = FlagStanding::new(&record.slug, flag, &solves).value();
+    solves: &[riposte_core::store::Solve],
+    names: &HashMap<TeamId, String>,
+) -> Vec<SolveRow> {
+    let points = FlagStanding::new(&record.slug, flag, solves).value();
     let mut place = 0;
-    Ok(solves
+    solves
         .iter()
-        .filter(|s| s.counted || show_uncounted)
         .map(|s| {
             if s.counted {
                 place += 1;
@@ -734,7 +728,7 @@ pub(crate) async fn solve_rows(
                 counted: s.counted,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// One row of the scoreboard page.
@@ -1346,6 +1340,7 @@ mod tests {
             cells: &boards[0].cells,
             split: Split::Public,
             team_names: &names,
+            size: MATRIX_SVG,
         });
         let labels = |axes: &[svg::Axis]| axes.iter().map(|a| a.label.clone()).collect::<Vec<_>>();
         // best attack first: #2 (2.0), #3 (1.6), #1 (1.1); then the reference attack

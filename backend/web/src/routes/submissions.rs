@@ -6,7 +6,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::TryStreamExt;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
-use riposte_core::leaderboard::Standing;
 use riposte_core::store::{
     ChallengeRecord, NewSubmission, Party, Split, StoreError, Submission, Track, User,
 };
@@ -748,28 +747,9 @@ async fn page_submission(
     render(StatusCode::OK, &page)
 }
 
-/// One track's leaderboard: the maintained standings (`Store::track_standings`,
-/// equal to `leaderboard::rank` over its submissions and cells) of the teams
-/// that count.
-async fn standings(
-    state: &AppState,
-    record: &ChallengeRecord,
-    track: Track,
-    split: Split,
-) -> Result<Vec<Standing>, StoreError> {
-    let standings = state.store.track_standings(record.id, track, split).await?;
-    // Staff, banned and hidden teams are not ranked (their cells still count
-    // for the teams they faced), as on the event scoreboard.
-    let counted: std::collections::HashSet<_> =
-        state.store.counted_teams().await?.into_iter().collect();
-    Ok(standings
-        .into_iter()
-        .filter(|s| counted.contains(&s.team_id))
-        .collect())
-}
-
 async fn api_leaderboard(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: ApiUser,
     slug: web::Path<String>,
     query: web::Query<TrackQuery>,
@@ -784,16 +764,32 @@ async fn api_leaderboard(
             "track {raw:?} is unknown: expected attack or defense"
         ))
     })?;
-    let split = shown_split(&record, &spec, track, state.clock.now());
-    let names = team_names(&state).await?;
-    let rows: Vec<serde_json::Value> = standings(&state, &record, track, split)
-        .await?
-        .into_iter()
+    let (key, _) = super::board_builds::board_key(&state).await?;
+    let board = super::board_builds::challenge_board(&state, key, record, spec).await?;
+    if super::boards::holds(&req, &board.key.etag(("leaderboard", track))) {
+        return Ok(super::boards::cached(
+            &req,
+            board.key.etag(("leaderboard", track)),
+            "application/json",
+            actix_web::web::Bytes::new(),
+            true,
+        ));
+    }
+    let split = board
+        .tracks
+        .iter()
+        .find(|t| t.track == track)
+        .map_or(Split::Public, |t| t.split);
+    let rows: Vec<serde_json::Value> = board
+        .tracks
+        .iter()
+        .filter(|t| t.track == track)
+        .flat_map(|t| t.standings.iter().zip(&t.teams))
         .enumerate()
-        .map(|(i, s)| {
+        .map(|(i, (s, team))| {
             serde_json::json!({
                 "rank": i + 1,
-                "team": names.get(&s.team_id).cloned().unwrap_or_default(),
+                "team": team,
                 "submission": s.submission_id,
                 "score": s.score,
                 "opponents": s.opponents,
@@ -802,10 +798,14 @@ async fn api_leaderboard(
             })
         })
         .collect();
-    Ok(
-        HttpResponse::Ok()
-            .json(serde_json::json!({ "track": track, "split": split, "rows": rows })),
-    )
+    let body = serde_json::json!({ "track": track, "split": split, "rows": rows }).to_string();
+    Ok(super::boards::cached(
+        &req,
+        board.key.etag(("leaderboard", track)),
+        "application/json",
+        body.into(),
+        true,
+    ))
 }
 
 pub struct BoardRow {
@@ -818,25 +818,42 @@ pub struct BoardRow {
     pub reached: String,
 }
 
-pub struct Board {
+/// One track's rows on this page, and the viewer's own row when it is ranked
+/// but not on this page.
+pub struct Board<'a> {
     pub track: &'static str,
-    pub rows: Vec<BoardRow>,
+    pub rows: &'a [BoardRow],
+    pub own: Option<&'a BoardRow>,
+    /// Teams ranked on the track.
+    pub teams: usize,
+}
+
+/// Rows one leaderboard page shows per track.
+const LEADERBOARD_ROWS: usize = 100;
+
+/// `?page=` of a leaderboard page.
+#[derive(Debug, serde::Deserialize)]
+struct LeaderboardQuery {
+    page: Option<usize>,
 }
 
 #[derive(Template)]
 #[template(path = "leaderboard.html")]
-struct LeaderboardPage {
+struct LeaderboardPage<'a> {
     layout: Layout,
     challenge: ChallengeRecord,
-    boards: Vec<Board>,
+    boards: Vec<Board<'a>>,
+    /// 1-based page and the number of pages (the longest track's).
+    page: usize,
+    pages: usize,
     split: &'static str,
     /// How scores are made and ties broken, for this challenge's kind.
     rules: &'static str,
     show_queries: bool,
-    /// The attack x defense matrix as inline SVG (tracks only).
-    matrix: Option<String>,
-    /// A flag challenge's solves, first first.
-    solves: Option<Vec<super::boards::SolveRow>>,
+    /// The attack x defense matrix as inline SVG (tracks only), bounded.
+    matrix: Option<&'a str>,
+    /// A flag challenge's solves, first first (counted only, unless organizer).
+    solves: Option<Vec<&'a super::boards::SolveRow>>,
     /// Organizers also see the solves that do not count, marked.
     show_uncounted: bool,
 }
@@ -846,55 +863,54 @@ async fn page_leaderboard(
     req: HttpRequest,
     visitor: Visitor,
     slug: web::Path<String>,
+    query: web::Query<LeaderboardQuery>,
 ) -> Result<HttpResponse, PageError> {
     super::boards::anonymous_limit(&state, &req, &visitor)?;
     let record = visible(&state, visitor.user(), &slug)
         .await?
         .ok_or_else(PageError::not_found)?;
     let spec = spec_of(&record)?;
-    let names = team_names(&state).await?;
-    let now = state.clock.now();
-    let mut boards = Vec::new();
-    let mut split = Split::Public;
-    for (track, present) in [
-        (Track::Attack, spec.attack.is_some()),
-        (Track::Defense, spec.defense.is_some()),
-    ] {
-        if !present {
-            continue;
-        }
-        split = shown_split(&record, &spec, track, now);
-        let rows = standings(&state, &record, track, split)
-            .await?
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| BoardRow {
-                rank: i + 1,
-                team: names.get(&s.team_id).cloned().unwrap_or_default(),
-                score: format!("{:.4}", s.score),
-                opponents: s.opponents,
-                queries: s.queries_used,
-                reached: view::datetime(s.reached_at),
-            })
-            .collect();
-        boards.push(Board {
-            track: track.as_str(),
-            rows,
-        });
-    }
-    let matrix = if boards.is_empty() {
+    let (key, _) = super::board_builds::board_key(&state).await?;
+    let board =
+        super::board_builds::challenge_board(&state, key, record.clone(), spec.clone()).await?;
+    let matrix = if board.tracks.is_empty() {
         None
     } else {
-        Some(super::boards::matrix_drawing(&state, &record, &spec).await?)
+        Some(super::board_builds::matrix(&state, key, record.clone(), spec.clone()).await?)
     };
+    let longest = board.tracks.iter().map(|t| t.rows.len()).max().unwrap_or(0);
+    let pages = longest.div_ceil(LEADERBOARD_ROWS).max(1);
+    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let own_team = visitor.user().and_then(|u| u.team_id);
+    let boards: Vec<Board<'_>> = board
+        .tracks
+        .iter()
+        .map(|t| {
+            let shown = ((page - 1) * LEADERBOARD_ROWS).min(t.rows.len())
+                ..(page * LEADERBOARD_ROWS).min(t.rows.len());
+            Board {
+                track: t.track.as_str(),
+                own: own_team
+                    .and_then(|team| t.index.get(&team).copied())
+                    .filter(|i| !shown.contains(i))
+                    .and_then(|i| t.rows.get(i)),
+                rows: t.rows.get(shown).unwrap_or_default(),
+                teams: t.rows.len(),
+            }
+        })
+        .collect();
+    let split = board.tracks.last().map_or(Split::Public, |t| t.split);
     let show_uncounted = visitor.user().is_some_and(|u| u.role.can_organize());
-    let solves = match &spec.flag {
-        Some(flag) => Some(super::boards::solve_rows(&state, &record, flag, show_uncounted).await?),
-        None => None,
-    };
+    let solves = board.solves.as_ref().map(|rows| {
+        rows.iter()
+            .filter(|r| r.counted || show_uncounted)
+            .collect()
+    });
     let page = LeaderboardPage {
         layout: Layout::new(&state, &visitor),
-        matrix,
+        matrix: matrix.as_ref().map(|m| m.inline.as_str()),
+        page,
+        pages,
         solves,
         show_uncounted,
         challenge: record,

@@ -165,8 +165,26 @@ async fn boards_page_validate_and_show_a_change_on_the_next_request(db: Db) {
     assert_eq!(status, StatusCode::OK, "a page past the end shows the last");
     assert!(anonymous.contains("page 2 of 2"), "{anonymous}");
 
+    // -- A challenge's leaderboard pages the same way.
+    let (status, board) = zed.get_text("/challenges/mnist-evasion/leaderboard").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(board.contains("page 1 of 2"), "{board}");
+    assert_eq!(board.matches("<td class=\"name\">").count(), 101, "{board}");
+    assert!(
+        board.contains("<td class=\"name\">zed</td>"),
+        "own row on page 1"
+    );
+    assert!(
+        board.contains("/challenges/mnist-evasion/matrix.svg"),
+        "links the larger matrix"
+    );
+
     // -- Validators: the same board is a 304, with its ETag and no body.
     for (path, token) in [
+        (
+            "/api/v1/challenges/mnist-evasion/leaderboard",
+            Some(token.as_str()),
+        ),
         ("/api/v1/scoreboard?limit=5", Some(token.as_str())),
         ("/scoreboard/history.svg", None),
         ("/challenges/mnist-evasion/matrix.svg", None),
