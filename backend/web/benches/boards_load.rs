@@ -39,6 +39,8 @@ struct Options {
     defenders: usize,
     seconds: u64,
     postgres: bool,
+    /// Keep the seeded data here and reuse it on the next run (SQLite only).
+    data: Option<std::path::PathBuf>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -48,6 +50,7 @@ fn options() -> anyhow::Result<Options> {
         defenders: 4,
         seconds: 10,
         postgres: false,
+        data: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -57,6 +60,7 @@ fn options() -> anyhow::Result<Options> {
             "--defenders" => o.defenders = args.next().context("--defenders N")?.parse()?,
             "--seconds" => o.seconds = args.next().context("--seconds N")?.parse()?,
             "--postgres" => o.postgres = true,
+            "--data" => o.data = Some(args.next().context("--data DIR")?.into()),
             _ => {}
         }
     }
@@ -257,9 +261,17 @@ struct Load {
     errors: u64,
 }
 
-fn wrk(url: &str, connections: usize, seconds: u64, token: &str) -> anyhow::Result<Load> {
+/// `wrk` on `url`; `auth` is the signed-in viewer's (token, session cookie):
+/// the API reads the token, pages the session.
+fn wrk(
+    url: &str,
+    connections: usize,
+    seconds: u64,
+    auth: &(String, String),
+) -> anyhow::Result<Load> {
     let out = Command::new("wrk")
-        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-H", &format!("Authorization: Bearer {}", auth.0)])
+        .args(["-H", &format!("Cookie: {}", auth.1)])
         .args([
             "-t",
             &connections.clamp(1, 2).to_string(),
@@ -339,7 +351,11 @@ async fn main() -> anyhow::Result<()> {
         .output()
         .context("this benchmark needs wrk: apt-get install wrk")?;
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
+    let data = match &o.data {
+        Some(kept) => kept.join("data"),
+        None => dir.path().join("data"),
+    };
+    let reuse = !o.postgres && data.join("riposte.sqlite3").exists();
     let pg = if o.postgres {
         Some(
             TestDatabase::postgres()
@@ -364,7 +380,18 @@ async fn main() -> anyhow::Result<()> {
     };
     let store = SqlStore::connect(&url).await?;
     let t0 = Instant::now();
-    let seeded = seed(&store, &o).await?;
+    let seeded = if reuse {
+        println!("reusing the event seeded in {}", data.display());
+        Seeded {
+            evasion: store
+                .challenge("mnist-evasion")
+                .await?
+                .context("mnist-evasion")?
+                .id,
+        }
+    } else {
+        seed(&store, &o).await?
+    };
     println!(
         "{} on {}: {} teams, {} scored submissions seeded through the Store in {:.0} s",
         if o.postgres { "PostgreSQL" } else { "SQLite" },
@@ -374,7 +401,10 @@ async fn main() -> anyhow::Result<()> {
         t0.elapsed().as_secs_f64()
     );
     // the API answers signed-in clients: every request carries a viewer's token
-    let token = common::competitor(&store, "viewer").await?;
+    // unique per run, so a kept event can be measured again
+    let run = format!("{:x}", riposte_core::Clock::system().now());
+    let auth = common::signed_in(&store, &format!("viewer{run}")).await?;
+    let token = auth.0.clone();
     let boards = [
         ("/healthz (reference)", "/healthz".to_owned()),
         ("GET /api/v1/scoreboard", "/api/v1/scoreboard".to_owned()),
@@ -402,7 +432,7 @@ async fn main() -> anyhow::Result<()> {
         let base = server.base.clone();
         let rss_before = rss_mib(server.pid());
         for (i, c) in [1_usize, 8, 64].into_iter().enumerate() {
-            let l = wrk(&format!("{base}{path}"), c, o.seconds, &token)?;
+            let l = wrk(&format!("{base}{path}"), c, o.seconds, &auth)?;
             if path == "/healthz" {
                 reference[i] = l.rps;
             }
@@ -430,11 +460,11 @@ async fn main() -> anyhow::Result<()> {
     let loader = {
         let url = format!("{base}/scoreboard");
         let seconds = o.seconds + 2;
-        let token = token.clone();
-        std::thread::spawn(move || wrk(&url, 8, seconds, &token))
+        let auth = auth.clone();
+        std::thread::spawn(move || wrk(&url, 8, seconds, &auth))
     };
     std::thread::sleep(Duration::from_secs(1));
-    let health = wrk(&format!("{base}/healthz"), 1, o.seconds, &token)?;
+    let health = wrk(&format!("{base}/healthz"), 1, o.seconds, &auth)?;
     let _ = loader.join();
     println!(
         "\n/healthz while 8 connections load /scoreboard: {:.1} req/s, p50 {:.2} ms, p99 {:.2} ms",
@@ -448,15 +478,21 @@ async fn main() -> anyhow::Result<()> {
     let now = riposte_core::Clock::system().now();
     let user = store
         .create_user(
-            "latecomer",
-            "latecomer",
+            &format!("latecomer{run}"),
+            &format!("latecomer{run}"),
             "$argon2id$not-used",
             riposte_core::account::Role::Competitor,
             now,
         )
         .await?;
     let team = store
-        .create_team(user.id, "latecomer", "latecomer", "CODElatecomer", now)
+        .create_team(
+            user.id,
+            &format!("latecomer{run}"),
+            &format!("latecomer{run}"),
+            &format!("CODElatecomer{run}"),
+            now,
+        )
         .await?;
     let newcomer = (team.id, user.id);
     let before: serde_json::Value = http

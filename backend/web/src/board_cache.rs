@@ -218,6 +218,22 @@ pub async fn compute<T: Send + 'static>(
         .map_err(|e| StoreError::Backend(anyhow::anyhow!("board computation stopped: {e}")))
 }
 
+/// Return freed heap to the operating system after a large build: glibc keeps
+/// what a build freed in its arenas, so without this a process that once
+/// replayed a big event stays at its peak size.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn release_memory() {
+    // SAFETY: malloc_trim takes a plain integer and only walks the allocator's
+    // own free lists; it is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn release_memory() {}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

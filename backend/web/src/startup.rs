@@ -129,6 +129,7 @@ pub struct Application {
     workers: Vec<crate::worker::Evaluator>,
     clock: Arc<Clock>,
     blobs: BlobDir,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -180,6 +181,7 @@ impl Application {
             boards: Arc::default(),
             settings: Arc::new(settings),
         });
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -212,6 +214,7 @@ impl Application {
             workers,
             clock: app_clock,
             blobs: app_blobs,
+            state: app_state,
         })
     }
 
@@ -243,6 +246,8 @@ impl Application {
             Arc::new(self.store.clone()),
             self.blobs.clone(),
         ));
+        // The first visitors after a restart find the boards built.
+        let warm = tokio::spawn(crate::routes::warm_boards(self.state.clone()));
         let handle = self.server.handle();
         let signalled = stop.clone();
         let on_signal = tokio::spawn(async move {
@@ -254,6 +259,7 @@ impl Application {
         let result = self.server.await;
         on_signal.abort();
         sweeper.abort();
+        warm.abort();
         let _ = stop.send(true);
         for thread in threads {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;

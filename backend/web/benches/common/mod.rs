@@ -87,10 +87,30 @@ impl Drop for Server {
 
 /// A competitor with a team of their own and an API token, made through the Store.
 pub async fn competitor(store: &SqlStore, name: &str) -> anyhow::Result<String> {
+    Ok(signed_in(store, name).await?.0)
+}
+
+/// A competitor with a team, an API token and a browser session: the token and
+/// the session cookie (`name=value`), as a notebook and a browser would hold them.
+pub async fn signed_in(store: &SqlStore, name: &str) -> anyhow::Result<(String, String)> {
     let now = riposte_core::Clock::system().now();
     let user = store
         .create_user(name, name, "$argon2id$not-used", Role::Competitor, now)
         .await?;
+    let session = riposte_web::auth::new_api_token();
+    store
+        .create_session(riposte_core::store::NewSession {
+            id_hash: &riposte_web::auth::sha256_hex(&session),
+            user_id: user.id,
+            csrf_token: "bench",
+            now,
+            expires_at: now + 86_400,
+        })
+        .await?;
+    let cookie = format!(
+        "{}={session}",
+        riposte_web::auth::session_cookie_name(false)
+    );
     store
         .create_team(user.id, name, name, &format!("CODE{name}"), now)
         .await?;
@@ -103,5 +123,5 @@ pub async fn competitor(store: &SqlStore, name: &str) -> anyhow::Result<String> 
             now,
         )
         .await?;
-    Ok(token)
+    Ok((token, cookie))
 }

@@ -122,6 +122,47 @@ pub async fn board_key(state: &AppState) -> Result<(BoardKey, Arc<Listed>), Stor
     ))
 }
 
+impl Listed {
+    /// A listed challenge by slug (hidden ones are not listed: callers fall
+    /// back to the store, which also answers for organizers).
+    pub fn get(&self, slug: &str) -> Option<&(ChallengeRecord, ChallengeSpec)> {
+        self.challenges.iter().find(|(r, _)| r.slug == slug)
+    }
+}
+
+/// The challenge `slug` if `user` may see it, with its spec: from the listed
+/// challenges when it is listed (no read), else from the store (a hidden one,
+/// for organizers).
+pub async fn board_challenge(
+    state: &AppState,
+    listed: &Listed,
+    user: Option<&riposte_core::store::User>,
+    slug: &str,
+) -> Result<Option<(ChallengeRecord, ChallengeSpec)>, StoreError> {
+    if let Some(found) = listed.get(slug) {
+        return Ok(Some(found.clone()));
+    }
+    let Some(record) = super::visible_challenge(state, user, slug).await? else {
+        return Ok(None);
+    };
+    let spec = stored_spec(&record).map_err(StoreError::Backend)?;
+    Ok(Some((record, spec)))
+}
+
+/// Build the scoreboard and its history once at startup, so the first visitors
+/// after a restart do not wait for them.
+pub async fn warm_boards(state: actix_web::web::Data<AppState>) {
+    let warmed = async {
+        let (key, listed) = board_key(&state).await?;
+        scoreboard(&state, key, listed.clone()).await?;
+        history(&state, key, listed).await?;
+        Ok::<_, StoreError>(())
+    };
+    if let Err(e) = warmed.await {
+        tracing::warn!(error = %e, "warming the boards failed; the first request builds them");
+    }
+}
+
 async fn list(store: Arc<dyn Store>) -> Result<Listed, StoreError> {
     let challenges = store
         .list_challenges(false)
@@ -261,8 +302,12 @@ async fn build_history(
 ) -> Result<History, StoreError> {
     let inputs: EventInputs = event_inputs(&*store, &listed, now).await?;
     let names = names(&*store).await?;
-    board_cache::compute(move || {
-        let steps = inputs.history();
+    let built = board_cache::compute(move || {
+        let steps: HashMap<TeamId, Vec<(i64, f64)>> = inputs
+            .history()
+            .into_iter()
+            .map(|(team, steps)| (team, downsample(&steps, HISTORY_POINTS)))
+            .collect();
         let top: Vec<(String, Vec<(i64, f64)>)> = inputs
             .scoreboard()
             .into_iter()
@@ -289,7 +334,37 @@ async fn build_history(
             .collect();
         History { key, json, svg }
     })
-    .await
+    .await;
+    // The replay held every cell: give the memory back, not just to the allocator.
+    board_cache::release_memory();
+    built
+}
+
+/// Points a team's history holds in the JSON and the chart.
+pub const HISTORY_POINTS: usize = 48;
+
+/// At most `n` steps of a step series: the first, the last, and the step in
+/// effect at each of `n - 2` evenly spaced moments between them (a step chart
+/// drawn from them is the series seen at that resolution; the last value is
+/// exact).
+pub fn downsample(steps: &[(i64, f64)], n: usize) -> Vec<(i64, f64)> {
+    if steps.len() <= n || n < 2 {
+        return steps.to_vec();
+    }
+    let (first, last) = (steps[0].0, steps[steps.len() - 1].0);
+    let mut kept: Vec<usize> = vec![0];
+    for k in 1..n - 1 {
+        let at = first + ((last - first) as i128 * k as i128 / (n as i128 - 1)) as i64;
+        // the last step at or before `at`
+        let i = steps.partition_point(|&(t, _)| t <= at).saturating_sub(1);
+        if kept.last() != Some(&i) {
+            kept.push(i);
+        }
+    }
+    if kept.last() != Some(&(steps.len() - 1)) {
+        kept.push(steps.len() - 1);
+    }
+    kept.into_iter().map(|i| steps[i]).collect()
 }
 
 /// The matrix drawing of a listed challenge for `key`.
@@ -306,7 +381,9 @@ pub async fn matrix(
         .matrices
         .slot(&record.slug)
         .get(key, PATIENCE, move || async move {
-            let (full, inline) = matrix_svg_text(store, record, spec, now).await?;
+            let drawn = matrix_svg_text(store, record, spec, now).await;
+            board_cache::release_memory();
+            let (full, inline) = drawn?;
             Ok(Matrix {
                 key,
                 svg: Bytes::from(full),
@@ -418,4 +495,29 @@ async fn names(store: &dyn Store) -> Result<HashMap<TeamId, String>, StoreError>
         .into_iter()
         .map(|t| (t.team.id, t.team.name))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn downsampling_keeps_the_ends_and_the_steps_in_effect() {
+        let steps: Vec<(i64, f64)> = (0..100).map(|i| (i * 10, i as f64)).collect();
+        let d = downsample(&steps, 5);
+        // moments 0, 247, 495, 742, 990: the steps at 0, 240, 490, 740, 990
+        assert_eq!(
+            d,
+            vec![(0, 0.0), (240, 24.0), (490, 49.0), (740, 74.0), (990, 99.0)]
+        );
+        assert_eq!(downsample(&steps[..3], 5), steps[..3].to_vec());
+        // bunched steps: no step twice, the last always exact
+        let bunched = vec![(0, 1.0), (1, 2.0), (2, 3.0), (1_000, 4.0)];
+        assert_eq!(
+            downsample(&bunched, 3),
+            vec![(0, 1.0), (2, 3.0), (1_000, 4.0)]
+        );
+        assert!(downsample(&steps, 48).len() <= 48);
+        assert_eq!(downsample(&steps, 48).last(), Some(&(990, 99.0)));
+    }
 }

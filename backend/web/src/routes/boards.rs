@@ -22,9 +22,9 @@ use riposte_core::store::{
 };
 
 use super::board_builds::{self, Listed};
+use super::stored_spec as spec_of;
 use super::submissions::shown_split;
 use super::{Layout, render};
-use super::{stored_spec as spec_of, visible_challenge as visible};
 use crate::auth::{ApiUser, Visitor};
 use crate::board_cache;
 use crate::error::{ApiError, PageError};
@@ -71,7 +71,7 @@ pub(crate) fn anonymous_limit(
 pub(super) const CHART_TEAMS: usize = 10;
 /// Most attacks (rows) and defenders (columns) drawn in a matrix; the best are kept.
 /// `matrix.svg`: at most this many attacks (rows) and defenders (columns), the best.
-const MATRIX_SVG: (usize, usize) = (80, 40);
+const MATRIX_SVG: (usize, usize) = (40, 24);
 /// The matrix drawn inline on the leaderboard page (it links `matrix.svg`).
 const MATRIX_INLINE: (usize, usize) = (20, 12);
 
@@ -633,12 +633,11 @@ async fn matrix_svg(
     slug: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     anonymous_limit(&state, &req, &visitor)?;
-    let record = visible(&state, visitor.user(), &slug)
+    let (key, listed) = board_builds::board_key(&state).await?;
+    let (record, spec) = board_builds::board_challenge(&state, &listed, visitor.user(), &slug)
         .await?
         .ok_or_else(PageError::not_found)?;
-    let spec = spec_of(&record).map_err(PageError::internal)?;
     let hidden = record.hidden;
-    let (key, _) = board_builds::board_key(&state).await?;
     let drawing = board_builds::matrix(&state, key, record, spec).await?;
     Ok(cached(
         &req,

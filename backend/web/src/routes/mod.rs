@@ -10,7 +10,7 @@ pub mod query;
 mod submissions;
 mod team;
 
-pub(crate) use board_builds::BoardCaches;
+pub(crate) use board_builds::{BoardCaches, warm_boards};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};

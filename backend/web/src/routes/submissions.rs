@@ -754,17 +754,17 @@ async fn api_leaderboard(
     slug: web::Path<String>,
     query: web::Query<TrackQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = visible(&state, Some(&user.0), &slug)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug.as_str())))?;
-    let spec = spec_of(&record)?;
+    let (key, listed) = super::board_builds::board_key(&state).await?;
+    let (record, spec) =
+        super::board_builds::board_challenge(&state, &listed, Some(&user.0), &slug)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug.as_str())))?;
     let raw = query.track.as_deref().unwrap_or("attack");
     let track = Track::parse(raw).ok_or_else(|| {
         ApiError::invalid(format!(
             "track {raw:?} is unknown: expected attack or defense"
         ))
     })?;
-    let (key, _) = super::board_builds::board_key(&state).await?;
     let board = super::board_builds::challenge_board(&state, key, record, spec).await?;
     if super::boards::holds(&req, &board.key.etag(("leaderboard", track))) {
         return Ok(super::boards::cached(
@@ -866,11 +866,11 @@ async fn page_leaderboard(
     query: web::Query<LeaderboardQuery>,
 ) -> Result<HttpResponse, PageError> {
     super::boards::anonymous_limit(&state, &req, &visitor)?;
-    let record = visible(&state, visitor.user(), &slug)
-        .await?
-        .ok_or_else(PageError::not_found)?;
-    let spec = spec_of(&record)?;
-    let (key, _) = super::board_builds::board_key(&state).await?;
+    let (key, listed) = super::board_builds::board_key(&state).await?;
+    let (record, spec) =
+        super::board_builds::board_challenge(&state, &listed, visitor.user(), &slug)
+            .await?
+            .ok_or_else(PageError::not_found)?;
     let board =
         super::board_builds::challenge_board(&state, key, record.clone(), spec.clone()).await?;
     let matrix = if board.tracks.is_empty() {
