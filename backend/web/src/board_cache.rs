@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use riposte_core::store::StoreError;
@@ -112,12 +112,16 @@ impl<V: Send + Sync + 'static> Slot<V> {
                     state.building = Some((key, rx.clone()));
                     let slot = Arc::clone(self);
                     let job = build();
-                    tokio::spawn(async move {
+                    let run = async move {
                         let started = Instant::now();
                         let result = job.await.map(Arc::new);
                         slot.finish(key, &result, started.elapsed());
                         let _ = tx.send(Some(result.map_err(|e| e.to_string())));
-                    });
+                    };
+                    match builder() {
+                        Some(builds) => drop(builds.spawn(run)),
+                        None => drop(tokio::spawn(run)),
+                    }
                     rx
                 }
             };
@@ -208,6 +212,38 @@ impl<V> Slots<V> {
             .clone()
     }
 }
+
+/// The runtime board builds run on: its own thread (and blocking pool), at a
+/// lower CPU priority than the HTTP workers, so a build (reading every row of a
+/// large event included) never runs on a worker thread nor slows one down.
+/// `None` if it could not be started (builds then run where they are asked for).
+fn builder() -> Option<&'static tokio::runtime::Runtime> {
+    static BUILDS: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    BUILDS
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .max_blocking_threads(2)
+                .thread_name("riposte-boards")
+                .on_thread_start(lower_priority)
+                .enable_all()
+                .build()
+                .map_err(|e| tracing::error!(error = %e, "no runtime for board builds"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Nice 10 for the calling thread (Linux: the nice value is per thread).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn lower_priority() {
+    // SAFETY: setpriority takes plain integers; `who = 0` is the calling thread.
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 /// Run CPU-heavy board work on the blocking pool, off the HTTP workers.
 pub async fn compute<T: Send + 'static>(

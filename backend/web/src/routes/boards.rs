@@ -396,10 +396,14 @@ pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
             .map(|s| label(s)),
     );
 
+    // Only the drawn cells: a large event has a million.
+    let drawn_rows = Drawn::new(&rows);
+    let drawn_columns = Drawn::new(&columns);
     let counts: HashMap<(String, String), svg::Count> = input
         .cells
         .iter()
         .filter(|c| c.split == input.split)
+        .filter(|c| drawn_rows.contains(&c.attacker) && drawn_columns.contains(&c.defender))
         .map(|c| {
             (
                 (c.attacker.key(), c.defender.key()),
@@ -443,6 +447,41 @@ pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
         cells,
         caption,
         measure,
+    }
+}
+
+/// The parties drawn on one axis of a matrix.
+struct Drawn<'a> {
+    submissions: HashSet<i64>,
+    others: HashSet<&'a str>,
+}
+
+impl<'a> Drawn<'a> {
+    fn new(axes: &'a [svg::Axis]) -> Self {
+        let mut drawn = Drawn {
+            submissions: HashSet::new(),
+            others: HashSet::new(),
+        };
+        for axis in axes {
+            match Party::parse(&axis.key) {
+                Some(Party::Submission(id)) => {
+                    drawn.submissions.insert(id);
+                }
+                _ => {
+                    drawn.others.insert(axis.key.as_str());
+                }
+            }
+        }
+        drawn
+    }
+
+    /// Submissions (the most numerous parties) are looked up without building
+    /// their key.
+    fn contains(&self, party: &Party) -> bool {
+        match party {
+            Party::Submission(id) => self.submissions.contains(id),
+            other => self.others.contains(other.key().as_str()),
+        }
     }
 }
 
