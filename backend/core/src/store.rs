@@ -343,6 +343,12 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<()>;
     async fn evaluations(&self, challenge: ChallengeId) -> StoreResult<Vec<Evaluation>>;
+    /// The cells of one split, in the order they were stored.
+    async fn split_evaluations(
+        &self,
+        challenge: ChallengeId,
+        split: Split,
+    ) -> StoreResult<Vec<Evaluation>>;
 
     // Standings, maintained by the writes above (cells, completions, choices,
     // team merges) so a board never rescans the matrix.
@@ -358,6 +364,23 @@ pub trait Store: Send + Sync + 'static {
         track: Track,
         split: Split,
     ) -> StoreResult<Vec<crate::leaderboard::Standing>>;
+    /// The `limit` best scored submissions of a track on `split` by their
+    /// maintained score (then the earlier, then the lower id), and how many are
+    /// scored in all: a matrix draws these without reading every cell.
+    async fn best_submissions(
+        &self,
+        challenge: ChallengeId,
+        track: Track,
+        split: Split,
+        limit: usize,
+    ) -> StoreResult<(Vec<Submission>, usize)>;
+    /// The cells on `split` of the given attackers (`Party::key`s).
+    async fn cells_of_attackers(
+        &self,
+        challenge: ChallengeId,
+        split: Split,
+        attackers: &[String],
+    ) -> StoreResult<Vec<Evaluation>>;
     /// Recompute every maintained standing from the submissions and cells (run
     /// once on a database whose standings were never built; a repair otherwise).
     async fn rebuild_standings(&self) -> StoreResult<()>;

@@ -1644,29 +1644,24 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend_err)?;
-        rows.iter()
-            .map(|row| {
-                let key = |col: &str| -> StoreResult<Party> {
-                    let raw: String = row.try_get(col).map_err(backend_err)?;
-                    Party::parse(&raw).ok_or_else(|| {
-                        StoreError::Backend(anyhow::anyhow!("bad party key {raw:?}"))
-                    })
-                };
-                let split: String = row.try_get("split").map_err(backend_err)?;
-                Ok(Evaluation {
-                    attacker: key("attacker")?,
-                    defender: key("defender")?,
-                    split: if split == "private" {
-                        Split::Private
-                    } else {
-                        Split::Public
-                    },
-                    total: row.try_get("total").map_err(backend_err)?,
-                    fooled: row.try_get("fooled").map_err(backend_err)?,
-                    created_at: row.try_get("created_at").map_err(backend_err)?,
-                })
-            })
-            .collect()
+        rows.iter().map(evaluation_from).collect()
+    }
+
+    async fn split_evaluations(
+        &self,
+        challenge: ChallengeId,
+        split: Split,
+    ) -> StoreResult<Vec<Evaluation>> {
+        let rows = sqlx::query(
+            "SELECT attacker, defender, split, total, fooled, created_at FROM evaluations \
+             WHERE challenge_id = $1 AND split = $2 ORDER BY id",
+        )
+        .bind(challenge)
+        .bind(split.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter().map(evaluation_from).collect()
     }
 
     async fn board_version(&self) -> StoreResult<i64> {
@@ -1682,6 +1677,68 @@ impl Store for SqlStore {
     ) -> StoreResult<Vec<Standing>> {
         let mut conn = self.pool.acquire().await.map_err(backend_err)?;
         standings::read(&mut conn, challenge, track, split).await
+    }
+
+    async fn best_submissions(
+        &self,
+        challenge: ChallengeId,
+        track: Track,
+        split: Split,
+        limit: usize,
+    ) -> StoreResult<(Vec<Submission>, usize)> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions s \
+             LEFT JOIN submission_scores p ON p.submission_id = s.id AND p.split = $3 \
+             WHERE s.challenge_id = $1 AND s.track = $2 AND s.status = 'scored' \
+             ORDER BY COALESCE(p.score, 0) DESC, s.created_at, s.id LIMIT $4"
+        )))
+        .bind(challenge)
+        .bind(track.as_str())
+        .bind(split.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        let best = rows
+            .iter()
+            .map(submission_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let scored: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM submissions WHERE challenge_id = $1 AND track = $2 AND status = 'scored'",
+        )
+        .bind(challenge)
+        .bind(track.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        Ok((best, usize::try_from(scored).unwrap_or(0)))
+    }
+
+    async fn cells_of_attackers(
+        &self,
+        challenge: ChallengeId,
+        split: Split,
+        attackers: &[String],
+    ) -> StoreResult<Vec<Evaluation>> {
+        let mut cells = Vec::new();
+        for chunk in attackers.chunks(500) {
+            let placeholders: Vec<String> = (3..chunk.len() + 3).map(|k| format!("${k}")).collect();
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT attacker, defender, split, total, fooled, created_at FROM evaluations \
+                 WHERE challenge_id = $1 AND split = $2 AND attacker IN ({}) ORDER BY id",
+                placeholders.join(", ")
+            )))
+            .bind(challenge)
+            .bind(split.as_str());
+            for key in chunk {
+                query = query.bind(key.as_str());
+            }
+            let rows = query.fetch_all(&self.pool).await.map_err(backend_err)?;
+            for row in &rows {
+                cells.push(evaluation_from(row)?);
+            }
+        }
+        Ok(cells)
     }
 
     async fn rebuild_standings(&self) -> StoreResult<()> {
@@ -1717,6 +1774,27 @@ fn submission_from(row: &AnyRow) -> StoreResult<Submission> {
         details: row.try_get("details").map_err(backend_err)?,
         chosen: row.try_get::<i64, _>("chosen").map_err(backend_err)? != 0,
         queries_used: row.try_get("queries_used").map_err(backend_err)?,
+    })
+}
+
+fn evaluation_from(row: &AnyRow) -> StoreResult<Evaluation> {
+    let key = |col: &str| -> StoreResult<Party> {
+        let raw: String = row.try_get(col).map_err(backend_err)?;
+        Party::parse(&raw)
+            .ok_or_else(|| StoreError::Backend(anyhow::anyhow!("bad party key {raw:?}")))
+    };
+    let split: String = row.try_get("split").map_err(backend_err)?;
+    Ok(Evaluation {
+        attacker: key("attacker")?,
+        defender: key("defender")?,
+        split: if split == "private" {
+            Split::Private
+        } else {
+            Split::Public
+        },
+        total: row.try_get("total").map_err(backend_err)?,
+        fooled: row.try_get("fooled").map_err(backend_err)?,
+        created_at: row.try_get("created_at").map_err(backend_err)?,
     })
 }
 

@@ -288,6 +288,22 @@ async fn assert_maintained(store: &SqlStore, w: &World, context: &str) {
                     got, want,
                     "{context}: challenge {challenge} {track:?} {split:?}"
                 );
+                // The matrix's best submissions: by score, then earlier, then id.
+                let scores = leaderboard::submission_scores(track, split, &cells);
+                let mut by_score: Vec<(f64, i64, i64)> = scored
+                    .iter()
+                    .map(|s| (scores.get(&s.id).map_or(0.0, |v| v.0), s.created_at, s.id))
+                    .collect();
+                by_score
+                    .sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+                let want_best: Vec<i64> = by_score.iter().take(5).map(|b| b.2).collect();
+                let (best, all) = store
+                    .best_submissions(challenge, track, split, 5)
+                    .await
+                    .unwrap();
+                let got_best: Vec<i64> = best.iter().map(|s| s.id).collect();
+                assert_eq!(got_best, want_best, "{context}: best {track:?} {split:?}");
+                assert_eq!(all, scored.len());
             }
         }
     }

@@ -349,8 +349,13 @@ fn scored_at(s: &Submission) -> i64 {
 /// What a matrix is drawn from.
 pub struct MatrixInput<'a> {
     pub spec: &'a ChallengeSpec,
+    /// The best scored attacks on `split`, best first (at least as many as drawn).
     pub attacks: &'a [Submission],
+    /// The best scored defenses on `split`, best first.
     pub defenses: &'a [Submission],
+    /// How many attacks and defenses are scored in all (for the caption).
+    pub scored: (usize, usize),
+    /// At least the cells between the drawn attacks and defenders.
     pub cells: &'a [Evaluation],
     pub split: Split,
     pub team_names: &'a HashMap<TeamId, String>,
@@ -374,8 +379,7 @@ pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
         key: party.key(),
         label,
     };
-    let attacks = best_first(Track::Attack, input.attacks, input.split, input.cells);
-    let defenses = best_first(Track::Defense, input.defenses, input.split, input.cells);
+    let (attacks, defenses) = (input.attacks, input.defenses);
     let mut rows: Vec<svg::Axis> = attacks.iter().take(max_rows).map(|s| label(s)).collect();
     for name in input.spec.defense.iter().flat_map(|d| &d.reference_attacks) {
         rows.push(party_axis(
@@ -428,17 +432,17 @@ pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
         "Share of the {} split's {counted}. Rows: attacks; columns: defenders.",
         input.split.as_str()
     );
-    if attacks.len() > max_rows {
+    if input.scored.0 > max_rows {
         caption.push_str(&format!(
             " The best {max_rows} of {} attacks are shown.",
-            attacks.len()
+            input.scored.0
         ));
     }
     let shown_defenses = max_columns.saturating_sub(input.spec.targets.len());
-    if defenses.len() > shown_defenses {
+    if input.scored.1 > shown_defenses {
         caption.push_str(&format!(
             " The best {shown_defenses} of {} defenses are shown.",
-            defenses.len()
+            input.scored.1
         ));
     }
     svg::Heatmap {
@@ -508,7 +512,9 @@ fn measure_of(kind: ChallengeKind) -> (svg::Measure, &'static str) {
     }
 }
 
-/// Submissions by their score on `split`, best first; ties to the earlier.
+/// Submissions by their score on `split`, best first; ties to the earlier (the
+/// order `Store::best_submissions` reads from the maintained scores).
+#[cfg(test)]
 fn best_first<'a>(
     track: Track,
     subs: &'a [Submission],
@@ -594,7 +600,16 @@ pub(super) async fn event_inputs(
         if tracks.is_empty() {
             continue;
         }
-        let cells: Arc<[Evaluation]> = store.evaluations(record.id).await?.into();
+        // Only the split the tracks show (both, while they show different ones).
+        let splits: HashSet<Split> = tracks
+            .iter()
+            .map(|&t| shown_split(record, spec, t, now))
+            .collect();
+        let cells: Arc<[Evaluation]> = match splits.iter().next() {
+            Some(&split) if splits.len() == 1 => store.split_evaluations(record.id, split).await?,
+            _ => store.evaluations(record.id).await?,
+        }
+        .into();
         for track in tracks {
             boards.push(TrackBoard {
                 challenge: record.slug.clone(),
@@ -695,13 +710,27 @@ pub(super) async fn matrix_svg_text(
     spec: ChallengeSpec,
     now: i64,
 ) -> Result<(String, String), StoreError> {
-    let attacks = store
-        .challenge_submissions(record.id, Track::Attack, SubmissionStatus::Scored)
+    // Only the best rows and columns are drawn: read those and their cells.
+    let split = matrix_split(&record, &spec, now);
+    let (attacks, scored_attacks) = store
+        .best_submissions(record.id, Track::Attack, split, MATRIX_SVG.0)
         .await?;
-    let defenses = store
-        .challenge_submissions(record.id, Track::Defense, SubmissionStatus::Scored)
+    let (defenses, scored_defenses) = store
+        .best_submissions(record.id, Track::Defense, split, MATRIX_SVG.1)
         .await?;
-    let cells = store.evaluations(record.id).await?;
+    let attackers: Vec<String> = attacks
+        .iter()
+        .map(|s| Party::Submission(s.id).key())
+        .chain(
+            spec.defense
+                .iter()
+                .flat_map(|d| &d.reference_attacks)
+                .map(|name| Party::Reference(name.clone()).key()),
+        )
+        .collect();
+    let cells = store
+        .cells_of_attackers(record.id, split, &attackers)
+        .await?;
     let team_names: HashMap<TeamId, String> = store
         .list_teams()
         .await?
@@ -714,8 +743,9 @@ pub(super) async fn matrix_svg_text(
                 spec: &spec,
                 attacks: &attacks,
                 defenses: &defenses,
+                scored: (scored_attacks, scored_defenses),
                 cells: &cells,
-                split: matrix_split(&record, &spec, now),
+                split,
                 team_names: &team_names,
                 size,
             }))
@@ -1371,10 +1401,29 @@ mod tests {
         .unwrap();
         let boards = example();
         let names: HashMap<TeamId, String> = [(1, "red".to_owned()), (2, "blue".to_owned())].into();
+        let attacks: Vec<Submission> = best_first(
+            Track::Attack,
+            &boards[0].scored,
+            Split::Public,
+            &boards[0].cells,
+        )
+        .into_iter()
+        .cloned()
+        .collect();
+        let defenses: Vec<Submission> = best_first(
+            Track::Defense,
+            &boards[1].scored,
+            Split::Public,
+            &boards[0].cells,
+        )
+        .into_iter()
+        .cloned()
+        .collect();
         let map = matrix(&MatrixInput {
             spec: &spec,
-            attacks: &boards[0].scored,
-            defenses: &boards[1].scored,
+            attacks: &attacks,
+            defenses: &defenses,
+            scored: (attacks.len(), defenses.len()),
             cells: &boards[0].cells,
             split: Split::Public,
             team_names: &names,
