@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use futures_util::TryStreamExt;
 use riposte_core::account::Role;
 use riposte_core::leaderboard::Standing;
 use riposte_core::store::{
@@ -1048,16 +1049,18 @@ impl Store for SqlStore {
         track: Track,
         status: SubmissionStatus,
     ) -> StoreResult<Vec<Submission>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.challenge_id = $1 AND s.track = $2 AND s.status = $3 ORDER BY s.id"
         )))
         .bind(challenge)
         .bind(track.as_str())
         .bind(status.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_err)?;
-        rows.iter().map(submission_from).collect()
+        .fetch(&self.pool);
+        let mut submissions = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(backend_err)? {
+            submissions.push(submission_from(&row)?);
+        }
+        Ok(submissions)
     }
 
     async fn live_defense_with_sha256(
@@ -1637,14 +1640,16 @@ impl Store for SqlStore {
     }
 
     async fn evaluations(&self, challenge: ChallengeId) -> StoreResult<Vec<Evaluation>> {
-        let rows = sqlx::query(
+        let mut rows = sqlx::query(
             "SELECT attacker, defender, split, total, fooled, created_at FROM evaluations WHERE challenge_id = $1 ORDER BY id",
         )
         .bind(challenge)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_err)?;
-        rows.iter().map(evaluation_from).collect()
+        .fetch(&self.pool);
+        let mut cells = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(backend_err)? {
+            cells.push(evaluation_from(&row)?);
+        }
+        Ok(cells)
     }
 
     async fn split_evaluations(
@@ -1652,16 +1657,20 @@ impl Store for SqlStore {
         challenge: ChallengeId,
         split: Split,
     ) -> StoreResult<Vec<Evaluation>> {
-        let rows = sqlx::query(
+        // Streamed: a large event's cells are converted one row at a time
+        // instead of all rows being held twice.
+        let mut rows = sqlx::query(
             "SELECT attacker, defender, split, total, fooled, created_at FROM evaluations \
              WHERE challenge_id = $1 AND split = $2 ORDER BY id",
         )
         .bind(challenge)
         .bind(split.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend_err)?;
-        rows.iter().map(evaluation_from).collect()
+        .fetch(&self.pool);
+        let mut cells = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(backend_err)? {
+            cells.push(evaluation_from(&row)?);
+        }
+        Ok(cells)
     }
 
     async fn board_version(&self) -> StoreResult<i64> {
