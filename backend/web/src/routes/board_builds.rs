@@ -74,6 +74,32 @@ pub struct Scoreboard {
     pub json: Vec<String>,
     /// Rank index by team.
     pub index: HashMap<TeamId, usize>,
+    /// API pages rendered from this board, by (history, limit, offset).
+    pages: std::sync::Mutex<HashMap<(BoardKey, usize, usize), Bytes>>,
+}
+
+/// API pages one scoreboard build keeps rendered (the most asked are the first).
+const KEPT_PAGES: usize = 32;
+
+impl Scoreboard {
+    /// The API page for `page` (history key, limit, offset), rendered once by
+    /// `render` and then shared.
+    pub fn page(&self, page: (BoardKey, usize, usize), render: impl FnOnce() -> Bytes) -> Bytes {
+        if let Some(body) = self.lock_pages().get(&page) {
+            return body.clone();
+        }
+        let body = render();
+        let mut pages = self.lock_pages();
+        if pages.len() >= KEPT_PAGES {
+            pages.clear();
+        }
+        pages.insert(page, body.clone());
+        body
+    }
+
+    fn lock_pages(&self) -> std::sync::MutexGuard<'_, HashMap<(BoardKey, usize, usize), Bytes>> {
+        self.pages.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The score-over-time of every counted team, as built for one key.
@@ -272,6 +298,7 @@ async fn build_scoreboard(
             rows,
             json,
             index,
+            pages: std::sync::Mutex::default(),
         }
     })
     .await

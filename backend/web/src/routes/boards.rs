@@ -951,41 +951,38 @@ async fn api_scoreboard(
     if holds(&req, &etag) {
         return Ok(cached(&req, etag, "application/json", Bytes::new(), true));
     }
-    let total = board.json.len();
-    let mut body = String::with_capacity(256 * limit.min(total.saturating_sub(offset)) + 64);
-    body.push_str("{\"rows\":[");
-    for (k, (row, standing)) in board
-        .json
-        .iter()
-        .zip(&board.standings)
-        .skip(offset)
-        .take(limit)
-        .enumerate()
-    {
-        if k > 0 {
-            body.push(',');
+    let body = board.page((history.key, limit, offset), || {
+        let total = board.json.len();
+        let mut body = String::with_capacity(256 * limit.min(total.saturating_sub(offset)) + 64);
+        body.push_str("{\"rows\":[");
+        for (k, (row, standing)) in board
+            .json
+            .iter()
+            .zip(&board.standings)
+            .skip(offset)
+            .take(limit)
+            .enumerate()
+        {
+            if k > 0 {
+                body.push(',');
+            }
+            // The row's object with its history added before the closing brace.
+            body.push_str(row.strip_suffix('}').unwrap_or(row));
+            body.push_str(",\"history\":");
+            body.push_str(
+                history
+                    .json
+                    .get(&standing.team_id)
+                    .map_or("[]", String::as_str),
+            );
+            body.push('}');
         }
-        // The row's object with its history added before the closing brace.
-        body.push_str(row.strip_suffix('}').unwrap_or(row));
-        body.push_str(",\"history\":");
-        body.push_str(
-            history
-                .json
-                .get(&standing.team_id)
-                .map_or("[]", String::as_str),
-        );
-        body.push('}');
-    }
-    body.push_str(&format!(
-        "],\"total\":{total},\"limit\":{limit},\"offset\":{offset}}}"
-    ));
-    Ok(cached(
-        &req,
-        etag,
-        "application/json",
-        Bytes::from(body),
-        true,
-    ))
+        body.push_str(&format!(
+            "],\"total\":{total},\"limit\":{limit},\"offset\":{offset}}}"
+        ));
+        Bytes::from(body)
+    });
+    Ok(cached(&req, etag, "application/json", body, true))
 }
 
 #[tracing::instrument(skip_all, fields(submission = path.0, index = path.1))]
