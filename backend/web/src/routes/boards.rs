@@ -380,7 +380,7 @@ pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
         label,
     };
     let (attacks, defenses) = (input.attacks, input.defenses);
-    let mut rows: Vec<svg::Axis> = attacks.iter().take(max_rows).map(|s| label(s)).collect();
+    let mut rows: Vec<svg::Axis> = attacks.iter().take(max_rows).map(&label).collect();
     for name in input.spec.defense.iter().flat_map(|d| &d.reference_attacks) {
         rows.push(party_axis(
             Party::Reference(name.clone()),
@@ -397,7 +397,7 @@ pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
         defenses
             .iter()
             .take(max_columns.saturating_sub(columns.len()))
-            .map(|s| label(s)),
+            .map(&label),
     );
 
     // Only the drawn cells: a large event has a million.
