@@ -254,6 +254,95 @@ pub async fn compute<T: Send + 'static>(
         .map_err(|e| StoreError::Backend(anyhow::anyhow!("board computation stopped: {e}")))
 }
 
+/// A value read from the store (the board version) that many concurrent
+/// requests share without ever seeing one older than themselves: a request is
+/// answered by a read that *started after it arrived*, joining one in flight
+/// when there is one, starting one otherwise. Under load a few reads serve
+/// every request; a change committed before a request arrived is always seen.
+pub struct FreshRead {
+    state: Mutex<FreshState>,
+}
+
+type Read = Option<Result<i64, String>>;
+
+struct FreshState {
+    /// The newest finished read: when it started, and its value.
+    last: Option<(Instant, i64)>,
+    /// The newest read in flight: when it started.
+    flight: Option<(Instant, watch::Receiver<Read>)>,
+}
+
+impl Default for FreshRead {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(FreshState {
+                last: None,
+                flight: None,
+            }),
+        }
+    }
+}
+
+impl FreshRead {
+    /// The value as read by a read that started at or after `arrived`.
+    pub async fn get<F, Fut>(self: &Arc<Self>, arrived: Instant, read: F) -> Result<i64, StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<i64, StoreError>> + Send + 'static,
+    {
+        let mut rx = {
+            let mut state = self.lock();
+            if let Some((at, value)) = state.last
+                && at >= arrived
+            {
+                return Ok(value);
+            }
+            match &state.flight {
+                Some((at, rx)) if *at >= arrived => rx.clone(),
+                _ => {
+                    let started = Instant::now();
+                    let (tx, rx) = watch::channel(None);
+                    state.flight = Some((started, rx.clone()));
+                    let me = Arc::clone(self);
+                    let job = read();
+                    tokio::spawn(async move {
+                        let result = job.await;
+                        {
+                            let mut state = me.lock();
+                            if let Ok(value) = &result
+                                && state.last.is_none_or(|(at, _)| at < started)
+                            {
+                                state.last = Some((started, *value));
+                            }
+                            if state.flight.as_ref().is_some_and(|(at, _)| *at == started) {
+                                state.flight = None;
+                            }
+                        }
+                        let _ = tx.send(Some(result.map_err(|e| e.to_string())));
+                    });
+                    rx
+                }
+            }
+        };
+        loop {
+            if let Some(done) = rx.borrow_and_update().clone() {
+                return done.map_err(|e| {
+                    StoreError::Backend(anyhow::anyhow!("reading the board version: {e}"))
+                });
+            }
+            if rx.changed().await.is_err() {
+                return Err(StoreError::Backend(anyhow::anyhow!(
+                    "the board version read stopped"
+                )));
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FreshState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Return freed heap to the operating system after a large build: glibc keeps
 /// what a build freed in its arenas, so without this a process that once
 /// replayed a big event stays at its peak size.
@@ -409,6 +498,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(*rebuilt, 2);
+    }
+
+    #[tokio::test]
+    async fn fresh_reads_are_shared_and_never_older_than_the_request() {
+        let fresh: Arc<FreshRead> = Arc::default();
+        let version = Arc::new(std::sync::atomic::AtomicI64::new(1));
+        let reads = Arc::new(AtomicUsize::new(0));
+        let read = |version: Arc<std::sync::atomic::AtomicI64>, reads: Arc<AtomicUsize>| {
+            move || async move {
+                reads.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                Ok(version.load(Ordering::SeqCst))
+            }
+        };
+        // 32 requests arriving together share one read.
+        let arrived = Instant::now();
+        let mut waiting = Vec::new();
+        for _ in 0..32 {
+            let fresh = fresh.clone();
+            let r = read(version.clone(), reads.clone());
+            waiting.push(tokio::spawn(
+                async move { fresh.get(arrived, r).await.unwrap() },
+            ));
+        }
+        for w in waiting {
+            assert_eq!(w.await.unwrap(), 1);
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        // A change, then a request: it does not take the older read.
+        version.store(2, Ordering::SeqCst);
+        let later = fresh
+            .get(Instant::now(), read(version.clone(), reads.clone()))
+            .await
+            .unwrap();
+        assert_eq!(later, 2);
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        // A request that arrived before the last read started reuses it.
+        let reused = fresh
+            .get(arrived, || async { panic!("read again") })
+            .await
+            .unwrap();
+        assert_eq!(reused, 2);
     }
 
     #[test]

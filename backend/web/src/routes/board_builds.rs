@@ -39,6 +39,7 @@ const HISTORY_REST: u32 = 3;
 
 /// Every cached board of one process.
 pub struct BoardCaches {
+    version: Arc<board_cache::FreshRead>,
     challenges: Arc<Slot<Listed>>,
     scoreboard: Arc<Slot<Scoreboard>>,
     history: Arc<Slot<History>>,
@@ -49,6 +50,7 @@ pub struct BoardCaches {
 impl Default for BoardCaches {
     fn default() -> Self {
         Self {
+            version: Arc::default(),
             challenges: Arc::default(),
             scoreboard: Arc::default(),
             history: Arc::new(Slot::resting(HISTORY_REST)),
@@ -123,7 +125,15 @@ pub struct Matrix {
 /// The key of the boards now: the store's board version and which split each
 /// listed track shows at this moment.
 pub async fn board_key(state: &AppState) -> Result<(BoardKey, Arc<Listed>), StoreError> {
-    let version = state.store.board_version().await?;
+    // One read serves every request that arrived before it started.
+    let version_store = state.store.clone();
+    let version = state
+        .boards
+        .version
+        .get(std::time::Instant::now(), move || async move {
+            version_store.board_version().await
+        })
+        .await?;
     let store = state.store.clone();
     let listed = state
         .boards
