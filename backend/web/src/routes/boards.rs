@@ -833,10 +833,30 @@ struct ScoreboardPage<'a> {
     teams: usize,
 }
 
-/// `?page=` of the scoreboard page.
+/// `?page=` of a board page, read as text so that a bad one gets a clear answer.
 #[derive(Debug, serde::Deserialize)]
-struct ScoreboardQuery {
-    page: Option<usize>,
+pub(super) struct PageNumber {
+    page: Option<String>,
+}
+
+impl PageNumber {
+    /// The 1-based page asked for (1 when none); past the last shows the last.
+    pub(super) fn get(&self) -> Result<usize, PageError> {
+        whole("page", self.page.as_deref())
+            .map(|p| p.unwrap_or(1).max(1))
+            .map_err(PageError::bad_request)
+    }
+}
+
+/// A whole number from a query string, or what was wrong with it.
+pub(super) fn whole(name: &str, raw: Option<&str>) -> Result<Option<usize>, String> {
+    raw.map(|r| {
+        r.trim().parse::<usize>().map_err(|_| {
+            let shown: String = r.chars().take(40).collect();
+            format!("{name} {shown:?} is not a whole number: expected 0, 1, 2, ...")
+        })
+    })
+    .transpose()
 }
 
 #[tracing::instrument(skip_all)]
@@ -844,14 +864,14 @@ async fn page_scoreboard(
     state: web::Data<AppState>,
     req: HttpRequest,
     visitor: Visitor,
-    query: web::Query<ScoreboardQuery>,
+    query: web::Query<PageNumber>,
 ) -> Result<HttpResponse, PageError> {
     anonymous_limit(&state, &req, &visitor)?;
     let (key, listed) = board_builds::board_key(&state).await?;
     let board = board_builds::scoreboard(&state, key, listed).await?;
     let teams = board.rows.len();
     let pages = teams.div_ceil(PAGE_ROWS).max(1);
-    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let page = query.get()?.min(pages);
     let shown = (page - 1) * PAGE_ROWS..(page * PAGE_ROWS).min(teams);
     let own = visitor
         .user()
@@ -917,8 +937,8 @@ pub(super) fn chart_svg(top: Vec<(String, Vec<(i64, f64)>)>, now: i64) -> String
 /// `?limit=&offset=` of `GET /api/v1/scoreboard`.
 #[derive(Debug, serde::Deserialize)]
 struct PageQuery {
-    limit: Option<usize>,
-    offset: Option<usize>,
+    limit: Option<String>,
+    offset: Option<String>,
 }
 
 /// Rows one scoreboard response holds by default, and at most.
@@ -937,13 +957,17 @@ async fn api_scoreboard(
     _user: ApiUser,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = page.limit.unwrap_or(API_ROWS_DEFAULT);
+    let limit = whole("limit", page.limit.as_deref())
+        .map_err(ApiError::invalid)?
+        .unwrap_or(API_ROWS_DEFAULT);
     if !(1..=API_ROWS_MAX).contains(&limit) {
         return Err(ApiError::invalid(format!(
             "limit {limit} is out of range: expected 1 to {API_ROWS_MAX} rows"
         )));
     }
-    let offset = page.offset.unwrap_or(0);
+    let offset = whole("offset", page.offset.as_deref())
+        .map_err(ApiError::invalid)?
+        .unwrap_or(0);
     let (key, listed) = board_builds::board_key(&state).await?;
     let board = board_builds::scoreboard(&state, key, listed.clone()).await?;
     let history = board_builds::history(&state, key, listed).await?;

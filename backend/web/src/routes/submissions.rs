@@ -831,12 +831,6 @@ pub struct Board<'a> {
 /// Rows one leaderboard page shows per track.
 const LEADERBOARD_ROWS: usize = 100;
 
-/// `?page=` of a leaderboard page.
-#[derive(Debug, serde::Deserialize)]
-struct LeaderboardQuery {
-    page: Option<usize>,
-}
-
 #[derive(Template)]
 #[template(path = "leaderboard.html")]
 struct LeaderboardPage<'a> {
@@ -863,7 +857,7 @@ async fn page_leaderboard(
     req: HttpRequest,
     visitor: Visitor,
     slug: web::Path<String>,
-    query: web::Query<LeaderboardQuery>,
+    query: web::Query<super::boards::PageNumber>,
 ) -> Result<HttpResponse, PageError> {
     super::boards::anonymous_limit(&state, &req, &visitor)?;
     let (key, listed) = super::board_builds::board_key(&state).await?;
@@ -880,7 +874,7 @@ async fn page_leaderboard(
     };
     let longest = board.tracks.iter().map(|t| t.rows.len()).max().unwrap_or(0);
     let pages = longest.div_ceil(LEADERBOARD_ROWS).max(1);
-    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let page = query.get()?.min(pages);
     let own_team = visitor.user().and_then(|u| u.team_id);
     let boards: Vec<Board<'_>> = board
         .tracks

@@ -165,6 +165,34 @@ async fn boards_page_validate_and_show_a_change_on_the_next_request(db: Db) {
     assert_eq!(status, StatusCode::OK, "a page past the end shows the last");
     assert!(anonymous.contains("page 2 of 2"), "{anonymous}");
 
+    // Bad page numbers and limits are refused with what was wrong.
+    for path in [
+        "/scoreboard?page=abc",
+        "/scoreboard?page=-1",
+        "/challenges/mnist-evasion/leaderboard?page=1e9",
+    ] {
+        let (status, body) = zed.get_text(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(body.contains("is not a whole number"), "{path}: {body}");
+    }
+    for path in [
+        "/api/v1/scoreboard?limit=ten",
+        "/api/v1/scoreboard?offset=-5",
+        "/api/v1/scoreboard?limit=99999999999999999999999",
+    ] {
+        let r = get_with(&zed, path, Some(&token), None).await;
+        let (status, code, message) = crate::helpers::json_error(r).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_input"),
+            "{path}"
+        );
+        assert!(
+            message.contains("is not a whole number"),
+            "{path}: {message}"
+        );
+    }
+
     // -- A challenge's leaderboard pages the same way.
     let (status, board) = zed.get_text("/challenges/mnist-evasion/leaderboard").await;
     assert_eq!(status, StatusCode::OK);
