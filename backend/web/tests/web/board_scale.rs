@@ -279,3 +279,52 @@ async fn boards_page_validate_and_show_a_change_on_the_next_request(db: Db) {
     store.close().await;
     app.finish().await;
 }
+
+crate::on_both_databases!(two_web_processes_agree_on_every_change);
+async fn two_web_processes_agree_on_every_change(db: Db) {
+    // Two servers on one database, as behind a load balancer: each caches its
+    // boards, and a change made through either (or a worker) shows on both.
+    let app = spawn_competition(db, |s| s.workers = 0).await.unwrap();
+    let second = riposte_web::startup::Application::build(app.settings.clone())
+        .await
+        .unwrap();
+    let other = Client {
+        http: reqwest::Client::new(),
+        base: format!("http://127.0.0.1:{}", second.port()),
+    };
+    actix_web::rt::spawn(second.run_until_stopped());
+    let store = app.store().await;
+    let now = app.clock.now();
+    let viewer = app.competitor("viewer").await;
+    let token = viewer.api_token("viewer", PASSWORD).await;
+    let leader = |body: serde_json::Value| body["rows"][0]["team"].as_str().map(str::to_owned);
+    let read = |c: &Client| {
+        let c = Client {
+            http: c.http.clone(),
+            base: c.base.clone(),
+        };
+        let token = token.clone();
+        async move {
+            get_with(&c, "/api/v1/scoreboard", Some(&token), None)
+                .await
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let (first, first_user) = team(&store, "first", now).await;
+    scored_attack(&store, first, first_user, 40, now + 1).await;
+    // Both build their boards now.
+    assert_eq!(leader(read(&viewer).await).as_deref(), Some("first"));
+    assert_eq!(leader(read(&other).await).as_deref(), Some("first"));
+    // A better attack, then its team's ban: both servers see each step at once.
+    let (second_team, second_user) = team(&store, "second", now).await;
+    scored_attack(&store, second_team, second_user, 90, now + 2).await;
+    assert_eq!(leader(read(&other).await).as_deref(), Some("second"));
+    assert_eq!(leader(read(&viewer).await).as_deref(), Some("second"));
+    store.set_banned(second_user, true).await.unwrap();
+    assert_eq!(leader(read(&viewer).await).as_deref(), Some("first"));
+    assert_eq!(leader(read(&other).await).as_deref(), Some("first"));
+    store.close().await;
+    app.finish().await;
+}
