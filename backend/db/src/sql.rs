@@ -890,6 +890,18 @@ impl Store for SqlStore {
         row.as_ref().map(challenge_from).transpose()
     }
 
+    async fn challenge_by_id(&self, id: ChallengeId) -> StoreResult<Option<ChallengeRecord>> {
+        let row = sqlx::query(
+            "SELECT id, slug, title, kind, difficulty, tags, points, summary, readme, spec, files, hidden, revealed, updated_at \
+             FROM challenges WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        row.as_ref().map(challenge_from).transpose()
+    }
+
     async fn set_challenge_hidden(&self, slug: &str, hidden: bool) -> StoreResult<()> {
         self.update_one_for_boards(
             sqlx::query("UPDATE challenges SET hidden = $1 WHERE slug = $2")

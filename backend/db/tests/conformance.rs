@@ -216,6 +216,10 @@ conformance! {
         assert!(store.list_challenges(false).await.unwrap().is_empty());
         assert_eq!(store.list_challenges(true).await.unwrap().len(), 1);
         assert_eq!(store.counts().await.unwrap().challenges, 0);
+        // by id, hidden or not
+        let by_id = store.challenge_by_id(c.id).await.unwrap().unwrap();
+        assert_eq!((by_id.slug.as_str(), by_id.hidden), ("demo", true));
+        assert!(store.challenge_by_id(c.id + 1_000).await.unwrap().is_none());
         assert!(matches!(store.set_challenge_hidden("nope", true).await, Err(StoreError::NotFound)));
     };
 

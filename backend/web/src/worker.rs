@@ -421,10 +421,8 @@ impl Evaluator {
     ) -> anyhow::Result<(ChallengeRecord, ChallengeSpec, HashMap<String, String>)> {
         let record = self
             .store
-            .list_challenges(true)
+            .challenge_by_id(id)
             .await?
-            .into_iter()
-            .find(|c| c.id == id)
             .with_context(|| format!("challenge {id} is gone"))?;
         let spec: ChallengeSpec = serde_json::from_str(&record.spec_json).context("stored spec")?;
         let artifacts: HashMap<String, String> =

@@ -1033,10 +1033,8 @@ async fn preview_image(
     }
     let record = state
         .store
-        .list_challenges(true)
+        .challenge_by_id(submission.challenge_id)
         .await?
-        .into_iter()
-        .find(|c| c.id == submission.challenge_id)
         .ok_or_else(PageError::not_found)?;
     let spec = spec_of(&record).map_err(PageError::internal)?;
     let (Some(task), Some(eval)) = (spec.task, spec.eval) else {

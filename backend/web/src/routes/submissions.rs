@@ -614,12 +614,7 @@ async fn api_submission(
     let submission = own_submission(&state, &user.0, *id)
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("submission {id}")))?;
-    let record = state
-        .store
-        .list_challenges(true)
-        .await?
-        .into_iter()
-        .find(|c| c.id == submission.challenge_id);
+    let record = state.store.challenge_by_id(submission.challenge_id).await?;
     let record = record.ok_or_else(|| ApiError::not_found("challenge"))?;
     let spec = spec_of(&record)?;
     let split = shown_split(&record, &spec, submission.track, state.clock.now());
@@ -702,10 +697,8 @@ async fn page_submission(
         .ok_or_else(PageError::not_found)?;
     let challenge = state
         .store
-        .list_challenges(true)
+        .challenge_by_id(s.challenge_id)
         .await?
-        .into_iter()
-        .find(|c| c.id == s.challenge_id)
         .ok_or_else(PageError::not_found)?;
     let spec = spec_of(&challenge)?;
     let split = shown_split(&challenge, &spec, s.track, state.clock.now());
