@@ -5,6 +5,7 @@
 //! - [`task`]: the tensor contract of a challenge and its threat model.
 //! - [`scoring`]: the pure math behind every score (distances, metrics, decay).
 //! - [`store`]: the [`store::Store`] trait the database crate implements.
+//! - [`visibility`]: who sees which challenge, and which split of its results.
 //! - [`Clock`]: the time every rule reads, passed in so tests and rehearsals set it.
 //!
 //! No web framework, database driver or tensor runtime is visible here.
@@ -17,6 +18,7 @@ pub mod leaderboard;
 pub mod scoring;
 pub mod store;
 pub mod task;
+pub mod visibility;
 
 mod clock;
 

@@ -537,31 +537,8 @@ fn best_first<'a>(
 // ---------------------------------------------------------------------------
 // Gathering rows
 
-pub(super) fn tracks_of(spec: &ChallengeSpec) -> Vec<Track> {
-    let mut tracks = Vec::new();
-    if spec.attack.is_some() {
-        tracks.push(Track::Attack);
-    }
-    if spec.defense.is_some() {
-        tracks.push(Track::Defense);
-    }
-    tracks
-}
-
-/// The split the matrix shows. A cell speaks for an attack and a defense at once,
-/// so it turns private only once every track of the challenge shows its private
-/// split (closed, or revealed by an organizer).
-fn matrix_split(record: &ChallengeRecord, spec: &ChallengeSpec, now: i64) -> Split {
-    let tracks = tracks_of(spec);
-    let all_private = tracks
-        .iter()
-        .all(|&t| shown_split(record, spec, t, now) == Split::Private);
-    if !tracks.is_empty() && all_private {
-        Split::Private
-    } else {
-        Split::Public
-    }
-}
+use riposte_core::visibility::matrix_split;
+pub(super) use riposte_core::visibility::tracks_of;
 
 /// What the event scoreboard and its history are computed from: every
 /// submission and cell (the history replays them).
@@ -1471,44 +1448,5 @@ mod tests {
             map.cells[3][0], None,
             "the reference attack never meets the targets"
         );
-    }
-
-    #[test]
-    fn matrix_split_turns_private_when_every_track_shows_private() {
-        let mut spec: ChallengeSpec = serde_json::from_value(serde_json::json!({
-            "slug": "c", "title": "C", "kind": "evasion", "difficulty": "easy", "tags": [], "points": 1,
-            "summary": "", "task": null, "threat": {"norm": null, "epsilon": null, "targeted": false},
-            "targets": [], "eval": null, "attack": {"opens": 0, "closes": 10, "submissions_per_day": 1, "max_upload_bytes": 1},
-            "defense": {"window": {"opens": 0, "closes": 20, "submissions_per_day": 1, "max_upload_bytes": 1},
-                "gate_clean_accuracy": 0.5, "hidden_inputs": "a", "hidden_labels": "b", "reference_attacks": []}
-        }))
-        .unwrap();
-        let mut record = ChallengeRecord {
-            id: 1,
-            slug: "c".into(),
-            title: "C".into(),
-            kind: "evasion".into(),
-            difficulty: "easy".into(),
-            tags: vec![],
-            points: 1,
-            summary: String::new(),
-            readme: String::new(),
-            spec_json: String::new(),
-            files: vec![],
-            hidden: false,
-            revealed: false,
-            updated_at: 0,
-        };
-        assert_eq!(matrix_split(&record, &spec, 15), Split::Public);
-        assert_eq!(
-            shown_split(&record, &spec, Track::Attack, 15),
-            Split::Private
-        );
-        assert_eq!(matrix_split(&record, &spec, 20), Split::Private);
-        record.revealed = true;
-        assert_eq!(matrix_split(&record, &spec, 0), Split::Private);
-        record.revealed = false;
-        spec.defense = None;
-        assert_eq!(matrix_split(&record, &spec, 10), Split::Private);
     }
 }

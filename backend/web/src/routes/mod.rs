@@ -206,11 +206,7 @@ pub(crate) async fn visible_challenge(
     Ok(record.filter(|c| may_see(c, user)))
 }
 
-/// Hidden challenges only for organizers (the query API's cached path asks this
-/// of a record it already holds).
-pub(crate) fn may_see(record: &riposte_core::store::ChallengeRecord, user: Option<&User>) -> bool {
-    !record.hidden || user.is_some_and(|u| u.role.can_organize())
-}
+pub(crate) use riposte_core::visibility::may_see;
 
 /// A challenge's stored, already-checked spec.
 pub(crate) fn stored_spec(

@@ -578,24 +578,7 @@ async fn submission_team_names(
     Ok(out)
 }
 
-/// The split participants may see now: private results only once the track has
-/// closed or the organizer revealed them.
-pub(crate) fn shown_split(
-    record: &ChallengeRecord,
-    spec: &ChallengeSpec,
-    track: Track,
-    now: i64,
-) -> Split {
-    let closes = match track {
-        Track::Attack => spec.attack.as_ref().map(|t| t.closes),
-        Track::Defense => spec.defense.as_ref().map(|d| d.window.closes),
-    };
-    if record.revealed || closes.is_some_and(|c| now >= c) {
-        Split::Private
-    } else {
-        Split::Public
-    }
-}
+pub(crate) use riposte_core::visibility::shown_split;
 
 async fn own_submission(
     state: &AppState,
