@@ -25,8 +25,8 @@ use super::boards::{
     CHART_TEAMS, EventInputs, PartRow, ScoreRow, SolveRow, chart_svg, event_inputs,
     matrix_svg_text, solve_rows, tracks_of,
 };
-use super::stored_spec;
 use super::submissions::{BoardRow, shown_split};
+use super::{stored_spec, team_names_in};
 use crate::board_cache::{self, BoardKey, Slot, Slots};
 use crate::startup::AppState;
 use crate::view;
@@ -256,7 +256,7 @@ async fn build_scoreboard(
         }
     }
     let counted: HashSet<TeamId> = store.counted_teams().await?.into_iter().collect();
-    let names = names(&*store).await?;
+    let names = team_names_in(&*store).await?;
     board_cache::compute(move || {
         let standings = riposte_core::leaderboard::event_scores(&tracks, &flags, &counted);
         let name = |team: &TeamId| names.get(team).cloned().unwrap_or_default();
@@ -338,7 +338,7 @@ async fn build_history(
     now: i64,
 ) -> Result<History, StoreError> {
     let inputs: EventInputs = event_inputs(&*store, &listed, now).await?;
-    let names = names(&*store).await?;
+    let names = team_names_in(&*store).await?;
     let built = board_cache::compute(move || {
         let steps: HashMap<TeamId, Vec<(i64, f64)>> = inputs
             .history()
@@ -467,7 +467,7 @@ pub async fn challenge_board(
         .leaderboards
         .slot(&record.slug)
         .get(key, PATIENCE, move || async move {
-            let names = names(&*store).await?;
+            let names = team_names_in(&*store).await?;
             let counted: HashSet<TeamId> = store.counted_teams().await?.into_iter().collect();
             let mut tracks = Vec::new();
             for track in tracks_of(&spec) {
@@ -523,15 +523,6 @@ pub async fn challenge_board(
             })
         })
         .await
-}
-
-async fn names(store: &dyn Store) -> Result<HashMap<TeamId, String>, StoreError> {
-    Ok(store
-        .list_teams()
-        .await?
-        .into_iter()
-        .map(|t| (t.team.id, t.team.name))
-        .collect())
 }
 
 #[cfg(test)]

@@ -708,12 +708,7 @@ pub(super) async fn matrix_svg_text(
     let cells = store
         .cells_of_attackers(record.id, split, &attackers)
         .await?;
-    let team_names: HashMap<TeamId, String> = store
-        .list_teams()
-        .await?
-        .into_iter()
-        .map(|t| (t.team.id, t.team.name))
-        .collect();
+    let team_names = super::team_names_in(&*store).await?;
     board_cache::compute(move || {
         let draw = |size| {
             svg::heatmap(&matrix(&MatrixInput {

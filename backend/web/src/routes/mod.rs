@@ -221,8 +221,14 @@ pub(crate) fn stored_spec(
 pub(crate) async fn team_names(
     state: &AppState,
 ) -> Result<std::collections::HashMap<riposte_core::store::TeamId, String>, StoreError> {
-    Ok(state
-        .store
+    team_names_in(&*state.store).await
+}
+
+/// [`team_names`] from a store alone (board builds hold no app state).
+pub(crate) async fn team_names_in(
+    store: &dyn riposte_core::store::Store,
+) -> Result<std::collections::HashMap<riposte_core::store::TeamId, String>, StoreError> {
+    Ok(store
         .list_teams()
         .await?
         .into_iter()

@@ -742,12 +742,15 @@ async fn api_leaderboard(
         ))
     })?;
     let board = super::board_builds::challenge_board(&state, key, record, spec).await?;
-    if super::boards::holds(&req, &board.key.etag(("leaderboard", track))) {
+    let etag = board.key.etag(("leaderboard", track));
+    if super::boards::holds(&req, &etag) {
+        // 304: no body to build
+        let empty = actix_web::web::Bytes::new();
         return Ok(super::boards::cached(
             &req,
-            board.key.etag(("leaderboard", track)),
+            etag,
             "application/json",
-            actix_web::web::Bytes::new(),
+            empty,
             true,
         ));
     }
@@ -777,7 +780,7 @@ async fn api_leaderboard(
     let body = serde_json::json!({ "track": track, "split": split, "rows": rows }).to_string();
     Ok(super::boards::cached(
         &req,
-        board.key.etag(("leaderboard", track)),
+        etag,
         "application/json",
         body.into(),
         true,
