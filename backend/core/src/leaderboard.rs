@@ -483,7 +483,7 @@ mod tests {
             gate_accuracy: None,
             created_at: at,
             finished_at: None,
-            details: String::new(),
+            details: crate::details::SubmissionDetails::None,
             chosen: false,
             queries_used: None,
         }

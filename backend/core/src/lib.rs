@@ -2,6 +2,8 @@
 //!
 //! - [`account`]: usernames, passwords, team names and roles, parsed at the edge.
 //! - [`challenge`]: challenge bundles (`challenge.toml`, README, public and private files).
+//! - [`artifacts`]: a challenge's imported bundle files, by path, with their blobs.
+//! - [`details`]: what a scorer records about one submission for its page.
 //! - [`task`]: the tensor contract of a challenge and its threat model.
 //! - [`scoring`]: the pure math behind every score (distances, metrics, decay).
 //! - [`store`]: the [`store::Store`] trait the database crate implements.
@@ -13,7 +15,9 @@
 //! user as is; nothing in this crate panics on input.
 
 pub mod account;
+pub mod artifacts;
 pub mod challenge;
+pub mod details;
 pub mod leaderboard;
 pub mod scoring;
 pub mod store;

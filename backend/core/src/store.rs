@@ -233,8 +233,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn counts(&self) -> StoreResult<Counts>;
     /// Files the spec names (relative path -> sha256), for the evaluator only.
-    async fn set_challenge_artifacts(&self, slug: &str, artifacts_json: &str) -> StoreResult<()>;
-    async fn challenge_artifacts(&self, challenge: ChallengeId) -> StoreResult<String>;
+    async fn set_challenge_artifacts(
+        &self,
+        slug: &str,
+        artifacts: &crate::artifacts::Artifacts,
+    ) -> StoreResult<()>;
+    async fn challenge_artifacts(
+        &self,
+        challenge: ChallengeId,
+    ) -> StoreResult<crate::artifacts::Artifacts>;
 
     // submissions and the evaluation queue
     /// Insert a queued submission and its job in one transaction.
@@ -454,7 +461,7 @@ impl SubmissionStatus {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Submission {
     pub id: SubmissionId,
     pub challenge_id: ChallengeId,
@@ -469,8 +476,8 @@ pub struct Submission {
     pub gate_accuracy: Option<f64>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
-    /// JSON written by the scorer for the submission page (see `worker::Preview`).
-    pub details: String,
+    /// What the scorer recorded for the submission page.
+    pub details: crate::details::SubmissionDetails,
     /// The team chose this one to count on the leaderboard.
     pub chosen: bool,
     /// Queries the team had spent on the challenge when this was scored (model
@@ -579,7 +586,7 @@ pub struct JobCompletion<'a> {
     pub status: SubmissionStatus,
     pub message: &'a str,
     pub gate_accuracy: Option<f64>,
-    pub details: &'a str,
+    pub details: &'a crate::details::SubmissionDetails,
     pub cells: &'a [Evaluation],
     pub queries_used: Option<i64>,
     pub now: i64,

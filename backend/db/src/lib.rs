@@ -1,4 +1,5 @@
-//! Riposte's [`Store`](riposte_core::store::Store) on SQLite and PostgreSQL.
+//! Riposte's storage: the [`Store`](riposte_core::store::Store) on SQLite and
+//! PostgreSQL, and the content-addressed blob directory ([`blobs`]).
 //!
 //! One implementation, [`SqlStore`], over sqlx's Any driver: every statement is
 //! written once with `$N` placeholders, INTEGER 0/1 booleans and Unix-second
@@ -9,6 +10,7 @@
 //! Error policy: uniqueness violations become `StoreError::Conflict` naming what
 //! is taken; everything else is `StoreError::Backend` with context.
 
+pub mod blobs;
 mod sql;
 mod standings;
 

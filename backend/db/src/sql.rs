@@ -6,6 +6,8 @@ use anyhow::Context;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use riposte_core::account::Role;
+use riposte_core::artifacts::Artifacts;
+use riposte_core::details::SubmissionDetails;
 use riposte_core::leaderboard::Standing;
 use riposte_core::store::{
     ApiToken, ChallengeId, ChallengeRecord, ChallengeUpsert, ClaimedJob, Counts, Credentials,
@@ -935,9 +937,11 @@ impl Store for SqlStore {
         })
     }
 
-    async fn set_challenge_artifacts(&self, slug: &str, artifacts_json: &str) -> StoreResult<()> {
+    async fn set_challenge_artifacts(&self, slug: &str, artifacts: &Artifacts) -> StoreResult<()> {
+        let text = serde_json::to_string(artifacts)
+            .map_err(|e| StoreError::Backend(anyhow::Error::new(e).context("writing artifacts")))?;
         sqlx::query("UPDATE challenges SET artifacts = $1 WHERE slug = $2")
-            .bind(artifacts_json)
+            .bind(text)
             .bind(slug)
             .execute(&self.pool)
             .await
@@ -945,13 +949,18 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn challenge_artifacts(&self, challenge: ChallengeId) -> StoreResult<String> {
-        sqlx::query_scalar("SELECT artifacts FROM challenges WHERE id = $1")
+    async fn challenge_artifacts(&self, challenge: ChallengeId) -> StoreResult<Artifacts> {
+        let text: String = sqlx::query_scalar("SELECT artifacts FROM challenges WHERE id = $1")
             .bind(challenge)
             .fetch_optional(&self.pool)
             .await
             .map_err(backend_err)?
-            .ok_or(StoreError::NotFound)
+            .ok_or(StoreError::NotFound)?;
+        serde_json::from_str(&text).map_err(|e| {
+            StoreError::Backend(anyhow::Error::new(e).context(format!(
+                "challenge {challenge}: the stored artifacts are not a path -> sha256 map"
+            )))
+        })
     }
 
     #[tracing::instrument(skip_all, fields(team = new.team_id, track = new.track.as_str()))]
@@ -1231,7 +1240,7 @@ impl Store for SqlStore {
         .bind(done.message)
         .bind(done.gate_accuracy)
         .bind(done.now)
-        .bind(done.details)
+        .bind(done.details.to_json())
         .bind(done.submission)
         .bind(done.queries_used)
             .execute(&mut *tx)
@@ -1792,7 +1801,9 @@ fn submission_from(row: &AnyRow) -> StoreResult<Submission> {
         gate_accuracy: row.try_get("gate_accuracy").map_err(backend_err)?,
         created_at: row.try_get("created_at").map_err(backend_err)?,
         finished_at: row.try_get("finished_at").map_err(backend_err)?,
-        details: row.try_get("details").map_err(backend_err)?,
+        details: SubmissionDetails::from_json(
+            &row.try_get::<String, _>("details").map_err(backend_err)?,
+        ),
         chosen: row.try_get::<i64, _>("chosen").map_err(backend_err)? != 0,
         queries_used: row.try_get("queries_used").map_err(backend_err)?,
     })

@@ -140,7 +140,7 @@ fn completion<'a>(
         status: SubmissionStatus::Scored,
         message: "",
         gate_accuracy: None,
-        details: "{}",
+        details: &riposte_core::details::SubmissionDetails::None,
         cells,
         queries_used: None,
         now,

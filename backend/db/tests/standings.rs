@@ -182,7 +182,7 @@ async fn submit(store: &SqlStore, rng: &mut StdRng, w: &mut World) {
             status,
             message: "",
             gate_accuracy: None,
-            details: "{}",
+            details: &riposte_core::details::SubmissionDetails::None,
             cells: &cells,
             queries_used,
             now: w.clock,

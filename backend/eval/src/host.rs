@@ -29,6 +29,7 @@ pub(crate) mod protocol;
 mod reap;
 mod warmup;
 
+pub use child::panic_message;
 pub use error::HostError;
 pub use parent::{HostCommand, HostInfo, HostLimits, ModelHost};
 pub use pool::{HostPool, PoolConfig, PoolModel};

@@ -135,7 +135,7 @@ async fn scored(
             status: SubmissionStatus::Scored,
             message: "seeded",
             gate_accuracy: Some(0.98),
-            details: "{}",
+            details: &riposte_core::details::SubmissionDetails::None,
             cells: &cells,
             queries_used: Some(1000),
             now,

@@ -93,7 +93,7 @@ async fn run(store: &SqlStore, jobs: usize) -> anyhow::Result<Timings> {
                 status: SubmissionStatus::Scored,
                 message: "",
                 gate_accuracy: None,
-                details: "{}",
+                details: &riposte_core::details::SubmissionDetails::None,
                 cells: &cells,
                 queries_used: None,
                 now,

@@ -6,6 +6,8 @@ use anyhow::Context;
 use riposte_core::challenge::Bundle;
 use riposte_core::store::{ChallengeUpsert, FileRecord, Store, Upserted};
 
+use riposte_core::artifacts::Artifacts;
+
 use crate::blobs::BlobDir;
 
 /// Upsert one checked bundle by slug; public files go to the blob store. Idempotent.
@@ -59,8 +61,8 @@ pub async fn import_bundle(
 }
 
 /// Copy every file the spec names (models, eval and hidden sets) into the blob
-/// store; returns the JSON map `relative path -> sha256` the evaluator reads.
-async fn import_artifacts(blobs: &BlobDir, bundle: &Bundle) -> anyhow::Result<String> {
+/// store; returns the map `relative path -> sha256` the evaluator reads.
+async fn import_artifacts(blobs: &BlobDir, bundle: &Bundle) -> anyhow::Result<Artifacts> {
     let spec = &bundle.spec;
     let mut paths: Vec<&std::path::Path> = spec.targets.iter().map(|t| t.model.as_path()).collect();
     if let Some(eval) = &spec.eval {
@@ -79,16 +81,16 @@ async fn import_artifacts(blobs: &BlobDir, bundle: &Bundle) -> anyhow::Result<St
             membership.members.as_path(),
         ]);
     }
-    let mut map = std::collections::BTreeMap::new();
+    let mut artifacts = Artifacts::default();
     for rel in paths {
         let blobs = blobs.clone();
         let abs = bundle.dir.join(rel);
         let sha = tokio::task::spawn_blocking(move || blobs.put_file(&abs))
             .await
             .context("blob copy task")??;
-        map.insert(rel.to_string_lossy().replace('\\', "/"), sha);
+        artifacts.insert(rel, sha);
     }
-    serde_json::to_string(&map).context("serializing artifacts")
+    Ok(artifacts)
 }
 
 /// Import every bundle under `root`; a broken bundle is reported and skipped.

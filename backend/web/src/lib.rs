@@ -13,7 +13,8 @@
 //! the chain. Plumbing uses `anyhow` with context.
 
 pub mod auth;
-pub mod blobs;
+/// The blob store lives with the rest of storage in `riposte-db`.
+pub use riposte_db::blobs;
 mod board_cache;
 pub mod cli;
 pub mod error;
@@ -27,4 +28,5 @@ pub mod startup;
 mod svg;
 pub mod telemetry;
 mod view;
-pub mod worker;
+/// The evaluator lives in `riposte-evaluator`; web queues jobs and runs workers.
+pub use riposte_evaluator as worker;

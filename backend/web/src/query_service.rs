@@ -35,8 +35,7 @@ pub const MAX_MODEL_QUEUES: usize = 64;
 pub struct Resolved {
     pub record: ChallengeRecord,
     pub spec: ChallengeSpec,
-    /// Bundle path -> blob sha256.
-    pub artifacts: HashMap<String, String>,
+    pub artifacts: riposte_core::artifacts::Artifacts,
 }
 
 /// One request waiting in a model's queue.
@@ -184,7 +183,7 @@ impl QueryModels {
             return Ok(None);
         };
         let spec = crate::routes::stored_spec(&record)?;
-        let artifacts = serde_json::from_str(&self.store.challenge_artifacts(record.id).await?)?;
+        let artifacts = self.store.challenge_artifacts(record.id).await?;
         let resolved = Arc::new(Resolved {
             record,
             spec,

@@ -998,9 +998,8 @@ async fn preview_image(
         .filter(|s| Some(s.team_id) == user.team_id || user.role.can_organize())
         .filter(|s| s.track == Track::Attack && s.status == SubmissionStatus::Scored)
         .ok_or_else(PageError::not_found)?;
-    let preview: crate::worker::Preview =
-        serde_json::from_str(&submission.details).unwrap_or_default();
-    if !preview.examples.iter().any(|e| e.index == index) {
+    let shown = submission.details.preview();
+    if !shown.is_some_and(|p| p.examples.iter().any(|e| e.index == index)) {
         return Err(PageError::not_found());
     }
     let record = state
@@ -1018,16 +1017,12 @@ async fn preview_image(
             format!("inputs of shape {:?} have no picture", task.input_shape),
         )
     })?;
-    let artifacts: HashMap<String, String> =
-        serde_json::from_str(&state.store.challenge_artifacts(record.id).await?)
-            .context("stored artifacts")
-            .map_err(PageError::internal)?;
+    let artifacts = state.store.challenge_artifacts(record.id).await?;
     let inputs_key = eval.inputs.to_string_lossy().replace('\\', "/");
-    let clean_sha = artifacts.get(&inputs_key).cloned().ok_or_else(|| {
-        PageError::internal(anyhow::anyhow!(
-            "the eval inputs {inputs_key} were not imported"
-        ))
-    })?;
+    let clean_sha = artifacts
+        .require(&eval.inputs)
+        .map_err(|e| PageError::internal(anyhow::anyhow!(e)))?
+        .to_owned();
     let blobs = state.blobs.clone();
     let span = tracing::Span::current();
     let png = web::block(move || {
@@ -1103,7 +1098,7 @@ mod tests {
             gate_accuracy: None,
             created_at: at,
             finished_at: Some(at),
-            details: String::new(),
+            details: riposte_core::details::SubmissionDetails::None,
             chosen: false,
             queries_used: None,
         }

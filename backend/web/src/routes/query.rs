@@ -279,9 +279,9 @@ async fn resolve_target(
         .ok_or_else(|| ApiError::not_found(&format!("target {asked:?}")))?;
     let sha = challenge
         .artifacts
-        .get(&target.model.to_string_lossy().replace('\\', "/"))
-        .cloned()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("target model not imported")))?;
+        .require(&target.model)
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
+        .to_owned();
     Ok((Party::Organizer(asked), sha))
 }
 

@@ -450,25 +450,8 @@ async fn page_upload(
 /// The scorer's named numbers for `split` (extraction and membership) and the
 /// queries the team had spent when it was scored.
 pub fn split_metrics(submission: &Submission, split: Split) -> (Vec<(String, f64)>, Option<i64>) {
-    let Ok(details) = serde_json::from_str::<serde_json::Value>(&submission.details) else {
-        return (vec![], None);
-    };
-    let metrics = details
-        .get("metrics")
-        .and_then(|m| m.get(split.as_str()))
-        .and_then(|m| m.as_object())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    (
-        metrics,
-        details
-            .get("queries_used")
-            .and_then(serde_json::Value::as_i64),
-    )
+    let details = &submission.details;
+    (details.split_metrics(split), details.queries_used())
 }
 
 /// One row of a submission's results: an opponent and the count on the shown split.
@@ -645,8 +628,8 @@ struct SubmissionPage {
     rows: Vec<ResultRow>,
     split: &'static str,
     created: String,
-    /// Examples to picture (attacks): see `worker::Preview`.
-    preview: crate::worker::Preview,
+    /// Examples to picture (evasion attacks).
+    preview: riposte_core::details::Preview,
     count_label: &'static str,
     rate_label: &'static str,
     metrics: Vec<(String, f64)>,
@@ -690,7 +673,7 @@ async fn page_submission(
     } else {
         vec![]
     };
-    let preview = serde_json::from_str(&s.details).unwrap_or_default();
+    let preview = s.details.preview().cloned().unwrap_or_default();
     let (count_label, rate_label) = match (s.track, spec.kind) {
         (Track::Attack, ChallengeKind::Extraction) => ("Agreed with the target", "Fidelity"),
         (Track::Attack, ChallengeKind::Membership) => ("Members caught", "TPR at the FPR limit"),

@@ -65,7 +65,7 @@ async fn scored_attack(
             status: SubmissionStatus::Scored,
             message: "",
             gate_accuracy: None,
-            details: "{}",
+            details: &riposte_core::details::SubmissionDetails::None,
             cells: &cells,
             queries_used: None,
             now,

@@ -210,10 +210,11 @@ pub async fn sweep_unreferenced(
     let mut referenced: HashSet<String> = store.submission_blobs().await?.into_iter().collect();
     for challenge in store.list_challenges(true).await? {
         referenced.extend(challenge.files.iter().map(|f| f.sha256.clone()));
-        let artifacts = store.challenge_artifacts(challenge.id).await?;
-        let map: std::collections::BTreeMap<String, String> = serde_json::from_str(&artifacts)
+        let artifacts = store
+            .challenge_artifacts(challenge.id)
+            .await
             .with_context(|| format!("reading the artifacts of {}", challenge.slug))?;
-        referenced.extend(map.into_values());
+        referenced.extend(artifacts.blobs().map(str::to_owned));
     }
     let blobs = blobs.clone();
     tokio::task::spawn_blocking(move || blobs.sweep(&referenced, grace))
