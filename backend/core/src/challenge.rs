@@ -717,75 +717,16 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
     let task = raw.task.and_then(|t| check_task(check, t));
     let threat = check_threat(check, raw.threat);
 
-    let mut targets = Vec::new();
-    for (i, t) in raw.targets.into_iter().enumerate() {
-        let field = format!("targets[{i}]");
-        if ChallengeSlug::parse(&t.name).is_err() {
-            check.problem(
-                &format!("{field}.name"),
-                format!("{:?} must be 2-64 characters of a-z, 0-9 and '-'", t.name),
-            );
-        }
-        if targets.iter().any(|o: &Target| o.name == t.name) {
-            check.problem(
-                &format!("{field}.name"),
-                format!("{:?} is used twice", t.name),
-            );
-        }
-        let model = check.bundle_file(&format!("{field}.model"), &t.model);
-        targets.push(Target {
-            name: t.name,
-            model,
-        });
-    }
+    let targets = check_targets(check, raw.targets);
 
-    let eval = raw.eval.map(|e| {
-        if !(0.0..=1.0).contains(&e.public_fraction) || e.public_fraction.is_nan() {
-            check.problem(
-                "eval.public_fraction",
-                format!("{} is out of range: expected 0.0 to 1.0", e.public_fraction),
-            );
-        }
-        let labels = check.bundle_file("eval.labels", &e.labels);
-        let target_labels = check_target_labels(
-            check,
-            e.target_labels,
-            threat.targeted,
-            task.as_ref(),
-            &labels,
-        );
-        EvalSet {
-            inputs: check.bundle_file("eval.inputs", &e.inputs),
-            labels,
-            public_fraction: e.public_fraction,
-            split_seed: e.split_seed,
-            target_labels,
-        }
-    });
-    if threat.targeted && eval.is_none() && matches!(kind, Some(ChallengeKind::Evasion)) {
-        check.problem(
-            "eval.target_labels",
-            "threat.targeted = true needs an [eval] section with target_labels",
-        );
-    }
+    let eval = raw
+        .eval
+        .map(|e| check_eval(check, e, &threat, task.as_ref()));
 
-    let attack = raw.tracks.attack.and_then(|t| {
-        for extra in [
-            t.gate_clean_accuracy.is_some(),
-            t.hidden_inputs.is_some(),
-            t.hidden_labels.is_some(),
-            t.reference_attacks.is_some(),
-        ] {
-            if extra {
-                check.problem(
-                    "tracks.attack",
-                    "gate and hidden-set fields belong to tracks.defense",
-                );
-                break;
-            }
-        }
-        check.window("tracks.attack", &t)
-    });
+    let attack = raw
+        .tracks
+        .attack
+        .and_then(|t| check_attack_track(check, &t));
     let defense = raw.tracks.defense.and_then(|t| check_defense(check, t));
     let flag = raw.flag.and_then(|f| check_flag(check, f, raw.points));
     let query = raw
@@ -795,99 +736,22 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
     let completion = raw
         .completion
         .and_then(|c| check_completion(check, c, task.as_ref()));
-    match (&query, &completion) {
-        (Some(q), None) if q.output == OutputMode::Completion => check.problem(
-            "query.output",
-            "\"completion\" answers need a [completion] section (vocab, max_chars)",
-        ),
-        (Some(q), Some(_)) if q.output != OutputMode::Completion => check.problem(
-            "query.output",
-            "a text model with a [completion] section answers with output = \"completion\"",
-        ),
-        (None, Some(_)) => check.problem(
-            "completion",
-            "a [completion] model is reached through a [query] section with output = \"completion\"",
-        ),
-        _ => {}
-    }
+    check_query_output(check, query.as_ref(), completion.as_ref());
 
     if let Some(kind) = kind {
-        match kind {
-            ChallengeKind::Evasion => {
-                if task.is_none() {
-                    check.problem("task", "an evasion challenge needs a [task] section");
-                }
-                if threat.norm.is_none() || threat.epsilon.is_none() {
-                    check.problem(
-                        "threat",
-                        "an evasion challenge needs threat.norm and threat.epsilon",
-                    );
-                }
-                if targets.is_empty() {
-                    check.problem(
-                        "targets",
-                        "an evasion challenge needs at least one [[targets]] model",
-                    );
-                }
-                if eval.is_none() {
-                    check.problem("eval", "an evasion challenge needs an [eval] section");
-                }
-                if attack.is_none() && defense.is_none() && check.problems.is_empty() {
-                    check.problem(
-                        "tracks",
-                        "an evasion challenge needs tracks.attack or tracks.defense",
-                    );
-                }
-            }
-            ChallengeKind::Secret => {
-                if flag.is_none() && check.problems.is_empty() {
-                    check.problem("flag", "a secret challenge needs a [flag] section");
-                }
-            }
-            ChallengeKind::Extraction | ChallengeKind::Membership => {
-                let name = kind.as_str();
-                if task.is_none() {
-                    check.problem("task", format!("a {name} challenge needs a [task] section"));
-                }
-                if targets.is_empty() {
-                    check.problem(
-                        "targets",
-                        format!("a {name} challenge needs its target in [[targets]]"),
-                    );
-                }
-                if attack.is_none() {
-                    check.problem(
-                        "tracks.attack",
-                        format!("a {name} challenge takes its submissions on tracks.attack"),
-                    );
-                }
-                if defense.is_some() {
-                    check.problem(
-                        "tracks.defense",
-                        format!("a {name} challenge has no defense track"),
-                    );
-                }
-                if kind == ChallengeKind::Extraction && eval.is_none() {
-                    check.problem(
-                        "eval",
-                        "an extraction challenge needs [eval]: the hidden inputs fidelity is measured on",
-                    );
-                }
-                if kind == ChallengeKind::Membership && membership.is_none() {
-                    check.problem(
-                        "membership",
-                        "a membership challenge needs a [membership] section (candidates, members)",
-                    );
-                }
-            }
-            _ => {
-                if defense.is_some() {
-                    check.problem(
-                        "tracks.defense",
-                        format!("a {} challenge has no defense track", kind.as_str()),
-                    );
-                }
-            }
+        let sections = crate::kinds::Sections {
+            task: task.as_ref(),
+            threat: &threat,
+            targets: &targets,
+            eval: eval.as_ref(),
+            attack: attack.as_ref(),
+            defense: defense.as_ref(),
+            flag: flag.as_ref(),
+            membership: membership.as_ref(),
+            clean_so_far: check.problems.is_empty(),
+        };
+        for (field, message) in (kind.rules().check)(&sections) {
+            check.problem(field, message);
         }
     }
 
@@ -910,6 +774,96 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
         membership,
         completion,
     })
+}
+
+fn check_targets(check: &mut Checker<'_>, raw: Vec<RawTarget>) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for (i, t) in raw.into_iter().enumerate() {
+        let field = format!("targets[{i}]");
+        if ChallengeSlug::parse(&t.name).is_err() {
+            check.problem(
+                &format!("{field}.name"),
+                format!("{:?} must be 2-64 characters of a-z, 0-9 and '-'", t.name),
+            );
+        }
+        if targets.iter().any(|o: &Target| o.name == t.name) {
+            check.problem(
+                &format!("{field}.name"),
+                format!("{:?} is used twice", t.name),
+            );
+        }
+        let model = check.bundle_file(&format!("{field}.model"), &t.model);
+        targets.push(Target {
+            name: t.name,
+            model,
+        });
+    }
+    targets
+}
+
+fn check_eval(
+    check: &mut Checker<'_>,
+    e: RawEval,
+    threat: &ThreatModel,
+    task: Option<&TaskSpec>,
+) -> EvalSet {
+    if !(0.0..=1.0).contains(&e.public_fraction) || e.public_fraction.is_nan() {
+        check.problem(
+            "eval.public_fraction",
+            format!("{} is out of range: expected 0.0 to 1.0", e.public_fraction),
+        );
+    }
+    let labels = check.bundle_file("eval.labels", &e.labels);
+    let target_labels = check_target_labels(check, e.target_labels, threat.targeted, task, &labels);
+    EvalSet {
+        inputs: check.bundle_file("eval.inputs", &e.inputs),
+        labels,
+        public_fraction: e.public_fraction,
+        split_seed: e.split_seed,
+        target_labels,
+    }
+}
+
+/// The attack track's window; gate and hidden-set fields belong to the defense.
+fn check_attack_track(check: &mut Checker<'_>, t: &RawTrack) -> Option<Track> {
+    for extra in [
+        t.gate_clean_accuracy.is_some(),
+        t.hidden_inputs.is_some(),
+        t.hidden_labels.is_some(),
+        t.reference_attacks.is_some(),
+    ] {
+        if extra {
+            check.problem(
+                "tracks.attack",
+                "gate and hidden-set fields belong to tracks.defense",
+            );
+            break;
+        }
+    }
+    check.window("tracks.attack", t)
+}
+
+/// A text model answers with completions, and only a text model does.
+fn check_query_output(
+    check: &mut Checker<'_>,
+    query: Option<&QuerySpec>,
+    completion: Option<&CompletionSpec>,
+) {
+    match (query, completion) {
+    (Some(q), None) if q.output == OutputMode::Completion => check.problem(
+        "query.output",
+        "\"completion\" answers need a [completion] section (vocab, max_chars)",
+    ),
+    (Some(q), Some(_)) if q.output != OutputMode::Completion => check.problem(
+        "query.output",
+        "a text model with a [completion] section answers with output = \"completion\"",
+    ),
+    (None, Some(_)) => check.problem(
+        "completion",
+        "a [completion] model is reached through a [query] section with output = \"completion\"",
+    ),
+    _ => {}
+}
 }
 
 /// `eval.target_labels`: required exactly when the threat is targeted, one class

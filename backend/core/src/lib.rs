@@ -4,6 +4,7 @@
 //! - [`challenge`]: challenge bundles (`challenge.toml`, README, public and private files).
 //! - [`artifacts`]: a challenge's imported bundle files, by path, with their blobs.
 //! - [`details`]: what a scorer records about one submission for its page.
+//! - [`kinds`]: one module per challenge kind: its bundle checks, upload names and words.
 //! - [`task`]: the tensor contract of a challenge and its threat model.
 //! - [`scoring`]: the pure math behind every score (distances, metrics, decay).
 //! - [`store`]: the [`store::Store`] trait the database crate implements.
@@ -18,6 +19,7 @@ pub mod account;
 pub mod artifacts;
 pub mod challenge;
 pub mod details;
+pub mod kinds;
 pub mod leaderboard;
 pub mod scoring;
 pub mod store;

@@ -60,7 +60,7 @@ pub fn threat_rows(spec: &ChallengeSpec) -> Vec<(&'static str, String)> {
     if let Some(eps) = spec.threat.epsilon {
         rows.push(("Budget ε", eps.to_string()));
     }
-    if spec.kind == riposte_core::challenge::ChallengeKind::Evasion {
+    if spec.kind.rules().states_goal {
         rows.push((
             "Goal",
             if spec.threat.targeted {

@@ -489,27 +489,18 @@ impl<'a> Drawn<'a> {
     }
 }
 
-/// What a cell of a `kind` challenge counts, and the caption's words for it: a
-/// stored cell's `fooled` is agreement with the target for model extraction and
-/// members caught for membership inference.
+/// What a cell of a `kind` challenge counts, and the caption's words for it (a
+/// stored cell's `fooled` is agreement for extraction, members caught for
+/// membership inference: each kind's `CellWords`).
 fn measure_of(kind: ChallengeKind) -> (svg::Measure, &'static str) {
-    match kind {
-        ChallengeKind::Extraction => (
-            svg::Measure {
-                name: "agreement",
-                hits: "in agreement",
-            },
-            "inputs on which the surrogate agrees with the target",
-        ),
-        ChallengeKind::Membership => (
-            svg::Measure {
-                name: "caught",
-                hits: "members caught",
-            },
-            "members caught",
-        ),
-        _ => (svg::Measure::FOOLED, "inputs fooled"),
-    }
+    let words = kind.rules().cells;
+    (
+        svg::Measure {
+            name: words.name,
+            hits: words.hits,
+        },
+        words.caption,
+    )
 }
 
 /// Submissions by their score on `split`, best first; ties to the earlier (the

@@ -304,14 +304,8 @@ async fn accept(
         .await
         .map_err(|e| Refusal::internal(anyhow::anyhow!("{e}")))?
         .map_err(Refusal::internal)?;
-    let default_name = match (track, spec.kind) {
-        (Track::Attack, ChallengeKind::Extraction) => "surrogate.onnx",
-        (Track::Attack, ChallengeKind::Membership) => "scores.npy",
-        (Track::Attack, _) => "attack.npy",
-        (Track::Defense, _) => "defense.onnx",
-    };
     let filename = if filename.is_empty() {
-        default_name.to_owned()
+        spec.kind.rules().default_file(track).to_owned()
     } else {
         filename
     };
@@ -674,12 +668,7 @@ async fn page_submission(
         vec![]
     };
     let preview = s.details.preview().cloned().unwrap_or_default();
-    let (count_label, rate_label) = match (s.track, spec.kind) {
-        (Track::Attack, ChallengeKind::Extraction) => ("Agreed with the target", "Fidelity"),
-        (Track::Attack, ChallengeKind::Membership) => ("Members caught", "TPR at the FPR limit"),
-        (Track::Attack, _) => ("Fooled", "Rate"),
-        (Track::Defense, _) => ("Correct", "Rate"),
-    };
+    let (count_label, rate_label) = spec.kind.rules().result_columns(s.track);
     let (metrics, queries_used) = if s.status == riposte_core::store::SubmissionStatus::Scored {
         split_metrics(&s, split)
     } else {
@@ -872,21 +861,8 @@ async fn page_leaderboard(
         challenge: record,
         boards,
         split: split.as_str(),
-        rules: match spec.kind {
-            ChallengeKind::Extraction => {
-                "Score: fidelity, the share of hidden inputs on which your surrogate predicts what the target predicts. Equal scores go to the team that spent fewer queries, then to the earlier submission."
-            }
-            ChallengeKind::Membership => {
-                "Score: the true-positive rate at a false-positive rate of at most 10% (as in MICO) over this split's candidates. Ties go to the earlier submission."
-            }
-            ChallengeKind::Secret => {
-                "Every team that submits the flag holds the challenge's current value, which drops as more teams solve it; the first solver takes first blood."
-            }
-            _ => {
-                "Attack score: sum over defenders of the share fooled. Defense score: sum over attacks of the accuracy kept. Ties go to the earlier submission."
-            }
-        },
-        show_queries: spec.kind == ChallengeKind::Extraction,
+        rules: spec.kind.rules().board_rule,
+        show_queries: spec.kind.rules().shows_queries,
     };
     render(StatusCode::OK, &page)
 }
