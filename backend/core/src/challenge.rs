@@ -53,6 +53,18 @@ pub enum ChallengeKind {
     Poisoning,
 }
 
+impl std::fmt::Display for ChallengeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Difficulty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl ChallengeKind {
     pub const ALL: [ChallengeKind; 5] = [
         ChallengeKind::Evasion,
@@ -178,6 +190,37 @@ pub struct ChallengeSpec {
     pub membership: Option<MembershipSpec>,
     #[serde(default)]
     pub completion: Option<CompletionSpec>,
+}
+
+impl ChallengeSpec {
+    /// A challenge with no sections, no tracks and no files: what a test or a
+    /// benchmark stores when it needs a challenge row but no bundle on disk. (The
+    /// bundle loader never returns one: every kind needs some section.)
+    pub fn bare(slug: &str, kind: ChallengeKind) -> Self {
+        Self {
+            slug: slug.to_owned(),
+            title: slug.to_owned(),
+            kind,
+            difficulty: Difficulty::Easy,
+            tags: vec![],
+            points: 100,
+            summary: String::new(),
+            task: None,
+            threat: ThreatModel {
+                norm: None,
+                epsilon: None,
+                targeted: false,
+            },
+            targets: vec![],
+            eval: None,
+            attack: None,
+            defense: None,
+            flag: None,
+            query: None,
+            membership: None,
+            completion: None,
+        }
+    }
 }
 
 /// A membership-inference challenge: candidates, half of them the target's

@@ -74,19 +74,20 @@ pub struct ApiToken {
 }
 
 /// A challenge as the catalog shows it (no private paths, no hidden data).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ChallengeRecord {
     pub id: ChallengeId,
     pub slug: String,
     pub title: String,
-    pub kind: String,
-    pub difficulty: String,
+    pub kind: crate::challenge::ChallengeKind,
+    pub difficulty: crate::challenge::Difficulty,
     pub tags: Vec<String>,
     pub points: i64,
     pub summary: String,
     pub readme: String,
-    /// The checked [`crate::challenge::ChallengeSpec`] as JSON.
-    pub spec_json: String,
+    /// The checked spec the bundle was imported with (private paths included:
+    /// never shown to competitors as is).
+    pub spec: crate::challenge::ChallengeSpec,
     pub files: Vec<FileRecord>,
     pub hidden: bool,
     /// The organizer revealed the private ranking early.
@@ -102,17 +103,12 @@ pub struct FileRecord {
     pub sha256: String,
 }
 
+/// A challenge to create or update by its spec's slug; the catalog columns (title,
+/// kind, difficulty, tags, points, summary) are the spec's.
 #[derive(Debug, Clone)]
 pub struct ChallengeUpsert<'a> {
-    pub slug: &'a str,
-    pub title: &'a str,
-    pub kind: &'a str,
-    pub difficulty: &'a str,
-    pub tags: &'a [String],
-    pub points: i64,
-    pub summary: &'a str,
+    pub spec: &'a crate::challenge::ChallengeSpec,
     pub readme: &'a str,
-    pub spec_json: &'a str,
     pub files: &'a [FileRecord],
     pub now: i64,
 }

@@ -62,6 +62,7 @@ pub fn matrix_split(record: &ChallengeRecord, spec: &ChallengeSpec, now: i64) ->
 mod tests {
     use super::*;
     use crate::account::Role;
+    use crate::challenge::ChallengeKind;
 
     #[test]
     fn matrix_split_turns_private_when_every_track_shows_private() {
@@ -77,13 +78,13 @@ mod tests {
             id: 1,
             slug: "c".into(),
             title: "C".into(),
-            kind: "evasion".into(),
-            difficulty: "easy".into(),
+            kind: ChallengeKind::Evasion,
+            difficulty: crate::challenge::Difficulty::Easy,
             tags: vec![],
             points: 1,
             summary: String::new(),
             readme: String::new(),
-            spec_json: String::new(),
+            spec: ChallengeSpec::bare("c", ChallengeKind::Evasion),
             files: vec![],
             hidden: false,
             revealed: false,
@@ -108,13 +109,13 @@ mod tests {
             id: 1,
             slug: "c".into(),
             title: "C".into(),
-            kind: "evasion".into(),
-            difficulty: "easy".into(),
+            kind: ChallengeKind::Evasion,
+            difficulty: crate::challenge::Difficulty::Easy,
             tags: vec![],
             points: 1,
             summary: String::new(),
             readme: String::new(),
-            spec_json: String::new(),
+            spec: ChallengeSpec::bare("c", ChallengeKind::Evasion),
             files: vec![],
             hidden,
             revealed: false,

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use riposte_core::account::Role;
 use riposte_core::artifacts::Artifacts;
+use riposte_core::challenge::{ChallengeKind, Difficulty};
 use riposte_core::details::SubmissionDetails;
 use riposte_core::leaderboard::Standing;
 use riposte_core::store::{
@@ -228,25 +229,47 @@ fn team_from(row: &AnyRow) -> StoreResult<Team> {
 }
 
 fn challenge_from(row: &AnyRow) -> StoreResult<ChallengeRecord> {
-    let json_err = |e: serde_json::Error| StoreError::Backend(anyhow::Error::new(e));
+    let slug: String = row.try_get("slug").map_err(backend_err)?;
+    // A column that does not read back is named with its challenge.
+    let bad = |column: &str, e: &dyn std::fmt::Display| {
+        StoreError::Backend(anyhow::anyhow!(
+            "challenge {slug:?}: the stored {column} does not read back: {e}"
+        ))
+    };
     let tags: String = row.try_get("tags").map_err(backend_err)?;
     let files: String = row.try_get("files").map_err(backend_err)?;
+    let kind: String = row.try_get("kind").map_err(backend_err)?;
+    let difficulty: String = row.try_get("difficulty").map_err(backend_err)?;
+    let spec: String = row.try_get("spec").map_err(backend_err)?;
     Ok(ChallengeRecord {
         id: row.try_get("id").map_err(backend_err)?,
-        slug: row.try_get("slug").map_err(backend_err)?,
         title: row.try_get("title").map_err(backend_err)?,
-        kind: row.try_get("kind").map_err(backend_err)?,
-        difficulty: row.try_get("difficulty").map_err(backend_err)?,
-        tags: serde_json::from_str(&tags).map_err(json_err)?,
+        kind: ChallengeKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
+        difficulty: Difficulty::parse(&difficulty).ok_or_else(|| bad("difficulty", &difficulty))?,
+        tags: serde_json::from_str(&tags).map_err(|e| bad("tags", &e))?,
         points: row.try_get("points").map_err(backend_err)?,
         summary: row.try_get("summary").map_err(backend_err)?,
         readme: row.try_get("readme").map_err(backend_err)?,
-        spec_json: row.try_get("spec").map_err(backend_err)?,
-        files: serde_json::from_str::<Vec<FileRecord>>(&files).map_err(json_err)?,
+        spec: serde_json::from_str(&spec).map_err(|e| bad("spec", &e))?,
+        files: serde_json::from_str::<Vec<FileRecord>>(&files).map_err(|e| bad("files", &e))?,
         hidden: row.try_get::<i64, _>("hidden").map_err(backend_err)? != 0,
         revealed: row.try_get::<i64, _>("revealed").map_err(backend_err)? != 0,
         updated_at: row.try_get("updated_at").map_err(backend_err)?,
+        slug,
     })
+}
+
+/// A challenge's catalog columns, as written.
+struct CatalogRow<'a> {
+    slug: &'a str,
+    title: &'a str,
+    kind: &'a str,
+    difficulty: &'a str,
+    points: i64,
+    summary: &'a str,
+    readme: &'a str,
+    spec_json: &'a str,
+    now: i64,
 }
 
 /// Write matrix cells; a cell that exists already is left as it is. Each new
@@ -786,13 +809,25 @@ impl Store for SqlStore {
             .collect()
     }
 
-    #[tracing::instrument(skip_all, fields(slug = challenge.slug))]
-    async fn upsert_challenge(&self, challenge: ChallengeUpsert<'_>) -> StoreResult<Upserted> {
+    #[tracing::instrument(skip_all, fields(slug = upsert.spec.slug))]
+    async fn upsert_challenge(&self, upsert: ChallengeUpsert<'_>) -> StoreResult<Upserted> {
         let json = |v: serde_json::Result<String>| {
             v.map_err(|e| StoreError::Backend(anyhow::Error::new(e)))
         };
-        let tags = json(serde_json::to_string(challenge.tags))?;
-        let files = json(serde_json::to_string(challenge.files))?;
+        let spec = upsert.spec;
+        let challenge = CatalogRow {
+            slug: &spec.slug,
+            title: &spec.title,
+            kind: spec.kind.as_str(),
+            difficulty: spec.difficulty.as_str(),
+            points: i64::from(spec.points),
+            summary: &spec.summary,
+            readme: upsert.readme,
+            spec_json: &json(serde_json::to_string(spec))?,
+            now: upsert.now,
+        };
+        let tags = json(serde_json::to_string(&spec.tags))?;
+        let files = json(serde_json::to_string(upsert.files))?;
         let mut tx = self.begin_write().await?;
         standings::bump(&mut tx).await?;
         let existing = sqlx::query(
@@ -877,7 +912,18 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend_err)?;
-        rows.iter().map(challenge_from).collect()
+        // One row that does not read back (a spec written by a release whose
+        // format this one cannot read) must not take every list down with it.
+        Ok(rows
+            .iter()
+            .filter_map(|row| match challenge_from(row) {
+                Ok(challenge) => Some(challenge),
+                Err(e) => {
+                    tracing::error!(error = %e, "challenge left out of the list");
+                    None
+                }
+            })
+            .collect())
     }
 
     async fn challenge(&self, slug: &str) -> StoreResult<Option<ChallengeRecord>> {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use riposte_core::account::Role;
+use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::store::{
     ChallengeUpsert, FileRecord, FlagAttempt, NewSession, NewSubmission, QuerySpend, Store,
     StoreError, Track, Upserted,
@@ -200,13 +201,15 @@ conformance! {
     challenges_upsert_by_slug => |store: Arc<SqlStore>| async move {
         let tags = vec!["images".to_owned()];
         let files = vec![FileRecord { name: "a.npy".into(), size: 3, sha256: "ab".repeat(32) }];
-        let up = |title: &'static str| ChallengeUpsert {
-            slug: "demo", title, kind: "evasion", difficulty: "easy", tags: &tags, points: 100,
-            summary: "s", readme: "# r", spec_json: "{}", files: &files, now: 10,
+        let spec = |title: &str| ChallengeSpec {
+            title: title.to_owned(), tags: tags.clone(), points: 100, summary: "s".to_owned(),
+            ..ChallengeSpec::bare("demo", ChallengeKind::Evasion)
         };
-        assert_eq!(store.upsert_challenge(up("Demo")).await.unwrap(), Upserted::Created);
-        assert_eq!(store.upsert_challenge(up("Demo")).await.unwrap(), Upserted::Unchanged);
-        assert_eq!(store.upsert_challenge(up("Demo 2")).await.unwrap(), Upserted::Updated);
+        let (demo, demo2) = (spec("Demo"), spec("Demo 2"));
+        let up = |spec| ChallengeUpsert { spec, readme: "# r", files: &files, now: 10 };
+        assert_eq!(store.upsert_challenge(up(&demo)).await.unwrap(), Upserted::Created);
+        assert_eq!(store.upsert_challenge(up(&demo)).await.unwrap(), Upserted::Unchanged);
+        assert_eq!(store.upsert_challenge(up(&demo2)).await.unwrap(), Upserted::Updated);
         let c = store.challenge("demo").await.unwrap().unwrap();
         assert_eq!(c.title, "Demo 2");
         assert_eq!(c.tags, tags);
@@ -226,10 +229,12 @@ conformance! {
     query_budgets_are_spent_in_order_and_refunded => |store: Arc<SqlStore>| async move {
         let files = vec![];
         let tags = vec![];
-        store.upsert_challenge(ChallengeUpsert {
-            slug: "demo", title: "Demo", kind: "extraction", difficulty: "easy", tags: &tags, points: 1,
-            summary: "s", readme: "r", spec_json: "{}", files: &files, now: 1,
-        }).await.unwrap();
+        let spec = ChallengeSpec {
+            title: "Demo".to_owned(), tags: tags.clone(), points: 1, summary: "s".to_owned(),
+            ..ChallengeSpec::bare("demo", ChallengeKind::Extraction)
+        };
+        store.upsert_challenge(ChallengeUpsert { spec: &spec, readme: "r", files: &files, now: 1 })
+            .await.unwrap();
         let c = store.challenge("demo").await.unwrap().unwrap().id;
         let alice = user(&store, "alice").await;
         let bob = user(&store, "bob").await;
@@ -257,10 +262,12 @@ conformance! {
     concurrent_spends_never_overspend => |store: Arc<SqlStore>| async move {
         let files = vec![];
         let tags = vec![];
-        store.upsert_challenge(ChallengeUpsert {
-            slug: "demo", title: "Demo", kind: "extraction", difficulty: "easy", tags: &tags, points: 1,
-            summary: "s", readme: "r", spec_json: "{}", files: &files, now: 1,
-        }).await.unwrap();
+        let spec = ChallengeSpec {
+            title: "Demo".to_owned(), tags: tags.clone(), points: 1, summary: "s".to_owned(),
+            ..ChallengeSpec::bare("demo", ChallengeKind::Extraction)
+        };
+        store.upsert_challenge(ChallengeUpsert { spec: &spec, readme: "r", files: &files, now: 1 })
+            .await.unwrap();
         let c = store.challenge("demo").await.unwrap().unwrap().id;
         let alice = user(&store, "alice").await;
         let red = store.create_team(alice.id, "Red", "red", "CODER", 2).await.unwrap().id;
@@ -284,10 +291,12 @@ conformance! {
     counted_teams_solves_and_identical_files => |store: Arc<SqlStore>| async move {
         let files = vec![];
         let tags = vec![];
-        store.upsert_challenge(ChallengeUpsert {
-            slug: "demo", title: "Demo", kind: "evasion", difficulty: "easy", tags: &tags, points: 1,
-            summary: "s", readme: "r", spec_json: "{}", files: &files, now: 1,
-        }).await.unwrap();
+        let spec = ChallengeSpec {
+            title: "Demo".to_owned(), tags: tags.clone(), points: 1, summary: "s".to_owned(),
+            ..ChallengeSpec::bare("demo", ChallengeKind::Evasion)
+        };
+        store.upsert_challenge(ChallengeUpsert { spec: &spec, readme: "r", files: &files, now: 1 })
+            .await.unwrap();
         let c = store.challenge("demo").await.unwrap().unwrap().id;
         let alice = user(&store, "alice").await;
         let bob = user(&store, "bob").await;

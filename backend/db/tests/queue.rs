@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use riposte_core::account::Role;
+use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::store::{
     ChallengeId, ChallengeUpsert, Evaluation, JobCompletion, NewSubmission, Party, Split, Store,
     StoreError, Submission, SubmissionStatus, TeamId, Track, UserId,
@@ -69,15 +70,14 @@ async fn fixture(store: &SqlStore) -> Fixture {
     let tags: Vec<String> = vec![];
     store
         .upsert_challenge(ChallengeUpsert {
-            slug: "demo",
-            title: "Demo",
-            kind: "evasion",
-            difficulty: "easy",
-            tags: &tags,
-            points: 100,
-            summary: "s",
+            spec: &ChallengeSpec {
+                title: "Demo".to_owned(),
+                tags: tags.clone(),
+                points: 100,
+                summary: "s".to_owned(),
+                ..ChallengeSpec::bare("demo", ChallengeKind::Evasion)
+            },
             readme: "r",
-            spec_json: "{}",
             files: &[],
             now: 1,
         })

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use riposte_core::account::Role;
+use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::leaderboard;
 use riposte_core::store::{
     ChallengeId, ChallengeUpsert, Evaluation, JobCompletion, NewSubmission, Party, Split, Store,
@@ -43,15 +44,13 @@ async fn world(store: &SqlStore, tag: &str) -> World {
     for slug in ["one", "two"] {
         store
             .upsert_challenge(ChallengeUpsert {
-                slug,
-                title: slug,
-                kind: "evasion",
-                difficulty: "easy",
-                tags: &tags,
-                points: 100,
-                summary: "s",
+                spec: &ChallengeSpec {
+                    tags: tags.clone(),
+                    points: 100,
+                    summary: "s".to_owned(),
+                    ..ChallengeSpec::bare(slug, ChallengeKind::Evasion)
+                },
                 readme: "r",
-                spec_json: "{}",
                 files: &[],
                 now: 1,
             })

@@ -294,7 +294,7 @@ impl Evaluator {
             .challenge_by_id(id)
             .await?
             .with_context(|| format!("challenge {id} is gone"))?;
-        let spec: ChallengeSpec = serde_json::from_str(&record.spec_json).context("stored spec")?;
+        let spec = record.spec.clone();
         let files = ChallengeFiles {
             blobs: self.blobs.clone(),
             artifacts: self.store.challenge_artifacts(id).await?,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use riposte_core::account::Role;
+use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::store::{
     ChallengeUpsert, Evaluation, JobCompletion, NewSubmission, Party, Split, Store,
     SubmissionStatus, Track,
@@ -36,15 +37,13 @@ async fn run(store: &SqlStore, jobs: usize) -> anyhow::Result<Timings> {
     let tags: Vec<String> = vec![];
     store
         .upsert_challenge(ChallengeUpsert {
-            slug: "bench",
-            title: "Bench",
-            kind: "evasion",
-            difficulty: "easy",
-            tags: &tags,
-            points: 1,
-            summary: "",
+            spec: &ChallengeSpec {
+                title: "Bench".to_owned(),
+                tags: tags.clone(),
+                points: 1,
+                ..ChallengeSpec::bare("bench", ChallengeKind::Evasion)
+            },
             readme: "",
-            spec_json: "{}",
             files: &[],
             now: 1,
         })

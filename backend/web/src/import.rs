@@ -38,18 +38,10 @@ pub async fn import_bundle(
     }
     let spec = &bundle.spec;
     let artifacts = import_artifacts(blobs, bundle).await?;
-    let spec_json = serde_json::to_string(spec).context("serializing the challenge spec")?;
     let outcome = store
         .upsert_challenge(ChallengeUpsert {
-            slug: &spec.slug,
-            title: &spec.title,
-            kind: spec.kind.as_str(),
-            difficulty: spec.difficulty.as_str(),
-            tags: &spec.tags,
-            points: i64::from(spec.points),
-            summary: &spec.summary,
+            spec,
             readme: &bundle.readme,
-            spec_json: &spec_json,
             files: &files,
             now,
         })

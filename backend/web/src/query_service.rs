@@ -182,7 +182,7 @@ impl QueryModels {
         let Some(record) = self.store.challenge(slug).await? else {
             return Ok(None);
         };
-        let spec = crate::routes::stored_spec(&record)?;
+        let spec = record.spec.clone();
         let artifacts = self.store.challenge_artifacts(record.id).await?;
         let resolved = Arc::new(Resolved {
             record,

@@ -95,12 +95,12 @@ pub(crate) async fn score(ev: &Evaluator, claimed: &ClaimedJob) -> anyhow::Resul
 
 /// Fill the matrix cells of `record` that racing jobs left out; returns how many.
 pub(crate) async fn repair(ev: &Evaluator, record: &ChallengeRecord) -> anyhow::Result<usize> {
-    match ChallengeKind::parse(&record.kind) {
-        Some(ChallengeKind::Evasion) => evasion::repair(ev, record).await,
+    match record.kind {
+        ChallengeKind::Evasion => evasion::repair(ev, record).await,
         // One organizer target each: an upload is scored against everything it
         // faces when its job runs, so there is nothing to race.
-        Some(ChallengeKind::Extraction | ChallengeKind::Membership) => Ok(0),
-        Some(ChallengeKind::Secret | ChallengeKind::Poisoning) | None => Ok(0),
+        ChallengeKind::Extraction | ChallengeKind::Membership => Ok(0),
+        ChallengeKind::Secret | ChallengeKind::Poisoning => Ok(0),
     }
 }
 

@@ -125,8 +125,8 @@ struct TrackView {
 struct ChallengeView {
     slug: String,
     title: String,
-    kind: String,
-    difficulty: String,
+    kind: riposte_core::challenge::ChallengeKind,
+    difficulty: riposte_core::challenge::Difficulty,
     tags: Vec<String>,
     points: i64,
     summary: String,
@@ -152,8 +152,7 @@ fn challenge_view(
     with_description: bool,
     now: i64,
 ) -> Result<ChallengeView, ApiError> {
-    let spec: ChallengeSpec = serde_json::from_str(&record.spec_json)
-        .map_err(|e| ApiError::internal(anyhow::Error::new(e).context("stored spec")))?;
+    let spec: ChallengeSpec = record.spec.clone();
     let track = |t: &riposte_core::challenge::Track| TrackView {
         opens: view::datetime(t.opens),
         closes: view::datetime(t.closes),

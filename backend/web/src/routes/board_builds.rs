@@ -26,7 +26,7 @@ use super::boards::{
     matrix_svg_text, solve_rows, tracks_of,
 };
 use super::submissions::{BoardRow, shown_split};
-use super::{stored_spec, team_names_in};
+use super::team_names_in;
 use crate::board_cache::{self, BoardKey, Slot, Slots};
 use crate::startup::AppState;
 use crate::view;
@@ -181,7 +181,7 @@ pub async fn board_challenge(
     let Some(record) = super::visible_challenge(state, user, slug).await? else {
         return Ok(None);
     };
-    let spec = stored_spec(&record).map_err(StoreError::Backend)?;
+    let spec = record.spec.clone();
     Ok(Some((record, spec)))
 }
 
@@ -204,12 +204,9 @@ async fn list(store: Arc<dyn Store>) -> Result<Listed, StoreError> {
         .list_challenges(false)
         .await?
         .into_iter()
-        .filter_map(|record| match stored_spec(&record) {
-            Ok(spec) => Some((record, spec)),
-            Err(e) => {
-                tracing::error!(error = ?e, slug = %record.slug, "challenge left off the boards");
-                None
-            }
+        .map(|record| {
+            let spec = record.spec.clone();
+            (record, spec)
         })
         .collect();
     Ok(Listed { challenges })

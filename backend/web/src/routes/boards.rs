@@ -22,7 +22,6 @@ use riposte_core::store::{
 };
 
 use super::board_builds::{self, Listed};
-use super::stored_spec as spec_of;
 use super::submissions::shown_split;
 use super::{Layout, render};
 use crate::auth::{ApiUser, Visitor};
@@ -998,7 +997,7 @@ async fn preview_image(
         .challenge_by_id(submission.challenge_id)
         .await?
         .ok_or_else(PageError::not_found)?;
-    let spec = spec_of(&record).map_err(PageError::internal)?;
+    let spec = record.spec.clone();
     let (Some(task), Some(eval)) = (spec.task, spec.eval) else {
         return Err(PageError::not_found());
     };

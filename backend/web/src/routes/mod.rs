@@ -208,15 +208,6 @@ pub(crate) async fn visible_challenge(
 
 pub(crate) use riposte_core::visibility::may_see;
 
-/// A challenge's stored, already-checked spec.
-pub(crate) fn stored_spec(
-    record: &riposte_core::store::ChallengeRecord,
-) -> anyhow::Result<riposte_core::challenge::ChallengeSpec> {
-    use anyhow::Context;
-    serde_json::from_str(&record.spec_json)
-        .with_context(|| format!("the stored spec of {}", record.slug))
-}
-
 /// Team names by id, for labelling.
 pub(crate) async fn team_names(
     state: &AppState,

@@ -366,19 +366,15 @@ async fn challenges(
     visitor: Visitor,
     filter: web::Query<CatalogFilter>,
 ) -> Result<HttpResponse, PageError> {
-    let kind = ChallengeKind::parse(&filter.kind)
-        .map(ChallengeKind::as_str)
-        .unwrap_or("");
-    let difficulty = Difficulty::parse(&filter.difficulty)
-        .map(Difficulty::as_str)
-        .unwrap_or("");
+    let kind = ChallengeKind::parse(&filter.kind);
+    let difficulty = Difficulty::parse(&filter.difficulty);
     let challenges = state
         .store
         .list_challenges(false)
         .await?
         .into_iter()
-        .filter(|c| kind.is_empty() || c.kind == kind)
-        .filter(|c| difficulty.is_empty() || c.difficulty == difficulty);
+        .filter(|c| kind.is_none_or(|k| c.kind == k))
+        .filter(|c| difficulty.is_none_or(|d| c.difficulty == d));
     let team = visitor.user().and_then(|u| u.team_id);
     let mut marked = Vec::new();
     for c in challenges {
@@ -393,8 +389,8 @@ async fn challenges(
         challenges: marked,
         kinds: ChallengeKind::ALL.iter().map(|k| k.as_str()).collect(),
         difficulties: Difficulty::ALL.iter().map(|d| d.as_str()).collect(),
-        kind: kind.to_owned(),
-        difficulty: difficulty.to_owned(),
+        kind: kind.map_or("", ChallengeKind::as_str).to_owned(),
+        difficulty: difficulty.map_or("", Difficulty::as_str).to_owned(),
     };
     render(StatusCode::OK, &page)
 }
@@ -429,14 +425,7 @@ async fn progress(
     team: riposte_core::store::TeamId,
     challenge: &ChallengeRecord,
 ) -> Result<Option<Progress>, PageError> {
-    // One broken bundle must not take the whole list down: it gets no mark.
-    let spec = match super::stored_spec(challenge) {
-        Ok(spec) => spec,
-        Err(e) => {
-            tracing::error!(error = ?e, "challenge left unmarked on the list");
-            return Ok(None);
-        }
-    };
+    let spec = &challenge.spec;
     if spec.flag.is_some()
         && state
             .store
@@ -542,7 +531,7 @@ async fn challenge(
     let record = super::visible_challenge(&state, visitor.user(), &slug)
         .await?
         .ok_or_else(PageError::not_found)?;
-    let spec: ChallengeSpec = super::stored_spec(&record).map_err(PageError::internal)?;
+    let spec: ChallengeSpec = record.spec.clone();
     let flag = match &spec.flag {
         Some(flag) => {
             let all = state.store.solves(record.id).await?;
