@@ -9,6 +9,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::kinds::membership::MembershipSpec;
+use crate::kinds::membership::{self, RawMembership};
 use crate::task::{Dtype, Norm, TaskSpec, ThreatModel};
 
 /// A challenge's URL name: 2-64 of `a-z`, `0-9`, `-`, starting with a letter.
@@ -193,6 +195,26 @@ pub struct ChallengeSpec {
 }
 
 impl ChallengeSpec {
+    /// Every bundle file the platform keeps for this challenge (in the blob
+    /// store, as its [`crate::artifacts::Artifacts`]): target models, the eval
+    /// set, the defense's hidden set, and the sections of its kind.
+    pub fn artifact_paths(&self) -> Vec<&Path> {
+        let mut paths: Vec<&Path> = self.targets.iter().map(|t| t.model.as_path()).collect();
+        if let Some(eval) = &self.eval {
+            paths.extend([eval.inputs.as_path(), eval.labels.as_path()]);
+        }
+        if let Some(defense) = &self.defense {
+            paths.extend([
+                defense.hidden_inputs.as_path(),
+                defense.hidden_labels.as_path(),
+            ]);
+        }
+        if let Some(membership) = &self.membership {
+            paths.extend(membership.paths());
+        }
+        paths
+    }
+
     /// A challenge with no sections, no tracks and no files: what a test or a
     /// benchmark stores when it needs a challenge row but no bundle on disk. (The
     /// bundle loader never returns one: every kind needs some section.)
@@ -221,22 +243,6 @@ impl ChallengeSpec {
             completion: None,
         }
     }
-}
-
-/// A membership-inference challenge: candidates, half of them the target's
-/// training members; attackers score each candidate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MembershipSpec {
-    /// Candidate records (public), one example each.
-    pub candidates: PathBuf,
-    /// Their class labels (public), as loss-based attacks need them.
-    pub candidate_labels: PathBuf,
-    /// 1 for a training member, 0 otherwise (private).
-    pub members: PathBuf,
-    /// The score is the TPR at this false-positive rate at most (MICO: 0.1).
-    pub max_fpr: f64,
-    pub public_fraction: f64,
-    pub split_seed: u64,
 }
 
 /// A text model served by greedy completion: the task's input is the last
@@ -425,28 +431,6 @@ struct RawSpec {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawMembership {
-    candidates: String,
-    candidate_labels: String,
-    members: String,
-    #[serde(default = "default_max_fpr")]
-    max_fpr: f64,
-    #[serde(default = "default_membership_public_fraction")]
-    public_fraction: f64,
-    #[serde(default)]
-    split_seed: u64,
-}
-
-fn default_max_fpr() -> f64 {
-    0.1
-}
-
-fn default_membership_public_fraction() -> f64 {
-    0.5
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawCompletion {
     vocab: String,
     #[serde(default = "default_max_chars")]
@@ -557,13 +541,14 @@ fn default_upload_mb() -> i64 {
 /// Reference attacks the evaluator knows.
 pub const REFERENCE_ATTACKS: [&str; 1] = ["square-linf"];
 
-struct Checker<'a> {
+/// Collects a bundle's problems while its sections are checked.
+pub(crate) struct Checker<'a> {
     dir: &'a Path,
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
-    fn problem(&mut self, field: &str, message: impl Into<String>) {
+    pub(crate) fn problem(&mut self, field: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             file: "challenge.toml".to_owned(),
             field: field.to_owned(),
@@ -573,7 +558,7 @@ impl Checker<'_> {
     }
 
     /// A path inside the bundle, under `public/` or `private/`, that exists as a file.
-    fn bundle_file(&mut self, field: &str, raw: &str) -> PathBuf {
+    pub(crate) fn bundle_file(&mut self, field: &str, raw: &str) -> PathBuf {
         let rel = PathBuf::from(raw);
         let inside = rel.components().all(|c| matches!(c, Component::Normal(_)));
         let top_ok = rel.starts_with("public") || rel.starts_with("private");
@@ -775,7 +760,7 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
     let query = raw
         .query
         .and_then(|q| check_query(check, q, &targets, task.is_some()));
-    let membership = raw.membership.map(|m| check_membership(check, m));
+    let membership = raw.membership.map(|m| membership::check_section(check, m));
     let completion = raw
         .completion
         .and_then(|c| check_completion(check, c, task.as_ref()));
@@ -1011,35 +996,6 @@ fn npy_rows(path: &Path) -> Result<usize, String> {
     first
         .parse()
         .map_err(|_| "the .npy shape has no first dimension".to_owned())
-}
-
-fn check_membership(check: &mut Checker<'_>, raw: RawMembership) -> MembershipSpec {
-    if !(0.0..=1.0).contains(&raw.public_fraction) || raw.public_fraction.is_nan() {
-        check.problem(
-            "membership.public_fraction",
-            format!(
-                "{} is out of range: expected 0.0 to 1.0",
-                raw.public_fraction
-            ),
-        );
-    }
-    if !(raw.max_fpr > 0.0 && raw.max_fpr <= 1.0) {
-        check.problem(
-            "membership.max_fpr",
-            format!(
-                "{} is out of range: expected a rate above 0 and at most 1 (MICO uses 0.1)",
-                raw.max_fpr
-            ),
-        );
-    }
-    MembershipSpec {
-        candidates: check.bundle_file("membership.candidates", &raw.candidates),
-        candidate_labels: check.bundle_file("membership.candidate_labels", &raw.candidate_labels),
-        members: check.bundle_file("membership.members", &raw.members),
-        max_fpr: raw.max_fpr,
-        public_fraction: raw.public_fraction,
-        split_seed: raw.split_seed,
-    }
 }
 
 fn check_completion(

@@ -55,26 +55,8 @@ pub async fn import_bundle(
 /// Copy every file the spec names (models, eval and hidden sets) into the blob
 /// store; returns the map `relative path -> sha256` the evaluator reads.
 async fn import_artifacts(blobs: &BlobDir, bundle: &Bundle) -> anyhow::Result<Artifacts> {
-    let spec = &bundle.spec;
-    let mut paths: Vec<&std::path::Path> = spec.targets.iter().map(|t| t.model.as_path()).collect();
-    if let Some(eval) = &spec.eval {
-        paths.extend([eval.inputs.as_path(), eval.labels.as_path()]);
-    }
-    if let Some(defense) = &spec.defense {
-        paths.extend([
-            defense.hidden_inputs.as_path(),
-            defense.hidden_labels.as_path(),
-        ]);
-    }
-    if let Some(membership) = &spec.membership {
-        paths.extend([
-            membership.candidates.as_path(),
-            membership.candidate_labels.as_path(),
-            membership.members.as_path(),
-        ]);
-    }
     let mut artifacts = Artifacts::default();
-    for rel in paths {
+    for rel in bundle.spec.artifact_paths() {
         let blobs = blobs.clone();
         let abs = bundle.dir.join(rel);
         let sha = tokio::task::spawn_blocking(move || blobs.put_file(&abs))

@@ -10,7 +10,7 @@
 
 mod evasion;
 mod extraction;
-mod membership;
+pub(crate) mod membership;
 mod poisoning;
 mod secret;
 
