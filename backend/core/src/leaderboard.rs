@@ -331,7 +331,6 @@ pub fn event_scores(
 mod tests {
     use super::*;
     use crate::challenge::Decay;
-    use crate::store::SubmissionStatus;
 
     fn standing(team: TeamId, submission: i64, score: f64, at: i64) -> Standing {
         Standing {
@@ -468,36 +467,17 @@ mod tests {
         assert_eq!(order, [4, 5]);
     }
 
+    /// Not yet marked scored (`finished_at` unset): the ranking falls back to
+    /// the upload time.
     fn sub(id: i64, team: i64, track: Track, at: i64) -> Submission {
         Submission {
-            id,
-            challenge_id: 1,
-            team_id: team,
-            user_id: team,
-            track,
-            blob_sha256: String::new(),
-            filename: String::new(),
-            size: 0,
-            status: SubmissionStatus::Scored,
-            message: String::new(),
-            gate_accuracy: None,
-            created_at: at,
             finished_at: None,
-            details: crate::details::SubmissionDetails::None,
-            chosen: false,
-            queries_used: None,
+            ..crate::testing::submission(id, team, track, at)
         }
     }
 
     fn cell(attacker: Party, defender: Party, split: Split, total: i64, fooled: i64) -> Evaluation {
-        Evaluation {
-            attacker,
-            defender,
-            split,
-            total,
-            fooled,
-            created_at: 0,
-        }
+        crate::testing::cell(attacker, defender, split, total, fooled, 0)
     }
 
     #[test]

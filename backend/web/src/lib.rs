@@ -23,6 +23,7 @@ mod preview_png;
 pub mod proxy;
 pub mod query_service;
 pub(crate) mod routes;
+pub mod services;
 pub mod settings;
 pub mod startup;
 mod svg;

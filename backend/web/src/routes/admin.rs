@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::{Layout, render, see_other};
 use crate::auth::Visitor;
 use crate::error::PageError;
+use crate::services::admin::{self, AdminError};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -26,6 +27,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/challenges/{slug}/reveal",
             web::post().to(set_revealed),
         );
+}
+
+impl From<AdminError> for PageError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Store(e) => e.into(),
+            e => PageError::bad_request(e.to_string()),
+        }
+    }
 }
 
 /// Organizers see the admin page and manage challenges; only admins manage users.
@@ -117,19 +127,7 @@ async fn set_role(
 ) -> Result<HttpResponse, PageError> {
     let me = require_role(&visitor, Role::Admin)?;
     visitor.check_csrf(&form.csrf_token)?;
-    let role = Role::parse(&form.role).map_err(|e| PageError::bad_request(e.0))?;
-    if *id == me.id && role != Role::Admin {
-        return Err(PageError::bad_request(
-            "You cannot remove your own admin role: ask another admin.",
-        ));
-    }
-    state.store.set_role(*id, role).await?;
-    tracing::info!(
-        admin = me.id,
-        user = *id,
-        role = role.as_str(),
-        "role changed"
-    );
+    admin::set_role(state.store.as_ref(), me, *id, &form.role).await?;
     Ok(see_other("/admin"))
 }
 
@@ -164,12 +162,8 @@ async fn set_banned(
     let me = require_role(&visitor, Role::Admin)?;
     visitor.check_csrf(&form.csrf_token)?;
     let banned = flag(&form.banned)?;
-    if *id == me.id {
-        return Err(PageError::bad_request("You cannot ban yourself."));
-    }
-    state.store.set_banned(*id, banned).await?;
+    admin::set_banned(state.store.as_ref(), me, *id, banned).await?;
     state.query_models.forget_tokens();
-    tracing::info!(admin = me.id, user = *id, banned, "ban changed");
     Ok(see_other("/admin"))
 }
 

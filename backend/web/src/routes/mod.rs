@@ -15,10 +15,9 @@ pub(crate) use board_builds::{BoardCaches, warm_boards};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use riposte_core::account::TeamName;
-use riposte_core::store::{Store, StoreError, User};
+use riposte_core::store::{StoreError, User};
 
-use crate::auth::{self, Visitor};
+use crate::auth::Visitor;
 use crate::error::{ApiError, PageError};
 use crate::startup::AppState;
 
@@ -202,8 +201,7 @@ pub(crate) async fn visible_challenge(
     user: Option<&User>,
     slug: &str,
 ) -> Result<Option<riposte_core::store::ChallengeRecord>, StoreError> {
-    let record = state.store.challenge(slug).await?;
-    Ok(record.filter(|c| may_see(c, user)))
+    crate::services::challenges::visible(state.store.as_ref(), user, slug).await
 }
 
 pub(crate) use riposte_core::visibility::may_see;
@@ -227,40 +225,4 @@ pub(crate) async fn team_names_in(
         .collect())
 }
 
-/// The existing name a new one looks like but is not exactly (exact duplicates are
-/// the database's unique keys' business), per [`riposte_core::account::looks_alike`].
-pub(crate) fn lookalike<'a>(
-    mut existing: impl Iterator<Item = &'a str>,
-    new: &str,
-) -> Option<&'a str> {
-    use riposte_core::account::{looks_alike, name_key};
-    let key = name_key(new);
-    existing.find(|name| name_key(name) != key && looks_alike(name, new))
-}
-
-/// Every user belongs to a team; a new user starts in a team of one named after them.
-pub async fn give_solo_team(store: &dyn Store, user: &User, now: i64) -> Result<(), StoreError> {
-    let mut name = user.username.clone();
-    for _ in 0..5 {
-        let team_name = TeamName::parse(&name).map_err(|e| StoreError::Refused(e.0))?;
-        match store
-            .create_team(
-                user.id,
-                team_name.as_str(),
-                &team_name.key(),
-                &auth::random_code(10),
-                now,
-            )
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict(_)) => {
-                name = format!("{}-{}", user.username, auth::random_code(4))
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(StoreError::Refused(
-        "could not find a free team name".to_owned(),
-    ))
-}
+pub use crate::services::teams::give_solo_team;

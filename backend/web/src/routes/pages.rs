@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use riposte_core::account::{NewPassword, Role, Username, name_key};
+use riposte_core::account::{NewPassword, name_key};
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec, Difficulty, OutputMode};
 use riposte_core::store::{ChallengeRecord, Counts, NewSession, Party};
 use serde::Deserialize;
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::{Layout, render, see_other};
 use crate::auth::{self, Visitor};
 use crate::error::PageError;
+use crate::services::accounts::{self, RegisterError};
 use crate::startup::AppState;
 use crate::view;
 
@@ -179,49 +180,22 @@ async fn register(
             &AuthForm::register(Layout::new(&state, &visitor)).failed(&form.username, msg),
         )
     };
-    let username = match Username::parse(&form.username) {
-        Ok(u) => u,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, e.0),
-    };
-    let password = match NewPassword::parse(&form.password) {
-        Ok(p) => p,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, e.0),
-    };
-    let users = state.store.list_users().await?;
-    let names = users.iter().map(|u| u.username.as_str());
-    if let Some(existing) = super::lookalike(names, username.as_str()) {
-        return fail(
-            StatusCode::CONFLICT,
-            format!(
-                "The username {:?} looks like the existing {existing:?}: choose another.",
-                username.as_str()
-            ),
-        );
-    }
-    let hash = auth::hash_password(password.expose().to_owned())
-        .await
-        .map_err(PageError::internal)?;
-    let user = match state
-        .store
-        .create_user(
-            username.as_str(),
-            &username.key(),
-            &hash,
-            Role::Competitor,
-            state.clock.now(),
-        )
-        .await
-    {
+    let registered = accounts::register(
+        state.store.as_ref(),
+        &form.username,
+        &form.password,
+        state.clock.now(),
+    )
+    .await;
+    let user = match registered {
         Ok(user) => user,
-        Err(riposte_core::store::StoreError::Conflict(_)) => {
-            return fail(
-                StatusCode::CONFLICT,
-                format!("The username {:?} is already taken.", username.as_str()),
-            );
+        Err(RegisterError::Store(e)) => return Err(e.into()),
+        Err(RegisterError::Internal(e)) => return Err(PageError::internal(e)),
+        Err(e @ RegisterError::Invalid(_)) => return fail(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ (RegisterError::LooksLike { .. } | RegisterError::Taken(_))) => {
+            return fail(StatusCode::CONFLICT, e.to_string());
         }
-        Err(e) => return Err(e.into()),
     };
-    super::give_solo_team(state.store.as_ref(), &user, state.clock.now()).await?;
     tracing::info!(user = user.id, "registered");
     start_session(&state, user.id, visitor.session_hash()).await
 }

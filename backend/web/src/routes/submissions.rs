@@ -6,9 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::TryStreamExt;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
-use riposte_core::store::{
-    ChallengeRecord, NewSubmission, Party, Split, StoreError, Submission, Track, User,
-};
+use riposte_core::store::{ChallengeRecord, Party, Split, StoreError, Submission, Track, User};
 use serde::Serialize;
 
 use super::{Layout, render, see_other};
@@ -16,6 +14,7 @@ use super::{team_names, visible_challenge as visible};
 use crate::auth::{ApiUser, Visitor};
 use crate::blobs::BlobWriter;
 use crate::error::{ApiError, PageError};
+use crate::services::uploads::{self, UploadRefused, mib};
 use crate::startup::AppState;
 use crate::view;
 
@@ -65,6 +64,28 @@ impl Refusal {
     }
 }
 
+impl From<UploadRefused> for Refusal {
+    fn from(refused: UploadRefused) -> Self {
+        use UploadRefused as R;
+        let (status, code) = match &refused {
+            R::NoUploads(_) => (StatusCode::BAD_REQUEST, "no_uploads"),
+            R::UnknownTrack(_) | R::NoTrack(_) | R::NoFile | R::Empty => {
+                (StatusCode::BAD_REQUEST, "invalid_input")
+            }
+            R::Closed { .. } => (StatusCode::FORBIDDEN, "closed"),
+            R::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            R::DailyLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "daily_limit"),
+            R::Duplicate { .. } => (StatusCode::CONFLICT, "duplicate"),
+            R::TeamChanged => (StatusCode::CONFLICT, "team_changed"),
+            R::Internal(e) => {
+                tracing::error!(error = ?e, "upload failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        Refusal::new(status, code, refused.to_string())
+    }
+}
+
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
         ApiError::new(r.status, r.code, r.message)
@@ -93,10 +114,6 @@ impl Upload {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{} MiB", bytes >> 20)
 }
 
 /// Stream the multipart body: text fields into memory (capped), the file into a
@@ -195,196 +212,27 @@ fn clean_filename(raw: &str) -> String {
         .collect()
 }
 
-fn spec_of(record: &ChallengeRecord) -> Result<ChallengeSpec, Refusal> {
-    Ok(record.spec.clone())
-}
-
-/// The largest file any track of the challenge accepts; a challenge without
-/// tracks (a flag challenge) takes no uploads at all.
-fn largest_upload(spec: &ChallengeSpec) -> Result<u64, Refusal> {
-    let attack = spec.attack.as_ref().map(|t| t.max_upload_bytes);
-    let defense = spec.defense.as_ref().map(|d| d.window.max_upload_bytes);
-    attack.max(defense).ok_or_else(|| {
-        Refusal::new(
-            StatusCode::BAD_REQUEST,
-            "no_uploads",
-            format!(
-                "challenge {:?} takes no uploads: it has no attack or defense track",
-                spec.slug
-            ),
-        )
-    })
-}
-
-/// Check an upload against the track's rules and queue it. Nothing is stored on refusal.
-async fn accept(
+/// Hand a read upload to the uploads service and wake a worker when it is queued.
+async fn queue(
     state: &AppState,
     user: &User,
     record: &ChallengeRecord,
-    spec: &ChallengeSpec,
+    track: Option<String>,
     upload: Upload,
-    track_override: Option<&str>,
 ) -> Result<Submission, Refusal> {
-    let invalid = |m: String| Refusal::new(StatusCode::BAD_REQUEST, "invalid_input", m);
-    let raw_track = track_override.or(upload.field("track")).unwrap_or("");
-    let track = Track::parse(raw_track).ok_or_else(|| {
-        invalid(format!(
-            "track {raw_track:?} is unknown: expected attack or defense"
-        ))
-    })?;
-    let window = match track {
-        Track::Attack => spec.attack.as_ref(),
-        Track::Defense => spec.defense.as_ref().map(|d| &d.window),
-    }
-    .ok_or_else(|| invalid(format!("this challenge has no {} track", track.as_str())))?;
-    let now = state.clock.now();
-    if !window.is_open_at(now) {
-        return Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            "closed",
-            format!(
-                "the {} track accepts submissions from {} to {} (UTC); it is {} now",
-                track.as_str(),
-                view::datetime(window.opens),
-                view::datetime(window.closes),
-                view::datetime(now)
-            ),
-        ));
-    }
-    let (filename, writer) = upload
-        .file
-        .ok_or_else(|| invalid("the upload has no file field named \"file\"".to_owned()))?;
-    if writer.size() == 0 {
-        return Err(invalid("the file is empty".to_owned()));
-    }
-    if writer.size() > window.max_upload_bytes {
-        return Err(Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!(
-                "the file is {} bytes: the {} track accepts at most {}",
-                writer.size(),
-                track.as_str(),
-                mib(window.max_upload_bytes)
-            ),
-        ));
-    }
-    let team_id = match user.team_id {
-        Some(id) => id,
-        None => {
-            super::give_solo_team(state.store.as_ref(), user, state.clock.now())
-                .await
-                .map_err(|e| Refusal::internal(e.into()))?;
-            state
-                .store
-                .user_by_id(user.id)
-                .await
-                .map_err(|e| Refusal::internal(e.into()))?
-                .and_then(|u| u.team_id)
-                .ok_or_else(|| Refusal::internal(anyhow::anyhow!("user has no team")))?
-        }
+    let upload = uploads::Upload {
+        track: track.unwrap_or_default(),
+        file: upload.file,
     };
-    // Every refusal is decided before the bytes are stored: a team over its
-    // limit cannot fill the disk. (Two uploads racing for the last slot can both
-    // get here; the loser's blob is left to the sweep.)
-    let limit = i64::from(window.submissions_per_day);
-    let used = state
-        .store
-        .count_submissions_since(team_id, record.id, track, now - 86_400)
-        .await
-        .map_err(|e| Refusal::internal(e.into()))?;
-    if used >= limit {
-        return Err(daily_limit(limit, track));
-    }
-    if track == Track::Defense {
-        refuse_duplicate_defense(state, record.id, team_id, &writer.sha256()).await?;
-    }
-    let blobs = state.blobs.clone();
-    let (sha, size) = web::block(move || blobs.finish(writer))
-        .await
-        .map_err(|e| Refusal::internal(anyhow::anyhow!("{e}")))?
-        .map_err(Refusal::internal)?;
-    let filename = if filename.is_empty() {
-        spec.kind.rules().default_file(track).to_owned()
-    } else {
-        filename
+    let who = uploads::Uploader {
+        store: state.store.as_ref(),
+        blobs: &state.blobs,
+        user,
+        now: state.clock.now(),
     };
-    let created = state
-        .store
-        .create_submission(NewSubmission {
-            challenge_id: record.id,
-            team_id,
-            user_id: user.id,
-            track,
-            blob_sha256: &sha,
-            filename: &filename,
-            size: i64::try_from(size).unwrap_or(i64::MAX),
-            now,
-            limit,
-            limit_since: now - 86_400,
-        })
-        .await;
-    match created {
-        Ok(s) => {
-            state.jobs_queued.notify_one();
-            tracing::info!(
-                submission = s.id,
-                team = team_id,
-                track = track.as_str(),
-                "queued"
-            );
-            Ok(s)
-        }
-        Err(StoreError::Refused(_)) => Err(daily_limit(limit, track)),
-        Err(StoreError::NotFound) => Err(Refusal::new(
-            StatusCode::CONFLICT,
-            "team_changed",
-            "your team changed while the file was uploading (you joined or left a team): upload it again",
-        )),
-        Err(e) => Err(Refusal::internal(e.into())),
-    }
-}
-
-/// A defense whose bytes are already a queued, running or accepted defense of the
-/// challenge would count the same model twice in the matrix: refused. The message
-/// names the earlier submission only when it is the team's own.
-async fn refuse_duplicate_defense(
-    state: &AppState,
-    challenge: i64,
-    team_id: i64,
-    sha256: &str,
-) -> Result<(), Refusal> {
-    let earlier = state
-        .store
-        .live_defense_with_sha256(challenge, sha256)
-        .await
-        .map_err(|e| Refusal::internal(e.into()))?;
-    let Some(earlier) = earlier else {
-        return Ok(());
-    };
-    let whose = if earlier.team_id == team_id {
-        format!("your team's submission #{}", earlier.id)
-    } else {
-        "another team's defense".to_owned()
-    };
-    Err(Refusal::new(
-        StatusCode::CONFLICT,
-        "duplicate",
-        format!(
-            "this model is byte-identical (sha256 {sha256}) to {whose}, already entered in this challenge: each defense must be a different model"
-        ),
-    ))
-}
-
-fn daily_limit(limit: i64, track: Track) -> Refusal {
-    Refusal::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "daily_limit",
-        format!(
-            "your team has used its {limit} {} submissions of the last 24 hours",
-            track.as_str()
-        ),
-    )
+    let submission = uploads::accept(&who, record, upload).await?;
+    state.jobs_queued.notify_one();
+    Ok(submission)
 }
 
 #[tracing::instrument(skip_all, fields(slug = %slug))]
@@ -399,17 +247,13 @@ async fn api_upload(
     let record = visible(&state, Some(&user.0), &slug)
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug.as_str())))?;
-    let spec = spec_of(&record)?;
-    let upload = read_upload(&state, &req, payload, largest_upload(&spec)?).await?;
-    let submission = accept(
-        &state,
-        &user.0,
-        &record,
-        &spec,
-        upload,
-        query.track.as_deref(),
-    )
-    .await?;
+    let max_file = uploads::largest_upload(&record.spec).map_err(Refusal::from)?;
+    let upload = read_upload(&state, &req, payload, max_file).await?;
+    let track = query
+        .track
+        .clone()
+        .or(upload.field("track").map(str::to_owned));
+    let submission = queue(&state, &user.0, &record, track, upload).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             actix_web::http::header::LOCATION,
@@ -434,10 +278,11 @@ async fn page_upload(
     let record = visible(&state, Some(&user), &slug)
         .await?
         .ok_or_else(PageError::not_found)?;
-    let spec = spec_of(&record)?;
-    let upload = read_upload(&state, &req, payload, largest_upload(&spec)?).await?;
+    let max_file = uploads::largest_upload(&record.spec).map_err(Refusal::from)?;
+    let upload = read_upload(&state, &req, payload, max_file).await?;
     visitor.check_csrf(upload.field("csrf_token").unwrap_or(""))?;
-    let submission = accept(&state, &user, &record, &spec, upload, None).await?;
+    let track = upload.field("track").map(str::to_owned);
+    let submission = queue(&state, &user, &record, track, upload).await?;
     Ok(see_other(&format!("/submissions/{}", submission.id)))
 }
 
@@ -576,7 +421,7 @@ async fn api_submission(
         .ok_or_else(|| ApiError::not_found(&format!("submission {id}")))?;
     let record = state.store.challenge_by_id(submission.challenge_id).await?;
     let record = record.ok_or_else(|| ApiError::not_found("challenge"))?;
-    let spec = spec_of(&record)?;
+    let spec = record.spec.clone();
     let split = shown_split(&record, &spec, submission.track, state.clock.now());
     let mut body = serde_json::json!({
         "id": submission.id,
@@ -660,7 +505,7 @@ async fn page_submission(
         .challenge_by_id(s.challenge_id)
         .await?
         .ok_or_else(PageError::not_found)?;
-    let spec = spec_of(&challenge)?;
+    let spec = challenge.spec.clone();
     let split = shown_split(&challenge, &spec, s.track, state.clock.now());
     let rows = if s.status == riposte_core::store::SubmissionStatus::Scored {
         results(&state, &s, split).await?

@@ -3,14 +3,14 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use riposte_core::account::TeamName;
-use riposte_core::store::{StoreError, Team, User};
+use riposte_core::store::{Team, User};
 use serde::Deserialize;
 
 use super::pages::CsrfOnly;
 use super::{Layout, render};
-use crate::auth::{self, Visitor};
+use crate::auth::Visitor;
 use crate::error::PageError;
+use crate::services::teams::{self, TeamError};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -52,7 +52,7 @@ async fn team_page(
     let team = match team {
         Some(team) => team,
         None => {
-            super::give_solo_team(state.store.as_ref(), &fresh, state.clock.now()).await?;
+            teams::give_solo_team(state.store.as_ref(), &fresh, state.clock.now()).await?;
             let id = state
                 .store
                 .user_by_id(user.id)
@@ -96,51 +96,31 @@ async fn create(
 ) -> Result<HttpResponse, PageError> {
     let user = visitor.require()?;
     visitor.check_csrf(&form.csrf_token)?;
-    let name = match TeamName::parse(&form.name) {
-        Ok(name) => name,
-        Err(e) => {
-            return team_page(&state, &visitor, StatusCode::BAD_REQUEST, None, Some(e.0)).await;
-        }
-    };
-    let teams = state.store.list_teams().await?;
-    if let Some(existing) =
-        super::lookalike(teams.iter().map(|t| t.team.name.as_str()), name.as_str())
-    {
-        let msg = format!(
-            "The team name {:?} looks like the existing team {existing:?}: choose another.",
-            name.as_str()
-        );
-        return team_page(&state, &visitor, StatusCode::CONFLICT, None, Some(msg)).await;
-    }
-    let outcome = state
-        .store
-        .create_team(
-            user.id,
-            name.as_str(),
-            &name.key(),
-            &auth::random_code(10),
-            state.clock.now(),
-        )
-        .await;
-    match outcome {
+    match teams::create(state.store.as_ref(), user, &form.name, state.clock.now()).await {
         Ok(team) => {
             // cached users carry their team: forget them (a second at most, but exact)
             state.query_models.forget_tokens();
-            team_page(
-                &state,
-                &visitor,
-                StatusCode::OK,
-                Some(format!("Team {} created.", team.name)),
-                None,
-            )
-            .await
+            let notice = format!("Team {} created.", team.name);
+            team_page(&state, &visitor, StatusCode::OK, Some(notice), None).await
         }
-        Err(StoreError::Conflict(_)) => {
-            let msg = format!("The team name {:?} is already taken.", name.as_str());
-            team_page(&state, &visitor, StatusCode::CONFLICT, None, Some(msg)).await
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => refused(&state, &visitor, e).await,
     }
+}
+
+/// The team page again, with what was wrong.
+async fn refused(
+    state: &AppState,
+    visitor: &Visitor,
+    e: TeamError,
+) -> Result<HttpResponse, PageError> {
+    let status = match e {
+        TeamError::Store(e) => return Err(e.into()),
+        TeamError::BadName(_) | TeamError::BadInvite => StatusCode::BAD_REQUEST,
+        TeamError::LooksLike { .. } | TeamError::Taken(_) | TeamError::Refused(_) => {
+            StatusCode::CONFLICT
+        }
+    };
+    team_page(state, visitor, status, None, Some(e.to_string())).await
 }
 
 #[derive(Deserialize)]
@@ -158,31 +138,20 @@ async fn join(
 ) -> Result<HttpResponse, PageError> {
     let user = visitor.require()?;
     visitor.check_csrf(&form.csrf_token)?;
-    let code = form.invite_code.trim().to_ascii_uppercase();
-    if code.is_empty() || code.len() > 32 {
-        let msg = "An invite code is 10 letters and digits.".to_owned();
-        return team_page(&state, &visitor, StatusCode::BAD_REQUEST, None, Some(msg)).await;
-    }
-    match state
-        .store
-        .join_team(user.id, &code, state.settings.max_team_size)
-        .await
-    {
+    let joined = teams::join(
+        state.store.as_ref(),
+        user,
+        &form.invite_code,
+        state.settings.max_team_size,
+    )
+    .await;
+    match joined {
         Ok(team) => {
             state.query_models.forget_tokens();
-            team_page(
-                &state,
-                &visitor,
-                StatusCode::OK,
-                Some(format!("You joined {}.", team.name)),
-                None,
-            )
-            .await
+            let notice = format!("You joined {}.", team.name);
+            team_page(&state, &visitor, StatusCode::OK, Some(notice), None).await
         }
-        Err(StoreError::Refused(msg)) => {
-            team_page(&state, &visitor, StatusCode::CONFLICT, None, Some(msg)).await
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => refused(&state, &visitor, e).await,
     }
 }
 
@@ -193,7 +162,7 @@ async fn leave(
 ) -> Result<HttpResponse, PageError> {
     let user = visitor.require()?;
     visitor.check_csrf(&form.csrf_token)?;
-    super::give_solo_team(state.store.as_ref(), user, state.clock.now()).await?;
+    teams::give_solo_team(state.store.as_ref(), user, state.clock.now()).await?;
     state.query_models.forget_tokens();
     team_page(
         &state,

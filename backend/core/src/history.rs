@@ -1,0 +1,550 @@
+//! The event scoreboard at any moment, and each team's score over time.
+//!
+//! [`scoreboard`] ranks the event now; [`history`] replays every result in time
+//! order and records, for each counted team, the steps at which its event score
+//! changed. Both are pure: the web crate gathers the rows (`track_standings`,
+//! cells, solves) and draws the chart.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::leaderboard::{self, EventScore, FlagStanding, TrackStanding};
+use crate::store::{Evaluation, Party, Split, Submission, TeamId, Track};
+
+/// One track of one challenge as the scoreboard counts it.
+#[derive(Debug, Clone)]
+pub struct TrackBoard {
+    pub challenge: String,
+    pub track: Track,
+    /// The challenge's `points`: what the track's leader earns.
+    pub points: u32,
+    /// The split shown now (public while the track is open).
+    pub split: Split,
+    /// The track's scored submissions.
+    pub scored: Vec<Submission>,
+    /// Every cell of the challenge's matrix (both tracks share them).
+    pub cells: Arc<[Evaluation]>,
+}
+
+/// The event scoreboard (`leaderboard::event_scores`): each track ranked by
+/// `leaderboard::rank` on its shown split (the chosen, else the best, submission),
+/// worth `points * score / best`; each counted flag solve worth the flag's
+/// current value. Only `counted` teams are listed or taken as the best.
+pub fn scoreboard(
+    boards: &[TrackBoard],
+    flags: &[FlagStanding],
+    counted: &HashSet<TeamId>,
+) -> Vec<EventScore> {
+    let tracks: Vec<TrackStanding> = boards
+        .iter()
+        .map(|b| TrackStanding {
+            challenge: b.challenge.clone(),
+            track: b.track,
+            points: b.points,
+            standings: leaderboard::rank(b.track, b.split, &b.scored, &b.cells),
+        })
+        .collect();
+    leaderboard::event_scores(&tracks, flags, counted)
+}
+
+/// When a submission joined the leaderboards.
+pub fn scored_at(s: &Submission) -> i64 {
+    s.finished_at.unwrap_or(s.created_at)
+}
+
+/// Each counted team's event score over time, as the steps `(t, points)` at which
+/// it changed.
+///
+/// The score at time `t` is the [`scoreboard`] computed as if only the
+/// submissions scored at or before `t` (their `finished_at`, the moment they
+/// joined the leaderboards; their own cells are written at that same moment), the
+/// matrix cells created at or before `t` and the solves made at or before `t`
+/// existed, on the split each track shows *now*. A submission's track score at `t`
+/// is the sum of its shares (fooled for an attack, kept for a defense) over those
+/// cells; the team counts its chosen submission once that is scored, else its best
+/// one scored by `t`. So the last step equals today's total (up to floating-point
+/// rounding). Another team's progress can lower a team's points (a new best
+/// divides everyone's track score), and so can a new solve (the flag's value
+/// decays). A team gets a first step `(t, 0.0)` when it first enters (a scored
+/// submission or a solve).
+pub fn history(
+    boards: &[TrackBoard],
+    flags: &[FlagStanding],
+    counted: &HashSet<TeamId>,
+) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
+    let events = events(boards, flags, counted);
+    let mut replay = Replay::new(boards, flags);
+    let mut out: BTreeMap<TeamId, Vec<(i64, f64)>> = BTreeMap::new();
+    for batch in events.chunk_by(|a, b| a.0 == b.0) {
+        let t = batch[0].0;
+        // Whose total may have moved at `t`: only they are summed again (the
+        // same sum, in the same order, as summing everyone).
+        let dirty = replay.apply(t, batch.iter().map(|(_, e)| e));
+        for team in dirty.into_iter().filter(|team| replay.teams.contains(team)) {
+            let total = replay.total(team, t);
+            let steps = out.entry(team).or_default();
+            if steps.last().is_none_or(|&(_, last)| last != total) {
+                steps.push((t, total));
+            }
+        }
+    }
+    out
+}
+
+/// Something that happened to the boards at one moment.
+enum Event {
+    /// A submission was scored: it joins its leaderboard.
+    Enter { board: usize, submission: usize },
+    /// A cell added its share to a submission's track score.
+    Add {
+        board: usize,
+        submission: usize,
+        share: f64,
+    },
+    /// A counted team solved a flag.
+    Solve { team: TeamId },
+}
+
+/// Every counted team's events, in time order.
+fn events(
+    boards: &[TrackBoard],
+    flags: &[FlagStanding],
+    counted: &HashSet<TeamId>,
+) -> Vec<(i64, Event)> {
+    let mut events: Vec<(i64, Event)> = Vec::new();
+    for (b, board) in boards.iter().enumerate() {
+        let index: HashMap<i64, usize> = board
+            .scored
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| counted.contains(&s.team_id))
+            .map(|(k, s)| (s.id, k))
+            .collect();
+        for &k in index.values() {
+            let enter = Event::Enter {
+                board: b,
+                submission: k,
+            };
+            events.push((scored_at(&board.scored[k]), enter));
+        }
+        for cell in board
+            .cells
+            .iter()
+            .filter(|c| c.split == board.split && c.total > 0)
+        {
+            let (party, hits) = match board.track {
+                Track::Attack => (&cell.attacker, cell.fooled),
+                Track::Defense => (&cell.defender, cell.total - cell.fooled),
+            };
+            if let Party::Submission(id) = party
+                && let Some(&k) = index.get(id)
+            {
+                let share = hits as f64 / cell.total as f64;
+                let add = Event::Add {
+                    board: b,
+                    submission: k,
+                    share,
+                };
+                events.push((cell.created_at, add));
+            }
+        }
+    }
+    for flag in flags {
+        for &(team, at) in flag.solvers.iter().filter(|(t, _)| counted.contains(t)) {
+            events.push((at, Event::Solve { team }));
+        }
+    }
+    events.sort_by_key(|(t, _)| *t);
+    events
+}
+
+/// The replay's state: every submission's running sum, each team's counted score
+/// and each board's best, each flag's solves so far.
+struct Replay<'a> {
+    boards: &'a [TrackBoard],
+    flags: &'a [FlagStanding],
+    sums: Vec<Vec<f64>>,
+    entered: Vec<Vec<bool>>,
+    /// (board, team) -> the team's best entered submission's sum on that board.
+    best: HashMap<(usize, TeamId), f64>,
+    /// (board, team) -> the submission the team chose there.
+    chosen: HashMap<(usize, TeamId), usize>,
+    /// Each board's counted score per team now, and its best.
+    scores: Vec<HashMap<TeamId, f64>>,
+    tops: Vec<f64>,
+    /// Each flag's solve times (sorted), and each team's solves by flag.
+    solve_times: Vec<Vec<i64>>,
+    solved: HashMap<TeamId, Vec<(usize, i64)>>,
+    solves_so_far: Vec<usize>,
+    /// Teams that have entered.
+    teams: BTreeSet<TeamId>,
+}
+
+impl<'a> Replay<'a> {
+    fn new(boards: &'a [TrackBoard], flags: &'a [FlagStanding]) -> Self {
+        let chosen = boards
+            .iter()
+            .enumerate()
+            .flat_map(|(b, board)| {
+                board
+                    .scored
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.chosen)
+                    .map(move |(k, s)| ((b, s.team_id), k))
+            })
+            .collect();
+        let solve_times = flags
+            .iter()
+            .map(|f| {
+                let mut times: Vec<i64> = f.solvers.iter().map(|&(_, at)| at).collect();
+                times.sort_unstable();
+                times
+            })
+            .collect();
+        let mut solved: HashMap<TeamId, Vec<(usize, i64)>> = HashMap::new();
+        for (f, flag) in flags.iter().enumerate() {
+            for &(team, at) in &flag.solvers {
+                solved.entry(team).or_default().push((f, at));
+            }
+        }
+        Self {
+            boards,
+            flags,
+            sums: boards.iter().map(|b| vec![0.0; b.scored.len()]).collect(),
+            entered: boards.iter().map(|b| vec![false; b.scored.len()]).collect(),
+            best: HashMap::new(),
+            chosen,
+            scores: vec![HashMap::new(); boards.len()],
+            tops: vec![0.0; boards.len()],
+            solve_times,
+            solved,
+            solves_so_far: vec![0; flags.len()],
+            teams: BTreeSet::new(),
+        }
+    }
+
+    /// Apply the events of moment `t`; returns the teams whose total may have moved.
+    fn apply<'e>(&mut self, t: i64, batch: impl Iterator<Item = &'e Event>) -> BTreeSet<TeamId> {
+        let mut dirty: BTreeSet<TeamId> = BTreeSet::new();
+        let mut touched: BTreeSet<(usize, TeamId)> = BTreeSet::new();
+        for event in batch {
+            match *event {
+                Event::Enter { board, submission } => {
+                    self.entered[board][submission] = true;
+                    let team = self.boards[board].scored[submission].team_id;
+                    self.raise_best(board, submission, team);
+                    touched.insert((board, team));
+                    if self.teams.insert(team) {
+                        dirty.insert(team);
+                    }
+                }
+                Event::Add {
+                    board,
+                    submission,
+                    share,
+                } => {
+                    self.sums[board][submission] += share;
+                    let team = self.boards[board].scored[submission].team_id;
+                    if self.entered[board][submission] {
+                        self.raise_best(board, submission, team);
+                    }
+                    touched.insert((board, team));
+                }
+                Event::Solve { team } => {
+                    if self.teams.insert(team) {
+                        dirty.insert(team);
+                    }
+                }
+            }
+        }
+        self.rescore(touched, &mut dirty);
+        self.decay_flags(t, &mut dirty);
+        dirty
+    }
+
+    fn raise_best(&mut self, board: usize, submission: usize, team: TeamId) {
+        let slot = self.best.entry((board, team)).or_insert(0.0);
+        *slot = slot.max(self.sums[board][submission]);
+    }
+
+    /// The touched teams' counted scores; a new best on a board moves everyone's
+    /// points there.
+    fn rescore(&mut self, touched: BTreeSet<(usize, TeamId)>, dirty: &mut BTreeSet<TeamId>) {
+        let mut moved_boards: BTreeSet<usize> = BTreeSet::new();
+        for (b, team) in touched {
+            if let Some(score) = self.counted_score(b, team)
+                && self.scores[b].insert(team, score) != Some(score)
+            {
+                dirty.insert(team);
+                moved_boards.insert(b);
+            }
+        }
+        for b in moved_boards {
+            let top = self.scores[b].values().copied().fold(0.0, f64::max);
+            if top != self.tops[b] {
+                self.tops[b] = top;
+                dirty.extend(self.scores[b].keys().copied());
+            }
+        }
+    }
+
+    /// The team's chosen submission once it has entered, else its best.
+    fn counted_score(&self, b: usize, team: TeamId) -> Option<f64> {
+        match self.chosen.get(&(b, team)) {
+            Some(&c) if self.entered[b][c] => Some(self.sums[b][c]),
+            _ => self.best.get(&(b, team)).copied(),
+        }
+    }
+
+    /// A solve decays the flag's value for everyone who holds it.
+    fn decay_flags(&mut self, t: i64, dirty: &mut BTreeSet<TeamId>) {
+        for (f, flag) in self.flags.iter().enumerate() {
+            let now = self.solve_times[f].partition_point(|&at| at <= t);
+            if now != self.solves_so_far[f] {
+                self.solves_so_far[f] = now;
+                dirty.extend(
+                    flag.solvers
+                        .iter()
+                        .filter(|&&(_, at)| at <= t)
+                        .map(|&(team, _)| team),
+                );
+            }
+        }
+    }
+
+    /// The team's event score at `t`: its track points board by board, then its
+    /// flags' current values (the scoreboard's order of summing).
+    fn total(&self, team: TeamId, t: i64) -> f64 {
+        let mut total = 0.0;
+        for (b, board) in self.boards.iter().enumerate() {
+            if let Some(&score) = self.scores[b].get(&team) {
+                total += leaderboard::track_points(board.points, score, self.tops[b]);
+            }
+        }
+        for &(f, at) in self.solved.get(&team).map_or(&[][..], Vec::as_slice) {
+            if at <= t {
+                let solves = u64::try_from(self.solves_so_far[f]).unwrap_or(u64::MAX);
+                total += self.flags[f].flag.value_after(solves) as f64;
+            }
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::testing::{cell, example_boards as example, submission as sub};
+
+    fn assert_steps(got: &[(i64, f64)], want: &[(i64, f64)]) {
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g.0, w.0, "{got:?} vs {want:?}");
+            assert!((g.1 - w.1).abs() < 1e-9, "{got:?} vs {want:?}");
+        }
+    }
+
+    fn both() -> HashSet<TeamId> {
+        [1, 2].into()
+    }
+
+    /// Flag "f" (linear 500, -100 a solve, minimum 200): team 1 solves at 15,
+    /// team 3 (staff, not counted) at 16, team 2 at 22.
+    fn flags() -> Vec<FlagStanding> {
+        let flag = crate::challenge::FlagSpec {
+            sha256: String::new(),
+            initial: 500,
+            minimum: 200,
+            decay: 100,
+            function: crate::challenge::Decay::Linear,
+        };
+        let solve = |team, at, counted| crate::store::Solve {
+            team_id: team,
+            user_id: team,
+            created_at: at,
+            counted,
+        };
+        vec![FlagStanding::new(
+            "f",
+            &flag,
+            &[solve(1, 15, true), solve(3, 16, false), solve(2, 22, true)],
+        )]
+    }
+
+    #[test]
+    fn history_matches_hand_computed_steps() {
+        let h = history(&example(), &[], &both());
+        // Track scores (sums of shares): team 1's attack is 0 at 10, 5/10 + 2/10 + 4/10
+        // = 1.1 at 12 (the private and the empty cell do not count), 0.9 + 0.4 + 0.3
+        // = 1.6 at 31 (#3). Team 2's defense keeps 5/20 of the reference at 6
+        // (0.25), 6/10 of #1 at 12 (0.85), 7/10 of #3 at 31 (1.55); its attack #2
+        // enters at 20 with 0 and scores 1 + 1 = 2 at 25.
+        // Points (100 per track, points * mine / best):
+        //   team 1: 0 at 10; 100 at 12 (the only attack); 100 * 1.1 / 2 = 55 at 25
+        //           (team 2's attack leads); 100 * 1.6 / 2 = 80 at 31.
+        //   team 2: 0 at 5; 100 at 6 (the only defense); 100 + 100 = 200 at 25.
+        assert_steps(&h[&1], &[(10, 0.0), (12, 100.0), (25, 55.0), (31, 80.0)]);
+        assert_steps(&h[&2], &[(5, 0.0), (6, 100.0), (25, 200.0)]);
+
+        // Team 1 chose #1: #3 (made later, better) no longer counts.
+        let mut boards = example();
+        boards[0].scored[0].chosen = true;
+        assert_steps(
+            &history(&boards, &[], &both())[&1],
+            &[(10, 0.0), (12, 100.0), (25, 55.0)],
+        );
+        // Team 1 chose #3 (uploaded at 30, scored at 31): #1 counts until #3 is scored.
+        let mut boards = example();
+        boards[0].scored[2].chosen = true;
+        boards[0].scored[2].finished_at = Some(31);
+        assert_steps(
+            &history(&boards, &[], &both())[&1],
+            &[(10, 0.0), (12, 100.0), (25, 55.0), (31, 80.0)],
+        );
+        // A chosen submission worse than the best so far makes the score drop.
+        let mut boards = example();
+        boards[0].scored.push(sub(5, 1, Track::Attack, 35));
+        boards[0].scored[3].chosen = true;
+        assert_steps(
+            &history(&boards, &[], &both())[&1],
+            &[(10, 0.0), (12, 100.0), (25, 55.0), (31, 80.0), (35, 0.0)],
+        );
+
+        // With the flag: team 1 gains 500 at 15; the staff solve at 16 changes
+        // nothing; team 2's solve at 22 makes it 400 for both.
+        let h = history(&example(), &flags(), &both());
+        assert_steps(
+            &h[&1],
+            &[
+                (10, 0.0),
+                (12, 100.0),
+                (15, 600.0),
+                (22, 500.0),
+                (25, 455.0),
+                (31, 480.0),
+            ],
+        );
+        assert_steps(&h[&2], &[(5, 0.0), (6, 100.0), (22, 500.0), (25, 600.0)]);
+        assert!(
+            !h.contains_key(&3),
+            "a team that does not count has no line"
+        );
+    }
+
+    #[test]
+    fn history_agrees_with_the_scoreboard_on_every_prefix() {
+        let plain = example();
+        let mut chose_worse = example();
+        chose_worse[0].scored[0].chosen = true;
+        let mut chose_later = example();
+        chose_later[0].scored[2].chosen = true;
+        let mut scored_later = chose_later.clone();
+        scored_later[0].scored[2].finished_at = Some(31);
+        for boards in [plain, chose_worse, chose_later, scored_later] {
+            prefixes_agree(&boards, &[]);
+            prefixes_agree(&boards, &flags());
+        }
+    }
+
+    fn prefixes_agree(boards: &[TrackBoard], flags: &[FlagStanding]) {
+        let h = history(boards, flags, &both());
+        let times: Vec<i64> = (0..=40).collect();
+        for t in times {
+            let cut: Vec<TrackBoard> = boards
+                .iter()
+                .map(|b| TrackBoard {
+                    scored: b
+                        .scored
+                        .iter()
+                        .filter(|s| scored_at(s) <= t)
+                        .cloned()
+                        .collect(),
+                    cells: b
+                        .cells
+                        .iter()
+                        .filter(|c| c.created_at <= t)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .into(),
+                    ..b.clone()
+                })
+                .collect();
+            let cut_flags: Vec<FlagStanding> = flags
+                .iter()
+                .map(|f| FlagStanding {
+                    solvers: f.solvers.iter().filter(|s| s.1 <= t).copied().collect(),
+                    ..f.clone()
+                })
+                .collect();
+            for team in scoreboard(&cut, &cut_flags, &both()) {
+                let at_t = h[&team.team_id]
+                    .iter()
+                    .rev()
+                    .find(|s| s.0 <= t)
+                    .map(|s| s.1)
+                    .unwrap();
+                assert!(
+                    (at_t - team.points).abs() < 1e-9,
+                    "team {} at {t}: {at_t} vs {}",
+                    team.team_id,
+                    team.points
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scoreboard_weighs_tracks_by_points_and_breaks_ties_by_time() {
+        let ranked = scoreboard(&example(), &[], &both());
+        assert_eq!(ranked.iter().map(|t| t.team_id).collect::<Vec<_>>(), [2, 1]);
+        // team 2 leads both tracks: 100 + 100; team 1: 100 * 1.6 / 2.0
+        assert!((ranked[0].points - 200.0).abs() < 1e-9);
+        assert!((ranked[1].points - 80.0).abs() < 1e-9);
+        assert_eq!(ranked[0].reached_at, 20, "the later of #2 (20) and #4 (5)");
+        assert_eq!(ranked[0].parts.len(), 2);
+        assert_eq!(ranked[1].parts[0].submission, Some(3));
+        // a team that does not count is left out, and the best is taken without it
+        let only_one: HashSet<TeamId> = [1].into();
+        let ranked = scoreboard(&example(), &[], &only_one);
+        assert_eq!(ranked.len(), 1);
+        assert!((ranked[0].points - 100.0).abs() < 1e-9, "team 1 now leads");
+
+        // equal totals: the team whose counted submission came first wins
+        let cells: Arc<[Evaluation]> = vec![
+            cell(
+                Party::Submission(1),
+                Party::Organizer("m".into()),
+                Split::Public,
+                10,
+                5,
+                100,
+            ),
+            cell(
+                Party::Submission(2),
+                Party::Organizer("m".into()),
+                Split::Public,
+                10,
+                5,
+                50,
+            ),
+        ]
+        .into();
+        let tie = [TrackBoard {
+            challenge: "c".into(),
+            track: Track::Attack,
+            points: 10,
+            split: Split::Public,
+            scored: vec![sub(1, 7, Track::Attack, 40), sub(2, 9, Track::Attack, 45)],
+            cells,
+        }];
+        assert_eq!(
+            scoreboard(&tie, &[], &[7, 9].into())
+                .iter()
+                .map(|t| t.team_id)
+                .collect::<Vec<_>>(),
+            [7, 9]
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! Domain operations between the routes and the store: plain async functions over
+//! the [`Store`](riposte_core::store::Store) (and the blob store), each returning a
+//! typed error (`thiserror`) whose message is fit to show the user as is.
+//!
+//! No HTTP here: no actix type, no status code. A route parses its request, calls
+//! one service, and maps the service's error to a status in one `From` impl next
+//! to its handlers (`routes/*.rs`); the same rule then answers the API and the
+//! pages alike.
+//!
+//! - [`accounts`]: registration (names that look alike, a team of one).
+//! - [`admin`]: roles and bans, and what an admin may not do to themselves.
+//! - [`teams`]: creating, joining and leaving teams.
+//! - [`flags`]: checking a flag and recording the attempt and the solve.
+//! - [`uploads`]: what an upload must pass before it is queued.
+//! - [`challenges`]: the challenge a user may see.
+
+pub mod accounts;
+pub mod admin;
+pub mod challenges;
+pub mod flags;
+pub mod teams;
+pub mod uploads;
+
+#[cfg(test)]
+mod tests {
+    /// The services speak no HTTP: a test, so the rule survives the next edit.
+    #[test]
+    fn services_use_no_web_framework_type() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/services");
+        let mut read = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Code only: comments and this test's own words left out.
+            let code: String = text
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            for word in ["actix", "HttpResponse", "StatusCode"] {
+                assert!(
+                    !code.contains(word),
+                    "{} uses {word}: services return typed errors, routes map them to HTTP",
+                    path.display()
+                );
+            }
+            read += 1;
+        }
+        assert!(read >= 5, "read {read} service files");
+    }
+}
