@@ -144,11 +144,10 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Everything Riposte persists. One implementation per database family,
-/// one conformance suite for all.
+/// Users, their sessions, API tokens and failed logins, and teams (every user is
+/// in exactly one team: a team of one when solo).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // accounts
+pub trait AccountStore: Send + Sync + 'static {
     async fn create_user(
         &self,
         username: &str,
@@ -176,8 +175,6 @@ pub trait Store: Send + Sync + 'static {
     async fn record_login_failure(&self, id: UserId, client: &str, now: i64) -> StoreResult<()>;
     /// Failed logins on account `id` from `client` since `since`.
     async fn login_failures_since(&self, id: UserId, client: &str, since: i64) -> StoreResult<i64>;
-
-    // sessions
     async fn create_session(&self, session: NewSession<'_>) -> StoreResult<()>;
     /// The live session with this id hash; `None` when unknown, expired, idle
     /// since before `idle_cutoff`, or its user is banned.
@@ -189,8 +186,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Session>>;
     async fn touch_session(&self, id_hash: &str, now: i64) -> StoreResult<()>;
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
-
-    // API tokens
     async fn create_token(
         &self,
         user: UserId,
@@ -201,8 +196,6 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>>;
     async fn revoke_token(&self, user: UserId, token_id: i64) -> StoreResult<()>;
     async fn user_by_token(&self, token_hash: &str, now: i64) -> StoreResult<Option<User>>;
-
-    // teams: every user belongs to exactly one team (a team of one when solo)
     /// Move `user` into a new team; their previous team is deleted when it empties.
     async fn create_team(
         &self,
@@ -217,8 +210,12 @@ pub trait Store: Send + Sync + 'static {
     async fn team(&self, id: TeamId) -> StoreResult<Option<Team>>;
     async fn team_members(&self, id: TeamId) -> StoreResult<Vec<User>>;
     async fn list_teams(&self) -> StoreResult<Vec<TeamSummary>>;
+}
 
-    // challenges
+/// Challenges as imported from their bundles: catalog rows, typed specs, the
+/// organizer's switches (hidden, revealed) and the imported files.
+#[async_trait]
+pub trait ChallengeStore: Send + Sync + 'static {
     async fn upsert_challenge(&self, challenge: ChallengeUpsert<'_>) -> StoreResult<Upserted>;
     async fn list_challenges(&self, include_hidden: bool) -> StoreResult<Vec<ChallengeRecord>>;
     async fn challenge(&self, slug: &str) -> StoreResult<Option<ChallengeRecord>>;
@@ -226,7 +223,6 @@ pub trait Store: Send + Sync + 'static {
     async fn challenge_by_id(&self, id: ChallengeId) -> StoreResult<Option<ChallengeRecord>>;
     async fn set_challenge_hidden(&self, slug: &str, hidden: bool) -> StoreResult<()>;
     async fn set_challenge_revealed(&self, slug: &str, revealed: bool) -> StoreResult<()>;
-
     async fn counts(&self) -> StoreResult<Counts>;
     /// Files the spec names (relative path -> sha256), for the evaluator only.
     async fn set_challenge_artifacts(
@@ -238,8 +234,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         challenge: ChallengeId,
     ) -> StoreResult<crate::artifacts::Artifacts>;
+}
 
-    // submissions and the evaluation queue
+/// Uploads and the evaluation queue: a submission and its job are written
+/// together; workers claim, renew, complete, fail or release jobs under a lease.
+#[async_trait]
+pub trait SubmissionStore: Send + Sync + 'static {
     /// Insert a queued submission and its job in one transaction.
     async fn create_submission(&self, new: NewSubmission<'_>) -> StoreResult<Submission>;
     async fn submission(&self, id: SubmissionId) -> StoreResult<Option<Submission>>;
@@ -316,12 +316,22 @@ pub trait Store: Send + Sync + 'static {
         track: Track,
         submission: Option<SubmissionId>,
     ) -> StoreResult<()>;
+}
+
+/// Flag attempts and solves (CTFd-style dynamic values are computed from them).
+#[async_trait]
+pub trait FlagStore: Send + Sync + 'static {
     /// Record a flag attempt; on a correct one, the team's solve (once). Refused
     /// when the team already made `max_wrong_per_minute` wrong attempts in the last minute.
     async fn submit_flag(&self, attempt: FlagAttempt) -> StoreResult<FlagOutcome>;
     /// Solves of a challenge, first first, each marked whether its team counts
     /// ([`Store::counted_teams`]).
     async fn solves(&self, challenge: ChallengeId) -> StoreResult<Vec<Solve>>;
+}
+
+/// Query budgets of the black-box API: spent in order, refunded on failure.
+#[async_trait]
+pub trait BudgetStore: Send + Sync + 'static {
     /// Spend queries for each request in order, in one transaction: `Ok(used
     /// after)` for a request that fits its budget, `Err(remaining)` (nothing spent
     /// for it) for one that does not. Concurrent calls never overspend.
@@ -340,6 +350,12 @@ pub trait Store: Send + Sync + 'static {
         team: TeamId,
         target: &str,
     ) -> StoreResult<i64>;
+}
+
+/// The matrix cells and what the boards read: the maintained standings, the
+/// best submissions by score, the board version.
+#[async_trait]
+pub trait BoardStore: Send + Sync + 'static {
     /// Add cells outside a job (matrix repair); duplicates are ignored.
     async fn insert_cells(
         &self,
@@ -354,9 +370,6 @@ pub trait Store: Send + Sync + 'static {
         challenge: ChallengeId,
         split: Split,
     ) -> StoreResult<Vec<Evaluation>>;
-
-    // Standings, maintained by the writes above (cells, completions, choices,
-    // team merges) so a board never rescans the matrix.
     /// Goes up with every write that changes what a board shows (cells, scores,
     /// choices, solves, who counts, challenges): a cached board older than it is stale.
     async fn board_version(&self) -> StoreResult<i64>;
@@ -389,6 +402,29 @@ pub trait Store: Send + Sync + 'static {
     /// Recompute every maintained standing from the submissions and cells (run
     /// once on a database whose standings were never built; a repair otherwise).
     async fn rebuild_standings(&self) -> StoreResult<()>;
+}
+
+/// Everything Riposte persists, one trait per concern; [`SqlStore`] (in the db
+/// crate) implements them all on SQLite and PostgreSQL, one conformance suite for
+/// both. Callers hold `Arc<dyn Store>` and bring the concerns they use into scope
+/// (`use riposte_core::store::prelude::*`).
+///
+/// [`SqlStore`]: https://docs.rs/riposte-db
+pub trait Store:
+    AccountStore + ChallengeStore + SubmissionStore + FlagStore + BudgetStore + BoardStore
+{
+}
+
+impl<T> Store for T where
+    T: AccountStore + ChallengeStore + SubmissionStore + FlagStore + BudgetStore + BoardStore
+{
+}
+
+/// The store's traits, to call any of its methods on a `dyn Store`.
+pub mod prelude {
+    pub use super::{
+        AccountStore, BoardStore, BudgetStore, ChallengeStore, FlagStore, Store, SubmissionStore,
+    };
 }
 
 pub type SubmissionId = i64;

@@ -13,6 +13,7 @@
 pub mod blobs;
 mod sql;
 mod standings;
+mod store;
 
 pub use sql::{Backend, SqlStore};
 pub mod testing;

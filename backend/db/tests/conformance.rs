@@ -2,13 +2,14 @@
 //! is set) on PostgreSQL: the same calls must give the same answers on both.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use riposte_core::store::prelude::*;
 use std::sync::Arc;
 
 use riposte_core::account::Role;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::store::{
-    ChallengeUpsert, FileRecord, FlagAttempt, NewSession, NewSubmission, QuerySpend, Store,
-    StoreError, Track, Upserted,
+    ChallengeUpsert, FileRecord, FlagAttempt, NewSession, NewSubmission, QuerySpend, StoreError,
+    Track, Upserted,
 };
 use riposte_db::SqlStore;
 use riposte_db::testing::TestDatabase;
@@ -196,6 +197,17 @@ conformance! {
         store.record_login_failure(alice.id, "10.0.0.2", 100_001).await.unwrap();
         assert_eq!(store.login_failures_since(alice.id, "10.0.0.2", 0).await.unwrap(), 1);
         assert_eq!(store.login_failures_since(alice.id, "10.0.0.1", 0).await.unwrap(), 1);
+    };
+
+    a_failed_statement_names_the_store_method => |store: Arc<SqlStore>| async move {
+        store.close().await; // every statement fails now
+        let e = store.list_users().await.unwrap_err();
+        assert!(matches!(e, StoreError::Backend(_)));
+        assert_eq!(e.to_string(), "Store::list_users failed");
+        let e = store.submission(1).await.unwrap_err();
+        assert_eq!(e.to_string(), "Store::submission failed");
+        let e = store.claim_job("w", 1, 2, 3).await.unwrap_err();
+        assert_eq!(e.to_string(), "starting a write transaction failed");
     };
 
     challenges_upsert_by_slug => |store: Arc<SqlStore>| async move {

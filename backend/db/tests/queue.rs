@@ -4,13 +4,14 @@
 //! backoff, dead jobs, and the daily limit under concurrent uploads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use riposte_core::store::prelude::*;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use riposte_core::account::Role;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::store::{
-    ChallengeId, ChallengeUpsert, Evaluation, JobCompletion, NewSubmission, Party, Split, Store,
+    ChallengeId, ChallengeUpsert, Evaluation, JobCompletion, NewSubmission, Party, Split,
     StoreError, Submission, SubmissionStatus, TeamId, Track, UserId,
 };
 use riposte_db::SqlStore;

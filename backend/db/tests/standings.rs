@@ -10,6 +10,7 @@
 //! submissions and the challenge's cells, and a rebuild from scratch must agree.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use riposte_core::store::prelude::*;
 use std::sync::Arc;
 
 use rand::rngs::StdRng;
@@ -18,7 +19,7 @@ use riposte_core::account::Role;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::leaderboard;
 use riposte_core::store::{
-    ChallengeId, ChallengeUpsert, Evaluation, JobCompletion, NewSubmission, Party, Split, Store,
+    ChallengeId, ChallengeUpsert, Evaluation, JobCompletion, NewSubmission, Party, Split,
     StoreError, Submission, SubmissionStatus, TeamId, Track, UserId,
 };
 use riposte_db::SqlStore;

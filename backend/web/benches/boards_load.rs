@@ -20,13 +20,13 @@
 
 mod common;
 
+use riposte_core::store::prelude::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use riposte_core::store::{
-    Evaluation, FlagAttempt, JobCompletion, NewSubmission, Party, Split, Store, SubmissionStatus,
-    Track,
+    Evaluation, FlagAttempt, JobCompletion, NewSubmission, Party, Split, SubmissionStatus, Track,
 };
 use riposte_db::SqlStore;
 use riposte_db::testing::TestDatabase;

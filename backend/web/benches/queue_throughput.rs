@@ -8,14 +8,15 @@
 //! Prints a table: total time, jobs/s and the mean latency of each call.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use riposte_core::store::prelude::*;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use riposte_core::account::Role;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::store::{
-    ChallengeUpsert, Evaluation, JobCompletion, NewSubmission, Party, Split, Store,
-    SubmissionStatus, Track,
+    ChallengeUpsert, Evaluation, JobCompletion, NewSubmission, Party, Split, SubmissionStatus,
+    Track,
 };
 use riposte_db::SqlStore;
 use riposte_db::testing::TestDatabase;

@@ -1,5 +1,6 @@
 //! The `riposte` command line.
 
+use riposte_core::store::prelude::*;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -235,7 +236,7 @@ async fn admin(cmd: AdminCommand, mut settings: Settings) -> anyhow::Result<i32>
         settings.data_dir = dir;
     }
     let (store, _) = startup::open_storage(&settings).await?;
-    use riposte_core::store::Store;
+
     match cmd {
         AdminCommand::CreateUser { username, role, .. } => {
             let name = Username::parse(&username).map_err(|e| anyhow::anyhow!(e))?;

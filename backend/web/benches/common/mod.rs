@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each benchmark uses its own part
 
+use riposte_core::store::prelude::*;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use riposte_core::account::Role;
-use riposte_core::store::Store;
 use riposte_db::SqlStore;
 
 pub fn workspace_root() -> PathBuf {

@@ -1,5 +1,5 @@
 use reqwest::StatusCode;
-use riposte_core::store::Store;
+use riposte_core::store::prelude::*;
 
 use crate::both_databases;
 use crate::helpers::{PASSWORD, element_text};

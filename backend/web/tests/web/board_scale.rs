@@ -4,9 +4,9 @@
 //! would complete their jobs), then read over HTTP.
 
 use reqwest::StatusCode;
+use riposte_core::store::prelude::*;
 use riposte_core::store::{
-    Evaluation, JobCompletion, NewSubmission, Party, Split, Store, SubmissionStatus, TeamId, Track,
-    UserId,
+    Evaluation, JobCompletion, NewSubmission, Party, Split, SubmissionStatus, TeamId, Track, UserId,
 };
 
 use crate::competition::spawn_competition;

@@ -1,10 +1,10 @@
 //! The competition loop end to end: uploads, the queue, sandboxed scoring,
 //! the all-vs-all matrix and leaderboards.
 
+use riposte_core::store::prelude::*;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use riposte_core::store::Store;
 use riposte_eval::tensor::{self, Tensor};
 use tract_onnx::prelude::*;
 
@@ -411,7 +411,7 @@ async fn uploads_are_refused_at_the_door_and_leave_nothing(db: Db) {
         "refused uploads leave no file behind"
     );
     let store = app.store().await;
-    use riposte_core::store::Store;
+
     assert_eq!(store.queue_depth().await.unwrap(), 0);
 
     // A 2 GB upload is refused from its Content-Length, before its body is read.
@@ -593,7 +593,6 @@ async fn matrix_repair_fills_cells_a_race_left_out(db: Db) {
         .as_i64()
         .unwrap();
 
-    use riposte_core::store::Store;
     let store = std::sync::Arc::new(app.store().await);
     let blobs = riposte_web::blobs::BlobDir::open(app.settings.data_dir.join("blobs")).unwrap();
     let worker = riposte_web::startup::evaluator(

@@ -1,4 +1,5 @@
 use reqwest::StatusCode;
+use riposte_core::store::prelude::*;
 
 use crate::both_databases;
 use crate::helpers::{Client, PASSWORD, json_error, workspace_root};
@@ -128,7 +129,7 @@ both_databases!(concurrent_correct_flags_make_one_solve, |app| {
     for r in results {
         assert_eq!(r.status(), StatusCode::OK);
     }
-    use riposte_core::store::Store;
+
     let store = app.store().await;
     let id = store.challenge("fine-print").await.unwrap().unwrap().id;
     assert_eq!(store.solves(id).await.unwrap().len(), 1);

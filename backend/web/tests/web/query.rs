@@ -2,6 +2,7 @@
 //! defenses of other teams (never your own), bad input.
 
 use reqwest::StatusCode;
+use riposte_core::store::prelude::*;
 use riposte_eval::tensor;
 
 use crate::competition::{spawn_competition, upload, wait_final};
@@ -150,7 +151,7 @@ async fn probabilities_match_the_model_and_the_budget_is_counted(db: Db) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // refused requests cost nothing
-    use riposte_core::store::Store;
+
     let store = app.store().await;
     let challenge = store.challenge("mnist-evasion").await.unwrap().unwrap().id;
     let team = store

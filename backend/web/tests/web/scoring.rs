@@ -3,7 +3,7 @@
 //! event score.
 
 use reqwest::StatusCode;
-use riposte_core::store::Store;
+use riposte_core::store::prelude::*;
 use riposte_eval::tensor::{self, Tensor};
 
 use crate::competition::{

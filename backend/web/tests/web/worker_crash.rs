@@ -4,12 +4,13 @@
 //! stopped with SIGTERM mid-job puts the job back without spending an attempt, and
 //! a scorer that panics fails its one job, not the worker.
 
+use riposte_core::store::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use riposte_core::store::{Party, Split, Store};
+use riposte_core::store::{Party, Split};
 use sqlx::Row;
 
 use crate::both_databases;

@@ -1,0 +1,501 @@
+//! [`SubmissionStore`] on SQL: uploads and the job queue (claim with `SKIP
+//! LOCKED` on PostgreSQL, leases, fenced completion).
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use riposte_core::store::{
+    ChallengeId, ClaimedJob, IdenticalAttacks, JobCompletion, JobId, NewSubmission, StoreError,
+    StoreResult, Submission, SubmissionId, SubmissionStatus, SubmissionStore, TeamId, Track,
+};
+use sqlx::Row;
+
+use crate::sql::*;
+use crate::standings;
+
+#[async_trait]
+impl SubmissionStore for SqlStore {
+    #[tracing::instrument(skip_all, fields(team = new.team_id, track = new.track.as_str()))]
+    async fn create_submission(&self, new: NewSubmission<'_>) -> StoreResult<Submission> {
+        let mut tx = self.begin_write().await?;
+        // Two uploads racing for the last slot of the day cannot both pass.
+        self.lock_team(&mut tx, new.team_id).await?;
+        let used: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM submissions WHERE team_id = $1 AND challenge_id = $2 AND track = $3 AND created_at >= $4",
+        )
+        .bind(new.team_id)
+        .bind(new.challenge_id)
+        .bind(new.track.as_str())
+        .bind(new.limit_since)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(failed("create_submission"))?;
+        if used >= new.limit {
+            return Err(StoreError::Refused(format!(
+                "your team has used its {} {} submissions of the last 24 hours",
+                new.limit,
+                new.track.as_str()
+            )));
+        }
+        let row = sqlx::query(
+            "INSERT INTO submissions (challenge_id, team_id, user_id, track, blob_sha256, filename, size, status, message, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', '', $8) RETURNING id",
+        )
+        .bind(new.challenge_id)
+        .bind(new.team_id)
+        .bind(new.user_id)
+        .bind(new.track.as_str())
+        .bind(new.blob_sha256)
+        .bind(new.filename)
+        .bind(new.size)
+        .bind(new.now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(failed("create_submission"))?;
+        let id: i64 = row.try_get("id").map_err(failed("create_submission"))?;
+        sqlx::query("INSERT INTO jobs (submission_id, state, attempts, run_after, created_at) VALUES ($1, 'queued', 0, $2, $2)")
+            .bind(id)
+            .bind(new.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed("create_submission"))?;
+        tx.commit().await.map_err(failed("create_submission"))?;
+        self.submission(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn submission(&self, id: SubmissionId) -> StoreResult<Option<Submission>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed("submission"))?;
+        row.as_ref().map(submission_from).transpose()
+    }
+
+    async fn team_submissions(
+        &self,
+        team: TeamId,
+        challenge: ChallengeId,
+    ) -> StoreResult<Vec<Submission>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.team_id = $1 AND s.challenge_id = $2 ORDER BY s.id DESC"
+        )))
+        .bind(team)
+        .bind(challenge)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed("team_submissions"))?;
+        rows.iter().map(submission_from).collect()
+    }
+
+    async fn submission_blobs(&self) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar("SELECT DISTINCT blob_sha256 FROM submissions")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed("submission_blobs"))
+    }
+
+    async fn count_submissions_since(
+        &self,
+        team: TeamId,
+        challenge: ChallengeId,
+        track: Track,
+        since: i64,
+    ) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM submissions WHERE team_id = $1 AND challenge_id = $2 AND track = $3 AND created_at >= $4",
+        )
+        .bind(team)
+        .bind(challenge)
+        .bind(track.as_str())
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(failed("count_submissions_since"))
+    }
+
+    async fn challenge_submissions(
+        &self,
+        challenge: ChallengeId,
+        track: Track,
+        status: SubmissionStatus,
+    ) -> StoreResult<Vec<Submission>> {
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.challenge_id = $1 AND s.track = $2 AND s.status = $3 ORDER BY s.id"
+        )))
+        .bind(challenge)
+        .bind(track.as_str())
+        .bind(status.as_str())
+        .fetch(&self.pool);
+        let mut submissions = Vec::new();
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(failed("challenge_submissions"))?
+        {
+            submissions.push(submission_from(&row)?);
+        }
+        Ok(submissions)
+    }
+
+    async fn live_defense_with_sha256(
+        &self,
+        challenge: ChallengeId,
+        sha256: &str,
+    ) -> StoreResult<Option<Submission>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE s.challenge_id = $1 AND s.track = $2 \
+             AND s.blob_sha256 = $3 AND s.status IN ($4, $5, $6) ORDER BY s.id LIMIT 1"
+        )))
+        .bind(challenge)
+        .bind(Track::Defense.as_str())
+        .bind(sha256)
+        .bind(SubmissionStatus::Queued.as_str())
+        .bind(SubmissionStatus::Running.as_str())
+        .bind(SubmissionStatus::Scored.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed("live_defense_with_sha256"))?;
+        row.as_ref().map(submission_from).transpose()
+    }
+
+    async fn identical_attacks(&self) -> StoreResult<Vec<IdenticalAttacks>> {
+        let rows = sqlx::query(
+            "SELECT s.challenge_id, s.blob_sha256, s.id, s.team_id FROM submissions s \
+             JOIN (SELECT challenge_id, blob_sha256 FROM submissions WHERE track = $1 \
+                   GROUP BY challenge_id, blob_sha256 HAVING COUNT(DISTINCT team_id) > 1) d \
+             ON d.challenge_id = s.challenge_id AND d.blob_sha256 = s.blob_sha256 \
+             WHERE s.track = $1 ORDER BY s.challenge_id, s.blob_sha256, s.id",
+        )
+        .bind(Track::Attack.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed("identical_attacks"))?;
+        let mut groups: Vec<IdenticalAttacks> = Vec::new();
+        for row in &rows {
+            let challenge_id: ChallengeId = row
+                .try_get("challenge_id")
+                .map_err(failed("identical_attacks"))?;
+            let sha256: String = row
+                .try_get("blob_sha256")
+                .map_err(failed("identical_attacks"))?;
+            let entry = (
+                row.try_get("id").map_err(failed("identical_attacks"))?,
+                row.try_get("team_id")
+                    .map_err(failed("identical_attacks"))?,
+            );
+            match groups.last_mut() {
+                Some(g) if g.challenge_id == challenge_id && g.sha256 == sha256 => {
+                    g.submissions.push(entry)
+                }
+                _ => groups.push(IdenticalAttacks {
+                    challenge_id,
+                    sha256,
+                    submissions: vec![entry],
+                }),
+            }
+        }
+        Ok(groups)
+    }
+
+    #[tracing::instrument(skip_all, fields(owner))]
+    async fn claim_job(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        max_attempts: i64,
+    ) -> StoreResult<Option<ClaimedJob>> {
+        // One statement claims the row: PostgreSQL skips rows other workers hold,
+        // SQLite's single writer makes the sub-select and update atomic.
+        let skip_locked = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM jobs \
+                         WHERE (state = 'queued' AND run_after <= $3) \
+                            OR (state = 'running' AND lease_expires_at < $3 AND attempts < $4) \
+                         ORDER BY id LIMIT 1{skip_locked}) \
+             RETURNING id, submission_id, attempts"
+        );
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(max_attempts)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(failed("claim_job"))?;
+        let Some(row) = row else {
+            tx.commit().await.map_err(failed("claim_job"))?;
+            return Ok(None);
+        };
+        let id: i64 = row.try_get("id").map_err(failed("claim_job"))?;
+        let submission_id: i64 = row.try_get("submission_id").map_err(failed("claim_job"))?;
+        let attempts: i64 = row.try_get("attempts").map_err(failed("claim_job"))?;
+        sqlx::query("UPDATE submissions SET status = 'running' WHERE id = $1 AND status IN ('queued', 'running')")
+            .bind(submission_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed("claim_job"))?;
+        tx.commit().await.map_err(failed("claim_job"))?;
+        let submission = self
+            .submission(submission_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(Some(ClaimedJob {
+            id,
+            submission,
+            attempts,
+        }))
+    }
+
+    async fn heartbeat(&self, job: JobId, owner: &str, lease_until: i64) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'running'")
+            .bind(lease_until)
+            .bind(job)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(failed("heartbeat"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, fields(job = done.job, status = done.status.as_str()))]
+    async fn complete_job(&self, done: JobCompletion<'_>) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let fenced = sqlx::query(
+            "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+        )
+        .bind(done.job)
+        .bind(done.owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("complete_job"))?;
+        if fenced.rows_affected() != 1 {
+            return Err(StoreError::Refused(format!(
+                "job {} is no longer leased to {}",
+                done.job, done.owner
+            )));
+        }
+        standings::bump(&mut tx).await?;
+        let mut touched = BTreeSet::new();
+        insert_cells(
+            &mut tx,
+            done.challenge_id,
+            done.cells,
+            done.now,
+            &mut touched,
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE submissions SET status = $1, message = $2, gate_accuracy = $3, finished_at = $4, details = $5, queries_used = $7 WHERE id = $6",
+        )
+        .bind(done.status.as_str())
+        .bind(done.message)
+        .bind(done.gate_accuracy)
+        .bind(done.now)
+        .bind(done.details.to_json())
+        .bind(done.submission)
+        .bind(done.queries_used)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed("complete_job"))?;
+        touched.insert(done.submission);
+        standings::refresh_submissions(&mut tx, &touched).await?;
+        tx.commit().await.map_err(failed("complete_job"))
+    }
+
+    async fn fail_job(
+        &self,
+        job: JobId,
+        owner: &str,
+        error: &str,
+        now: i64,
+        max_attempts: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT attempts, submission_id FROM jobs WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+        )
+        .bind(job)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed("fail_job"))?;
+        let Some(row) = row else {
+            return Err(StoreError::Refused(format!(
+                "job {job} is no longer leased to {owner}"
+            )));
+        };
+        let attempts: i64 = row.try_get("attempts").map_err(failed("fail_job"))?;
+        let submission: i64 = row.try_get("submission_id").map_err(failed("fail_job"))?;
+        if attempts >= max_attempts {
+            sqlx::query("UPDATE jobs SET state = 'failed', lease_owner = NULL, last_error = $1 WHERE id = $2")
+                .bind(error)
+                .bind(job)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed("fail_job"))?;
+            sqlx::query("UPDATE submissions SET status = 'failed', message = $1, finished_at = $2 WHERE id = $3")
+                .bind(format!("evaluation failed after {attempts} attempts: {error}"))
+                .bind(now)
+                .bind(submission)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed("fail_job"))?;
+        } else {
+            // Exponential backoff: 2, 4, 8... seconds.
+            let backoff = 1_i64 << attempts.clamp(1, 10);
+            sqlx::query(
+                "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, last_error = $1, run_after = $2 WHERE id = $3",
+            )
+            .bind(error)
+            .bind(now + backoff)
+            .bind(job)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed("fail_job"))?;
+            sqlx::query("UPDATE submissions SET status = 'queued' WHERE id = $1")
+                .bind(submission)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed("fail_job"))?;
+        }
+        tx.commit().await.map_err(failed("fail_job"))
+    }
+
+    async fn release_job(&self, job: JobId, owner: &str, now: i64) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let released = sqlx::query(
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, run_after = $1 \
+             WHERE id = $2 AND lease_owner = $3 AND state = 'running' RETURNING submission_id",
+        )
+        .bind(now)
+        .bind(job)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(failed("release_job"))?;
+        let Some(row) = released else {
+            return Err(StoreError::Refused(format!(
+                "job {job} is no longer leased to {owner}"
+            )));
+        };
+        let submission: i64 = row
+            .try_get("submission_id")
+            .map_err(failed("release_job"))?;
+        sqlx::query(
+            "UPDATE submissions SET status = 'queued' WHERE id = $1 AND status = 'running'",
+        )
+        .bind(submission)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("release_job"))?;
+        tx.commit().await.map_err(failed("release_job"))
+    }
+
+    async fn expire_dead_jobs(&self, now: i64, max_attempts: i64) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        // An earlier attempt's error (a model host that kept failing, say) is kept:
+        // it, not the last stop, is usually the reason worth reporting.
+        let dead = sqlx::query(
+            "UPDATE jobs SET state = 'failed', lease_owner = NULL, \
+             last_error = COALESCE(last_error, 'the evaluator stopped while holding the job') \
+             WHERE state = 'running' AND lease_expires_at < $1 AND attempts >= $2 \
+             RETURNING submission_id, attempts, last_error",
+        )
+        .bind(now)
+        .bind(max_attempts)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(failed("expire_dead_jobs"))?;
+        for row in &dead {
+            let submission: i64 = row
+                .try_get("submission_id")
+                .map_err(failed("expire_dead_jobs"))?;
+            let attempts: i64 = row
+                .try_get("attempts")
+                .map_err(failed("expire_dead_jobs"))?;
+            let last_error: Option<String> = row
+                .try_get("last_error")
+                .map_err(failed("expire_dead_jobs"))?;
+            let message = match last_error.as_deref() {
+                Some(error) if error != "the evaluator stopped while holding the job" => format!(
+                    "evaluation failed after {attempts} attempts: the evaluator stopped during the last one; the one before failed: {error}"
+                ),
+                _ => format!(
+                    "evaluation failed: the evaluator stopped {attempts} times while scoring this file"
+                ),
+            };
+            sqlx::query("UPDATE submissions SET status = 'failed', message = $1, finished_at = $2 WHERE id = $3")
+                .bind(message)
+                .bind(now)
+                .bind(submission)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed("expire_dead_jobs"))?;
+        }
+        tx.commit().await.map_err(failed("expire_dead_jobs"))?;
+        Ok(dead.len() as u64)
+    }
+
+    async fn queue_depth(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed("queue_depth"))
+    }
+
+    async fn choose_submission(
+        &self,
+        team: TeamId,
+        challenge: ChallengeId,
+        track: Track,
+        submission: Option<SubmissionId>,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        standings::bump(&mut tx).await?;
+        if let Some(id) = submission {
+            let ok: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM submissions WHERE id = $1 AND team_id = $2 AND challenge_id = $3 AND track = $4 AND status = 'scored'",
+            )
+            .bind(id)
+            .bind(team)
+            .bind(challenge)
+            .bind(track.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failed("choose_submission"))?;
+            if ok == 0 {
+                return Err(StoreError::Refused(
+                    "only a scored submission of your team can be chosen".to_owned(),
+                ));
+            }
+        }
+        sqlx::query("UPDATE submissions SET chosen = 0 WHERE team_id = $1 AND challenge_id = $2 AND track = $3")
+            .bind(team)
+            .bind(challenge)
+            .bind(track.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed("choose_submission"))?;
+        if let Some(id) = submission {
+            sqlx::query("UPDATE submissions SET chosen = 1 WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(failed("choose_submission"))?;
+        }
+        standings::refresh_group(&mut tx, challenge, track, team).await?;
+        tx.commit().await.map_err(failed("choose_submission"))
+    }
+}
