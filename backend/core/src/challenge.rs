@@ -691,7 +691,12 @@ impl Bundle {
     }
 }
 
-fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
+/// The catalog fields: slug (matching the folder), title, kind, difficulty, tags,
+/// summary and points. Returns the trimmed title and what parsed.
+fn check_catalog(
+    check: &mut Checker<'_>,
+    raw: &RawSpec,
+) -> (String, Option<ChallengeKind>, Option<Difficulty>) {
     if let Err(e) = ChallengeSlug::parse(&raw.slug) {
         check.problem("slug", e);
     }
@@ -741,7 +746,11 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
             format!("{} is out of range: expected 0 to 100000", raw.points),
         );
     }
+    (title, kind, difficulty)
+}
 
+fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
+    let (title, kind, difficulty) = check_catalog(check, &raw);
     let task = raw.task.and_then(|t| check_task(check, t));
     let threat = check_threat(check, raw.threat);
 

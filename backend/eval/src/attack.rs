@@ -143,6 +143,8 @@ impl SquareAttack {
     }
 
     /// Attacks `y.len()` examples `x` (laid out per `spec`) untargeted.
+    // Long on purpose: one iteration of Square Attack (Andriushchenko et al.,
+    // Algorithm 1) per loop turn, kept whole so it can be read against the paper.
     pub async fn run<M: Model>(
         &self,
         model: &mut M,

@@ -492,6 +492,8 @@ struct DefenseReport {
     mean_queries: f64,
 }
 
+// Long on purpose: the CLI's defense report, the same steps as the worker's
+// gate and reference attack, printed as it goes.
 async fn eval_defense(
     args: &EvalArgs,
     model_path: &Path,

@@ -125,71 +125,68 @@ impl Evaluator {
             }
         };
         heartbeat.abort();
+        self.finish(&job, outcome).await
+    }
+
+    /// Write what became of a claimed job: its scores, a failure (a panic fails it
+    /// for good, an error gives the attempt back), or its release when the worker
+    /// stopped before it finished. A worker that lost the lease writes nothing.
+    async fn finish(
+        &self,
+        job: &ClaimedJob,
+        outcome: Option<std::thread::Result<anyhow::Result<Scored>>>,
+    ) -> anyhow::Result<StepOutcome> {
         let now = self.clock.now();
-        let result = match outcome {
-            Some(Ok(result)) => result,
+        let submission = job.submission.id;
+        let written = match outcome {
+            Some(Ok(Ok(scored))) => {
+                let done = JobCompletion {
+                    job: job.id,
+                    owner: &self.owner,
+                    challenge_id: job.submission.challenge_id,
+                    submission,
+                    status: scored.status,
+                    message: &scored.message,
+                    gate_accuracy: scored.gate_accuracy,
+                    details: &scored.details,
+                    cells: &scored.cells,
+                    queries_used: scored.queries_used,
+                    now,
+                };
+                let written = self.store.complete_job(done).await;
+                written.map(|()| StepOutcome::Finished(submission, scored.status))
+            }
+            Some(Ok(Err(e))) => {
+                let reason = format!("{e:#}");
+                tracing::warn!(submission, error = %reason, "scoring failed");
+                self.store
+                    .fail_job(job.id, &self.owner, &reason, now, MAX_ATTEMPTS)
+                    .await
+                    .map(|()| StepOutcome::GaveBack(submission, reason))
+            }
             Some(Err(payload)) => {
                 let reason = format!(
                     "internal error: the scorer panicked ({}); this is a bug in Riposte, not in the file",
                     panic_message(payload.as_ref())
                 );
                 tracing::error!(submission, error = %reason, "scoring panicked");
-                return match self
-                    .store
+                self.store
                     .fail_job(job.id, &self.owner, &reason, now, job.attempts)
                     .await
-                {
-                    Ok(()) => Ok(StepOutcome::GaveBack(submission, reason)),
-                    Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
-                    Err(e) => Err(e.into()),
-                };
+                    .map(|()| StepOutcome::GaveBack(submission, reason))
             }
             None => {
                 tracing::info!(submission, "stopping: job released to the queue");
-                return match self.store.release_job(job.id, &self.owner, now).await {
-                    Ok(()) => Ok(StepOutcome::Released(submission)),
-                    Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
-                    Err(e) => Err(e.into()),
-                };
+                self.store
+                    .release_job(job.id, &self.owner, now)
+                    .await
+                    .map(|()| StepOutcome::Released(submission))
             }
         };
-        match result {
-            Ok(scored) => {
-                let done = self
-                    .store
-                    .complete_job(JobCompletion {
-                        job: job.id,
-                        owner: &self.owner,
-                        challenge_id: job.submission.challenge_id,
-                        submission,
-                        status: scored.status,
-                        message: &scored.message,
-                        gate_accuracy: scored.gate_accuracy,
-                        details: &scored.details,
-                        cells: &scored.cells,
-                        queries_used: scored.queries_used,
-                        now,
-                    })
-                    .await;
-                match done {
-                    Ok(()) => Ok(StepOutcome::Finished(submission, scored.status)),
-                    Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
-                    Err(e) => Err(e.into()),
-                }
-            }
-            Err(e) => {
-                let reason = format!("{e:#}");
-                tracing::warn!(submission, error = %reason, "scoring failed");
-                match self
-                    .store
-                    .fail_job(job.id, &self.owner, &reason, now, MAX_ATTEMPTS)
-                    .await
-                {
-                    Ok(()) => Ok(StepOutcome::GaveBack(submission, reason)),
-                    Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
-                    Err(e) => Err(e.into()),
-                }
-            }
+        match written {
+            Ok(outcome) => Ok(outcome),
+            Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -309,54 +309,12 @@ impl Batcher {
         }
     }
 
+    /// Pay for a batch, run what was paid for in one model call, and answer each
+    /// request (a failed call refunds what it charged).
     async fn answer(&self, batch: Vec<Pending>) {
-        // Pay first, in arrival order: a request over its budget is refused
-        // without running and without spending.
-        let charged: Vec<usize> = (0..batch.len())
-            .filter(|&i| batch[i].spend.charge > 0)
-            .collect();
-        let spends: Vec<QuerySpend<'_>> = charged
-            .iter()
-            .map(|&i| {
-                let s = &batch[i].spend;
-                QuerySpend {
-                    challenge: s.challenge,
-                    team: s.team,
-                    target: &s.target,
-                    n: s.charge,
-                    budget: s.budget,
-                }
-            })
-            .collect();
-        let paid = match self.store.spend_queries(&spends).await {
-            Ok(paid) => paid,
-            Err(e) => {
-                let message = format!("spending queries: {e}");
-                for p in batch {
-                    let _ = p.reply.send(Err(QueryFailure::Internal(message.clone())));
-                }
-                return;
-            }
-        };
-        drop(spends);
-        let mut used: Vec<Option<Result<i64, i64>>> = vec![None; batch.len()];
-        for (&i, result) in charged.iter().zip(paid) {
-            used[i] = Some(result);
-        }
-        let mut run = Vec::new();
-        for (p, paid) in batch.into_iter().zip(used) {
-            match paid {
-                Some(Err(remaining)) => {
-                    let _ = p.reply.send(Err(QueryFailure::Budget { remaining }));
-                }
-                Some(Ok(after)) => run.push((p, Some(after))),
-                // a later step of a completion: nothing to pay
-                None => run.push((p, None)),
-            }
-        }
-        if run.is_empty() {
+        let Some(mut run) = self.pay(batch).await else {
             return;
-        }
+        };
         let total: usize = run.iter().map(|(p, _)| p.n).sum();
         let inputs: Vec<f32> = if run.len() == 1 {
             std::mem::take(&mut run[0].0.inputs)
@@ -404,6 +362,54 @@ impl Batcher {
                 }
             }
         }
+    }
+    /// Pay for a batch, in arrival order: a request over its budget is refused
+    /// (answered at once) without running and without spending. Returns the
+    /// requests to run with the queries used after each, `None` when nothing runs.
+    async fn pay(&self, batch: Vec<Pending>) -> Option<Vec<(Pending, Option<i64>)>> {
+        let charged: Vec<usize> = (0..batch.len())
+            .filter(|&i| batch[i].spend.charge > 0)
+            .collect();
+        let spends: Vec<QuerySpend<'_>> = charged
+            .iter()
+            .map(|&i| {
+                let s = &batch[i].spend;
+                QuerySpend {
+                    challenge: s.challenge,
+                    team: s.team,
+                    target: &s.target,
+                    n: s.charge,
+                    budget: s.budget,
+                }
+            })
+            .collect();
+        let paid = match self.store.spend_queries(&spends).await {
+            Ok(paid) => paid,
+            Err(e) => {
+                let message = format!("spending queries: {e}");
+                for p in batch {
+                    let _ = p.reply.send(Err(QueryFailure::Internal(message.clone())));
+                }
+                return None;
+            }
+        };
+        drop(spends);
+        let mut used: Vec<Option<Result<i64, i64>>> = vec![None; batch.len()];
+        for (&i, result) in charged.iter().zip(paid) {
+            used[i] = Some(result);
+        }
+        let mut run = Vec::new();
+        for (p, paid) in batch.into_iter().zip(used) {
+            match paid {
+                Some(Err(remaining)) => {
+                    let _ = p.reply.send(Err(QueryFailure::Budget { remaining }));
+                }
+                Some(Ok(after)) => run.push((p, Some(after))),
+                // a later step of a completion: nothing to pay
+                None => run.push((p, None)),
+            }
+        }
+        (!run.is_empty()).then_some(run)
     }
 }
 

@@ -326,6 +326,8 @@ const PALETTE: [&str; 10] = [
 
 /// Draw score-over-time, one `<polyline>` per series (and no other polyline), from
 /// `start` to `end` (Unix seconds). `label` formats a time for the axis.
+// Long on purpose: one SVG drawn element by element (axes, ticks, series,
+// legend); its parts share every scale.
 pub fn line_chart(
     series: &[Series],
     start: i64,

@@ -192,6 +192,9 @@ pub struct ModelHost {
 impl ModelHost {
     /// Starts a host with `command`, sends it `model` and waits until it is locked
     /// down and ready (or reports why the model did not load).
+    // Long on purpose: start, send the config and the model, wait for the
+    // ready line, or reap and classify the death: one sequence, each step's
+    // failure handled where it happens.
     #[tracing::instrument(skip_all, fields(model_bytes = model.len()))]
     pub async fn spawn(
         command: &HostCommand,

@@ -48,6 +48,8 @@ const CPU_SLACK: Duration = Duration::from_secs(1);
 /// The reason a host died, phrased for whoever will read it. Model-caused deaths
 /// give errors whose [`HostError::is_model_fault`] is true; every other death gives
 /// [`HostError::Lost`].
+// Long on purpose: one decision table of how a host can die; every case and
+// its precedence are visible together.
 pub(crate) fn classify(death: &Death<'_>, limits: &HostLimits) -> HostError {
     let out_of_memory = death.stderr.contains("memory allocation of")
         || death.stderr.contains("failed to allocate");

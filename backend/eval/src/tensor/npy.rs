@@ -304,6 +304,7 @@ impl LiteralParser<'_> {
         }
     }
 
+    // Long on purpose: one arm per token of the header's literal grammar.
     fn value(&mut self, depth: usize) -> Result<Literal, TensorError> {
         if depth > MAX_LITERAL_DEPTH {
             return Err(malformed("the header nests brackets too deeply"));

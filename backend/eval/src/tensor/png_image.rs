@@ -38,6 +38,8 @@ fn describe_pixel_limit(max_pixels: u64) -> String {
 /// Decodes a PNG into a `[C, H, W]` tensor with values in [0, 1]: `C` is 1 for
 /// grayscale images and 3 for colour ones. An alpha channel is accepted only
 /// when every pixel is fully opaque, and then dropped.
+// Long on purpose: the hostile-file checks run in the order the decoder allows
+// them (header, limits, frame, alpha), before anything is allocated.
 pub fn read_png(bytes: &[u8], limits: &Limits) -> Result<Tensor, TensorError> {
     check_file_size(bytes, limits)?;
     // the decoder's own allocations (row buffers, text chunks) stay bounded too

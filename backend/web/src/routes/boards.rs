@@ -99,6 +99,8 @@ pub struct MatrixInput<'a> {
 /// Lay out the matrix: rows are the scored attacks (best first, as
 /// `team #id`) then the reference attacks; columns the organizer targets then the
 /// accepted defenses (best first). Cells are the counts on `split`.
+// Long on purpose: rows, columns, the drawn cells and the caption share the
+// one layout; split, each part would take the whole input again.
 pub fn matrix(input: &MatrixInput<'_>) -> svg::Heatmap {
     let (max_rows, max_columns) = input.size;
     let label = |s: &Submission| {

@@ -506,29 +506,9 @@ async fn challenge(
         .await?
         .ok_or_else(PageError::not_found)?;
     let spec: ChallengeSpec = record.spec.clone();
+    let team = visitor.user().and_then(|u| u.team_id);
     let flag = match &spec.flag {
-        Some(flag) => {
-            let all = state.store.solves(record.id).await?;
-            let my_team = visitor.user().and_then(|u| u.team_id);
-            let solved = my_team.is_some_and(|t| all.iter().any(|s| s.team_id == t));
-            // Only counted solves lower the value and make first blood (as the scoreboard).
-            let standing = riposte_core::leaderboard::FlagStanding::new(&record.slug, flag, &all);
-            let first_blood = match standing.solvers.first() {
-                Some(&(team, _)) => state.store.team(team).await?.map(|t| t.name),
-                None => None,
-            };
-            Some(FlagPanel {
-                value: standing.value(),
-                solved,
-                solves: standing.solvers.len(),
-                first_blood,
-                notice: match query.flag.as_str() {
-                    "correct" => Some(("ok", "Correct! The flag is yours.")),
-                    "wrong" => Some(("error", "That is not the flag.")),
-                    _ => None,
-                },
-            })
-        }
+        Some(flag) => Some(flag_panel(&state, &record, flag, team, &query.flag).await?),
         None => None,
     };
     let mine = match visitor.user().and_then(|u| u.team_id) {
@@ -536,46 +516,7 @@ async fn challenge(
         None => Vec::new(),
     };
     let query_panel = match &spec.query {
-        Some(q) => {
-            let team = visitor.user().and_then(|u| u.team_id);
-            let budget = i64::try_from(q.budget).unwrap_or(i64::MAX);
-            let mut targets = Vec::new();
-            for name in &q.targets {
-                let left = match team {
-                    Some(team) => Some(
-                        budget
-                            - state
-                                .store
-                                .queries_used(
-                                    record.id,
-                                    team,
-                                    &Party::Organizer(name.clone()).key(),
-                                )
-                                .await?,
-                    ),
-                    None => None,
-                };
-                targets.push((name.clone(), left));
-            }
-            let info = req.connection_info();
-            let base = format!("{}://{}", info.scheme(), info.host());
-            let first = q.targets.first().map_or("defense:<id>", String::as_str);
-            let (curl, python) = query_panel_snippets(&base, &spec, first);
-            Some(QueryPanel {
-                output: match q.output {
-                    OutputMode::Label => "the predicted label",
-                    OutputMode::Top1 => "the predicted label and its probability",
-                    OutputMode::Probabilities => "every class probability",
-                    OutputMode::Completion => "the model's greedy completion of your prompt",
-                },
-                budget: q.budget,
-                max_batch: q.max_batch,
-                targets,
-                defenses: q.defenses,
-                curl,
-                python,
-            })
-        }
+        Some(q) => Some(query_panel(&state, &req, &record, &spec, q, team).await?),
         None => None,
     };
     let page = ChallengePage {
@@ -589,6 +530,80 @@ async fn challenge(
         c: record,
     };
     render(StatusCode::OK, &page)
+}
+
+/// The flag panel: the current value, solves, first blood, the team's solve and
+/// the notice after an attempt (`?flag=correct|wrong`).
+async fn flag_panel(
+    state: &AppState,
+    record: &ChallengeRecord,
+    flag: &riposte_core::challenge::FlagSpec,
+    team: Option<riposte_core::store::TeamId>,
+    notice: &str,
+) -> Result<FlagPanel, PageError> {
+    let all = state.store.solves(record.id).await?;
+    let solved = team.is_some_and(|t| all.iter().any(|s| s.team_id == t));
+    // Only counted solves lower the value and make first blood (as the scoreboard).
+    let standing = riposte_core::leaderboard::FlagStanding::new(&record.slug, flag, &all);
+    let first_blood = match standing.solvers.first() {
+        Some(&(team, _)) => state.store.team(team).await?.map(|t| t.name),
+        None => None,
+    };
+    Ok(FlagPanel {
+        value: standing.value(),
+        solved,
+        solves: standing.solvers.len(),
+        first_blood,
+        notice: match notice {
+            "correct" => Some(("ok", "Correct! The flag is yours.")),
+            "wrong" => Some(("error", "That is not the flag.")),
+            _ => None,
+        },
+    })
+}
+
+/// The query panel: the answer's form, the budget left per target, and snippets.
+async fn query_panel(
+    state: &AppState,
+    req: &HttpRequest,
+    record: &ChallengeRecord,
+    spec: &ChallengeSpec,
+    q: &riposte_core::challenge::QuerySpec,
+    team: Option<riposte_core::store::TeamId>,
+) -> Result<QueryPanel, PageError> {
+    let budget = i64::try_from(q.budget).unwrap_or(i64::MAX);
+    let mut targets = Vec::new();
+    for name in &q.targets {
+        let left = match team {
+            Some(team) => Some(
+                budget
+                    - state
+                        .store
+                        .queries_used(record.id, team, &Party::Organizer(name.clone()).key())
+                        .await?,
+            ),
+            None => None,
+        };
+        targets.push((name.clone(), left));
+    }
+    let info = req.connection_info();
+    let base = format!("{}://{}", info.scheme(), info.host());
+    let first = q.targets.first().map_or("defense:<id>", String::as_str);
+    let (curl, python) = query_panel_snippets(&base, spec, first);
+    Ok(QueryPanel {
+        output: match q.output {
+            OutputMode::Label => "the predicted label",
+            OutputMode::Top1 => "the predicted label and its probability",
+            OutputMode::Probabilities => "every class probability",
+            OutputMode::Completion => "the model's greedy completion of your prompt",
+        },
+        budget: q.budget,
+        max_batch: q.max_batch,
+        targets,
+        defenses: q.defenses,
+        curl,
+        python,
+    })
 }
 
 pub struct TokenRow {

@@ -439,50 +439,7 @@ async fn query(
         )
         .await;
     }
-    let (inputs, n, asked) = if content_type.starts_with("application/x-npy") {
-        // No more values than a full batch: the reader refuses larger arrays
-        // from their header, before it allocates.
-        let limits = riposte_eval::tensor::Limits {
-            max_elements: query.max_batch.saturating_mul(task.example_len()),
-            ..Default::default()
-        };
-        let tensor =
-            riposte_eval::tensor::read_tensor(&body, Some("query.npy"), &limits).map_err(|e| {
-                ApiError::invalid(format!(
-                    "{e}: a query holds 1 to {} examples of shape {:?}",
-                    query.max_batch, task.input_shape
-                ))
-            })?;
-        riposte_eval::tensor::validate_examples(&tensor, task)
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
-        let n = tensor.num_examples();
-        (tensor.data, n, params.target.clone())
-    } else if content_type.starts_with("application/json") {
-        let parsed = QueryBounds {
-            max_examples: query.max_batch,
-            example_len: task.example_len(),
-        }
-        .read(&body)
-        .map_err(ApiError::invalid)?;
-        let (data, n) = (parsed.data, parsed.n);
-        let mut shape = vec![n];
-        shape.extend(&task.input_shape);
-        let tensor = riposte_eval::tensor::Tensor::new(shape, data)
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
-        riposte_eval::tensor::validate_examples(&tensor, task)
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
-        (
-            tensor.data,
-            n,
-            parsed.target.or_else(|| params.target.clone()),
-        )
-    } else {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send application/json ({\"inputs\": [...]}) or application/x-npy",
-        ));
-    };
+    let (inputs, n, asked) = read_inputs(content_type, &body, query, task, &params)?;
     if n == 0 || n > query.max_batch {
         return Err(ApiError::invalid(format!(
             "{n} examples in one request: expected 1 to {}",
@@ -512,21 +469,68 @@ async fn query(
         .json(body))
 }
 
-/// A text model's greedy continuation of a prompt: one query per completion.
-#[allow(clippy::too_many_arguments)]
-async fn complete(
-    state: &AppState,
-    challenge: &Resolved,
-    query: &QuerySpec,
-    task: &TaskSpec,
-    team: i64,
+/// A query's inputs from its body (`.npy` or JSON), checked against the task;
+/// returns the values, the number of examples and the target asked for.
+fn read_inputs(
     content_type: &str,
     body: &[u8],
+    query: &QuerySpec,
+    task: &TaskSpec,
     params: &QueryParams,
-) -> Result<HttpResponse, ApiError> {
-    let completion = challenge.spec.completion.as_ref().ok_or_else(|| {
-        ApiError::internal(anyhow::anyhow!("completion output without [completion]"))
-    })?;
+) -> Result<(Vec<f32>, usize, Option<String>), ApiError> {
+    Ok(if content_type.starts_with("application/x-npy") {
+        // No more values than a full batch: the reader refuses larger arrays
+        // from their header, before it allocates.
+        let limits = riposte_eval::tensor::Limits {
+            max_elements: query.max_batch.saturating_mul(task.example_len()),
+            ..Default::default()
+        };
+        let tensor =
+            riposte_eval::tensor::read_tensor(body, Some("query.npy"), &limits).map_err(|e| {
+                ApiError::invalid(format!(
+                    "{e}: a query holds 1 to {} examples of shape {:?}",
+                    query.max_batch, task.input_shape
+                ))
+            })?;
+        riposte_eval::tensor::validate_examples(&tensor, task)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let n = tensor.num_examples();
+        (tensor.data, n, params.target.clone())
+    } else if content_type.starts_with("application/json") {
+        let parsed = QueryBounds {
+            max_examples: query.max_batch,
+            example_len: task.example_len(),
+        }
+        .read(body)
+        .map_err(ApiError::invalid)?;
+        let (data, n) = (parsed.data, parsed.n);
+        let mut shape = vec![n];
+        shape.extend(&task.input_shape);
+        let tensor = riposte_eval::tensor::Tensor::new(shape, data)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        riposte_eval::tensor::validate_examples(&tensor, task)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        (
+            tensor.data,
+            n,
+            parsed.target.or_else(|| params.target.clone()),
+        )
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/json ({\"inputs\": [...]}) or application/x-npy",
+        ));
+    })
+}
+
+/// A completion query from its JSON body: the prompt (known characters, at most
+/// [`MAX_PROMPT_CHARS`]), how many characters to answer, the prompt's ids.
+fn read_prompt(
+    content_type: &str,
+    body: &[u8],
+    completion: &riposte_core::challenge::CompletionSpec,
+) -> Result<(CompletionQuery, usize, Vec<usize>), ApiError> {
     if !content_type.starts_with("application/json") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -552,12 +556,31 @@ async fn complete(
             completion.max_chars
         )));
     }
-    let mut ids = completion.encode(&asked.prompt).map_err(|missing| {
+    let ids = completion.encode(&asked.prompt).map_err(|missing| {
         ApiError::invalid(format!(
             "the prompt has characters the model does not know: {missing:?}; it knows {:?}",
             completion.vocab.chars().skip(1).collect::<String>()
         ))
     })?;
+    Ok((asked, max_chars, ids))
+}
+
+/// A text model's greedy continuation of a prompt: one query per completion.
+#[allow(clippy::too_many_arguments)]
+async fn complete(
+    state: &AppState,
+    challenge: &Resolved,
+    query: &QuerySpec,
+    task: &TaskSpec,
+    team: i64,
+    content_type: &str,
+    body: &[u8],
+    params: &QueryParams,
+) -> Result<HttpResponse, ApiError> {
+    let completion = challenge.spec.completion.as_ref().ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!("completion output without [completion]"))
+    })?;
+    let (asked, max_chars, mut ids) = read_prompt(content_type, body, completion)?;
     let target_name = asked.target.clone().or_else(|| params.target.clone());
     let (target, sha) =
         resolve_target(state, challenge, query, team, target_name.as_deref()).await?;
