@@ -218,7 +218,8 @@ pub trait AccountStore: Send + Sync + 'static {
 pub trait ChallengeStore: Send + Sync + 'static {
     async fn upsert_challenge(&self, challenge: ChallengeUpsert<'_>) -> StoreResult<Upserted>;
     async fn list_challenges(&self, include_hidden: bool) -> StoreResult<Vec<ChallengeRecord>>;
-    async fn challenge(&self, slug: &str) -> StoreResult<Option<ChallengeRecord>>;
+    /// One challenge by slug, hidden or not (callers apply `core::visibility`).
+    async fn challenge_by_slug(&self, slug: &str) -> StoreResult<Option<ChallengeRecord>>;
     /// One challenge by id, hidden or not (a submission's, a job's).
     async fn challenge_by_id(&self, id: ChallengeId) -> StoreResult<Option<ChallengeRecord>>;
     async fn set_challenge_hidden(&self, slug: &str, hidden: bool) -> StoreResult<()>;

@@ -222,7 +222,7 @@ conformance! {
         assert_eq!(store.upsert_challenge(up(&demo)).await.unwrap(), Upserted::Created);
         assert_eq!(store.upsert_challenge(up(&demo)).await.unwrap(), Upserted::Unchanged);
         assert_eq!(store.upsert_challenge(up(&demo2)).await.unwrap(), Upserted::Updated);
-        let c = store.challenge("demo").await.unwrap().unwrap();
+        let c = store.challenge_by_slug("demo").await.unwrap().unwrap();
         assert_eq!(c.title, "Demo 2");
         assert_eq!(c.tags, tags);
         assert_eq!(c.files, files);
@@ -247,7 +247,7 @@ conformance! {
         };
         store.upsert_challenge(ChallengeUpsert { spec: &spec, readme: "r", files: &files, now: 1 })
             .await.unwrap();
-        let c = store.challenge("demo").await.unwrap().unwrap().id;
+        let c = store.challenge_by_slug("demo").await.unwrap().unwrap().id;
         let alice = user(&store, "alice").await;
         let bob = user(&store, "bob").await;
         let red = store.create_team(alice.id, "Red", "red", "CODER", 2).await.unwrap().id;
@@ -280,7 +280,7 @@ conformance! {
         };
         store.upsert_challenge(ChallengeUpsert { spec: &spec, readme: "r", files: &files, now: 1 })
             .await.unwrap();
-        let c = store.challenge("demo").await.unwrap().unwrap().id;
+        let c = store.challenge_by_slug("demo").await.unwrap().unwrap().id;
         let alice = user(&store, "alice").await;
         let red = store.create_team(alice.id, "Red", "red", "CODER", 2).await.unwrap().id;
         let mut tasks = Vec::new();
@@ -309,7 +309,7 @@ conformance! {
         };
         store.upsert_challenge(ChallengeUpsert { spec: &spec, readme: "r", files: &files, now: 1 })
             .await.unwrap();
-        let c = store.challenge("demo").await.unwrap().unwrap().id;
+        let c = store.challenge_by_slug("demo").await.unwrap().unwrap().id;
         let alice = user(&store, "alice").await;
         let bob = user(&store, "bob").await;
         let root = user(&store, "root").await;

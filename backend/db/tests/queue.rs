@@ -84,7 +84,7 @@ async fn fixture(store: &SqlStore) -> Fixture {
         })
         .await
         .unwrap();
-    let challenge = store.challenge("demo").await.unwrap().unwrap().id;
+    let challenge = store.challenge_by_slug("demo").await.unwrap().unwrap().id;
     Fixture {
         user: user.id,
         team: team.id,

@@ -57,7 +57,7 @@ async fn world(store: &SqlStore, tag: &str) -> World {
             })
             .await
             .unwrap();
-        challenges.push(store.challenge(slug).await.unwrap().unwrap().id);
+        challenges.push(store.challenge_by_slug(slug).await.unwrap().unwrap().id);
     }
     World {
         challenges,

@@ -168,7 +168,7 @@ async fn seed(store: &SqlStore, o: &Options) -> anyhow::Result<Seeded> {
         let slug = slug.to_owned();
         async move {
             store
-                .challenge(&slug)
+                .challenge_by_slug(&slug)
                 .await?
                 .map(|c| c.id)
                 .with_context(|| format!("no challenge {slug}"))
@@ -400,7 +400,7 @@ async fn main() -> anyhow::Result<()> {
         println!("reusing the event seeded in {}", data.display());
         Seeded {
             evasion: store
-                .challenge("mnist-evasion")
+                .challenge_by_slug("mnist-evasion")
                 .await?
                 .context("mnist-evasion")?
                 .id,

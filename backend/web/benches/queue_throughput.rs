@@ -49,7 +49,11 @@ async fn run(store: &SqlStore, jobs: usize) -> anyhow::Result<Timings> {
             now: 1,
         })
         .await?;
-    let challenge = store.challenge("bench").await?.context("challenge")?.id;
+    let challenge = store
+        .challenge_by_slug("bench")
+        .await?
+        .context("challenge")?
+        .id;
     let now = riposte_core::Clock::system().now();
     let (mut create, mut claim, mut complete) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let start = Instant::now();

@@ -179,7 +179,7 @@ impl QueryModels {
         if let Some(resolved) = fresh(&self.challenges, slug) {
             return Ok(Some(resolved));
         }
-        let Some(record) = self.store.challenge(slug).await? else {
+        let Some(record) = self.store.challenge_by_slug(slug).await? else {
             return Ok(None);
         };
         let spec = record.spec.clone();

@@ -78,7 +78,7 @@ impl ChallengeStore for SqlStore {
             .collect())
     }
 
-    async fn challenge(&self, slug: &str) -> StoreResult<Option<ChallengeRecord>> {
+    async fn challenge_by_slug(&self, slug: &str) -> StoreResult<Option<ChallengeRecord>> {
         let row = sqlx::query(
             "SELECT id, slug, title, kind, difficulty, tags, points, summary, readme, spec, files, hidden, revealed, updated_at \
              FROM challenges WHERE slug = $1",
@@ -86,7 +86,7 @@ impl ChallengeStore for SqlStore {
         .bind(slug)
         .fetch_optional(&self.pool)
         .await
-        .map_err(failed("challenge"))?;
+        .map_err(failed("challenge_by_slug"))?;
         row.as_ref().map(challenge_from).transpose()
     }
 

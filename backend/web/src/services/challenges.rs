@@ -10,6 +10,6 @@ pub async fn visible(
     user: Option<&User>,
     slug: &str,
 ) -> Result<Option<ChallengeRecord>, StoreError> {
-    let record = store.challenge(slug).await?;
+    let record = store.challenge_by_slug(slug).await?;
     Ok(record.filter(|c| may_see(c, user)))
 }

@@ -21,7 +21,12 @@ async fn scored_attack(
     fooled: i64,
     now: i64,
 ) {
-    let challenge = store.challenge("mnist-evasion").await.unwrap().unwrap().id;
+    let challenge = store
+        .challenge_by_slug("mnist-evasion")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     let submission = store
         .create_submission(NewSubmission {
             challenge_id: challenge,

@@ -132,14 +132,20 @@ async fn register_create_team_and_open_a_challenge_in_chromium() {
         .click()
         .await
         .unwrap();
-    let name = b
-        .wait()
-        .for_element(Locator::Id("team-name"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The page before the form posts has a #team-name too (the team of one):
+    // read until the new page is in (a stale element is the old one going away).
+    let mut name = String::new();
+    for _ in 0..100 {
+        if let Ok(el) = b.find(Locator::Id("team-name")).await
+            && let Ok(text) = el.text().await
+        {
+            name = text;
+            if name == "Blue Team" {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(name, "Blue Team");
 
     b.goto(&format!("{base}/challenges")).await.unwrap();

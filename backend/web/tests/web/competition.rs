@@ -623,7 +623,12 @@ async fn matrix_repair_fills_cells_a_race_left_out(db: Db) {
             .map(|e| (e.split, e.total, e.fooled))
             .collect::<Vec<_>>()
     };
-    let challenge = store.challenge("mnist-evasion").await.unwrap().unwrap().id;
+    let challenge = store
+        .challenge_by_slug("mnist-evasion")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     let before = cross(&store.evaluations(challenge).await.unwrap());
     assert_eq!(
         before.len(),

@@ -131,7 +131,12 @@ both_databases!(concurrent_correct_flags_make_one_solve, |app| {
     }
 
     let store = app.store().await;
-    let id = store.challenge("fine-print").await.unwrap().unwrap().id;
+    let id = store
+        .challenge_by_slug("fine-print")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     assert_eq!(store.solves(id).await.unwrap().len(), 1);
 });
 

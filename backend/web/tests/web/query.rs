@@ -153,7 +153,12 @@ async fn probabilities_match_the_model_and_the_budget_is_counted(db: Db) {
     // refused requests cost nothing
 
     let store = app.store().await;
-    let challenge = store.challenge("mnist-evasion").await.unwrap().unwrap().id;
+    let challenge = store
+        .challenge_by_slug("mnist-evasion")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     let team = store
         .credentials_by_key("bob")
         .await

@@ -175,7 +175,11 @@ async fn identical_defenses_are_refused_and_identical_attacks_shown(db: Db) {
         .user
         .team_id
         .unwrap();
-    let challenge = store.challenge("mnist-evasion").await.unwrap().unwrap();
+    let challenge = store
+        .challenge_by_slug("mnist-evasion")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         store
             .count_submissions_since(

@@ -289,7 +289,11 @@ both_databases!(
 
         // Exactly one set of cells: the reference attack against this defense, once per split.
         let store = app.store().await;
-        let challenge = store.challenge("mnist-evasion").await.unwrap().unwrap();
+        let challenge = store
+            .challenge_by_slug("mnist-evasion")
+            .await
+            .unwrap()
+            .unwrap();
         let me = Party::Submission(id);
         let cells: Vec<_> = store
             .evaluations(challenge.id)
