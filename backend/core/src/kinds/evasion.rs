@@ -1,12 +1,29 @@
 //! Evasion: adversarial examples against models, all attacks against all defenses.
 
 use super::{KindRules, MATRIX, SectionProblem, Sections};
+use crate::challenge::ChallengeSpec;
 
 pub(super) const RULES: KindRules = KindRules {
     check,
     states_goal: true,
+    example_rule,
     ..MATRIX
 };
+
+/// When an adversarial example fools a model, and what an example over the
+/// budget counts as.
+fn example_rule(spec: &ChallengeSpec) -> Option<String> {
+    let epsilon = spec.threat.epsilon?;
+    let norm = spec.threat.norm?;
+    let success = if spec.threat.targeted {
+        "An example fools a model when the model predicts the example's target label."
+    } else {
+        "An example fools a model when the model predicts anything but the true label."
+    };
+    Some(format!(
+        "{success} An example farther than {epsilon} ({norm}) from its original is over the budget and is scored as its clean original: it fools a model only where the model is wrong on the clean input too, so robust accuracy never exceeds clean accuracy."
+    ))
+}
 
 fn check(s: &Sections<'_>) -> Vec<SectionProblem> {
     let mut problems = Vec::new();

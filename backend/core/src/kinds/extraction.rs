@@ -15,6 +15,7 @@ pub(super) const RULES: KindRules = KindRules {
     },
     shows_queries: true,
     states_goal: false,
+    example_rule: |_| None,
 };
 
 fn check(s: &Sections<'_>) -> Vec<SectionProblem> {

@@ -20,6 +20,7 @@ pub(super) const RULES: KindRules = KindRules {
     },
     shows_queries: false,
     states_goal: false,
+    example_rule: |_| None,
 };
 
 fn check(s: &Sections<'_>) -> Vec<SectionProblem> {

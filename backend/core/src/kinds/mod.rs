@@ -15,7 +15,7 @@ mod poisoning;
 mod secret;
 
 use crate::challenge::{
-    ChallengeKind, DefenseTrack, EvalSet, FlagSpec, MembershipSpec, Target, Track,
+    ChallengeKind, ChallengeSpec, DefenseTrack, EvalSet, FlagSpec, MembershipSpec, Target, Track,
 };
 use crate::store::Track as SubmissionTrack;
 use crate::task::{TaskSpec, ThreatModel};
@@ -64,6 +64,9 @@ pub struct KindRules {
     pub shows_queries: bool,
     /// The challenge page states whether the attack is targeted.
     pub states_goal: bool,
+    /// How one attack example counts, as an attack's submission page states it
+    /// (`None`: the kind has no per-example rule to state).
+    pub example_rule: fn(&ChallengeSpec) -> Option<String>,
 }
 
 /// The file name a defense upload gets when it came without one (every kind).
@@ -114,6 +117,7 @@ const MATRIX: KindRules = KindRules {
     },
     shows_queries: false,
     states_goal: false,
+    example_rule: |_| None,
 };
 
 /// Problems for a kind whose uploads are scored against one organizer target
@@ -215,6 +219,27 @@ mod tests {
             fields(ChallengeKind::Evasion, &empty(&threat))[0],
             "eval.target_labels"
         );
+    }
+
+    #[test]
+    fn only_evasion_states_a_per_example_rule() {
+        let mut spec = ChallengeSpec::bare("c", ChallengeKind::Evasion);
+        let rule = |spec: &ChallengeSpec| (spec.kind.rules().example_rule)(spec);
+        assert_eq!(rule(&spec), None, "no budget, no rule to state");
+        spec.threat.norm = Some(crate::task::Norm::Linf);
+        spec.threat.epsilon = Some(0.3);
+        let untargeted = rule(&spec).unwrap();
+        assert!(
+            untargeted.contains("anything but the true label"),
+            "{untargeted}"
+        );
+        assert!(untargeted.contains("farther than 0.3"), "{untargeted}");
+        spec.threat.targeted = true;
+        assert!(rule(&spec).unwrap().contains("target label"));
+        for kind in [ChallengeKind::Extraction, ChallengeKind::Membership] {
+            spec.kind = kind;
+            assert_eq!(rule(&spec), None);
+        }
     }
 
     #[test]

@@ -5,7 +5,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::TryStreamExt;
-use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::store::{ChallengeRecord, Party, Split, StoreError, Submission, Track, User};
 use serde::Serialize;
 
@@ -477,20 +476,6 @@ struct SubmissionPage {
     evasion_rule: Option<String>,
 }
 
-/// The per-example rule of an evasion attack, as the submission page states it.
-fn evasion_rule(spec: &ChallengeSpec) -> Option<String> {
-    let epsilon = spec.threat.epsilon?;
-    let norm = spec.threat.norm?;
-    let success = if spec.threat.targeted {
-        "An example fools a model when the model predicts the example's target label."
-    } else {
-        "An example fools a model when the model predicts anything but the true label."
-    };
-    Some(format!(
-        "{success} An example farther than {epsilon} ({norm}) from its original is over the budget and is scored as its clean original: it fools a model only where the model is wrong on the clean input too, so robust accuracy never exceeds clean accuracy."
-    ))
-}
-
 async fn page_submission(
     state: web::Data<AppState>,
     visitor: Visitor,
@@ -519,9 +504,9 @@ async fn page_submission(
     } else {
         (vec![], None)
     };
-    let evasion_rule = match (s.track, spec.kind) {
-        (Track::Attack, ChallengeKind::Evasion) => evasion_rule(&spec),
-        _ => None,
+    let evasion_rule = match s.track {
+        Track::Attack => (spec.kind.rules().example_rule)(&spec),
+        Track::Defense => None,
     };
     let page = SubmissionPage {
         layout: Layout::new(&state, &visitor),
