@@ -12,6 +12,7 @@
 //! mapped to HTTP once in [`error`]; a 500 hides its cause from the user and logs
 //! the chain. Plumbing uses `anyhow` with context.
 
+pub mod archive;
 pub mod auth;
 /// The blob store lives with the rest of storage in `riposte-db`.
 pub use riposte_db::blobs;

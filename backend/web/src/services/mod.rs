@@ -8,6 +8,7 @@
 //! pages alike.
 //!
 //! - [`accounts`]: registration (names that look alike, a team of one).
+//! - [`bundles`]: challenge bundles uploaded as archives, checked and imported.
 //! - [`admin`]: roles and bans, and what an admin may not do to themselves.
 //! - [`teams`]: creating, joining and leaving teams.
 //! - [`flags`]: checking a flag and recording the attempt and the solve.
@@ -16,6 +17,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod bundles;
 pub mod challenges;
 pub mod flags;
 pub mod teams;
