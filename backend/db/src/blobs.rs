@@ -193,6 +193,12 @@ impl BlobWriter {
         self.size
     }
 
+    /// The temporary file holding the bytes (read it in place, e.g. an archive
+    /// to unpack; it is deleted with the writer).
+    pub fn path(&self) -> &std::path::Path {
+        self.tmp.path()
+    }
+
     /// The sha256 of the bytes written so far: refusals that depend on the content
     /// (a duplicate) are decided before anything is stored.
     pub fn sha256(&self) -> String {

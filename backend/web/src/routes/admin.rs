@@ -8,6 +8,7 @@ use riposte_core::account::Role;
 use riposte_core::store::{ChallengeRecord, TeamSummary, User};
 use serde::Deserialize;
 
+use super::bundles::UploadResult;
 use super::{Layout, render, see_other};
 use crate::auth::Visitor;
 use crate::error::PageError;
@@ -57,6 +58,8 @@ struct AdminPage {
     users: Vec<User>,
     teams: Vec<TeamSummary>,
     challenges: Vec<ChallengeRecord>,
+    /// What the last bundle upload came to (on the page that answers it).
+    upload: Option<UploadResult>,
     roles: Vec<&'static str>,
     is_admin: bool,
     identical: Vec<IdenticalRow>,
@@ -71,7 +74,17 @@ struct IdenticalRow {
 }
 
 async fn admin(state: web::Data<AppState>, visitor: Visitor) -> Result<HttpResponse, PageError> {
-    let user = require_role(&visitor, Role::Organizer)?;
+    admin_page(&state, &visitor, StatusCode::OK, None).await
+}
+
+/// The admin page, with what a bundle upload came to when there was one.
+pub(super) async fn admin_page(
+    state: &AppState,
+    visitor: &Visitor,
+    status: StatusCode,
+    upload: Option<UploadResult>,
+) -> Result<HttpResponse, PageError> {
+    let user = require_role(visitor, Role::Organizer)?;
     let teams = state.store.list_teams().await?;
     let challenges = state.store.list_challenges(true).await?;
     let team_name = |id: i64| {
@@ -101,14 +114,15 @@ async fn admin(state: web::Data<AppState>, visitor: Visitor) -> Result<HttpRespo
         .collect();
     let page = AdminPage {
         is_admin: user.role == Role::Admin,
-        layout: Layout::new(&state, &visitor),
+        layout: Layout::new(state, visitor),
+        upload,
         users: state.store.list_users().await?,
         teams,
         challenges,
         roles: Role::ALL.iter().map(|r| r.as_str()).collect(),
         identical,
     };
-    render(StatusCode::OK, &page)
+    render(status, &page)
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@ mod admin;
 pub mod api;
 mod board_builds;
 mod boards;
+mod bundles;
 mod flags;
 mod pages;
 pub mod query;
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(api::configure)
                 .configure(submissions::configure_api)
                 .configure(flags::configure_api)
+                .configure(bundles::configure_api)
                 .configure(query::configure_api),
         )
         .configure(pages::configure)
@@ -46,6 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(flags::configure_pages)
         .configure(team::configure)
         .configure(admin::configure)
+        .configure(bundles::configure_pages)
         .default_service(web::to(not_found));
 }
 

@@ -38,14 +38,14 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
 }
 
 /// Why an upload was refused, with the HTTP status it deserves.
-struct Refusal {
+pub(super) struct Refusal {
     status: StatusCode,
     code: &'static str,
     message: String,
 }
 
 impl Refusal {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -53,7 +53,7 @@ impl Refusal {
         }
     }
 
-    fn internal(e: anyhow::Error) -> Self {
+    pub(super) fn internal(e: anyhow::Error) -> Self {
         tracing::error!(error = ?e, "upload failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -101,13 +101,13 @@ impl From<Refusal> for PageError {
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 const TEXT_FIELD_LIMIT: usize = 1024;
 
-struct Upload {
-    fields: Vec<(String, String)>,
-    file: Option<(String, BlobWriter)>,
+pub(super) struct Upload {
+    pub(super) fields: Vec<(String, String)>,
+    pub(super) file: Option<(String, BlobWriter)>,
 }
 
 impl Upload {
-    fn field(&self, name: &str) -> Option<&str> {
+    pub(super) fn field(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(n, _)| n == name)
@@ -117,11 +117,12 @@ impl Upload {
 
 /// Stream the multipart body: text fields into memory (capped), the file into a
 /// temporary blob, stopping as soon as it passes `max_file`.
-async fn read_upload(
+pub(super) async fn read_upload(
     state: &AppState,
     req: &HttpRequest,
     mut payload: Multipart,
     max_file: u64,
+    file_field: &str,
 ) -> Result<Upload, Refusal> {
     if let Some(len) = req
         .headers()
@@ -152,12 +153,12 @@ async fn read_upload(
     };
     while let Some(mut field) = payload.try_next().await.map_err(bad)? {
         let name = field.name().unwrap_or_default().to_owned();
-        if name == "file" {
+        if name == file_field {
             if upload.file.is_some() {
                 return Err(Refusal::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_input",
-                    "send exactly one file field",
+                    format!("send exactly one {file_field:?} file field"),
                 ));
             }
             let filename = field
@@ -247,7 +248,7 @@ async fn api_upload(
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug.as_str())))?;
     let max_file = uploads::largest_upload(&record.spec).map_err(Refusal::from)?;
-    let upload = read_upload(&state, &req, payload, max_file).await?;
+    let upload = read_upload(&state, &req, payload, max_file, "file").await?;
     let track = query
         .track
         .clone()
@@ -278,7 +279,7 @@ async fn page_upload(
         .await?
         .ok_or_else(PageError::not_found)?;
     let max_file = uploads::largest_upload(&record.spec).map_err(Refusal::from)?;
-    let upload = read_upload(&state, &req, payload, max_file).await?;
+    let upload = read_upload(&state, &req, payload, max_file, "file").await?;
     visitor.check_csrf(upload.field("csrf_token").unwrap_or(""))?;
     let track = upload.field("track").map(str::to_owned);
     let submission = queue(&state, &user, &record, track, upload).await?;

@@ -6,6 +6,7 @@ mod helpers;
 
 mod accounts;
 mod api;
+mod authoring;
 mod board_scale;
 mod boards;
 mod browser;

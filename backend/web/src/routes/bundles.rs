@@ -1,0 +1,166 @@
+//! Challenge authoring: an organizer uploads a bundle archive from the admin page
+//! or `POST /api/v1/admin/challenges` (multipart field `bundle`). Both call
+//! `services::bundles::upload`, which checks it exactly as `riposte challenge
+//! check` does and imports it with the CLI's code.
+
+use actix_multipart::Multipart;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use riposte_core::challenge::Problem;
+use riposte_core::store::{Upserted, User};
+use serde::Serialize;
+
+use super::submissions::{Refusal, read_upload};
+use crate::auth::{ApiUser, Visitor};
+use crate::error::{ApiError, PageError};
+use crate::services::bundles::{self, BundleError, Imported};
+use crate::startup::AppState;
+
+/// Largest bundle archive accepted (the MNIST bundles are 6 to 12 MiB unpacked).
+pub const MAX_BUNDLE_BYTES: u64 = 512 << 20;
+
+pub fn configure_api(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/challenges", web::post().to(api_upload));
+}
+
+pub fn configure_pages(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/challenges", web::post().to(page_upload));
+}
+
+/// One problem as the API and the page show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProblemView {
+    pub file: String,
+    pub field: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl From<&Problem> for ProblemView {
+    fn from(p: &Problem) -> Self {
+        Self {
+            file: p.file.clone(),
+            field: p.field.clone(),
+            line: p.line,
+            message: p.message.clone(),
+        }
+    }
+}
+
+/// What an upload came to: imported, or refused with every problem.
+pub enum UploadResult {
+    Imported { slug: String, status: &'static str },
+    Refused(Vec<ProblemView>),
+}
+
+fn status_word(outcome: Upserted) -> &'static str {
+    match outcome {
+        Upserted::Created => "created",
+        Upserted::Updated => "updated",
+        Upserted::Unchanged => "unchanged",
+    }
+}
+
+/// Organizers and admins author challenges.
+fn may_author(user: &User) -> bool {
+    user.role.can_organize()
+}
+
+/// Read the multipart body and hand the archive to the bundles service. Refusals
+/// of the archive or the bundle are an [`UploadResult::Refused`]; anything else
+/// is an error.
+async fn upload(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: Multipart,
+    csrf: Option<&Visitor>,
+) -> Result<UploadResult, Refusal> {
+    let upload = read_upload(state, req, payload, MAX_BUNDLE_BYTES, "bundle").await?;
+    if let Some(visitor) = csrf {
+        visitor
+            .check_csrf(upload.field("csrf_token").unwrap_or(""))
+            .map_err(|e| Refusal::new(StatusCode::FORBIDDEN, "forbidden", e.message))?;
+    }
+    let Some((_, archive)) = upload.file else {
+        let missing = "the upload has no file field named \"bundle\"";
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            missing,
+        ));
+    };
+    let scratch = state.settings.data_dir.join("unpack");
+    std::fs::create_dir_all(&scratch).map_err(|e| Refusal::internal(e.into()))?;
+    let done = bundles::upload(
+        state.store.as_ref(),
+        &state.blobs,
+        &scratch,
+        archive.path(),
+        state.clock.now(),
+    )
+    .await;
+    match done {
+        Ok(Imported { slug, outcome }) => Ok(UploadResult::Imported {
+            slug,
+            status: status_word(outcome),
+        }),
+        Err(BundleError::Problems(problems)) => Ok(UploadResult::Refused(
+            problems.iter().map(ProblemView::from).collect(),
+        )),
+        Err(BundleError::Archive(e)) => Ok(UploadResult::Refused(vec![ProblemView {
+            file: "(archive)".to_owned(),
+            field: String::new(),
+            line: None,
+            message: e.to_string(),
+        }])),
+        Err(BundleError::Internal(e)) => Err(Refusal::internal(e)),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn api_upload(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    req: HttpRequest,
+    payload: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    if !may_author(&user.0) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "uploading challenges takes the organizer or admin role",
+        ));
+    }
+    Ok(match upload(&state, &req, payload, None).await? {
+        UploadResult::Imported { slug, status } => HttpResponse::Created().json(
+            serde_json::json!({ "slug": slug, "status": status, "problems": [] }),
+        ),
+        UploadResult::Refused(problems) => {
+            HttpResponse::UnprocessableEntity().json(serde_json::json!({
+                "error": {
+                    "code": "invalid_bundle",
+                    "message": format!("the bundle has {} problem(s): nothing was imported", problems.len()),
+                },
+                "problems": problems,
+            }))
+        }
+    })
+}
+
+async fn page_upload(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    req: HttpRequest,
+    payload: Multipart,
+) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    if !may_author(user) {
+        return Err(PageError::forbidden("This page is for the organizer role."));
+    }
+    let result = upload(&state, &req, payload, Some(&visitor)).await?;
+    let status = match &result {
+        UploadResult::Imported { .. } => StatusCode::OK,
+        UploadResult::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    super::admin::admin_page(&state, &visitor, status, Some(result)).await
+}
