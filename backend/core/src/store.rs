@@ -405,6 +405,18 @@ pub trait BoardStore: Send + Sync + 'static {
     async fn rebuild_standings(&self) -> StoreResult<()>;
 }
 
+/// The event as a whole: announcements (and, as they come, its timeline).
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    async fn post_announcement(&self, new: NewAnnouncement<'_>) -> StoreResult<Announcement>;
+    /// Announcements with an id above `after_id`, oldest first, at most `limit`.
+    async fn announcements(&self, after_id: i64, limit: i64) -> StoreResult<Vec<Announcement>>;
+    /// The `limit` newest announcements, newest first.
+    async fn latest_announcements(&self, limit: i64) -> StoreResult<Vec<Announcement>>;
+    /// `NotFound` when there is no such announcement.
+    async fn delete_announcement(&self, id: i64) -> StoreResult<()>;
+}
+
 /// Everything Riposte persists, one trait per concern; [`SqlStore`] (in the db
 /// crate) implements them all on SQLite and PostgreSQL, one conformance suite for
 /// both. Callers hold `Arc<dyn Store>` and bring the concerns they use into scope
@@ -412,19 +424,26 @@ pub trait BoardStore: Send + Sync + 'static {
 ///
 /// [`SqlStore`]: https://docs.rs/riposte-db
 pub trait Store:
-    AccountStore + ChallengeStore + SubmissionStore + FlagStore + BudgetStore + BoardStore
+    AccountStore + ChallengeStore + SubmissionStore + FlagStore + BudgetStore + BoardStore + EventStore
 {
 }
 
 impl<T> Store for T where
-    T: AccountStore + ChallengeStore + SubmissionStore + FlagStore + BudgetStore + BoardStore
+    T: AccountStore
+        + ChallengeStore
+        + SubmissionStore
+        + FlagStore
+        + BudgetStore
+        + BoardStore
+        + EventStore
 {
 }
 
 /// The store's traits, to call any of its methods on a `dyn Store`.
 pub mod prelude {
     pub use super::{
-        AccountStore, BoardStore, BudgetStore, ChallengeStore, FlagStore, Store, SubmissionStore,
+        AccountStore, BoardStore, BudgetStore, ChallengeStore, EventStore, FlagStore, Store,
+        SubmissionStore,
     };
 }
 
@@ -665,4 +684,24 @@ pub struct IdenticalAttacks {
     pub sha256: String,
     /// (submission, team), oldest first.
     pub submissions: Vec<(SubmissionId, TeamId)>,
+}
+
+/// An announcement to the whole event (markdown, rendered sanitized).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Announcement {
+    pub id: i64,
+    pub author_id: UserId,
+    /// The author's username when read.
+    pub author: String,
+    pub title: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct NewAnnouncement<'a> {
+    pub author_id: UserId,
+    pub title: &'a str,
+    pub body: &'a str,
+    pub now: i64,
 }

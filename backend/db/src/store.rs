@@ -7,5 +7,6 @@ mod accounts;
 mod boards;
 mod budgets;
 mod challenges;
+mod events;
 mod flags;
 mod submissions;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use riposte_core::account::Role;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::store::{
-    ChallengeUpsert, FileRecord, FlagAttempt, NewSession, NewSubmission, QuerySpend, StoreError,
-    Track, Upserted,
+    ChallengeUpsert, FileRecord, FlagAttempt, NewAnnouncement, NewSession, NewSubmission,
+    QuerySpend, StoreError, Track, Upserted,
 };
 use riposte_db::SqlStore;
 use riposte_db::testing::TestDatabase;
@@ -197,6 +197,23 @@ conformance! {
         store.record_login_failure(alice.id, "10.0.0.2", 100_001).await.unwrap();
         assert_eq!(store.login_failures_since(alice.id, "10.0.0.2", 0).await.unwrap(), 1);
         assert_eq!(store.login_failures_since(alice.id, "10.0.0.1", 0).await.unwrap(), 1);
+    };
+
+    announcements_are_listed_by_id_and_deleted => |store: Arc<SqlStore>| async move {
+        let root = user(&store, "root").await;
+        let post = |title: &'static str, now| NewAnnouncement { author_id: root.id, title, body: "**b**", now };
+        let first = store.post_announcement(post("Welcome", 10)).await.unwrap();
+        let second = store.post_announcement(post("Targets fixed", 20)).await.unwrap();
+        assert_eq!((first.author.as_str(), first.title.as_str(), first.created_at), ("root", "Welcome", 10));
+        assert!(second.id > first.id);
+        let titles = |list: Vec<riposte_core::store::Announcement>| list.into_iter().map(|a| a.title).collect::<Vec<_>>();
+        assert_eq!(titles(store.announcements(0, 10).await.unwrap()), ["Welcome", "Targets fixed"]);
+        assert_eq!(titles(store.announcements(first.id, 10).await.unwrap()), ["Targets fixed"]);
+        assert_eq!(titles(store.announcements(0, 1).await.unwrap()), ["Welcome"]);
+        assert_eq!(titles(store.latest_announcements(1).await.unwrap()), ["Targets fixed"]);
+        store.delete_announcement(first.id).await.unwrap();
+        assert!(matches!(store.delete_announcement(first.id).await, Err(StoreError::NotFound)));
+        assert_eq!(titles(store.latest_announcements(10).await.unwrap()), ["Targets fixed"]);
     };
 
     a_failed_statement_names_the_store_method => |store: Arc<SqlStore>| async move {

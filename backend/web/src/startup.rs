@@ -32,6 +32,8 @@ pub struct AppState {
     pub clock: Arc<Clock>,
     /// Boards built once per change and served from memory.
     pub(crate) boards: Arc<crate::routes::BoardCaches>,
+    /// The newest announcement, for every page's banner.
+    pub(crate) banner: Arc<crate::routes::Banner>,
 }
 
 /// Open the store and blob store named by the settings (creating the data dir).
@@ -179,6 +181,7 @@ impl Application {
             query_models,
             clock,
             boards: Arc::default(),
+            banner: Arc::default(),
             settings: Arc::new(settings),
         });
         let app_state = state.clone();
@@ -248,6 +251,7 @@ impl Application {
         ));
         // The first visitors after a restart find the boards built.
         let warm = tokio::spawn(crate::routes::warm_boards(self.state.clone()));
+        let banner = tokio::spawn(crate::routes::refresh_banner(self.state.clone()));
         let handle = self.server.handle();
         let signalled = stop.clone();
         let on_signal = tokio::spawn(async move {
@@ -260,6 +264,7 @@ impl Application {
         on_signal.abort();
         sweeper.abort();
         warm.abort();
+        banner.abort();
         let _ = stop.send(true);
         for thread in threads {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;

@@ -1,6 +1,8 @@
 //! HTTP routes: server-rendered pages here, the JSON API in [`api`].
 
 mod admin;
+mod announcements;
+pub(crate) use announcements::{Banner, refresh_banner};
 pub mod api;
 mod board_builds;
 mod boards;
@@ -41,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(submissions::configure_api)
                 .configure(flags::configure_api)
                 .configure(bundles::configure_api)
+                .configure(announcements::configure_api)
                 .configure(query::configure_api),
         )
         .configure(pages::configure)
@@ -49,6 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(team::configure)
         .configure(admin::configure)
         .configure(bundles::configure_pages)
+        .configure(announcements::configure_pages)
         .default_service(web::to(not_found));
 }
 
@@ -172,6 +176,8 @@ pub struct Layout {
     pub event_name: String,
     pub user: Option<User>,
     pub csrf: String,
+    /// A fresh announcement, shown on every page.
+    pub banner: Option<announcements::BannerView>,
 }
 
 impl Layout {
@@ -180,6 +186,7 @@ impl Layout {
             event_name: state.settings.event_name.clone(),
             user: visitor.user().cloned(),
             csrf: visitor.csrf().to_owned(),
+            banner: state.banner.view(state.clock.now()),
         }
     }
 }

@@ -9,6 +9,7 @@
 //!
 //! - [`accounts`]: registration (names that look alike, a team of one).
 //! - [`bundles`]: challenge bundles uploaded as archives, checked and imported.
+//! - [`announcements`]: posting and retracting announcements.
 //! - [`admin`]: roles and bans, and what an admin may not do to themselves.
 //! - [`teams`]: creating, joining and leaving teams.
 //! - [`flags`]: checking a flag and recording the attempt and the solve.
@@ -17,6 +18,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod announcements;
 pub mod bundles;
 pub mod challenges;
 pub mod flags;

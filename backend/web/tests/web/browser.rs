@@ -428,6 +428,7 @@ async fn every_page_fits_a_phone_and_a_desktop_without_sideways_scrolling() {
         "/register",
         "/challenges",
         "/scoreboard",
+        "/announcements",
         "/no-such-page",
     ]
     .map(str::to_owned)
@@ -476,7 +477,8 @@ async fn every_page_fits_a_phone_and_a_desktop_without_sideways_scrolling() {
     log_out(&b).await;
 
     log_in(&b, &base, "admin", &app.admin_password).await;
-    failures.extend(overflowing(&b, &base, &["/admin".to_owned(), "/account".to_owned()]).await);
+    let organizer_pages = ["/admin", "/account", "/announcements"].map(str::to_owned);
+    failures.extend(overflowing(&b, &base, &organizer_pages).await);
 
     assert!(
         failures.is_empty(),

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod accounts;
+mod announcements;
 mod api;
 mod authoring;
 mod board_scale;
