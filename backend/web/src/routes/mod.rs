@@ -7,6 +7,7 @@ pub mod api;
 mod board_builds;
 mod boards;
 mod bundles;
+mod exports;
 mod flags;
 mod pages;
 pub mod query;
@@ -44,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(flags::configure_api)
                 .configure(bundles::configure_api)
                 .configure(announcements::configure_api)
+                .configure(exports::configure_api)
                 .configure(query::configure_api),
         )
         .configure(pages::configure)

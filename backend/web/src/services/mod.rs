@@ -10,6 +10,7 @@
 //! - [`accounts`]: registration (names that look alike, a team of one).
 //! - [`bundles`]: challenge bundles uploaded as archives, checked and imported.
 //! - [`announcements`]: posting and retracting announcements.
+//! - [`exports`]: results as CSV or JSON tables for organizers.
 //! - [`admin`]: roles and bans, and what an admin may not do to themselves.
 //! - [`teams`]: creating, joining and leaving teams.
 //! - [`flags`]: checking a flag and recording the attempt and the solve.
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod announcements;
 pub mod bundles;
 pub mod challenges;
+pub mod exports;
 pub mod flags;
 pub mod teams;
 pub mod uploads;

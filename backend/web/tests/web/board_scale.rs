@@ -14,7 +14,7 @@ use crate::helpers::{Client, Db, PASSWORD};
 
 /// A scored attack on mnist-evasion for `team`, fooling `fooled` of 100 on both
 /// targets and both splits, completed as the worker would.
-async fn scored_attack(
+pub(crate) async fn scored_attack(
     store: &riposte_db::SqlStore,
     team: TeamId,
     user: UserId,
@@ -80,7 +80,7 @@ async fn scored_attack(
 }
 
 /// A competitor with a team of their own, straight in the store.
-async fn team(store: &riposte_db::SqlStore, name: &str, now: i64) -> (TeamId, UserId) {
+pub(crate) async fn team(store: &riposte_db::SqlStore, name: &str, now: i64) -> (TeamId, UserId) {
     let user = store
         .create_user(
             name,

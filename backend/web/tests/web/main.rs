@@ -14,6 +14,7 @@ mod browser;
 mod challenges;
 mod cli;
 mod competition;
+mod exports;
 mod families;
 mod flags;
 mod hardening;
