@@ -308,6 +308,14 @@ pub trait SubmissionStore: Send + Sync + 'static {
     /// Jobs whose lease expired after their last attempt: mark them and their submissions failed.
     async fn expire_dead_jobs(&self, now: i64, max_attempts: i64) -> StoreResult<u64>;
     async fn queue_depth(&self) -> StoreResult<i64>;
+    /// A worker says it is alive (working or idle); rows a day old are dropped.
+    async fn worker_seen(&self, owner: &str, now: i64) -> StoreResult<()>;
+    /// The queue at a glance: jobs by state, the oldest queued job, workers seen
+    /// since `seen_since`, and the `failed_limit` most recent failed jobs.
+    async fn queue_health(&self, seen_since: i64, failed_limit: i64) -> StoreResult<QueueHealth>;
+    /// Queue the failed job of `submission` again, attempts reset (an organizer
+    /// fixed what made it fail). `NotFound` when it has no failed job.
+    async fn retry_job(&self, submission: SubmissionId, now: i64) -> StoreResult<()>;
     /// Make `submission` (scored, of `team`) the one that counts for its track;
     /// `None` goes back to the team's best.
     async fn choose_submission(
@@ -704,4 +712,29 @@ pub struct NewAnnouncement<'a> {
     pub title: &'a str,
     pub body: &'a str,
     pub now: i64,
+}
+
+/// The evaluation queue at a glance (the admin's queue page).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueHealth {
+    pub queued: i64,
+    pub running: i64,
+    pub failed: i64,
+    /// When the oldest queued job was queued.
+    pub oldest_queued_at: Option<i64>,
+    /// Workers seen recently: owner and when, most recent first.
+    pub workers: Vec<(String, i64)>,
+    /// The most recent failed jobs, newest first.
+    pub failed_jobs: Vec<FailedJob>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedJob {
+    pub job_id: JobId,
+    pub submission_id: SubmissionId,
+    pub challenge_id: ChallengeId,
+    pub team_id: TeamId,
+    pub attempts: i64,
+    pub last_error: String,
+    pub created_at: i64,
 }

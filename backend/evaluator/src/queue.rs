@@ -27,6 +27,9 @@ use crate::kinds::{self, Scored};
 
 pub const MAX_ATTEMPTS: i64 = 3;
 const REPAIR_EVERY: Duration = Duration::from_secs(5);
+/// How often a worker tells the store it is alive (the queue page lists workers
+/// seen in the last minute).
+const SEEN_EVERY: Duration = Duration::from_secs(10);
 
 /// Settings of the reference attack run against every accepted defense.
 #[derive(Debug, Clone)]
@@ -196,9 +199,16 @@ impl Evaluator {
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let evictions = HostPool::spawn_idle_eviction(&self.pool);
         let mut last_repair = std::time::Instant::now() - REPAIR_EVERY;
+        let mut last_seen = std::time::Instant::now() - SEEN_EVERY;
         loop {
             if *stop.borrow() {
                 break;
+            }
+            if last_seen.elapsed() >= SEEN_EVERY {
+                last_seen = std::time::Instant::now();
+                if let Err(e) = self.store.worker_seen(&self.owner, self.clock.now()).await {
+                    tracing::warn!(error = %e, "recording that this worker is alive");
+                }
             }
             let pause = match self.step_until(stop.clone()).await {
                 Ok(StepOutcome::Idle) => {

@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use riposte_core::store::{
-    ChallengeId, ClaimedJob, IdenticalAttacks, JobCompletion, JobId, NewSubmission, StoreError,
-    StoreResult, Submission, SubmissionId, SubmissionStatus, SubmissionStore, TeamId, Track,
+    ChallengeId, ClaimedJob, FailedJob, IdenticalAttacks, JobCompletion, JobId, NewSubmission,
+    QueueHealth, StoreError, StoreResult, Submission, SubmissionId, SubmissionStatus,
+    SubmissionStore, TeamId, Track,
 };
 use sqlx::Row;
 
@@ -453,6 +454,103 @@ impl SubmissionStore for SqlStore {
             .fetch_one(&self.pool)
             .await
             .map_err(failed("queue_depth"))
+    }
+
+    async fn worker_seen(&self, owner: &str, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO workers (owner, last_seen) VALUES ($1, $2) \
+             ON CONFLICT (owner) DO UPDATE SET last_seen = excluded.last_seen",
+        )
+        .bind(owner)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(failed("worker_seen"))?;
+        sqlx::query("DELETE FROM workers WHERE last_seen < $1")
+            .bind(now - 86_400)
+            .execute(&self.pool)
+            .await
+            .map_err(failed("worker_seen"))?;
+        Ok(())
+    }
+
+    async fn queue_health(&self, seen_since: i64, failed_limit: i64) -> StoreResult<QueueHealth> {
+        let read = failed("queue_health");
+        let counts = sqlx::query(
+            "SELECT \
+               COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0) AS queued, \
+               COALESCE(SUM(CASE WHEN state = 'running' THEN 1 ELSE 0 END), 0) AS running, \
+               COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS failed, \
+               MIN(CASE WHEN state = 'queued' THEN created_at END) AS oldest \
+             FROM jobs",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(&read)?;
+        let workers = sqlx::query(
+            "SELECT owner, last_seen FROM workers WHERE last_seen >= $1 ORDER BY last_seen DESC, owner",
+        )
+        .bind(seen_since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(&read)?
+        .iter()
+        .map(|r| Ok((r.try_get("owner").map_err(&read)?, r.try_get("last_seen").map_err(&read)?)))
+        .collect::<StoreResult<Vec<(String, i64)>>>()?;
+        let failed_jobs = sqlx::query(
+            "SELECT j.id, j.submission_id, s.challenge_id, s.team_id, j.attempts, j.last_error, j.created_at \
+             FROM jobs j JOIN submissions s ON s.id = j.submission_id \
+             WHERE j.state = 'failed' ORDER BY j.id DESC LIMIT $1",
+        )
+        .bind(failed_limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(&read)?
+        .iter()
+        .map(|r| {
+            Ok(FailedJob {
+                job_id: r.try_get("id").map_err(&read)?,
+                submission_id: r.try_get("submission_id").map_err(&read)?,
+                challenge_id: r.try_get("challenge_id").map_err(&read)?,
+                team_id: r.try_get("team_id").map_err(&read)?,
+                attempts: r.try_get("attempts").map_err(&read)?,
+                last_error: r.try_get("last_error").map_err(&read)?,
+                created_at: r.try_get("created_at").map_err(&read)?,
+            })
+        })
+        .collect::<StoreResult<Vec<FailedJob>>>()?;
+        Ok(QueueHealth {
+            queued: counts.try_get("queued").map_err(&read)?,
+            running: counts.try_get("running").map_err(&read)?,
+            failed: counts.try_get("failed").map_err(&read)?,
+            oldest_queued_at: counts.try_get("oldest").map_err(&read)?,
+            workers,
+            failed_jobs,
+        })
+    }
+
+    async fn retry_job(&self, submission: SubmissionId, now: i64) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let retried = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, lease_owner = NULL, lease_expires_at = NULL, run_after = $1 \
+             WHERE submission_id = $2 AND state = 'failed'",
+        )
+        .bind(now)
+        .bind(submission)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("retry_job"))?;
+        if retried.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
+            "UPDATE submissions SET status = 'queued', message = '', finished_at = NULL WHERE id = $1",
+        )
+        .bind(submission)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("retry_job"))?;
+        tx.commit().await.map_err(failed("retry_job"))
     }
 
     async fn choose_submission(

@@ -11,6 +11,7 @@ mod exports;
 mod flags;
 mod pages;
 pub mod query;
+mod queue;
 mod submissions;
 mod team;
 
@@ -46,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(bundles::configure_api)
                 .configure(announcements::configure_api)
                 .configure(exports::configure_api)
+                .configure(queue::configure_api)
                 .configure(query::configure_api),
         )
         .configure(pages::configure)
@@ -55,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(admin::configure)
         .configure(bundles::configure_pages)
         .configure(announcements::configure_pages)
+        .configure(queue::configure_pages)
         .default_service(web::to(not_found));
 }
 

@@ -11,6 +11,7 @@
 //! - [`bundles`]: challenge bundles uploaded as archives, checked and imported.
 //! - [`announcements`]: posting and retracting announcements.
 //! - [`exports`]: results as CSV or JSON tables for organizers.
+//! - [`queue`]: the evaluation queue's health, and retrying failed jobs.
 //! - [`admin`]: roles and bans, and what an admin may not do to themselves.
 //! - [`teams`]: creating, joining and leaving teams.
 //! - [`flags`]: checking a flag and recording the attempt and the solve.
@@ -24,6 +25,7 @@ pub mod bundles;
 pub mod challenges;
 pub mod exports;
 pub mod flags;
+pub mod queue;
 pub mod teams;
 pub mod uploads;
 

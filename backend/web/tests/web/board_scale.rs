@@ -12,22 +12,20 @@ use riposte_core::store::{
 use crate::competition::spawn_competition;
 use crate::helpers::{Client, Db, PASSWORD};
 
-/// A scored attack on mnist-evasion for `team`, fooling `fooled` of 100 on both
-/// targets and both splits, completed as the worker would.
-pub(crate) async fn scored_attack(
+/// An attack on mnist-evasion for `team`, queued as an upload would be.
+pub(crate) async fn queued_attack(
     store: &riposte_db::SqlStore,
     team: TeamId,
     user: UserId,
-    fooled: i64,
     now: i64,
-) {
+) -> riposte_core::store::Submission {
     let challenge = store
         .challenge_by_slug("mnist-evasion")
         .await
         .unwrap()
         .unwrap()
         .id;
-    let submission = store
+    store
         .create_submission(NewSubmission {
             challenge_id: challenge,
             team_id: team,
@@ -41,7 +39,20 @@ pub(crate) async fn scored_attack(
             limit_since: now - 86_400,
         })
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A scored attack on mnist-evasion for `team`, fooling `fooled` of 100 on both
+/// targets and both splits, completed as the worker would.
+pub(crate) async fn scored_attack(
+    store: &riposte_db::SqlStore,
+    team: TeamId,
+    user: UserId,
+    fooled: i64,
+    now: i64,
+) {
+    let submission = queued_attack(store, team, user, now).await;
+    let challenge = submission.challenge_id;
     let job = store
         .claim_job("seeder", now, now + 600, 3)
         .await

@@ -20,6 +20,7 @@ mod flags;
 mod hardening;
 mod pages;
 mod query;
+mod queue_admin;
 mod scoring;
 mod starter;
 mod teams;
