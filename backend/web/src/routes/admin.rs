@@ -9,9 +9,10 @@ use riposte_core::store::{ChallengeRecord, TeamSummary, User};
 use serde::Deserialize;
 
 use super::bundles::UploadResult;
+use super::pages::CsrfOnly;
 use super::{Layout, render, see_other};
-use crate::auth::Visitor;
-use crate::error::PageError;
+use crate::auth::{ApiUser, Visitor};
+use crate::error::{ApiError, PageError};
 use crate::services::admin::{self, AdminError};
 use crate::startup::AppState;
 
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{id}/role", web::post().to(set_role))
         .route("/admin/users/{id}/ban", web::post().to(set_banned))
         .route("/admin/users/{id}/hide", web::post().to(set_hidden))
+        .route("/admin/users/{id}/password", web::post().to(reset_password))
         .route(
             "/admin/challenges/{slug}/visibility",
             web::post().to(set_visibility),
@@ -30,10 +32,46 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+pub fn configure_api(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/admin/users/{id}/password",
+        web::post().to(api_reset_password),
+    );
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        let message = e.to_string();
+        match e {
+            AdminError::Store(e) => e.into(),
+            AdminError::Internal(e) => ApiError::internal(e),
+            AdminError::NotAdmin => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            AdminError::NoUser(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            _ => ApiError::invalid(message),
+        }
+    }
+}
+
+/// `POST /api/v1/admin/users/{id}/password`: a one-time password, in the answer only.
+async fn api_reset_password(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let (username, password) = admin::reset_password(state.store.as_ref(), &user.0, *id).await?;
+    state.query_models.forget_tokens();
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(serde_json::json!({ "username": username, "password": password })))
+}
+
 impl From<AdminError> for PageError {
     fn from(e: AdminError) -> Self {
         match e {
             AdminError::Store(e) => e.into(),
+            AdminError::Internal(e) => PageError::internal(e),
+            AdminError::NotAdmin => PageError::forbidden(e.to_string()),
+            AdminError::NoUser(_) => PageError::new(StatusCode::NOT_FOUND, e.to_string()),
             e => PageError::bad_request(e.to_string()),
         }
     }
@@ -60,6 +98,10 @@ struct AdminPage {
     challenges: Vec<ChallengeRecord>,
     /// What the last bundle upload came to (on the page that answers it).
     upload: Option<UploadResult>,
+    /// A one-time password just set, shown this once.
+    reset: Option<(String, String)>,
+    /// The viewer's user id (their own password is changed on /account).
+    me: i64,
     roles: Vec<&'static str>,
     is_admin: bool,
     identical: Vec<IdenticalRow>,
@@ -74,15 +116,24 @@ struct IdenticalRow {
 }
 
 async fn admin(state: web::Data<AppState>, visitor: Visitor) -> Result<HttpResponse, PageError> {
-    admin_page(&state, &visitor, StatusCode::OK, None).await
+    admin_page(&state, &visitor, StatusCode::OK, Extras::default()).await
 }
 
-/// The admin page, with what a bundle upload came to when there was one.
+/// What the admin page shows once, after an action.
+#[derive(Default)]
+pub(super) struct Extras {
+    /// What a bundle upload came to.
+    pub upload: Option<UploadResult>,
+    /// A user's new one-time password: (username, password).
+    pub reset: Option<(String, String)>,
+}
+
+/// The admin page, with the outcome of the action that led to it.
 pub(super) async fn admin_page(
     state: &AppState,
     visitor: &Visitor,
     status: StatusCode,
-    upload: Option<UploadResult>,
+    extras: Extras,
 ) -> Result<HttpResponse, PageError> {
     let user = require_role(visitor, Role::Organizer)?;
     let teams = state.store.list_teams().await?;
@@ -115,7 +166,9 @@ pub(super) async fn admin_page(
     let page = AdminPage {
         is_admin: user.role == Role::Admin,
         layout: Layout::new(state, visitor),
-        upload,
+        upload: extras.upload,
+        reset: extras.reset,
+        me: user.id,
         users: state.store.list_users().await?,
         teams,
         challenges,
@@ -179,6 +232,24 @@ async fn set_banned(
     admin::set_banned(state.store.as_ref(), me, *id, banned).await?;
     state.query_models.forget_tokens();
     Ok(see_other("/admin"))
+}
+
+/// Give a user a one-time password, shown once on the page that answers.
+async fn reset_password(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<i64>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
+    let me = require_role(&visitor, Role::Admin)?;
+    visitor.check_csrf(&form.csrf_token)?;
+    let reset = admin::reset_password(state.store.as_ref(), me, *id).await?;
+    state.query_models.forget_tokens();
+    let extras = Extras {
+        reset: Some(reset),
+        ..Extras::default()
+    };
+    admin_page(&state, &visitor, StatusCode::OK, extras).await
 }
 
 /// Hide a user from the boards (a test account, a sponsor) or show them again:

@@ -162,5 +162,9 @@ async fn page_upload(
         UploadResult::Imported { .. } => StatusCode::OK,
         UploadResult::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
     };
-    super::admin::admin_page(&state, &visitor, status, Some(result)).await
+    let extras = super::admin::Extras {
+        upload: Some(result),
+        ..Default::default()
+    };
+    super::admin::admin_page(&state, &visitor, status, extras).await
 }

@@ -48,6 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(announcements::configure_api)
                 .configure(exports::configure_api)
                 .configure(queue::configure_api)
+                .configure(admin::configure_api)
                 .configure(query::configure_api),
         )
         .configure(pages::configure)

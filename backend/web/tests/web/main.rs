@@ -19,6 +19,7 @@ mod families;
 mod flags;
 mod hardening;
 mod pages;
+mod people;
 mod query;
 mod queue_admin;
 mod scoring;

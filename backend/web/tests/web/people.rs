@@ -1,0 +1,96 @@
+//! People: an admin gives a user a one-time password (page and API); it ends
+//! their sessions, works once handed over, and only admins may do it.
+
+use reqwest::StatusCode;
+use riposte_core::store::prelude::*;
+
+use crate::helpers::{Client, Db, PASSWORD, TestApp, csrf_in, json_error};
+
+async fn user_id(app: &TestApp, name: &str) -> i64 {
+    let store = app.store().await;
+    let users = store.list_users().await.unwrap();
+    users.iter().find(|u| u.username == name).unwrap().id
+}
+
+fn code_in(html: &str) -> String {
+    let start = html.find("id=\"reset-password\"").unwrap();
+    let open = html[start..].find("<code>").unwrap() + start + "<code>".len();
+    let close = html[open..].find("</code>").unwrap() + open;
+    html[open..close].to_owned()
+}
+
+crate::on_both_databases!(admins_reset_a_password_once_from_the_page_or_the_api);
+async fn admins_reset_a_password_once_from_the_page_or_the_api(db: Db) {
+    let app = TestApp::spawn(db, |_| {}).await.unwrap();
+    let alice = app.competitor("alice").await;
+    assert_eq!(alice.get("/account").await.status(), StatusCode::OK);
+    let alice_id = user_id(&app, "alice").await;
+    let admin = app.admin().await;
+
+    let (_, html) = admin.get_text("/admin").await;
+    let csrf = csrf_in(&html).unwrap();
+    let r = admin
+        .http
+        .post(admin.url(&format!("/admin/users/{alice_id}/password")))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let password = code_in(&r.text().await.unwrap());
+    assert_eq!(password.len(), 23, "{password}");
+    // Her session ended; the old password is gone; the new one works.
+    assert_ne!(alice.get("/account").await.status(), StatusCode::OK);
+    assert_ne!(
+        app.client().login("alice", PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let again = app.client();
+    assert_eq!(
+        again.login("alice", &password).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    // The API gives one too; organizers, an admin's own account, unknown users: no.
+    let token = admin.api_token("admin", &app.admin_password).await;
+    let reset = |c: &Client, token: String, id: i64| {
+        c.http
+            .post(c.url(&format!("/api/v1/admin/users/{id}/password")))
+            .bearer_auth(token)
+            .send()
+    };
+    let r = reset(&admin, token.clone(), alice_id).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["username"], "alice");
+    let second = body["password"].as_str().unwrap().to_owned();
+    assert_ne!(second, password);
+    assert_eq!(
+        app.client().login("alice", &second).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let admin_id = user_id(&app, "admin").await;
+    let (status, _, message) =
+        json_error(reset(&admin, token.clone(), admin_id).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message.contains("account page"), "{message}");
+    let (status, _, _) = json_error(reset(&admin, token.clone(), 999_999).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let bob = app.competitor("bob").await;
+    let bob_id = user_id(&app, "bob").await;
+    app.store()
+        .await
+        .set_role(bob_id, riposte_core::account::Role::Organizer)
+        .await
+        .unwrap();
+    let bob_token = bob.api_token("bob", PASSWORD).await;
+    let (status, code, _) = json_error(reset(&bob, bob_token, alice_id).await.unwrap()).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    app.finish().await;
+}
