@@ -413,7 +413,8 @@ pub trait BoardStore: Send + Sync + 'static {
     async fn rebuild_standings(&self) -> StoreResult<()>;
 }
 
-/// The event as a whole: announcements (and, as they come, its timeline).
+/// The event as a whole: announcements, the audit log (and, as they come, its
+/// timeline).
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     async fn post_announcement(&self, new: NewAnnouncement<'_>) -> StoreResult<Announcement>;
@@ -423,6 +424,10 @@ pub trait EventStore: Send + Sync + 'static {
     async fn latest_announcements(&self, limit: i64) -> StoreResult<Vec<Announcement>>;
     /// `NotFound` when there is no such announcement.
     async fn delete_announcement(&self, id: i64) -> StoreResult<()>;
+    /// Record an organizer's or admin's action in the audit log.
+    async fn record_action(&self, action: AuditAction<'_>) -> StoreResult<()>;
+    /// The `limit` most recent actions, newest first.
+    async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
 }
 
 /// Everything Riposte persists, one trait per concern; [`SqlStore`] (in the db
@@ -736,5 +741,26 @@ pub struct FailedJob {
     pub team_id: TeamId,
     pub attempts: i64,
     pub last_error: String,
+    pub created_at: i64,
+}
+
+/// One action for the audit log: `action` is a stable name ("role.set"),
+/// `detail` says what it was done to, for a person to read.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditAction<'a> {
+    pub actor_id: UserId,
+    pub action: &'a str,
+    pub detail: &'a str,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub actor_id: UserId,
+    /// The actor's username when read.
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
     pub created_at: i64,
 }

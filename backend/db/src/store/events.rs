@@ -1,7 +1,9 @@
-//! [`EventStore`] on SQL: announcements.
+//! [`EventStore`] on SQL: announcements and the audit log.
 
 use async_trait::async_trait;
-use riposte_core::store::{Announcement, EventStore, NewAnnouncement, StoreError, StoreResult};
+use riposte_core::store::{
+    Announcement, AuditAction, AuditEntry, EventStore, NewAnnouncement, StoreError, StoreResult,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -80,5 +82,43 @@ impl EventStore for SqlStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    async fn record_action(&self, action: AuditAction<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (actor_id, action, detail, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(action.actor_id)
+        .bind(action.action)
+        .bind(action.detail)
+        .bind(action.now)
+        .execute(&self.pool)
+        .await
+        .map_err(failed("record_action"))?;
+        Ok(())
+    }
+
+    async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        let read = failed("audit_log");
+        sqlx::query(
+            "SELECT l.id, l.actor_id, u.username AS actor, l.action, l.detail, l.created_at \
+             FROM audit_log l JOIN users u ON u.id = l.actor_id ORDER BY l.id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(&read)?
+        .iter()
+        .map(|row| {
+            Ok(AuditEntry {
+                id: row.try_get("id").map_err(&read)?,
+                actor_id: row.try_get("actor_id").map_err(&read)?,
+                actor: row.try_get("actor").map_err(&read)?,
+                action: row.try_get("action").map_err(&read)?,
+                detail: row.try_get("detail").map_err(&read)?,
+                created_at: row.try_get("created_at").map_err(&read)?,
+            })
+        })
+        .collect()
     }
 }

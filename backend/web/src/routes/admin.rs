@@ -14,6 +14,7 @@ use super::{Layout, render, see_other};
 use crate::auth::{ApiUser, Visitor};
 use crate::error::{ApiError, PageError};
 use crate::services::admin::{self, AdminError};
+use crate::services::audit::{self, AuditError};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -36,7 +37,58 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/admin/users/{id}/password",
         web::post().to(api_reset_password),
-    );
+    )
+    .route("/admin/audit", web::get().to(api_audit));
+}
+
+/// One audit log entry as the page shows it.
+struct AuditRow {
+    at: String,
+    actor: String,
+    action: String,
+    detail: String,
+}
+
+/// The newest 100 entries for an admin; organizers see none.
+async fn audit_rows(state: &AppState, viewer: &User) -> Result<Vec<AuditRow>, PageError> {
+    if viewer.role != Role::Admin {
+        return Ok(vec![]);
+    }
+    let entries = audit::read(state.store.as_ref(), viewer, 100)
+        .await
+        .map_err(|e| PageError::internal(e.into()))?;
+    Ok(entries
+        .into_iter()
+        .map(|e| AuditRow {
+            at: crate::view::datetime(e.created_at),
+            actor: e.actor,
+            action: e.action,
+            detail: e.detail,
+        })
+        .collect())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/admin/audit?limit=N`: the newest entries first (admins only).
+async fn api_audit(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    match audit::read(state.store.as_ref(), &user.0, limit).await {
+        Ok(entries) => Ok(HttpResponse::Ok().json(serde_json::json!({ "entries": entries }))),
+        Err(AuditError::NotAdmin) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            AuditError::NotAdmin.to_string(),
+        )),
+        Err(AuditError::Store(e)) => Err(e.into()),
+    }
 }
 
 impl From<AdminError> for ApiError {
@@ -45,7 +97,9 @@ impl From<AdminError> for ApiError {
         match e {
             AdminError::Store(e) => e.into(),
             AdminError::Internal(e) => ApiError::internal(e),
-            AdminError::NotAdmin => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            AdminError::NotAdmin | AdminError::NotOrganizer => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
             AdminError::NoUser(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
             _ => ApiError::invalid(message),
         }
@@ -58,7 +112,9 @@ async fn api_reset_password(
     user: ApiUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let (username, password) = admin::reset_password(state.store.as_ref(), &user.0, *id).await?;
+    let now = state.clock.now();
+    let (username, password) =
+        admin::reset_password(state.store.as_ref(), &user.0, *id, now).await?;
     state.query_models.forget_tokens();
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -70,7 +126,7 @@ impl From<AdminError> for PageError {
         match e {
             AdminError::Store(e) => e.into(),
             AdminError::Internal(e) => PageError::internal(e),
-            AdminError::NotAdmin => PageError::forbidden(e.to_string()),
+            AdminError::NotAdmin | AdminError::NotOrganizer => PageError::forbidden(e.to_string()),
             AdminError::NoUser(_) => PageError::new(StatusCode::NOT_FOUND, e.to_string()),
             e => PageError::bad_request(e.to_string()),
         }
@@ -102,6 +158,8 @@ struct AdminPage {
     reset: Option<(String, String)>,
     /// The viewer's user id (their own password is changed on /account).
     me: i64,
+    /// The latest organizer and admin actions (admins only).
+    audit: Vec<AuditRow>,
     roles: Vec<&'static str>,
     is_admin: bool,
     identical: Vec<IdenticalRow>,
@@ -169,6 +227,7 @@ pub(super) async fn admin_page(
         upload: extras.upload,
         reset: extras.reset,
         me: user.id,
+        audit: audit_rows(state, user).await?,
         users: state.store.list_users().await?,
         teams,
         challenges,
@@ -194,7 +253,8 @@ async fn set_role(
 ) -> Result<HttpResponse, PageError> {
     let me = require_role(&visitor, Role::Admin)?;
     visitor.check_csrf(&form.csrf_token)?;
-    admin::set_role(state.store.as_ref(), me, *id, &form.role).await?;
+    let now = state.clock.now();
+    admin::set_role(state.store.as_ref(), me, *id, &form.role, now).await?;
     Ok(see_other("/admin"))
 }
 
@@ -229,7 +289,8 @@ async fn set_banned(
     let me = require_role(&visitor, Role::Admin)?;
     visitor.check_csrf(&form.csrf_token)?;
     let banned = flag(&form.banned)?;
-    admin::set_banned(state.store.as_ref(), me, *id, banned).await?;
+    let now = state.clock.now();
+    admin::set_banned(state.store.as_ref(), me, *id, banned, now).await?;
     state.query_models.forget_tokens();
     Ok(see_other("/admin"))
 }
@@ -243,7 +304,7 @@ async fn reset_password(
 ) -> Result<HttpResponse, PageError> {
     let me = require_role(&visitor, Role::Admin)?;
     visitor.check_csrf(&form.csrf_token)?;
-    let reset = admin::reset_password(state.store.as_ref(), me, *id).await?;
+    let reset = admin::reset_password(state.store.as_ref(), me, *id, state.clock.now()).await?;
     state.query_models.forget_tokens();
     let extras = Extras {
         reset: Some(reset),
@@ -263,8 +324,7 @@ async fn set_hidden(
     let me = require_role(&visitor, Role::Admin)?;
     visitor.check_csrf(&form.csrf_token)?;
     let hidden = flag(&form.hidden)?;
-    state.store.set_hidden(*id, hidden).await?;
-    tracing::info!(admin = me.id, user = *id, hidden, "hidden changed");
+    admin::set_hidden(state.store.as_ref(), me, *id, hidden, state.clock.now()).await?;
     Ok(see_other("/admin"))
 }
 
@@ -274,12 +334,11 @@ async fn set_visibility(
     slug: web::Path<String>,
     form: web::Form<FlagForm>,
 ) -> Result<HttpResponse, PageError> {
-    require_role(&visitor, Role::Organizer)?;
+    let me = require_role(&visitor, Role::Organizer)?;
     visitor.check_csrf(&form.csrf_token)?;
-    state
-        .store
-        .set_challenge_hidden(&slug, flag(&form.hidden)?)
-        .await?;
+    let hidden = flag(&form.hidden)?;
+    let now = state.clock.now();
+    admin::set_challenge_hidden(state.store.as_ref(), me, &slug, hidden, now).await?;
     Ok(see_other("/admin"))
 }
 
@@ -293,7 +352,7 @@ async fn set_revealed(
     let me = require_role(&visitor, Role::Organizer)?;
     visitor.check_csrf(&form.csrf_token)?;
     let revealed = flag(&form.revealed)?;
-    state.store.set_challenge_revealed(&slug, revealed).await?;
-    tracing::info!(organizer = me.id, slug = %slug, revealed, "private ranking visibility changed");
+    let now = state.clock.now();
+    admin::set_challenge_revealed(state.store.as_ref(), me, &slug, revealed, now).await?;
     Ok(see_other("/admin"))
 }

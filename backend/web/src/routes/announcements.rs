@@ -170,7 +170,7 @@ async fn api_delete(
     user: ApiUser,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    service::delete(state.store.as_ref(), &user.0, *id).await?;
+    service::delete(state.store.as_ref(), &user.0, *id, state.clock.now()).await?;
     state.banner.refresh(state.store.as_ref()).await;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -274,7 +274,7 @@ async fn page_delete(
 ) -> Result<HttpResponse, PageError> {
     let user = visitor.require()?;
     visitor.check_csrf(&form.csrf_token)?;
-    match service::delete(state.store.as_ref(), user, *id).await {
+    match service::delete(state.store.as_ref(), user, *id, state.clock.now()).await {
         Ok(()) => {
             state.banner.refresh(state.store.as_ref()).await;
             Ok(see_other("/announcements"))

@@ -71,6 +71,7 @@ fn may_author(user: &User) -> bool {
 /// is an error.
 async fn upload(
     state: &AppState,
+    user: &User,
     req: &HttpRequest,
     payload: Multipart,
     csrf: Option<&Visitor>,
@@ -93,6 +94,7 @@ async fn upload(
     std::fs::create_dir_all(&scratch).map_err(|e| Refusal::internal(e.into()))?;
     let done = bundles::upload(
         state.store.as_ref(),
+        user,
         &state.blobs,
         &scratch,
         archive.path(),
@@ -131,7 +133,7 @@ async fn api_upload(
             "uploading challenges takes the organizer or admin role",
         ));
     }
-    Ok(match upload(&state, &req, payload, None).await? {
+    Ok(match upload(&state, &user.0, &req, payload, None).await? {
         UploadResult::Imported { slug, status } => HttpResponse::Created().json(
             serde_json::json!({ "slug": slug, "status": status, "problems": [] }),
         ),
@@ -157,7 +159,7 @@ async fn page_upload(
     if !may_author(user) {
         return Err(PageError::forbidden("This page is for the organizer role."));
     }
-    let result = upload(&state, &req, payload, Some(&visitor)).await?;
+    let result = upload(&state, user, &req, payload, Some(&visitor)).await?;
     let status = match &result {
         UploadResult::Imported { .. } => StatusCode::OK,
         UploadResult::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -3,6 +3,8 @@
 use riposte_core::account::Role;
 use riposte_core::store::{Store, StoreError, User, UserId};
 
+use super::audit;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// The role is not one of the platform's (the message lists them).
@@ -14,6 +16,8 @@ pub enum AdminError {
     BanSelf,
     #[error("Managing users takes the admin role.")]
     NotAdmin,
+    #[error("Managing challenges takes the organizer role.")]
+    NotOrganizer,
     #[error("Change your own password on your account page.")]
     OwnPassword,
     #[error("There is no user {0}.")]
@@ -31,12 +35,15 @@ pub async fn set_role(
     me: &User,
     id: UserId,
     raw_role: &str,
+    now: i64,
 ) -> Result<Role, AdminError> {
     let role = Role::parse(raw_role).map_err(|e| AdminError::BadRole(e.0))?;
     if id == me.id && role != Role::Admin {
         return Err(AdminError::OwnAdminRole);
     }
     store.set_role(id, role).await?;
+    let detail = format!("user #{id}: {}", role.as_str());
+    audit::record(store, me, "role.set", &detail, now).await?;
     tracing::info!(
         admin = me.id,
         user = id,
@@ -53,11 +60,14 @@ pub async fn set_banned(
     me: &User,
     id: UserId,
     banned: bool,
+    now: i64,
 ) -> Result<(), AdminError> {
     if id == me.id {
         return Err(AdminError::BanSelf);
     }
     store.set_banned(id, banned).await?;
+    let action = if banned { "user.ban" } else { "user.unban" };
+    audit::record(store, me, action, &format!("user #{id}"), now).await?;
     tracing::info!(admin = me.id, user = id, banned, "ban changed");
     Ok(())
 }
@@ -69,6 +79,7 @@ pub async fn reset_password(
     store: &dyn Store,
     me: &User,
     id: UserId,
+    now: i64,
 ) -> Result<(String, String), AdminError> {
     if me.role != Role::Admin {
         return Err(AdminError::NotAdmin);
@@ -93,6 +104,73 @@ pub async fn reset_password(
         Err(StoreError::NotFound) => return Err(AdminError::NoUser(id)),
         Err(e) => return Err(e.into()),
     }
+    let detail = format!("user #{id} ({})", user.username);
+    audit::record(store, me, "password.reset", &detail, now).await?;
     tracing::info!(admin = me.id, user = id, "password reset");
     Ok((user.username, password))
+}
+
+/// Hide a user from the boards (a test account, a sponsor) or show them again.
+pub async fn set_hidden(
+    store: &dyn Store,
+    me: &User,
+    id: UserId,
+    hidden: bool,
+    now: i64,
+) -> Result<(), AdminError> {
+    if me.role != Role::Admin {
+        return Err(AdminError::NotAdmin);
+    }
+    store.set_hidden(id, hidden).await?;
+    let action = if hidden { "user.hide" } else { "user.show" };
+    audit::record(store, me, action, &format!("user #{id}"), now).await?;
+    Ok(())
+}
+
+/// Hide a challenge from competitors or show it (organizers).
+pub async fn set_challenge_hidden(
+    store: &dyn Store,
+    me: &User,
+    slug: &str,
+    hidden: bool,
+    now: i64,
+) -> Result<(), AdminError> {
+    if !me.role.can_organize() {
+        return Err(AdminError::NotOrganizer);
+    }
+    store.set_challenge_hidden(slug, hidden).await?;
+    let action = if hidden {
+        "challenge.hide"
+    } else {
+        "challenge.show"
+    };
+    audit::record(store, me, action, slug, now).await?;
+    Ok(())
+}
+
+/// Show a challenge's private ranking before its tracks close, or hide it again.
+pub async fn set_challenge_revealed(
+    store: &dyn Store,
+    me: &User,
+    slug: &str,
+    revealed: bool,
+    now: i64,
+) -> Result<(), AdminError> {
+    if !me.role.can_organize() {
+        return Err(AdminError::NotOrganizer);
+    }
+    store.set_challenge_revealed(slug, revealed).await?;
+    let action = if revealed {
+        "challenge.reveal"
+    } else {
+        "challenge.unreveal"
+    };
+    audit::record(store, me, action, slug, now).await?;
+    tracing::info!(
+        organizer = me.id,
+        slug,
+        revealed,
+        "private ranking visibility changed"
+    );
+    Ok(())
 }

@@ -56,17 +56,25 @@ pub async fn post(
             now,
         })
         .await?;
+    let detail = format!("#{}: {}", posted.id, posted.title);
+    super::audit::record(store, author, "announcement.post", &detail, now).await?;
     tracing::info!(author = author.id, id = posted.id, "announcement posted");
     Ok(posted)
 }
 
 /// Retract an announcement.
-pub async fn delete(store: &dyn Store, by: &User, id: i64) -> Result<(), AnnouncementError> {
+pub async fn delete(
+    store: &dyn Store,
+    by: &User,
+    id: i64,
+    now: i64,
+) -> Result<(), AnnouncementError> {
     if !by.role.can_organize() {
         return Err(AnnouncementError::NotOrganizer);
     }
     match store.delete_announcement(id).await {
         Ok(()) => {
+            super::audit::record(store, by, "announcement.delete", &format!("#{id}"), now).await?;
             tracing::info!(by = by.id, id, "announcement deleted");
             Ok(())
         }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use riposte_core::challenge::{Bundle, ChallengeSlug, Problem};
-use riposte_core::store::{Store, Upserted};
+use riposte_core::store::{Store, Upserted, User};
 
 use crate::archive::{self, ArchiveError};
 use crate::blobs::BlobDir;
@@ -34,6 +34,7 @@ pub struct Imported {
 /// Unpack the archive at `archive` under `scratch`, check it and import it.
 pub async fn upload(
     store: &dyn Store,
+    actor: &User,
     blobs: &BlobDir,
     scratch: &Path,
     archive: &Path,
@@ -50,6 +51,10 @@ pub async fn upload(
     let outcome = crate::import::import_bundle(store, blobs, &bundle, now)
         .await
         .map_err(BundleError::Internal)?;
+    let detail = format!("{} ({outcome:?})", bundle.spec.slug);
+    super::audit::record(store, actor, "challenge.upload", &detail, now)
+        .await
+        .map_err(|e| BundleError::Internal(e.into()))?;
     tracing::info!(slug = %bundle.spec.slug, ?outcome, "bundle uploaded");
     Ok(Imported {
         slug: bundle.spec.slug.clone(),

@@ -12,6 +12,7 @@
 //! - [`announcements`]: posting and retracting announcements.
 //! - [`exports`]: results as CSV or JSON tables for organizers.
 //! - [`queue`]: the evaluation queue's health, and retrying failed jobs.
+//! - [`audit`]: the audit log of organizer and admin actions.
 //! - [`admin`]: roles and bans, and what an admin may not do to themselves.
 //! - [`teams`]: creating, joining and leaving teams.
 //! - [`flags`]: checking a flag and recording the attempt and the solve.
@@ -21,6 +22,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod announcements;
+pub mod audit;
 pub mod bundles;
 pub mod challenges;
 pub mod exports;

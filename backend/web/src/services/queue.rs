@@ -39,6 +39,8 @@ pub async fn retry(
     }
     match store.retry_job(submission, now).await {
         Ok(()) => {
+            let detail = format!("submission #{submission}");
+            super::audit::record(store, user, "job.retry", &detail, now).await?;
             tracing::info!(by = user.id, submission, "failed job queued again");
             Ok(())
         }

@@ -7,6 +7,7 @@ mod helpers;
 mod accounts;
 mod announcements;
 mod api;
+mod audit;
 mod authoring;
 mod board_scale;
 mod boards;
