@@ -210,6 +210,9 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn team(&self, id: TeamId) -> StoreResult<Option<Team>>;
     async fn team_members(&self, id: TeamId) -> StoreResult<Vec<User>>;
     async fn list_teams(&self) -> StoreResult<Vec<TeamSummary>>;
+    /// Rename a team (`Conflict` when the name is taken, `NotFound` when the team
+    /// is gone); the boards show the new name at once.
+    async fn rename_team(&self, team: TeamId, name: &str, name_key: &str) -> StoreResult<Team>;
 }
 
 /// Challenges as imported from their bundles: catalog rows, typed specs, the

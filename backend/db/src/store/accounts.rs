@@ -365,6 +365,25 @@ impl AccountStore for SqlStore {
         Ok(team)
     }
 
+    async fn rename_team(&self, team: TeamId, name: &str, name_key: &str) -> StoreResult<Team> {
+        let mut tx = self.begin_write().await?;
+        standings::bump(&mut tx).await?;
+        let row = sqlx::query(
+            "UPDATE teams SET name = $1, name_key = $2 WHERE id = $3 \
+             RETURNING id, name, invite_code, created_at",
+        )
+        .bind(name)
+        .bind(name_key)
+        .bind(team)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(conflict_as("that team name"))?
+        .ok_or(StoreError::NotFound)?;
+        let team = team_from(&row)?;
+        tx.commit().await.map_err(failed("rename_team"))?;
+        Ok(team)
+    }
+
     #[tracing::instrument(skip_all, fields(user))]
     async fn join_team(&self, user: UserId, invite_code: &str, max_size: i64) -> StoreResult<Team> {
         let mut tx = self.begin_write().await?;

@@ -23,6 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{id}/ban", web::post().to(set_banned))
         .route("/admin/users/{id}/hide", web::post().to(set_hidden))
         .route("/admin/users/{id}/password", web::post().to(reset_password))
+        .route("/admin/teams/{id}/name", web::post().to(rename_team))
+        .route("/admin/teams/{id}/disband", web::post().to(disband_team))
         .route(
             "/admin/challenges/{slug}/visibility",
             web::post().to(set_visibility),
@@ -38,7 +40,12 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
         "/admin/users/{id}/password",
         web::post().to(api_reset_password),
     )
-    .route("/admin/audit", web::get().to(api_audit));
+    .route("/admin/audit", web::get().to(api_audit))
+    .route("/admin/teams/{id}/name", web::post().to(api_rename_team))
+    .route(
+        "/admin/teams/{id}/disband",
+        web::post().to(api_disband_team),
+    );
 }
 
 /// One audit log entry as the page shows it.
@@ -100,7 +107,9 @@ impl From<AdminError> for ApiError {
             AdminError::NotAdmin | AdminError::NotOrganizer => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
             }
-            AdminError::NoUser(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            AdminError::NoUser(_) | AdminError::NoTeam(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
             _ => ApiError::invalid(message),
         }
     }
@@ -127,7 +136,9 @@ impl From<AdminError> for PageError {
             AdminError::Store(e) => e.into(),
             AdminError::Internal(e) => PageError::internal(e),
             AdminError::NotAdmin | AdminError::NotOrganizer => PageError::forbidden(e.to_string()),
-            AdminError::NoUser(_) => PageError::new(StatusCode::NOT_FOUND, e.to_string()),
+            AdminError::NoUser(_) | AdminError::NoTeam(_) => {
+                PageError::new(StatusCode::NOT_FOUND, e.to_string())
+            }
             e => PageError::bad_request(e.to_string()),
         }
     }
@@ -311,6 +322,66 @@ async fn reset_password(
         ..Extras::default()
     };
     admin_page(&state, &visitor, StatusCode::OK, extras).await
+}
+
+#[derive(Deserialize)]
+struct TeamNameForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn rename_team(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<i64>,
+    form: web::Form<TeamNameForm>,
+) -> Result<HttpResponse, PageError> {
+    let me = require_role(&visitor, Role::Admin)?;
+    visitor.check_csrf(&form.csrf_token)?;
+    let now = state.clock.now();
+    admin::rename_team(state.store.as_ref(), me, *id, &form.name, now).await?;
+    Ok(see_other("/admin"))
+}
+
+async fn disband_team(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<i64>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
+    let me = require_role(&visitor, Role::Admin)?;
+    visitor.check_csrf(&form.csrf_token)?;
+    admin::disband_team(state.store.as_ref(), me, *id, state.clock.now()).await?;
+    state.query_models.forget_tokens();
+    Ok(see_other("/admin"))
+}
+
+#[derive(Deserialize)]
+struct TeamNameBody {
+    name: String,
+}
+
+async fn api_rename_team(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    id: web::Path<i64>,
+    body: web::Json<TeamNameBody>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let team = admin::rename_team(state.store.as_ref(), &user.0, *id, &body.name, now).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": team.id, "name": team.name })))
+}
+
+async fn api_disband_team(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let moved = admin::disband_team(state.store.as_ref(), &user.0, *id, state.clock.now()).await?;
+    state.query_models.forget_tokens();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": *id, "members": moved })))
 }
 
 /// Hide a user from the boards (a test account, a sponsor) or show them again:

@@ -1,7 +1,8 @@
 //! What an admin may do to accounts, and what they may not do to themselves.
 
 use riposte_core::account::Role;
-use riposte_core::store::{Store, StoreError, User, UserId};
+use riposte_core::account::TeamName;
+use riposte_core::store::{Store, StoreError, Team, TeamId, User, UserId};
 
 use super::audit;
 
@@ -22,6 +23,11 @@ pub enum AdminError {
     OwnPassword,
     #[error("There is no user {0}.")]
     NoUser(UserId),
+    #[error("There is no team {0}.")]
+    NoTeam(TeamId),
+    /// The new team name broke a naming rule, or is taken or looks like another.
+    #[error("{0}")]
+    BadTeamName(String),
     #[error("something went wrong on our side; it has been logged")]
     Internal(#[source] anyhow::Error),
     #[error(transparent)]
@@ -173,4 +179,68 @@ pub async fn set_challenge_revealed(
         "private ranking visibility changed"
     );
     Ok(())
+}
+
+/// Rename team `id` (admins): the naming rules and the look-alike check of a new
+/// team apply.
+pub async fn rename_team(
+    store: &dyn Store,
+    me: &User,
+    id: TeamId,
+    raw_name: &str,
+    now: i64,
+) -> Result<Team, AdminError> {
+    if me.role != Role::Admin {
+        return Err(AdminError::NotAdmin);
+    }
+    let name = TeamName::parse(raw_name).map_err(|e| AdminError::BadTeamName(e.0))?;
+    let teams = store.list_teams().await?;
+    let others = teams
+        .iter()
+        .filter(|t| t.team.id != id)
+        .map(|t| t.team.name.as_str());
+    if let Some(existing) = super::teams::lookalike(others, name.as_str()) {
+        return Err(AdminError::BadTeamName(format!(
+            "The team name {:?} looks like the existing team {existing:?}: choose another.",
+            name.as_str()
+        )));
+    }
+    let renamed = match store.rename_team(id, name.as_str(), &name.key()).await {
+        Ok(team) => team,
+        Err(StoreError::NotFound) => return Err(AdminError::NoTeam(id)),
+        Err(StoreError::Conflict(_)) => {
+            return Err(AdminError::BadTeamName(format!(
+                "The team name {:?} is already taken.",
+                name.as_str()
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let detail = format!("team #{id}: {}", renamed.name);
+    audit::record(store, me, "team.rename", &detail, now).await?;
+    Ok(renamed)
+}
+
+/// Disband team `id` (admins): each member competes alone again, in a team of
+/// one; the team's submissions, solves and spent queries go where its last
+/// member goes (the rule for any team left empty). Returns how many moved.
+pub async fn disband_team(
+    store: &dyn Store,
+    me: &User,
+    id: TeamId,
+    now: i64,
+) -> Result<usize, AdminError> {
+    if me.role != Role::Admin {
+        return Err(AdminError::NotAdmin);
+    }
+    let members = store.team_members(id).await?;
+    if members.is_empty() {
+        return Err(AdminError::NoTeam(id));
+    }
+    for member in &members {
+        super::teams::give_solo_team(store, member, now).await?;
+    }
+    let detail = format!("team #{id} ({} members)", members.len());
+    audit::record(store, me, "team.disband", &detail, now).await?;
+    Ok(members.len())
 }

@@ -94,3 +94,101 @@ async fn admins_reset_a_password_once_from_the_page_or_the_api(db: Db) {
     );
     app.finish().await;
 }
+
+crate::on_both_databases!(admins_rename_and_disband_teams);
+async fn admins_rename_and_disband_teams(db: Db) {
+    let app = TestApp::spawn(db, |_| {}).await.unwrap();
+    let alice = app.competitor("alice").await;
+    let bob = app.competitor("bob").await;
+    let store = app.store().await;
+    let r = alice
+        .post_form("/team", "/team/create", &[("name", "Blue Team")])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let alice_id = user_id(&app, "alice").await;
+    let team_id = store
+        .user_by_id(alice_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .team_id
+        .unwrap();
+    let invite = store.team(team_id).await.unwrap().unwrap().invite_code;
+    let r = bob
+        .post_form("/team", "/team/join", &[("invite_code", &invite)])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(store.team_members(team_id).await.unwrap().len(), 2);
+
+    let admin = app.admin().await;
+    let token = admin.api_token("admin", &app.admin_password).await;
+    let rename = |c: &Client, token: String, id: i64, name: &'static str| {
+        c.http
+            .post(c.url(&format!("/api/v1/admin/teams/{id}/name")))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+    };
+    let r = rename(&admin, token.clone(), team_id, "Green Team")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        store.team(team_id).await.unwrap().unwrap().name,
+        "Green Team"
+    );
+    let (status, _, message) = json_error(
+        rename(&admin, token.clone(), team_id, "admin")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+    assert!(
+        message.contains("taken") || message.contains("looks like"),
+        "{message}"
+    );
+    let (status, _, _) = json_error(
+        rename(&admin, token.clone(), 999_999, "Nobody")
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let bob_token = bob.api_token("bob", PASSWORD).await;
+    let (status, _, _) = json_error(rename(&bob, bob_token, team_id, "Mine").await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Disbanded from the page: each member is on their own again.
+    let r = admin
+        .post_form("/admin", &format!("/admin/teams/{team_id}/disband"), &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let bob_id = user_id(&app, "bob").await;
+    let alice_team = store
+        .user_by_id(alice_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .team_id
+        .unwrap();
+    let bob_team = store
+        .user_by_id(bob_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .team_id
+        .unwrap();
+    assert_ne!(alice_team, bob_team);
+    assert_eq!(store.team_members(alice_team).await.unwrap().len(), 1);
+    assert_eq!(store.team_members(bob_team).await.unwrap().len(), 1);
+    let actions: Vec<String> = store
+        .audit_log(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["team.disband", "team.rename"]);
+    app.finish().await;
+}
