@@ -144,6 +144,13 @@ impl From<AdminError> for PageError {
     }
 }
 
+/// The acting user of a form: the role it takes, and the page's CSRF token.
+fn acting<'a>(visitor: &'a Visitor, role: Role, csrf: &str) -> Result<&'a User, PageError> {
+    let me = require_role(visitor, role)?;
+    visitor.check_csrf(csrf)?;
+    Ok(me)
+}
+
 /// Organizers see the admin page and manage challenges; only admins manage users.
 fn require_role(visitor: &Visitor, role: Role) -> Result<&User, PageError> {
     let user = visitor.require()?;
@@ -248,29 +255,25 @@ pub(super) async fn admin_page(
     render(status, &page)
 }
 
-#[derive(Deserialize)]
-struct RoleForm {
-    #[serde(default)]
-    role: String,
-    #[serde(default)]
-    csrf_token: String,
-}
-
 async fn set_role(
     state: web::Data<AppState>,
     visitor: Visitor,
     id: web::Path<i64>,
-    form: web::Form<RoleForm>,
+    form: web::Form<AdminForm>,
 ) -> Result<HttpResponse, PageError> {
-    let me = require_role(&visitor, Role::Admin)?;
-    visitor.check_csrf(&form.csrf_token)?;
+    let me = acting(&visitor, Role::Admin, &form.csrf_token)?;
     let now = state.clock.now();
     admin::set_role(state.store.as_ref(), me, *id, &form.role, now).await?;
     Ok(see_other("/admin"))
 }
 
+/// Every admin form: the field its action reads, and the CSRF token.
 #[derive(Deserialize)]
-struct FlagForm {
+struct AdminForm {
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    name: String,
     #[serde(default)]
     banned: String,
     #[serde(default)]
@@ -295,10 +298,9 @@ async fn set_banned(
     state: web::Data<AppState>,
     visitor: Visitor,
     id: web::Path<i64>,
-    form: web::Form<FlagForm>,
+    form: web::Form<AdminForm>,
 ) -> Result<HttpResponse, PageError> {
-    let me = require_role(&visitor, Role::Admin)?;
-    visitor.check_csrf(&form.csrf_token)?;
+    let me = acting(&visitor, Role::Admin, &form.csrf_token)?;
     let banned = flag(&form.banned)?;
     let now = state.clock.now();
     admin::set_banned(state.store.as_ref(), me, *id, banned, now).await?;
@@ -313,8 +315,7 @@ async fn reset_password(
     id: web::Path<i64>,
     form: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    let me = require_role(&visitor, Role::Admin)?;
-    visitor.check_csrf(&form.csrf_token)?;
+    let me = acting(&visitor, Role::Admin, &form.csrf_token)?;
     let reset = admin::reset_password(state.store.as_ref(), me, *id, state.clock.now()).await?;
     state.query_models.forget_tokens();
     let extras = Extras {
@@ -324,22 +325,13 @@ async fn reset_password(
     admin_page(&state, &visitor, StatusCode::OK, extras).await
 }
 
-#[derive(Deserialize)]
-struct TeamNameForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    csrf_token: String,
-}
-
 async fn rename_team(
     state: web::Data<AppState>,
     visitor: Visitor,
     id: web::Path<i64>,
-    form: web::Form<TeamNameForm>,
+    form: web::Form<AdminForm>,
 ) -> Result<HttpResponse, PageError> {
-    let me = require_role(&visitor, Role::Admin)?;
-    visitor.check_csrf(&form.csrf_token)?;
+    let me = acting(&visitor, Role::Admin, &form.csrf_token)?;
     let now = state.clock.now();
     admin::rename_team(state.store.as_ref(), me, *id, &form.name, now).await?;
     Ok(see_other("/admin"))
@@ -351,8 +343,7 @@ async fn disband_team(
     id: web::Path<i64>,
     form: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
-    let me = require_role(&visitor, Role::Admin)?;
-    visitor.check_csrf(&form.csrf_token)?;
+    let me = acting(&visitor, Role::Admin, &form.csrf_token)?;
     admin::disband_team(state.store.as_ref(), me, *id, state.clock.now()).await?;
     state.query_models.forget_tokens();
     Ok(see_other("/admin"))
@@ -390,10 +381,9 @@ async fn set_hidden(
     state: web::Data<AppState>,
     visitor: Visitor,
     id: web::Path<i64>,
-    form: web::Form<FlagForm>,
+    form: web::Form<AdminForm>,
 ) -> Result<HttpResponse, PageError> {
-    let me = require_role(&visitor, Role::Admin)?;
-    visitor.check_csrf(&form.csrf_token)?;
+    let me = acting(&visitor, Role::Admin, &form.csrf_token)?;
     let hidden = flag(&form.hidden)?;
     admin::set_hidden(state.store.as_ref(), me, *id, hidden, state.clock.now()).await?;
     Ok(see_other("/admin"))
@@ -403,10 +393,9 @@ async fn set_visibility(
     state: web::Data<AppState>,
     visitor: Visitor,
     slug: web::Path<String>,
-    form: web::Form<FlagForm>,
+    form: web::Form<AdminForm>,
 ) -> Result<HttpResponse, PageError> {
-    let me = require_role(&visitor, Role::Organizer)?;
-    visitor.check_csrf(&form.csrf_token)?;
+    let me = acting(&visitor, Role::Organizer, &form.csrf_token)?;
     let hidden = flag(&form.hidden)?;
     let now = state.clock.now();
     admin::set_challenge_hidden(state.store.as_ref(), me, &slug, hidden, now).await?;
@@ -418,10 +407,9 @@ async fn set_revealed(
     state: web::Data<AppState>,
     visitor: Visitor,
     slug: web::Path<String>,
-    form: web::Form<FlagForm>,
+    form: web::Form<AdminForm>,
 ) -> Result<HttpResponse, PageError> {
-    let me = require_role(&visitor, Role::Organizer)?;
-    visitor.check_csrf(&form.csrf_token)?;
+    let me = acting(&visitor, Role::Organizer, &form.csrf_token)?;
     let revealed = flag(&form.revealed)?;
     let now = state.clock.now();
     admin::set_challenge_revealed(state.store.as_ref(), me, &slug, revealed, now).await?;
