@@ -280,6 +280,14 @@ pub trait SubmissionStore: Send + Sync + 'static {
     /// Attack files of one challenge submitted with identical bytes by more than
     /// one team, for organizers to look into.
     async fn identical_attacks(&self) -> StoreResult<Vec<IdenticalAttacks>>;
+    /// Submissions matching `filter`, newest first, `limit` from `offset`, and how
+    /// many match in all (the organizers' submission list).
+    async fn list_submissions(
+        &self,
+        filter: &SubmissionFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<Submission>, i64)>;
     /// Claim the oldest runnable job (queued and due, or running with an expired
     /// lease and fewer than `max_attempts` attempts) for `owner` until `lease_until`.
     /// Use the same `max_attempts` as for `fail_job` and `expire_dead_jobs`.
@@ -766,4 +774,13 @@ pub struct AuditEntry {
     pub action: String,
     pub detail: String,
     pub created_at: i64,
+}
+
+/// Which submissions an organizer lists (`None`: any).
+#[derive(Debug, Clone, Default)]
+pub struct SubmissionFilter {
+    pub challenge: Option<ChallengeId>,
+    pub track: Option<Track>,
+    pub team: Option<TeamId>,
+    pub status: Option<SubmissionStatus>,
 }

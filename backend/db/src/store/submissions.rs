@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use riposte_core::store::{
     ChallengeId, ClaimedJob, FailedJob, IdenticalAttacks, JobCompletion, JobId, NewSubmission,
-    QueueHealth, StoreError, StoreResult, Submission, SubmissionId, SubmissionStatus,
-    SubmissionStore, TeamId, Track,
+    QueueHealth, StoreError, StoreResult, Submission, SubmissionFilter, SubmissionId,
+    SubmissionStatus, SubmissionStore, TeamId, Track,
 };
 use sqlx::Row;
 
@@ -454,6 +454,49 @@ impl SubmissionStore for SqlStore {
             .fetch_one(&self.pool)
             .await
             .map_err(failed("queue_depth"))
+    }
+
+    async fn list_submissions(
+        &self,
+        filter: &SubmissionFilter,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<(Vec<Submission>, i64)> {
+        // One text for every filter: an unset field binds a value that matches all
+        // (-1 for ids, '' for names), so no statement is built from input.
+        const WHERE: &str = "($1 < 0 OR s.challenge_id = $1) AND ($2 = '' OR s.track = $2) \
+             AND ($3 < 0 OR s.team_id = $3) AND ($4 = '' OR s.status = $4)";
+        let challenge = filter.challenge.unwrap_or(-1);
+        let track = filter.track.map_or("", Track::as_str);
+        let team = filter.team.unwrap_or(-1);
+        let status = filter.status.map_or("", SubmissionStatus::as_str);
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM submissions s WHERE {WHERE}"
+        )))
+        .bind(challenge)
+        .bind(track)
+        .bind(team)
+        .bind(status)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(failed("list_submissions"))?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM submissions s WHERE {WHERE} ORDER BY s.id DESC LIMIT $5 OFFSET $6"
+        )))
+        .bind(challenge)
+        .bind(track)
+        .bind(team)
+        .bind(status)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed("list_submissions"))?;
+        let submissions = rows
+            .iter()
+            .map(submission_from)
+            .collect::<StoreResult<_>>()?;
+        Ok((submissions, total))
     }
 
     async fn worker_seen(&self, owner: &str, now: i64) -> StoreResult<()> {

@@ -9,6 +9,7 @@ mod boards;
 mod bundles;
 mod exports;
 mod flags;
+mod moderation;
 mod pages;
 pub mod query;
 mod queue;
@@ -49,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(exports::configure_api)
                 .configure(queue::configure_api)
                 .configure(admin::configure_api)
+                .configure(moderation::configure_api)
                 .configure(query::configure_api),
         )
         .configure(pages::configure)
@@ -59,6 +61,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(bundles::configure_pages)
         .configure(announcements::configure_pages)
         .configure(queue::configure_pages)
+        .configure(moderation::configure_pages)
         .default_service(web::to(not_found));
 }
 

@@ -13,6 +13,7 @@
 //! - [`exports`]: results as CSV or JSON tables for organizers.
 //! - [`queue`]: the evaluation queue's health, and retrying failed jobs.
 //! - [`audit`]: the audit log of organizer and admin actions.
+//! - [`moderation`]: every submission, filtered, for organizers.
 //! - [`admin`]: roles and bans, and what an admin may not do to themselves.
 //! - [`teams`]: creating, joining and leaving teams.
 //! - [`flags`]: checking a flag and recording the attempt and the solve.
@@ -27,6 +28,7 @@ pub mod bundles;
 pub mod challenges;
 pub mod exports;
 pub mod flags;
+pub mod moderation;
 pub mod queue;
 pub mod teams;
 pub mod uploads;

@@ -477,8 +477,14 @@ async fn every_page_fits_a_phone_and_a_desktop_without_sideways_scrolling() {
     log_out(&b).await;
 
     log_in(&b, &base, "admin", &app.admin_password).await;
-    let organizer_pages =
-        ["/admin", "/admin/queue", "/account", "/announcements"].map(str::to_owned);
+    let organizer_pages = [
+        "/admin",
+        "/admin/queue",
+        "/admin/submissions",
+        "/account",
+        "/announcements",
+    ]
+    .map(str::to_owned);
     failures.extend(overflowing(&b, &base, &organizer_pages).await);
 
     assert!(

@@ -19,6 +19,7 @@ mod exports;
 mod families;
 mod flags;
 mod hardening;
+mod moderation;
 mod pages;
 mod people;
 mod query;
