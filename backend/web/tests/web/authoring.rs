@@ -9,7 +9,7 @@ use crate::helpers::{Client, Db, PASSWORD, TestApp, csrf_in, element_text, works
 
 /// `challenges/fine-print` as a .tar.gz under a top folder named `folder`, with
 /// `challenge.toml` passed through `edit`.
-fn fine_print(folder: &str, edit: impl Fn(String) -> String) -> Vec<u8> {
+pub(crate) fn fine_print(folder: &str, edit: impl Fn(String) -> String) -> Vec<u8> {
     let root = workspace_root().join("challenges/fine-print");
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
@@ -44,7 +44,7 @@ fn add_dir(
     }
 }
 
-fn renamed(slug: &str, title: &str) -> impl Fn(String) -> String {
+pub(crate) fn renamed(slug: &str, title: &str) -> impl Fn(String) -> String {
     let (slug, title) = (slug.to_owned(), title.to_owned());
     move |toml: String| {
         toml.replace("slug = \"fine-print\"", &format!("slug = \"{slug}\""))

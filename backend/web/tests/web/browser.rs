@@ -9,7 +9,7 @@ use fantoccini::{ClientBuilder, Locator};
 
 use crate::helpers::{Db, PASSWORD, TestApp};
 
-struct Driver(Child);
+pub(crate) struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -18,7 +18,7 @@ impl Drop for Driver {
     }
 }
 
-async fn browser() -> Option<(Driver, fantoccini::Client, tempfile::TempDir)> {
+pub(crate) async fn browser() -> Option<(Driver, fantoccini::Client, tempfile::TempDir)> {
     let Ok(driver_path) = std::env::var("RIPOSTE_CHROMEDRIVER") else {
         riposte_db::testing::missing("RIPOSTE_CHROMEDRIVER is not set");
         return None;
@@ -337,7 +337,7 @@ async fn overflowing(b: &fantoccini::Client, base: &str, pages: &[String]) -> Ve
     failures
 }
 
-async fn log_in(b: &fantoccini::Client, base: &str, username: &str, password: &str) {
+pub(crate) async fn log_in(b: &fantoccini::Client, base: &str, username: &str, password: &str) {
     b.goto(&format!("{base}/login")).await.unwrap();
     b.find(Locator::Css("input[name=username]"))
         .await

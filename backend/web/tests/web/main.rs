@@ -15,6 +15,7 @@ mod browser;
 mod challenges;
 mod cli;
 mod competition;
+mod console_browser;
 mod exports;
 mod families;
 mod flags;
