@@ -14,6 +14,33 @@
     hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short"
   });
 
+  // 3. countdowns: <span data-countdown="RFC 3339" data-what="closes"> counts
+  //    down every second ("closes in 2 h 5 min"); the server's text stays without JS.
+  function words(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    var d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+    if (d) return d + " d " + h + " h";
+    if (h) return h + " h " + m + " min";
+    if (m) return m + " min " + (s % 60) + " s";
+    return s + " s";
+  }
+  function countdowns() {
+    var all = document.querySelectorAll("[data-countdown]");
+    if (!all.length) return;
+    function tick() {
+      for (var i = 0; i < all.length; i++) {
+        var el = all[i];
+        var at = new Date(el.getAttribute("data-countdown")).getTime();
+        if (isNaN(at)) continue;
+        var left = at - Date.now();
+        var what = el.getAttribute("data-what") || "";
+        el.textContent = left > 0 ? what + " in " + words(left) : what + " now: reload the page";
+      }
+    }
+    tick();
+    setInterval(tick, 1000);
+  }
+
   function localTimes(root) {
     var times = root.querySelectorAll("time[datetime]");
     for (var i = 0; i < times.length; i++) {
@@ -32,6 +59,7 @@
   var live = document.querySelectorAll("[data-live][id]");
   for (var i = 0; i < live.length; i++) served[live[i].id] = live[i].innerHTML;
   localTimes(document);
+  countdowns();
   if (!live.length) return;
 
   var busy = false;

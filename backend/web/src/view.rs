@@ -111,6 +111,22 @@ pub struct TrackRow {
     pub state: &'static str,
     pub per_day: u32,
     pub max_upload: String,
+    /// The next change of the track, for a countdown: what happens ("opens",
+    /// "closes"), when (RFC 3339) and how long until then, in words.
+    pub next: Option<(&'static str, String, String)>,
+}
+
+/// How long until something happens, in the two largest units: "2 d 3 h",
+/// "5 h 12 min", "4 min 9 s", "42 s".
+pub fn remaining(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s} s"),
+        (0, 0, m) => format!("{m} min {} s", s % 60),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
 }
 
 pub fn track_state(track: &Track, now: i64) -> &'static str {
@@ -132,6 +148,13 @@ pub fn track_rows(spec: &ChallengeSpec, now: i64) -> Vec<TrackRow> {
         state: track_state(t, now),
         per_day: t.submissions_per_day,
         max_upload: format!("{} MiB", t.max_upload_bytes >> 20),
+        next: if now < t.opens {
+            Some(("opens", datetime(t.opens), remaining(t.opens - now)))
+        } else if now < t.closes {
+            Some(("closes", datetime(t.closes), remaining(t.closes - now)))
+        } else {
+            None
+        },
     };
     let mut rows = Vec::new();
     if let Some(t) = &spec.attack {
@@ -146,6 +169,15 @@ pub fn track_rows(spec: &ChallengeSpec, now: i64) -> Vec<TrackRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_remaining_reads_in_its_two_largest_units() {
+        assert_eq!(remaining(42), "42 s");
+        assert_eq!(remaining(4 * 60 + 9), "4 min 9 s");
+        assert_eq!(remaining(5 * 3_600 + 12 * 60 + 59), "5 h 12 min");
+        assert_eq!(remaining(2 * 86_400 + 3 * 3_600 + 59), "2 d 3 h");
+        assert_eq!(remaining(-5), "0 s", "past is now");
+    }
 
     #[test]
     fn markdown_keeps_formatting_and_drops_script() {

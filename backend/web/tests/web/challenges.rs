@@ -90,3 +90,23 @@ both_databases!(hidden_challenges_disappear_for_competitors, |app| {
         StatusCode::OK
     );
 });
+
+crate::both_databases!(challenge_pages_count_down_to_the_next_phase, |app| {
+    let anon = app.client();
+    let (_, html) = anon.get_text("/challenges/mnist-evasion").await;
+    // Open now (the tracks close on 2027-06-30): counting down to the close.
+    assert!(
+        html.contains("data-countdown=\"2027-06-30T00:00:00Z\" data-what=\"closes\""),
+        "{html}"
+    );
+    assert!(html.contains(">closes in 2"), "days first: {html}");
+    // Before the tracks open: counting down to the opening.
+    app.clock.advance(-400 * 86_400);
+    let (_, html) = anon.get_text("/challenges/mnist-evasion").await;
+    assert!(html.contains("data-what=\"opens\""), "{html}");
+    assert!(html.contains(">opens in "), "{html}");
+    // After they close: nothing to count down to.
+    app.clock.advance(1_000 * 86_400);
+    let (_, html) = anon.get_text("/challenges/mnist-evasion").await;
+    assert!(!html.contains("data-countdown"), "{html}");
+});
