@@ -4,7 +4,7 @@
 //! code `riposte challenge import` and the start-up import run). Nothing is
 //! stored unless every check passes; the unpacked folder is always removed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use riposte_core::challenge::{Bundle, ChallengeSlug, Problem};
 use riposte_core::store::{Store, Upserted, User};
@@ -85,7 +85,7 @@ fn declared_slug(root: &Path) -> Option<String> {
 }
 
 /// A text file of at most 1 MiB (challenge.toml is far smaller).
-fn read_small(path: &PathBuf) -> Option<String> {
+fn read_small(path: &Path) -> Option<String> {
     use std::io::Read;
     let mut text = String::new();
     std::fs::File::open(path)

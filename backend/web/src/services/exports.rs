@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use riposte_core::leaderboard::{self, EventScore};
 use riposte_core::store::{
-    ChallengeRecord, Split, Store, StoreError, SubmissionStatus, TeamId, Track,
+    ChallengeRecord, Split, Store, StoreError, SubmissionFilter, TeamId, Track,
 };
 
 /// One value of a table.
@@ -213,23 +213,12 @@ pub async fn submissions(
     challenge: &ChallengeRecord,
     names: &HashMap<TeamId, String>,
 ) -> Result<Table, StoreError> {
-    let mut all = Vec::new();
-    for track in [Track::Attack, Track::Defense] {
-        for status in [
-            SubmissionStatus::Queued,
-            SubmissionStatus::Running,
-            SubmissionStatus::Scored,
-            SubmissionStatus::Rejected,
-            SubmissionStatus::Failed,
-        ] {
-            all.extend(
-                store
-                    .challenge_submissions(challenge.id, track, status)
-                    .await?,
-            );
-        }
-    }
-    all.sort_by_key(|s| s.id);
+    let filter = SubmissionFilter {
+        challenge: Some(challenge.id),
+        ..SubmissionFilter::default()
+    };
+    let (mut all, _) = store.list_submissions(&filter, i64::MAX, 0).await?;
+    all.reverse(); // oldest first
     let rows = all
         .iter()
         .map(|s| {
