@@ -47,6 +47,61 @@ pub fn scoreboard(
     leaderboard::event_scores(&tracks, flags, counted)
 }
 
+/// The boards and flags as they stood at `t`: the submissions scored by `t`
+/// (their [`scored_at`]), the cells written by `t` and the solves made by `t`.
+/// A frozen scoreboard is [`scoreboard`] of these; it equals [`history`]'s
+/// value at `t` for every team (tested on every prefix). Tracks of one challenge
+/// keep sharing one cell list.
+pub fn as_of(
+    boards: &[TrackBoard],
+    flags: &[FlagStanding],
+    t: i64,
+) -> (Vec<TrackBoard>, Vec<FlagStanding>) {
+    let mut shared: Vec<(*const Evaluation, Arc<[Evaluation]>)> = Vec::new();
+    let boards = boards
+        .iter()
+        .map(|b| {
+            let source = b.cells.as_ptr();
+            let cells = match shared.iter().find(|(p, _)| *p == source) {
+                Some((_, cut)) => cut.clone(),
+                None => {
+                    let cut: Arc<[Evaluation]> = b
+                        .cells
+                        .iter()
+                        .filter(|c| c.created_at <= t)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .into();
+                    shared.push((source, cut.clone()));
+                    cut
+                }
+            };
+            TrackBoard {
+                challenge: b.challenge.clone(),
+                track: b.track,
+                points: b.points,
+                split: b.split,
+                scored: b
+                    .scored
+                    .iter()
+                    .filter(|s| scored_at(s) <= t)
+                    .cloned()
+                    .collect(),
+                cells,
+            }
+        })
+        .collect();
+    let flags = flags
+        .iter()
+        .map(|f| FlagStanding {
+            challenge: f.challenge.clone(),
+            flag: f.flag.clone(),
+            solvers: f.solvers.iter().filter(|s| s.1 <= t).copied().collect(),
+        })
+        .collect();
+    (boards, flags)
+}
+
 /// When a submission joined the leaderboards.
 pub fn scored_at(s: &Submission) -> i64 {
     s.finished_at.unwrap_or(s.created_at)
@@ -452,32 +507,7 @@ mod tests {
         let h = history(boards, flags, &both());
         let times: Vec<i64> = (0..=40).collect();
         for t in times {
-            let cut: Vec<TrackBoard> = boards
-                .iter()
-                .map(|b| TrackBoard {
-                    scored: b
-                        .scored
-                        .iter()
-                        .filter(|s| scored_at(s) <= t)
-                        .cloned()
-                        .collect(),
-                    cells: b
-                        .cells
-                        .iter()
-                        .filter(|c| c.created_at <= t)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .into(),
-                    ..b.clone()
-                })
-                .collect();
-            let cut_flags: Vec<FlagStanding> = flags
-                .iter()
-                .map(|f| FlagStanding {
-                    solvers: f.solvers.iter().filter(|s| s.1 <= t).copied().collect(),
-                    ..f.clone()
-                })
-                .collect();
+            let (cut, cut_flags) = as_of(boards, flags, t);
             for team in scoreboard(&cut, &cut_flags, &both()) {
                 let at_t = h[&team.team_id]
                     .iter()
@@ -493,6 +523,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_frozen_board_keeps_what_was_in_by_its_moment() {
+        let boards = example();
+        let (cut, cut_flags) = as_of(&boards, &flags(), 20);
+        // Team 1's attack #1 (scored 12) is in, #3 (scored 31) is not; team 2's
+        // attack #2 (scored 20) is in with no cell yet (its cells come at 25).
+        let ids = |b: &TrackBoard| b.scored.iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!(ids(&cut[0]), [1, 2]);
+        assert!(cut[0].cells.iter().all(|c| c.created_at <= 20));
+        assert!(
+            Arc::ptr_eq(&cut[0].cells, &cut[1].cells),
+            "the tracks of one challenge share the cut cells"
+        );
+        // solves at 15 and 16 are in, 22 is not
+        assert_eq!(
+            cut_flags[0].solvers.iter().map(|s| s.1).collect::<Vec<_>>(),
+            [15]
+        );
+        // at 20: team 1 holds the attack lead (100) and the flag alone (500);
+        // team 2 the defense lead (100)
+        let ranked = scoreboard(&cut, &cut_flags, &both());
+        let points: Vec<(TeamId, f64)> = ranked.iter().map(|t| (t.team_id, t.points)).collect();
+        assert_eq!(points, [(1, 600.0), (2, 100.0)]);
+        // nothing is in before the first event
+        let (empty, _) = as_of(&boards, &flags(), 0);
+        assert!(scoreboard(&empty, &[], &both()).is_empty());
     }
 
     #[test]

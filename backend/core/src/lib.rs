@@ -4,6 +4,7 @@
 //! - [`challenge`]: challenge bundles (`challenge.toml`, README, public and private files).
 //! - [`artifacts`]: a challenge's imported bundle files, by path, with their blobs.
 //! - [`details`]: what a scorer records about one submission for its page.
+//! - [`event`]: the event's timeline: its start, end and scoreboard freeze.
 //! - [`history`]: the event scoreboard now and each team's score over time.
 //! - [`kinds`]: one module per challenge kind: its bundle checks, upload names and words.
 //! - [`task`]: the tensor contract of a challenge and its threat model.
@@ -21,6 +22,7 @@ pub mod account;
 pub mod artifacts;
 pub mod challenge;
 pub mod details;
+pub mod event;
 pub mod history;
 pub mod kinds;
 pub mod leaderboard;

@@ -327,6 +327,25 @@ pub trait SubmissionStore: Send + Sync + 'static {
     /// Queue the failed job of `submission` again, attempts reset (an organizer
     /// fixed what made it fail). `NotFound` when it has no failed job.
     async fn retry_job(&self, submission: SubmissionId, now: i64) -> StoreResult<()>;
+    /// Take `submission` off every board and matrix for good: `rejected` with
+    /// `message` (the team reads it), its cells and scores deleted (the
+    /// submissions it faced are summed again), a pending job cancelled (a
+    /// worker still scoring it is fenced out). `NotFound` when there is none.
+    async fn disqualify(
+        &self,
+        submission: SubmissionId,
+        message: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Score `submission` again from scratch: its cells and scores are deleted
+    /// and its job queued afresh (a worker still scoring it is fenced out, so
+    /// it is never scored twice). `Refused` while it is queued already;
+    /// `NotFound` when there is none.
+    async fn rescore(&self, submission: SubmissionId, now: i64) -> StoreResult<()>;
+    /// [`Self::rescore`] every scored, failed or running submission of
+    /// `challenge` at once (queued ones will be scored anyway; rejected ones
+    /// stay rejected). Returns how many were queued.
+    async fn rescore_challenge(&self, challenge: ChallengeId, now: i64) -> StoreResult<u64>;
     /// Make `submission` (scored, of `team`) the one that counts for its track;
     /// `None` goes back to the team's best.
     async fn choose_submission(
@@ -424,8 +443,7 @@ pub trait BoardStore: Send + Sync + 'static {
     async fn rebuild_standings(&self) -> StoreResult<()>;
 }
 
-/// The event as a whole: announcements, the audit log (and, as they come, its
-/// timeline).
+/// The event as a whole: announcements, the audit log and its timeline.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     async fn post_announcement(&self, new: NewAnnouncement<'_>) -> StoreResult<Announcement>;
@@ -439,6 +457,11 @@ pub trait EventStore: Send + Sync + 'static {
     async fn record_action(&self, action: AuditAction<'_>) -> StoreResult<()>;
     /// The `limit` most recent actions, newest first.
     async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+    /// The event's start, end and freeze.
+    async fn timeline(&self) -> StoreResult<crate::event::Timeline>;
+    /// Replace the timeline; raises the board version (a freeze changes what
+    /// boards show).
+    async fn set_timeline(&self, timeline: &crate::event::Timeline, now: i64) -> StoreResult<()>;
 }
 
 /// Everything Riposte persists, one trait per concern; [`SqlStore`] (in the db

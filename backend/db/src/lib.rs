@@ -1,5 +1,6 @@
 //! Riposte's storage: the [`Store`](riposte_core::store::Store) on SQLite and
-//! PostgreSQL, and the content-addressed blob directory ([`blobs`]).
+//! PostgreSQL, the content-addressed blob directory ([`blobs`]), and every row
+//! out and back in for backups ([`backup`]).
 //!
 //! One implementation, [`SqlStore`], over sqlx's Any driver: every statement is
 //! written once with `$N` placeholders, INTEGER 0/1 booleans and Unix-second
@@ -10,6 +11,7 @@
 //! Error policy: uniqueness violations become `StoreError::Conflict` naming what
 //! is taken; everything else is `StoreError::Backend` with context.
 
+pub mod backup;
 pub mod blobs;
 mod sql;
 mod standings;

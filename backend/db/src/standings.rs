@@ -61,20 +61,127 @@ pub(crate) async fn add_cell(
         let Party::Submission(id) = party else {
             continue;
         };
-        sqlx::query(
-            "INSERT INTO submission_scores (submission_id, split, score, opponents) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (submission_id, split) DO UPDATE \
-             SET score = submission_scores.score + excluded.score, opponents = submission_scores.opponents + 1",
-        )
-        .bind(*id)
-        .bind(cell.split.as_str())
-        .bind(share)
-        .execute(&mut *conn)
-        .await
-        .map_err(backend_err)?;
+        add_share(conn, *id, cell.split, share).await?;
         touched.insert(*id);
     }
     Ok(())
+}
+
+/// Add one cell's share to one submission's score on `split`.
+async fn add_share(
+    conn: &mut AnyConnection,
+    id: SubmissionId,
+    split: Split,
+    share: f64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO submission_scores (submission_id, split, score, opponents) VALUES ($1, $2, $3, 1) \
+         ON CONFLICT (submission_id, split) DO UPDATE \
+         SET score = submission_scores.score + excluded.score, opponents = submission_scores.opponents + 1",
+    )
+    .bind(id)
+    .bind(split.as_str())
+    .bind(share)
+    .execute(&mut *conn)
+    .await
+    .map_err(backend_err)?;
+    Ok(())
+}
+
+/// Take submission `id` out of the matrix of `challenge`: delete every cell it
+/// is a party to and its scores, then sum each submission it faced again from
+/// its remaining cells, in cell order (the very floats a rebuild makes). The
+/// submission and the ones it faced are added to `touched`.
+pub(crate) async fn remove_party(
+    conn: &mut AnyConnection,
+    challenge: ChallengeId,
+    id: SubmissionId,
+    touched: &mut BTreeSet<SubmissionId>,
+) -> StoreResult<()> {
+    let key = Party::Submission(id).key();
+    let rows = sqlx::query(
+        "SELECT attacker, defender FROM evaluations \
+         WHERE challenge_id = $1 AND (attacker = $2 OR defender = $2)",
+    )
+    .bind(challenge)
+    .bind(key.as_str())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend_err)?;
+    let mut faced = BTreeSet::new();
+    for row in &rows {
+        for column in ["attacker", "defender"] {
+            let raw: String = row.try_get(column).map_err(backend_err)?;
+            if let Some(Party::Submission(other)) = Party::parse(&raw)
+                && other != id
+            {
+                faced.insert(other);
+            }
+        }
+    }
+    sqlx::query(
+        "DELETE FROM evaluations WHERE challenge_id = $1 AND (attacker = $2 OR defender = $2)",
+    )
+    .bind(challenge)
+    .bind(key.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(backend_err)?;
+    sqlx::query("DELETE FROM submission_scores WHERE submission_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend_err)?;
+    for &other in &faced {
+        resum(conn, challenge, other).await?;
+    }
+    touched.insert(id);
+    touched.extend(faced);
+    Ok(())
+}
+
+/// Sum submission `id`'s scores again from its cells, in cell order.
+async fn resum(
+    conn: &mut AnyConnection,
+    challenge: ChallengeId,
+    id: SubmissionId,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM submission_scores WHERE submission_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend_err)?;
+    let key = Party::Submission(id).key();
+    let cells = sqlx::query(
+        "SELECT attacker, split, total, fooled FROM evaluations \
+         WHERE challenge_id = $1 AND (attacker = $2 OR defender = $2) AND total > 0 ORDER BY id",
+    )
+    .bind(challenge)
+    .bind(key.as_str())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend_err)?;
+    for row in &cells {
+        let attacker: String = row.try_get("attacker").map_err(backend_err)?;
+        let split: String = row.try_get("split").map_err(backend_err)?;
+        let total: i64 = row.try_get("total").map_err(backend_err)?;
+        let fooled: i64 = row.try_get("fooled").map_err(backend_err)?;
+        let hits = if attacker == key {
+            fooled
+        } else {
+            total - fooled
+        };
+        add_share(conn, id, split_of(&split), hits as f64 / total as f64).await?;
+    }
+    Ok(())
+}
+
+fn split_of(raw: &str) -> Split {
+    if raw == Split::Private.as_str() {
+        Split::Private
+    } else {
+        Split::Public
+    }
 }
 
 /// Re-pick the counted submission of every (challenge, track, team) one of

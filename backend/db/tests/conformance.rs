@@ -216,6 +216,19 @@ conformance! {
         assert_eq!(titles(store.latest_announcements(10).await.unwrap()), ["Targets fixed"]);
     };
 
+    the_timeline_round_trips_and_moves_the_boards => |store: Arc<SqlStore>| async move {
+        use riposte_core::event::Timeline;
+        assert_eq!(store.timeline().await.unwrap(), Timeline::default());
+        let before = store.board_version().await.unwrap();
+        let set = Timeline { starts_at: Some(100), ends_at: Some(i64::from(u32::MAX) * 4), freeze_at: Some(150) };
+        store.set_timeline(&set, 120).await.unwrap();
+        assert_eq!(store.timeline().await.unwrap(), set);
+        assert!(store.board_version().await.unwrap() > before, "a freeze changes what boards show");
+        let unfrozen = Timeline { freeze_at: None, ..set };
+        store.set_timeline(&unfrozen, 130).await.unwrap();
+        assert_eq!(store.timeline().await.unwrap(), unfrozen);
+    };
+
     a_failed_statement_names_the_store_method => |store: Arc<SqlStore>| async move {
         store.close().await; // every statement fails now
         let e = store.list_users().await.unwrap_err();

@@ -4,8 +4,8 @@
 //! A property test over random event sequences (seeded, so a failure names its
 //! seed): new competitors, attack and defense submissions scored with cells
 //! (duplicates, empty cells, both splits, equal scores and equal times to reach
-//! the tie-breakers), rejected submissions, matrix repairs, choices and team
-//! merges. After every event, each track's `Store::track_standings` must be
+//! the tie-breakers), rejected submissions, matrix repairs, choices, team
+//! merges, disqualifications and rescores. After every event, each track's `Store::track_standings` must be
 //! exactly (`==`, floats bit for bit) `leaderboard::rank` over the track's scored
 //! submissions and the challenge's cells, and a rebuild from scratch must agree.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -137,32 +137,7 @@ async fn submit(store: &SqlStore, rng: &mut StdRng, w: &mut World) {
         .unwrap()
         .expect("the new submission's job");
     assert_eq!(job.submission.id, submission.id);
-    let opponents: Vec<Party> = w
-        .submissions
-        .iter()
-        .filter(|s| s.challenge_id == challenge && s.track != track)
-        .map(party_of)
-        .collect();
-    let me = party_of(&submission);
-    let mut cells = Vec::new();
-    for k in 0..rng.random_range(0..4) {
-        let fixed = match track {
-            Track::Attack => Party::Organizer(format!("target{}", k % 2)),
-            Track::Defense => Party::Reference(format!("ref{}", k % 2)),
-        };
-        cells.push(match track {
-            Track::Attack => cell(rng, me.clone(), fixed),
-            Track::Defense => cell(rng, fixed, me.clone()),
-        });
-    }
-    for opponent in opponents {
-        if rng.random_bool(0.6) {
-            cells.push(match track {
-                Track::Attack => cell(rng, me.clone(), opponent),
-                Track::Defense => cell(rng, opponent, me.clone()),
-            });
-        }
-    }
+    let cells = cells_for(rng, w, &submission);
     let status = if rng.random_bool(0.85) {
         SubmissionStatus::Scored
     } else {
@@ -190,6 +165,102 @@ async fn submit(store: &SqlStore, rng: &mut StdRng, w: &mut World) {
         .await
         .unwrap();
     w.submissions.push(submission);
+}
+
+/// Cells of `submission` against the fixed parties and, now and then, each
+/// opposing submission of its challenge.
+fn cells_for(rng: &mut StdRng, w: &World, submission: &Submission) -> Vec<Evaluation> {
+    let (challenge, track) = (submission.challenge_id, submission.track);
+    let opponents: Vec<Party> = w
+        .submissions
+        .iter()
+        .filter(|s| s.challenge_id == challenge && s.track != track && s.id != submission.id)
+        .map(party_of)
+        .collect();
+    let me = party_of(submission);
+    let mut cells = Vec::new();
+    for k in 0..rng.random_range(0..4) {
+        let fixed = match track {
+            Track::Attack => Party::Organizer(format!("target{}", k % 2)),
+            Track::Defense => Party::Reference(format!("ref{}", k % 2)),
+        };
+        cells.push(match track {
+            Track::Attack => cell(rng, me.clone(), fixed),
+            Track::Defense => cell(rng, fixed, me.clone()),
+        });
+    }
+    for opponent in opponents {
+        if rng.random_bool(0.6) {
+            cells.push(match track {
+                Track::Attack => cell(rng, me.clone(), opponent),
+                Track::Defense => cell(rng, opponent, me.clone()),
+            });
+        }
+    }
+    cells
+}
+
+/// An organizer disqualifies a submission: it leaves every board and matrix.
+async fn disqualify(store: &SqlStore, rng: &mut StdRng, w: &World) {
+    if w.submissions.is_empty() {
+        return;
+    }
+    let s = &w.submissions[rng.random_range(0..w.submissions.len())];
+    store
+        .disqualify(s.id, "Disqualified: plagiarism", w.clock)
+        .await
+        .unwrap();
+    let after = store.submission(s.id).await.unwrap().unwrap();
+    assert_eq!(after.status, SubmissionStatus::Rejected);
+    assert_eq!(after.message, "Disqualified: plagiarism");
+    let key = party_of(s).key();
+    let cells = store.evaluations(s.challenge_id).await.unwrap();
+    assert!(
+        cells
+            .iter()
+            .all(|c| c.attacker.key() != key && c.defender.key() != key)
+    );
+}
+
+/// An organizer rescores a submission; a worker scores it again at once,
+/// against the opponents there are now.
+async fn rescore(store: &SqlStore, rng: &mut StdRng, w: &mut World) {
+    if w.submissions.is_empty() {
+        return;
+    }
+    let s = w.submissions[rng.random_range(0..w.submissions.len())].clone();
+    w.clock += 1;
+    store.rescore(s.id, w.clock).await.unwrap();
+    assert!(
+        matches!(
+            store.rescore(s.id, w.clock).await,
+            Err(StoreError::Refused(_))
+        ),
+        "a queued submission is not queued twice"
+    );
+    let job = store
+        .claim_job("prop", w.clock, w.clock + 600, 3)
+        .await
+        .unwrap()
+        .expect("the rescored submission's job");
+    assert_eq!(job.submission.id, s.id);
+    let cells = cells_for(rng, w, &s);
+    store
+        .complete_job(JobCompletion {
+            job: job.id,
+            owner: "prop",
+            challenge_id: s.challenge_id,
+            submission: s.id,
+            status: SubmissionStatus::Scored,
+            message: "",
+            gate_accuracy: None,
+            details: &riposte_core::details::SubmissionDetails::None,
+            cells: &cells,
+            queries_used: None,
+            now: w.clock,
+        })
+        .await
+        .unwrap();
 }
 
 /// Cells between existing submissions, some of them already stored.
@@ -335,9 +406,17 @@ async fn run_sequences(store: Arc<SqlStore>) {
                     repair(&store, &mut rng, &w).await;
                     "repair"
                 }
-                74..90 => {
+                74..84 => {
                     choose(&store, &mut rng, &w).await;
                     "choose"
+                }
+                84..88 => {
+                    disqualify(&store, &mut rng, &w).await;
+                    "disqualify"
+                }
+                88..92 => {
+                    rescore(&store, &mut rng, &mut w).await;
+                    "rescore"
                 }
                 _ => {
                     join(&store, &mut rng, &mut w).await;

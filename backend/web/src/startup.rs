@@ -34,6 +34,8 @@ pub struct AppState {
     pub(crate) boards: Arc<crate::routes::BoardCaches>,
     /// The newest announcement, for every page's banner.
     pub(crate) banner: Arc<crate::routes::Banner>,
+    /// The event's start, end and freeze (`riposte_core::event`).
+    pub(crate) timeline: Arc<crate::routes::TimelineCache>,
 }
 
 /// Open the store and blob store named by the settings (creating the data dir).
@@ -169,6 +171,9 @@ impl Application {
         ));
         let app_clock = clock.clone();
         let app_blobs = blobs.clone();
+        // Read before the first request: a closed or frozen event is never served open.
+        let timeline = Arc::new(crate::routes::TimelineCache::default());
+        timeline.set(riposte_core::store::EventStore::timeline(&store).await?);
         let state = web::Data::new(AppState {
             store: Arc::new(store.clone()),
             blobs,
@@ -182,6 +187,7 @@ impl Application {
             clock,
             boards: Arc::default(),
             banner: Arc::default(),
+            timeline,
             settings: Arc::new(settings),
         });
         let app_state = state.clone();

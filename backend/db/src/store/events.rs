@@ -1,6 +1,7 @@
-//! [`EventStore`] on SQL: announcements and the audit log.
+//! [`EventStore`] on SQL: announcements, the audit log and the timeline.
 
 use async_trait::async_trait;
+use riposte_core::event::Timeline;
 use riposte_core::store::{
     Announcement, AuditAction, AuditEntry, EventStore, NewAnnouncement, StoreError, StoreResult,
 };
@@ -8,6 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::sql::*;
+use crate::standings;
 
 const ANNOUNCEMENT_COLUMNS: &str =
     "a.id, a.author_id, u.username AS author, a.title, a.body, a.created_at";
@@ -120,5 +122,35 @@ impl EventStore for SqlStore {
             })
         })
         .collect()
+    }
+
+    async fn timeline(&self) -> StoreResult<Timeline> {
+        let row =
+            sqlx::query("SELECT starts_at, ends_at, freeze_at FROM event_timeline WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(failed("timeline"))?;
+        let read = failed("timeline");
+        Ok(Timeline {
+            starts_at: row.try_get("starts_at").map_err(&read)?,
+            ends_at: row.try_get("ends_at").map_err(&read)?,
+            freeze_at: row.try_get("freeze_at").map_err(&read)?,
+        })
+    }
+
+    async fn set_timeline(&self, timeline: &Timeline, now: i64) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        standings::bump(&mut tx).await?;
+        sqlx::query(
+            "UPDATE event_timeline SET starts_at = $1, ends_at = $2, freeze_at = $3, updated_at = $4 WHERE id = 1",
+        )
+        .bind(timeline.starts_at)
+        .bind(timeline.ends_at)
+        .bind(timeline.freeze_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("set_timeline"))?;
+        tx.commit().await.map_err(failed("set_timeline"))
     }
 }

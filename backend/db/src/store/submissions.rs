@@ -596,6 +596,73 @@ impl SubmissionStore for SqlStore {
         tx.commit().await.map_err(failed("retry_job"))
     }
 
+    async fn disqualify(
+        &self,
+        submission: SubmissionId,
+        message: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        standings::bump(&mut tx).await?;
+        let challenge = challenge_of(&mut tx, submission).await?;
+        sqlx::query(
+            "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL \
+             WHERE submission_id = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(submission)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("disqualify"))?;
+        sqlx::query(
+            "UPDATE submissions SET status = 'rejected', message = $1, chosen = 0, finished_at = $2 WHERE id = $3",
+        )
+        .bind(message)
+        .bind(now)
+        .bind(submission)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("disqualify"))?;
+        let mut touched = BTreeSet::new();
+        standings::remove_party(&mut tx, challenge, submission, &mut touched).await?;
+        standings::refresh_submissions(&mut tx, &touched).await?;
+        tx.commit().await.map_err(failed("disqualify"))
+    }
+
+    async fn rescore(&self, submission: SubmissionId, now: i64) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        standings::bump(&mut tx).await?;
+        let challenge = challenge_of(&mut tx, submission).await?;
+        let status: String = sqlx::query_scalar("SELECT status FROM submissions WHERE id = $1")
+            .bind(submission)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failed("rescore"))?;
+        if status == SubmissionStatus::Queued.as_str() {
+            return Err(StoreError::Refused(format!(
+                "submission {submission} is queued already: it will be scored once"
+            )));
+        }
+        requeue(&mut tx, challenge, submission, now).await?;
+        tx.commit().await.map_err(failed("rescore"))
+    }
+
+    async fn rescore_challenge(&self, challenge: ChallengeId, now: i64) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        standings::bump(&mut tx).await?;
+        let ids: Vec<SubmissionId> = sqlx::query_scalar(
+            "SELECT id FROM submissions WHERE challenge_id = $1 AND status IN ('scored', 'failed', 'running') ORDER BY id",
+        )
+        .bind(challenge)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(failed("rescore_challenge"))?;
+        for &id in &ids {
+            requeue(&mut tx, challenge, id, now).await?;
+        }
+        tx.commit().await.map_err(failed("rescore_challenge"))?;
+        Ok(ids.len() as u64)
+    }
+
     async fn choose_submission(
         &self,
         team: TeamId,
@@ -639,4 +706,56 @@ impl SubmissionStore for SqlStore {
         standings::refresh_group(&mut tx, challenge, track, team).await?;
         tx.commit().await.map_err(failed("choose_submission"))
     }
+}
+
+/// The challenge of `submission`; `NotFound` when there is none.
+async fn challenge_of(
+    conn: &mut sqlx::AnyConnection,
+    submission: SubmissionId,
+) -> StoreResult<ChallengeId> {
+    sqlx::query_scalar("SELECT challenge_id FROM submissions WHERE id = $1")
+        .bind(submission)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(failed("challenge_of"))?
+        .ok_or(StoreError::NotFound)
+}
+
+/// Delete a submission's cells and scores and queue its job afresh (a lease in
+/// progress is dropped, so that worker's completion is refused).
+async fn requeue(
+    conn: &mut sqlx::AnyConnection,
+    challenge: ChallengeId,
+    submission: SubmissionId,
+    now: i64,
+) -> StoreResult<()> {
+    let mut touched = BTreeSet::new();
+    standings::remove_party(conn, challenge, submission, &mut touched).await?;
+    sqlx::query(
+        "UPDATE submissions SET status = 'queued', message = '', finished_at = NULL, gate_accuracy = NULL WHERE id = $1",
+    )
+    .bind(submission)
+    .execute(&mut *conn)
+    .await
+    .map_err(failed("rescore"))?;
+    let requeued = sqlx::query(
+        "UPDATE jobs SET state = 'queued', attempts = 0, lease_owner = NULL, lease_expires_at = NULL, \
+         run_after = $1, last_error = '' WHERE submission_id = $2",
+    )
+    .bind(now)
+    .bind(submission)
+    .execute(&mut *conn)
+    .await
+    .map_err(failed("rescore"))?;
+    if requeued.rows_affected() == 0 {
+        sqlx::query(
+            "INSERT INTO jobs (submission_id, state, attempts, run_after, created_at) VALUES ($1, 'queued', 0, $2, $2)",
+        )
+        .bind(submission)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(failed("rescore"))?;
+    }
+    standings::refresh_submissions(conn, &touched).await
 }

@@ -180,6 +180,8 @@ struct AdminPage {
     audit: Vec<AuditRow>,
     roles: Vec<&'static str>,
     is_admin: bool,
+    /// The event's timeline, as shown and edited.
+    event: super::event::EventView,
     identical: Vec<IdenticalRow>,
 }
 
@@ -251,6 +253,7 @@ pub(super) async fn admin_page(
         challenges,
         roles: Role::ALL.iter().map(|r| r.as_str()).collect(),
         identical,
+        event: super::event::EventView::new(&state.timeline.get(), state.clock.now()),
     };
     render(status, &page)
 }

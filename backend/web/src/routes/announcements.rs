@@ -75,12 +75,14 @@ impl Banner {
     }
 }
 
-/// Keep the banner fresh while the server runs (other processes post too).
+/// Keep the banner and the event timeline fresh while the server runs (other
+/// processes change them too).
 pub async fn refresh_banner(state: web::Data<AppState>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
         every.tick().await;
         state.banner.refresh(state.store.as_ref()).await;
+        state.timeline.refresh(state.store.as_ref()).await;
     }
 }
 

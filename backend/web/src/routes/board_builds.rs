@@ -18,7 +18,10 @@ use std::time::Duration;
 
 use actix_web::web::Bytes;
 use riposte_core::challenge::ChallengeSpec;
-use riposte_core::leaderboard::{EventScore, FlagStanding, PartKind, Standing, TrackStanding};
+use riposte_core::history::TrackBoard;
+use riposte_core::leaderboard::{
+    self, EventScore, FlagStanding, PartKind, Standing, TrackStanding,
+};
 use riposte_core::store::{ChallengeRecord, Split, Store, StoreError, TeamId, Track};
 
 use super::boards::{
@@ -45,6 +48,8 @@ pub struct BoardCaches {
     history: Arc<Slot<History>>,
     matrices: Slots<Matrix>,
     leaderboards: Slots<ChallengeBoard>,
+    /// Frozen boards, one slot per freeze moment.
+    frozen: Slots<Frozen>,
 }
 
 impl Default for BoardCaches {
@@ -56,6 +61,7 @@ impl Default for BoardCaches {
             history: Arc::new(Slot::resting(HISTORY_REST)),
             matrices: Slots::resting(HISTORY_REST),
             leaderboards: Slots::default(),
+            frozen: Slots::resting(HISTORY_REST),
         }
     }
 }
@@ -144,6 +150,7 @@ pub async fn board_key(state: &AppState) -> Result<(BoardKey, Arc<Listed>), Stor
         .await?;
     let now = state.clock.now();
     let mut phase = std::collections::hash_map::DefaultHasher::new();
+    state.timeline.get().frozen_at(now).hash(&mut phase);
     for (record, spec) in &listed.challenges {
         for track in tracks_of(spec) {
             (record.id, track, shown_split(record, spec, track, now)).hash(&mut phase);
@@ -190,8 +197,10 @@ pub async fn board_challenge(
 pub async fn warm_boards(state: actix_web::web::Data<AppState>) {
     let warmed = async {
         let (key, listed) = board_key(&state).await?;
-        scoreboard(&state, key, listed.clone()).await?;
-        history(&state, key, listed).await?;
+        // What competitors see: the frozen boards while a freeze lasts.
+        let frozen = state.timeline.get().frozen_at(state.clock.now());
+        scoreboard(&state, key, listed.clone(), frozen).await?;
+        history(&state, key, listed, frozen).await?;
         Ok::<_, StoreError>(())
     };
     if let Err(e) = warmed.await {
@@ -212,12 +221,19 @@ async fn list(store: Arc<dyn Store>) -> Result<Listed, StoreError> {
     Ok(Listed { challenges })
 }
 
-/// The scoreboard for `key`.
+/// The scoreboard for `key`: as it stood at `frozen`, if given.
 pub async fn scoreboard(
     state: &AppState,
     key: BoardKey,
     listed: Arc<Listed>,
+    frozen: Option<i64>,
 ) -> Result<Arc<Scoreboard>, StoreError> {
+    if let Some(at) = frozen {
+        return Ok(self::frozen(state, key, listed, at)
+            .await?
+            .scoreboard
+            .clone());
+    }
     let store = state.store.clone();
     let now = state.clock.now();
     state
@@ -256,59 +272,68 @@ async fn build_scoreboard(
     let names = team_names_in(&*store).await?;
     board_cache::compute(move || {
         let standings = riposte_core::leaderboard::event_scores(&tracks, &flags, &counted);
-        let name = |team: &TeamId| names.get(team).cloned().unwrap_or_default();
-        let rows = standings
-            .iter()
-            .enumerate()
-            .map(|(i, t)| ScoreRow {
-                rank: i + 1,
-                team: name(&t.team_id),
-                score: format!("{:.2}", t.points),
-                parts: t
-                    .parts
-                    .iter()
-                    .map(|p| PartRow {
-                        challenge: p.challenge.clone(),
-                        kind: p.kind.as_str(),
-                        detail: match p.kind {
-                            PartKind::Flag => "solved".to_owned(),
-                            _ => format!("{:.4} of best {:.4}", p.score, p.best),
-                        },
-                        points: format!("{:.2}", p.points),
-                    })
-                    .collect(),
-                reached: view::datetime(t.reached_at),
-            })
-            .collect();
-        let json = standings
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                serde_json::json!({
-                    "rank": i + 1,
-                    "team": name(&t.team_id),
-                    "score": t.points,
-                    "reached_at": view::datetime(t.reached_at),
-                    "parts": t.parts,
-                })
-                .to_string()
-            })
-            .collect();
-        let index = standings
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.team_id, i))
-            .collect();
-        Scoreboard {
-            key,
-            standings,
-            rows,
-            json,
-            index,
-            pages: std::sync::Mutex::default(),
-        }
+        scoreboard_from(key, standings, &names)
     })
     .await
+}
+
+/// A scoreboard's rows, JSON and index from its standings (live or frozen).
+fn scoreboard_from(
+    key: BoardKey,
+    standings: Vec<EventScore>,
+    names: &HashMap<TeamId, String>,
+) -> Scoreboard {
+    let name = |team: &TeamId| names.get(team).cloned().unwrap_or_default();
+    let rows = standings
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ScoreRow {
+            rank: i + 1,
+            team: name(&t.team_id),
+            score: format!("{:.2}", t.points),
+            parts: t
+                .parts
+                .iter()
+                .map(|p| PartRow {
+                    challenge: p.challenge.clone(),
+                    kind: p.kind.as_str(),
+                    detail: match p.kind {
+                        PartKind::Flag => "solved".to_owned(),
+                        _ => format!("{:.4} of best {:.4}", p.score, p.best),
+                    },
+                    points: format!("{:.2}", p.points),
+                })
+                .collect(),
+            reached: view::datetime(t.reached_at),
+        })
+        .collect();
+    let json = standings
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            serde_json::json!({
+                "rank": i + 1,
+                "team": name(&t.team_id),
+                "score": t.points,
+                "reached_at": view::datetime(t.reached_at),
+                "parts": t.parts,
+            })
+            .to_string()
+        })
+        .collect();
+    let index = standings
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.team_id, i))
+        .collect();
+    Scoreboard {
+        key,
+        standings,
+        rows,
+        json,
+        index,
+        pages: std::sync::Mutex::default(),
+    }
 }
 
 /// The history for `key` (or the last one built, while it rests or rebuilds).
@@ -316,7 +341,11 @@ pub async fn history(
     state: &AppState,
     key: BoardKey,
     listed: Arc<Listed>,
+    frozen: Option<i64>,
 ) -> Result<Arc<History>, StoreError> {
+    if let Some(at) = frozen {
+        return Ok(self::frozen(state, key, listed, at).await?.history.clone());
+    }
     let store = state.store.clone();
     let now = state.clock.now();
     state
@@ -336,42 +365,47 @@ async fn build_history(
 ) -> Result<History, StoreError> {
     let inputs: EventInputs = event_inputs(&*store, &listed, now).await?;
     let names = team_names_in(&*store).await?;
-    let built = board_cache::compute(move || {
-        let steps: HashMap<TeamId, Vec<(i64, f64)>> = inputs
-            .history()
-            .into_iter()
-            .map(|(team, steps)| (team, downsample(&steps, HISTORY_POINTS)))
-            .collect();
-        let top: Vec<(String, Vec<(i64, f64)>)> = inputs
-            .scoreboard()
-            .into_iter()
-            .take(CHART_TEAMS)
-            .map(|t| {
-                (
-                    names.get(&t.team_id).cloned().unwrap_or_default(),
-                    steps.get(&t.team_id).cloned().unwrap_or_default(),
-                )
-            })
-            .collect();
-        let svg = Bytes::from(chart_svg(top, now));
-        let json = steps
-            .into_iter()
-            .map(|(team, steps)| {
-                let points: Vec<serde_json::Value> = steps
-                    .into_iter()
-                    .map(|(at, score)| {
-                        serde_json::json!({ "at": view::datetime(at), "score": score })
-                    })
-                    .collect();
-                (team, serde_json::Value::from(points).to_string())
-            })
-            .collect();
-        History { key, json, svg }
-    })
-    .await;
+    let built = board_cache::compute(move || history_from(key, &inputs, &names, now)).await;
     // The replay held every cell: give the memory back, not just to the allocator.
     board_cache::release_memory();
     built
+}
+
+/// Every counted team's steps and the chart of the top ones (live or frozen).
+fn history_from(
+    key: BoardKey,
+    inputs: &EventInputs,
+    names: &HashMap<TeamId, String>,
+    now: i64,
+) -> History {
+    let steps: HashMap<TeamId, Vec<(i64, f64)>> = inputs
+        .history()
+        .into_iter()
+        .map(|(team, steps)| (team, downsample(&steps, HISTORY_POINTS)))
+        .collect();
+    let top: Vec<(String, Vec<(i64, f64)>)> = inputs
+        .scoreboard()
+        .into_iter()
+        .take(CHART_TEAMS)
+        .map(|t| {
+            (
+                names.get(&t.team_id).cloned().unwrap_or_default(),
+                steps.get(&t.team_id).cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let svg = Bytes::from(chart_svg(top, now));
+    let json = steps
+        .into_iter()
+        .map(|(team, steps)| {
+            let points: Vec<serde_json::Value> = steps
+                .into_iter()
+                .map(|(at, score)| serde_json::json!({ "at": view::datetime(at), "score": score }))
+                .collect();
+            (team, serde_json::Value::from(points).to_string())
+        })
+        .collect();
+    History { key, json, svg }
 }
 
 /// Points a team's history holds in the JSON and the chart.
@@ -404,10 +438,17 @@ pub fn downsample(steps: &[(i64, f64)], n: usize) -> Vec<(i64, f64)> {
 /// The matrix drawing of a listed challenge for `key`.
 pub async fn matrix(
     state: &AppState,
-    key: BoardKey,
+    (key, listed): (BoardKey, &Arc<Listed>),
     record: ChallengeRecord,
     spec: ChallengeSpec,
+    frozen: Option<i64>,
 ) -> Result<Arc<Matrix>, StoreError> {
+    if let Some(at) = frozen {
+        let boards = self::frozen(state, key, listed.clone(), at).await?;
+        if let Some(matrix) = boards.matrices.get(&record.slug) {
+            return Ok(matrix.clone());
+        }
+    }
     let store = state.store.clone();
     let now = state.clock.now();
     state
@@ -453,10 +494,17 @@ pub struct TrackRows {
 /// still count for the teams they faced), and the solves.
 pub async fn challenge_board(
     state: &AppState,
-    key: BoardKey,
+    (key, listed): (BoardKey, &Arc<Listed>),
     record: ChallengeRecord,
     spec: ChallengeSpec,
+    frozen: Option<i64>,
 ) -> Result<Arc<ChallengeBoard>, StoreError> {
+    if let Some(at) = frozen {
+        let boards = self::frozen(state, key, listed.clone(), at).await?;
+        if let Some(board) = boards.challenges.get(&record.slug) {
+            return Ok(board.clone());
+        }
+    }
     let store = state.store.clone();
     let now = state.clock.now();
     state
@@ -475,36 +523,7 @@ pub async fn challenge_board(
                     .into_iter()
                     .filter(|s| counted.contains(&s.team_id))
                     .collect();
-                let teams: Vec<String> = standings
-                    .iter()
-                    .map(|s| names.get(&s.team_id).cloned().unwrap_or_default())
-                    .collect();
-                let rows = standings
-                    .iter()
-                    .zip(&teams)
-                    .enumerate()
-                    .map(|(i, (s, team))| BoardRow {
-                        rank: i + 1,
-                        team: team.clone(),
-                        score: format!("{:.4}", s.score),
-                        opponents: s.opponents,
-                        queries: s.queries_used,
-                        reached: view::datetime(s.reached_at),
-                    })
-                    .collect();
-                let index = standings
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (s.team_id, i))
-                    .collect();
-                tracks.push(TrackRows {
-                    track,
-                    split,
-                    standings,
-                    teams,
-                    rows,
-                    index,
-                });
+                tracks.push(track_rows(track, split, standings, &names));
             }
             let solves = match &spec.flag {
                 Some(flag) => {
@@ -520,6 +539,212 @@ pub async fn challenge_board(
             })
         })
         .await
+}
+
+/// One track's leaderboard rows from its counted standings (live or frozen).
+fn track_rows(
+    track: Track,
+    split: Split,
+    standings: Vec<Standing>,
+    names: &HashMap<TeamId, String>,
+) -> TrackRows {
+    let teams: Vec<String> = standings
+        .iter()
+        .map(|s| names.get(&s.team_id).cloned().unwrap_or_default())
+        .collect();
+    let rows = standings
+        .iter()
+        .zip(&teams)
+        .enumerate()
+        .map(|(i, (s, team))| BoardRow {
+            rank: i + 1,
+            team: team.clone(),
+            score: format!("{:.4}", s.score),
+            opponents: s.opponents,
+            queries: s.queries_used,
+            reached: view::datetime(s.reached_at),
+        })
+        .collect();
+    let index = standings
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.team_id, i))
+        .collect();
+    TrackRows {
+        track,
+        split,
+        standings,
+        teams,
+        rows,
+        index,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Frozen boards
+
+/// Every board as it stood at a freeze (`riposte_core::event`), as competitors
+/// see it while the freeze lasts: the scoreboard, the history, and each listed
+/// challenge's leaderboards and matrix, all from the submissions, cells and
+/// solves in by that moment (`history::as_of`). Built in one go from the same
+/// inputs as the history, and resting as the history does.
+pub struct Frozen {
+    pub scoreboard: Arc<Scoreboard>,
+    pub history: Arc<History>,
+    /// By slug.
+    pub challenges: HashMap<String, Arc<ChallengeBoard>>,
+    pub matrices: HashMap<String, Arc<Matrix>>,
+}
+
+/// The moment `user`'s boards are frozen at, if they are (organizers: never).
+pub fn frozen_for(state: &AppState, user: Option<&riposte_core::store::User>) -> Option<i64> {
+    state.timeline.get().frozen_for(user, state.clock.now())
+}
+
+/// What a board page says about a freeze: to competitors, the moment their
+/// boards stand at; to organizers, that competitors see frozen boards.
+pub fn freeze_note(state: &AppState, user: Option<&riposte_core::store::User>) -> Option<String> {
+    let timeline = state.timeline.get();
+    let now = state.clock.now();
+    if let Some(at) = timeline.frozen_for(user, now) {
+        return Some(format!(
+            "The scoreboard is frozen: every board shows the standings as they stood at {}. Your own submissions still show their results.",
+            view::datetime(at)
+        ));
+    }
+    timeline.frozen_at(now).map(|at| {
+        format!(
+            "Frozen for competitors at {}: they see the boards as they stood then; you see them live.",
+            view::datetime(at)
+        )
+    })
+}
+
+/// The boards frozen at `at`, for `key`.
+pub async fn frozen(
+    state: &AppState,
+    key: BoardKey,
+    listed: Arc<Listed>,
+    at: i64,
+) -> Result<Arc<Frozen>, StoreError> {
+    let store = state.store.clone();
+    let now = state.clock.now();
+    state
+        .boards
+        .frozen
+        .slot(&at.to_string())
+        .get(key, PATIENCE, move || {
+            build_frozen(store, listed, key, now, at)
+        })
+        .await
+}
+
+async fn build_frozen(
+    store: Arc<dyn Store>,
+    listed: Arc<Listed>,
+    key: BoardKey,
+    now: i64,
+    at: i64,
+) -> Result<Frozen, StoreError> {
+    let inputs = event_inputs(&*store, &listed, now).await?;
+    let names = team_names_in(&*store).await?;
+    let mut solves = HashMap::new();
+    for (record, spec) in &listed.challenges {
+        if spec.flag.is_some() {
+            let mut all = store.solves(record.id).await?;
+            all.retain(|s| s.created_at <= at);
+            solves.insert(record.slug.clone(), all);
+        }
+    }
+    let built = board_cache::compute(move || {
+        let cut = inputs.as_of(at);
+        drop(inputs);
+        let scoreboard = Arc::new(scoreboard_from(key, cut.scoreboard(), &names));
+        let history = Arc::new(history_from(key, &cut, &names, now));
+        let mut challenges = HashMap::new();
+        let mut matrices = HashMap::new();
+        for (record, spec) in &listed.challenges {
+            let boards: Vec<&TrackBoard> = cut.boards_of(&record.slug).collect();
+            let tracks = boards
+                .iter()
+                .map(|b| {
+                    let standings = leaderboard::rank(b.track, b.split, &b.scored, &b.cells)
+                        .into_iter()
+                        .filter(|s| cut.counts(s.team_id))
+                        .collect();
+                    track_rows(b.track, b.split, standings, &names)
+                })
+                .collect();
+            let solves = spec.flag.as_ref().map(|flag| {
+                let all = solves.get(&record.slug).map_or(&[][..], Vec::as_slice);
+                solve_rows(record, flag, all, &names)
+            });
+            let board = ChallengeBoard {
+                key,
+                tracks,
+                solves,
+            };
+            challenges.insert(record.slug.clone(), Arc::new(board));
+            if !boards.is_empty() {
+                let matrix = frozen_matrix(key, record, spec, &boards, &names, now);
+                matrices.insert(record.slug.clone(), Arc::new(matrix));
+            }
+        }
+        Frozen {
+            scoreboard,
+            history,
+            challenges,
+            matrices,
+        }
+    })
+    .await;
+    board_cache::release_memory();
+    built
+}
+
+/// A challenge's matrix drawn from its cut tracks: the best rows and columns
+/// by their score at the freeze.
+fn frozen_matrix(
+    key: BoardKey,
+    record: &ChallengeRecord,
+    spec: &ChallengeSpec,
+    boards: &[&TrackBoard],
+    names: &HashMap<TeamId, String>,
+    now: i64,
+) -> Matrix {
+    let split = riposte_core::visibility::matrix_split(record, spec, now);
+    let empty: Arc<[riposte_core::store::Evaluation]> = Arc::new([]);
+    let cells = boards.first().map_or(empty, |b| b.cells.clone());
+    let best = |track: Track, most: usize| -> (Vec<riposte_core::store::Submission>, usize) {
+        let Some(board) = boards.iter().find(|b| b.track == track) else {
+            return (Vec::new(), 0);
+        };
+        let best = super::boards::best_first(track, &board.scored, split, &cells)
+            .into_iter()
+            .take(most)
+            .cloned()
+            .collect();
+        (best, board.scored.len())
+    };
+    let (attacks, scored_attacks) = best(Track::Attack, super::boards::MATRIX_SVG.0);
+    let (defenses, scored_defenses) = best(Track::Defense, super::boards::MATRIX_SVG.1);
+    let draw = |size| {
+        crate::svg::heatmap(&super::boards::matrix(&super::boards::MatrixInput {
+            spec,
+            attacks: &attacks,
+            defenses: &defenses,
+            scored: (scored_attacks, scored_defenses),
+            cells: &cells,
+            split,
+            team_names: names,
+            size,
+        }))
+    };
+    Matrix {
+        key,
+        svg: Bytes::from(draw(super::boards::MATRIX_SVG)),
+        inline: draw(super::boards::MATRIX_INLINE),
+    }
 }
 
 #[cfg(test)]

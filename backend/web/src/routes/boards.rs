@@ -72,9 +72,9 @@ pub(crate) fn anonymous_limit(
 pub(super) const CHART_TEAMS: usize = 10;
 /// Most attacks (rows) and defenders (columns) drawn in a matrix; the best are kept.
 /// `matrix.svg`: at most this many attacks (rows) and defenders (columns), the best.
-const MATRIX_SVG: (usize, usize) = (40, 24);
+pub(super) const MATRIX_SVG: (usize, usize) = (40, 24);
 /// The matrix drawn inline on the leaderboard page (it links `matrix.svg`).
-const MATRIX_INLINE: (usize, usize) = (20, 12);
+pub(super) const MATRIX_INLINE: (usize, usize) = (20, 12);
 
 // ---------------------------------------------------------------------------
 // The matrix (the scoreboard and its history are `riposte_core::history`)
@@ -240,8 +240,7 @@ fn measure_of(kind: ChallengeKind) -> (svg::Measure, &'static str) {
 
 /// Submissions by their score on `split`, best first; ties to the earlier (the
 /// order `Store::best_submissions` reads from the maintained scores).
-#[cfg(test)]
-fn best_first<'a>(
+pub(super) fn best_first<'a>(
     track: Track,
     subs: &'a [Submission],
     split: Split,
@@ -276,6 +275,25 @@ pub(super) struct EventInputs {
 }
 
 impl EventInputs {
+    /// The inputs as they stood at `at` (`history::as_of`): a frozen board's.
+    pub(super) fn as_of(&self, at: i64) -> EventInputs {
+        let (boards, flags) = riposte_core::history::as_of(&self.boards, &self.flags, at);
+        EventInputs {
+            boards,
+            flags,
+            counted: self.counted.clone(),
+        }
+    }
+
+    /// The tracks of challenge `slug`.
+    pub(super) fn boards_of<'a>(&'a self, slug: &'a str) -> impl Iterator<Item = &'a TrackBoard> {
+        self.boards.iter().filter(move |b| b.challenge == slug)
+    }
+
+    pub(super) fn counts(&self, team: TeamId) -> bool {
+        self.counted.contains(&team)
+    }
+
     pub(super) fn scoreboard(&self) -> Vec<EventScore> {
         scoreboard(&self.boards, &self.flags, &self.counted)
     }
@@ -395,10 +413,11 @@ async fn matrix_svg(
         .await?
         .ok_or_else(PageError::not_found)?;
     let hidden = record.hidden;
-    let drawing = board_builds::matrix(&state, key, record, spec).await?;
+    let frozen = board_builds::frozen_for(&state, visitor.user());
+    let drawing = board_builds::matrix(&state, (key, &listed), record, spec, frozen).await?;
     Ok(cached(
         &req,
-        drawing.key.etag("matrix"),
+        drawing.key.etag(("matrix", frozen)),
         "image/svg+xml; charset=utf-8",
         drawing.svg.clone(),
         hidden,
@@ -529,6 +548,8 @@ struct ScoreboardPage<'a> {
     page: usize,
     pages: usize,
     teams: usize,
+    /// The freeze, when one lasts ([`board_builds::freeze_note`]).
+    frozen_note: Option<String>,
 }
 
 /// `?page=` of a board page, read as text so that a bad one gets a clear answer.
@@ -566,7 +587,8 @@ async fn page_scoreboard(
 ) -> Result<HttpResponse, PageError> {
     anonymous_limit(&state, &req, &visitor)?;
     let (key, listed) = board_builds::board_key(&state).await?;
-    let board = board_builds::scoreboard(&state, key, listed).await?;
+    let frozen = board_builds::frozen_for(&state, visitor.user());
+    let board = board_builds::scoreboard(&state, key, listed, frozen).await?;
     let teams = board.rows.len();
     let pages = teams.div_ceil(PAGE_ROWS).max(1);
     let page = query.get()?.min(pages);
@@ -586,6 +608,7 @@ async fn page_scoreboard(
             page,
             pages,
             teams,
+            frozen_note: board_builds::freeze_note(&state, visitor.user()),
         },
     )
 }
@@ -598,10 +621,11 @@ async fn history_svg(
 ) -> Result<HttpResponse, PageError> {
     anonymous_limit(&state, &req, &visitor)?;
     let (key, listed) = board_builds::board_key(&state).await?;
-    let history = board_builds::history(&state, key, listed).await?;
+    let frozen = board_builds::frozen_for(&state, visitor.user());
+    let history = board_builds::history(&state, key, listed, frozen).await?;
     Ok(cached(
         &req,
-        history.key.etag("history.svg"),
+        history.key.etag(("history.svg", frozen)),
         "image/svg+xml; charset=utf-8",
         history.svg.clone(),
         false,
@@ -652,7 +676,7 @@ const API_ROWS_MAX: usize = 1000;
 async fn api_scoreboard(
     state: web::Data<AppState>,
     req: HttpRequest,
-    _user: ApiUser,
+    user: ApiUser,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = whole("limit", page.limit.as_deref())
@@ -667,9 +691,10 @@ async fn api_scoreboard(
         .map_err(ApiError::invalid)?
         .unwrap_or(0);
     let (key, listed) = board_builds::board_key(&state).await?;
-    let board = board_builds::scoreboard(&state, key, listed.clone()).await?;
-    let history = board_builds::history(&state, key, listed).await?;
-    let etag = board.key.etag(("api", history.key, limit, offset));
+    let frozen = board_builds::frozen_for(&state, Some(&user.0));
+    let board = board_builds::scoreboard(&state, key, listed.clone(), frozen).await?;
+    let history = board_builds::history(&state, key, listed, frozen).await?;
+    let etag = board.key.etag(("api", history.key, limit, offset, frozen));
     if holds(&req, &etag) {
         return Ok(cached(&req, etag, "application/json", Bytes::new(), true));
     }
@@ -699,8 +724,12 @@ async fn api_scoreboard(
             );
             body.push('}');
         }
+        let frozen_at = frozen.map_or_else(
+            || "null".to_owned(),
+            |at| format!("\"{}\"", view::datetime(at)),
+        );
         body.push_str(&format!(
-            "],\"total\":{total},\"limit\":{limit},\"offset\":{offset}}}"
+            "],\"total\":{total},\"limit\":{limit},\"offset\":{offset},\"frozen_at\":{frozen_at}}}"
         ));
         Bytes::from(body)
     });

@@ -73,7 +73,8 @@ async fn export(
 
 async fn scoreboard(state: &AppState) -> Result<(Table, String), ApiError> {
     let (key, listed) = board_builds::board_key(state).await?;
-    let board = board_builds::scoreboard(state, key, listed).await?;
+    // Organizers export the live standings, frozen or not.
+    let board = board_builds::scoreboard(state, key, listed, None).await?;
     let names = super::team_names(state).await?;
     Ok((
         exports::scoreboard(&board.standings, &names),

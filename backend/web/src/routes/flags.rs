@@ -36,7 +36,7 @@ async fn submit(
         user,
         &record,
         submitted,
-        state.clock.now(),
+        (&state.timeline.get(), state.clock.now()),
     )
     .await
     .map_err(ApiError::from)
@@ -50,6 +50,7 @@ impl From<FlagError> for ApiError {
             FlagError::BadLength => ApiError::invalid(message),
             FlagError::NoTeam => ApiError::new(StatusCode::CONFLICT, "no_team", message),
             FlagError::TooMany(message) => ApiError::too_many(60, message),
+            FlagError::EventClosed(_) => ApiError::new(StatusCode::FORBIDDEN, "closed", message),
             FlagError::Store(e) => e.into(),
         }
     }

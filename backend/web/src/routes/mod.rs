@@ -7,6 +7,8 @@ pub mod api;
 mod board_builds;
 mod boards;
 mod bundles;
+mod event;
+pub(crate) use event::TimelineCache;
 mod exports;
 mod flags;
 mod moderation;
@@ -47,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(flags::configure_api)
                 .configure(bundles::configure_api)
                 .configure(announcements::configure_api)
+                .configure(event::configure_api)
                 .configure(exports::configure_api)
                 .configure(queue::configure_api)
                 .configure(admin::configure_api)
@@ -60,6 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(admin::configure)
         .configure(bundles::configure_pages)
         .configure(announcements::configure_pages)
+        .configure(event::configure_pages)
         .configure(queue::configure_pages)
         .configure(moderation::configure_pages)
         .default_service(web::to(not_found));

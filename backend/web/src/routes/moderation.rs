@@ -1,5 +1,7 @@
 //! `/admin/submissions` and `GET /api/v1/admin/submissions`: every submission,
-//! filtered by challenge, track, team and status, newest first, a page at a time.
+//! filtered by challenge, track, team and status, newest first, a page at a time;
+//! disqualifying and rescoring one (`POST .../admin/submissions/{id}/disqualify`,
+//! `.../rescore`) or a whole challenge (`POST .../admin/challenges/{slug}/rescore`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -13,11 +15,133 @@ use crate::startup::AppState;
 use crate::view;
 
 pub fn configure_api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/submissions", web::get().to(api_list));
+    cfg.route("/admin/submissions", web::get().to(api_list))
+        .route(
+            "/admin/submissions/{id}/disqualify",
+            web::post().to(api_disqualify),
+        )
+        .route(
+            "/admin/submissions/{id}/rescore",
+            web::post().to(api_rescore),
+        )
+        .route(
+            "/admin/challenges/{slug}/rescore",
+            web::post().to(api_rescore_challenge),
+        );
 }
 
 pub fn configure_pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/submissions", web::get().to(page));
+    cfg.route("/admin/submissions", web::get().to(page))
+        .route(
+            "/admin/submissions/{id}/disqualify",
+            web::post().to(page_disqualify),
+        )
+        .route(
+            "/admin/submissions/{id}/rescore",
+            web::post().to(page_rescore),
+        )
+        .route(
+            "/admin/challenges/{slug}/rescore",
+            web::post().to(page_rescore_challenge),
+        );
+}
+
+impl From<ModerationError> for PageError {
+    fn from(e: ModerationError) -> Self {
+        match e {
+            ModerationError::NotOrganizer => {
+                PageError::forbidden("This page is for the organizer role.")
+            }
+            ModerationError::NoChallenge(_) | ModerationError::NoSubmission(_) => {
+                PageError::new(StatusCode::NOT_FOUND, e.to_string())
+            }
+            ModerationError::Queued(_) => PageError::new(StatusCode::CONFLICT, e.to_string()),
+            ModerationError::Store(e) => e.into(),
+            e => PageError::bad_request(e.to_string()),
+        }
+    }
+}
+
+/// A disqualification's reason (the API's JSON and the page's form alike).
+#[derive(serde::Deserialize)]
+struct Reason {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn api_disqualify(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    id: web::Path<i64>,
+    body: web::Json<Reason>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    moderation::disqualify(state.store.as_ref(), &user.0, *id, &body.reason, now).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": *id, "status": "rejected" })))
+}
+
+async fn api_rescore(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    moderation::rescore(state.store.as_ref(), &user.0, *id, state.clock.now()).await?;
+    state.jobs_queued.notify_one();
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": *id, "status": "queued" })))
+}
+
+async fn api_rescore_challenge(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let queued = moderation::rescore_challenge(state.store.as_ref(), &user.0, &slug, now).await?;
+    state.jobs_queued.notify_waiters();
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "challenge": *slug, "queued": queued })))
+}
+
+async fn page_disqualify(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<i64>,
+    form: web::Form<Reason>,
+) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    visitor.check_csrf(&form.csrf_token)?;
+    let now = state.clock.now();
+    moderation::disqualify(state.store.as_ref(), user, *id, &form.reason, now).await?;
+    Ok(super::see_other("/admin/submissions"))
+}
+
+async fn page_rescore(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<i64>,
+    form: web::Form<super::pages::CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    visitor.check_csrf(&form.csrf_token)?;
+    moderation::rescore(state.store.as_ref(), user, *id, state.clock.now()).await?;
+    state.jobs_queued.notify_one();
+    Ok(super::see_other("/admin/submissions"))
+}
+
+async fn page_rescore_challenge(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    slug: web::Path<String>,
+    form: web::Form<super::pages::CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    visitor.check_csrf(&form.csrf_token)?;
+    let now = state.clock.now();
+    moderation::rescore_challenge(state.store.as_ref(), user, &slug, now).await?;
+    state.jobs_queued.notify_waiters();
+    let query = serde_urlencoded::to_string([("challenge", slug.as_str())]).unwrap_or_default();
+    Ok(super::see_other(&format!("/admin/submissions?{query}")))
 }
 
 impl From<ModerationError> for ApiError {
@@ -28,9 +152,11 @@ impl From<ModerationError> for ApiError {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
             }
             ModerationError::BadFilter(_) => ApiError::invalid(message),
-            ModerationError::NoChallenge(_) => {
+            ModerationError::NoChallenge(_) | ModerationError::NoSubmission(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
             }
+            ModerationError::BadReason => ApiError::invalid(message),
+            ModerationError::Queued(_) => ApiError::new(StatusCode::CONFLICT, "queued", message),
             ModerationError::Store(e) => e.into(),
         }
     }
@@ -84,6 +210,8 @@ struct ModerationPage {
     previous: Option<String>,
     next: Option<String>,
     error: Option<String>,
+    /// The challenge filtered on, offered for a rescore.
+    rescore_slug: Option<String>,
 }
 
 fn page_link(filter: &RawFilter, offset: i64) -> String {
@@ -154,7 +282,12 @@ async fn page(
     } else {
         StatusCode::OK
     };
+    let rescore_slug = filter
+        .challenge
+        .clone()
+        .filter(|c| challenges.iter().any(|r| &r.slug == c));
     let page = ModerationPage {
+        rescore_slug,
         layout: Layout::new(&state, &visitor),
         rows,
         total,

@@ -508,7 +508,11 @@ async fn challenge(
     let spec: ChallengeSpec = record.spec.clone();
     let team = visitor.user().and_then(|u| u.team_id);
     let flag = match &spec.flag {
-        Some(flag) => Some(flag_panel(&state, &record, flag, team, &query.flag).await?),
+        Some(flag) => {
+            let frozen = super::board_builds::frozen_for(&state, visitor.user());
+            let viewer = (team, frozen);
+            Some(flag_panel(&state, &record, flag, viewer, &query.flag).await?)
+        }
         None => None,
     };
     let mine = match visitor.user().and_then(|u| u.team_id) {
@@ -533,16 +537,21 @@ async fn challenge(
 }
 
 /// The flag panel: the current value, solves, first blood, the team's solve and
-/// the notice after an attempt (`?flag=correct|wrong`).
+/// the notice after an attempt (`?flag=correct|wrong`). While the viewer's
+/// boards are frozen, the value and solves are those of the freeze; the team's
+/// own solve still shows.
 async fn flag_panel(
     state: &AppState,
     record: &ChallengeRecord,
     flag: &riposte_core::challenge::FlagSpec,
-    team: Option<riposte_core::store::TeamId>,
+    (team, frozen): (Option<riposte_core::store::TeamId>, Option<i64>),
     notice: &str,
 ) -> Result<FlagPanel, PageError> {
-    let all = state.store.solves(record.id).await?;
+    let mut all = state.store.solves(record.id).await?;
     let solved = team.is_some_and(|t| all.iter().any(|s| s.team_id == t));
+    if let Some(at) = frozen {
+        all.retain(|s| s.created_at <= at);
+    }
     // Only counted solves lower the value and make first blood (as the scoreboard).
     let standing = riposte_core::leaderboard::FlagStanding::new(&record.slug, flag, &all);
     let first_blood = match standing.solvers.first() {

@@ -426,6 +426,11 @@ async fn query(
             "join or create a team first",
         )
     })?;
+    state
+        .timeline
+        .get()
+        .gate_for(&user, state.clock.now())
+        .map_err(|closed| ApiError::new(StatusCode::FORBIDDEN, "closed", closed.to_string()))?;
     if query.output == OutputMode::Completion {
         return complete(
             &state,

@@ -71,7 +71,7 @@ impl From<UploadRefused> for Refusal {
             R::UnknownTrack(_) | R::NoTrack(_) | R::NoFile | R::Empty => {
                 (StatusCode::BAD_REQUEST, "invalid_input")
             }
-            R::Closed { .. } => (StatusCode::FORBIDDEN, "closed"),
+            R::Closed { .. } | R::EventClosed(_) => (StatusCode::FORBIDDEN, "closed"),
             R::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             R::DailyLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "daily_limit"),
             R::Duplicate { .. } => (StatusCode::CONFLICT, "duplicate"),
@@ -229,6 +229,7 @@ async fn queue(
         blobs: &state.blobs,
         user,
         now: state.clock.now(),
+        timeline: state.timeline.get(),
     };
     let submission = uploads::accept(&who, record, upload).await?;
     state.jobs_queued.notify_one();
@@ -544,8 +545,10 @@ async fn api_leaderboard(
             "track {raw:?} is unknown: expected attack or defense"
         ))
     })?;
-    let board = super::board_builds::challenge_board(&state, key, record, spec).await?;
-    let etag = board.key.etag(("leaderboard", track));
+    let frozen = super::board_builds::frozen_for(&state, Some(&user.0));
+    let board =
+        super::board_builds::challenge_board(&state, (key, &listed), record, spec, frozen).await?;
+    let etag = board.key.etag(("leaderboard", track, frozen));
     if super::boards::holds(&req, &etag) {
         // 304: no body to build
         let empty = actix_web::web::Bytes::new();
@@ -580,7 +583,10 @@ async fn api_leaderboard(
             })
         })
         .collect();
-    let body = serde_json::json!({ "track": track, "split": split, "rows": rows }).to_string();
+    let frozen_at = frozen.map(view::datetime);
+    let body =
+        serde_json::json!({ "track": track, "split": split, "rows": rows, "frozen_at": frozen_at })
+            .to_string();
     Ok(super::boards::cached(
         &req,
         etag,
@@ -617,6 +623,8 @@ const LEADERBOARD_ROWS: usize = 100;
 #[template(path = "leaderboard.html")]
 struct LeaderboardPage<'a> {
     layout: Layout,
+    /// The freeze, when one lasts (`board_builds::freeze_note`).
+    frozen_note: Option<String>,
     challenge: ChallengeRecord,
     boards: Vec<Board<'a>>,
     /// 1-based page and the number of pages (the longest track's).
@@ -647,12 +655,28 @@ async fn page_leaderboard(
         super::board_builds::board_challenge(&state, &listed, visitor.user(), &slug)
             .await?
             .ok_or_else(PageError::not_found)?;
-    let board =
-        super::board_builds::challenge_board(&state, key, record.clone(), spec.clone()).await?;
+    let frozen = super::board_builds::frozen_for(&state, visitor.user());
+    let board = super::board_builds::challenge_board(
+        &state,
+        (key, &listed),
+        record.clone(),
+        spec.clone(),
+        frozen,
+    )
+    .await?;
     let matrix = if board.tracks.is_empty() {
         None
     } else {
-        Some(super::board_builds::matrix(&state, key, record.clone(), spec.clone()).await?)
+        Some(
+            super::board_builds::matrix(
+                &state,
+                (key, &listed),
+                record.clone(),
+                spec.clone(),
+                frozen,
+            )
+            .await?,
+        )
     };
     let longest = board.tracks.iter().map(|t| t.rows.len()).max().unwrap_or(0);
     let pages = longest.div_ceil(LEADERBOARD_ROWS).max(1);
@@ -683,6 +707,7 @@ async fn page_leaderboard(
             .collect()
     });
     let page = LeaderboardPage {
+        frozen_note: super::board_builds::freeze_note(&state, visitor.user()),
         layout: Layout::new(&state, &visitor),
         matrix: matrix.as_ref().map(|m| m.inline.as_str()),
         page,

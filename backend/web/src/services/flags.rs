@@ -32,6 +32,9 @@ pub enum FlagError {
     /// Too many wrong flags in the last minute (the message says how many).
     #[error("{0}")]
     TooMany(String),
+    /// Outside the event's start and end (`riposte_core::event`).
+    #[error("{0}")]
+    EventClosed(#[from] riposte_core::event::Closed),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -52,9 +55,10 @@ pub async fn submit(
     user: &User,
     record: &ChallengeRecord,
     submitted: &str,
-    now: i64,
+    (timeline, now): (&riposte_core::event::Timeline, i64),
 ) -> Result<Verdict, FlagError> {
     let flag = flag_of(record)?;
+    timeline.gate_for(user, now)?;
     let submitted = submitted.trim();
     if submitted.is_empty() || submitted.len() > FLAG_MAX_BYTES {
         return Err(FlagError::BadLength);

@@ -10,6 +10,7 @@
 //! - [`accounts`]: registration (names that look alike, a team of one).
 //! - [`bundles`]: challenge bundles uploaded as archives, checked and imported.
 //! - [`announcements`]: posting and retracting announcements.
+//! - [`event`]: the event's timeline (start, end, scoreboard freeze).
 //! - [`exports`]: results as CSV or JSON tables for organizers.
 //! - [`queue`]: the evaluation queue's health, and retrying failed jobs.
 //! - [`audit`]: the audit log of organizer and admin actions.
@@ -26,6 +27,7 @@ pub mod announcements;
 pub mod audit;
 pub mod bundles;
 pub mod challenges;
+pub mod event;
 pub mod exports;
 pub mod flags;
 pub mod moderation;

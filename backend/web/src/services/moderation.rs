@@ -1,5 +1,7 @@
 //! Submissions for organizers to look through: every challenge, track, team and
-//! status, filtered, newest first, a page at a time.
+//! status, filtered, newest first, a page at a time; and what organizers do to
+//! them: disqualify one (it leaves every board; the team reads the reason),
+//! rescore one or a whole challenge (after a target was fixed).
 
 use riposte_core::store::{
     ChallengeId, Store, StoreError, Submission, SubmissionFilter, SubmissionStatus, TeamId, Track,
@@ -8,6 +10,8 @@ use riposte_core::store::{
 
 /// Rows per page at most.
 pub const MAX_PAGE: i64 = 200;
+/// The longest disqualification reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModerationError {
@@ -17,6 +21,13 @@ pub enum ModerationError {
     BadFilter(String),
     #[error("challenge {0:?} does not exist")]
     NoChallenge(String),
+    #[error("submission {0} does not exist")]
+    NoSubmission(i64),
+    #[error("state a reason of 1 to {MAX_REASON_CHARS} characters (the team reads it)")]
+    BadReason,
+    /// Rescoring a submission that is queued already.
+    #[error("{0}")]
+    Queued(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -111,4 +122,76 @@ pub async fn list(
         limit,
         offset,
     })
+}
+
+fn organizer(user: &User) -> Result<(), ModerationError> {
+    if user.role.can_organize() {
+        Ok(())
+    } else {
+        Err(ModerationError::NotOrganizer)
+    }
+}
+
+/// Disqualify `submission` with `reason`: it is rejected and leaves every board
+/// and matrix (the submissions it faced are scored without it); its team reads
+/// "Disqualified by the organizers: REASON" on its page.
+pub async fn disqualify(
+    store: &dyn Store,
+    user: &User,
+    submission: i64,
+    reason: &str,
+    now: i64,
+) -> Result<(), ModerationError> {
+    organizer(user)?;
+    let reason = reason.trim();
+    let chars = reason.chars().count();
+    if chars == 0 || chars > MAX_REASON_CHARS {
+        return Err(ModerationError::BadReason);
+    }
+    let message = format!("Disqualified by the organizers: {reason}");
+    match store.disqualify(submission, &message, now).await {
+        Err(StoreError::NotFound) => return Err(ModerationError::NoSubmission(submission)),
+        other => other?,
+    }
+    let detail = format!("submission #{submission}: {reason}");
+    super::audit::record(store, user, "submission.disqualify", &detail, now).await?;
+    Ok(())
+}
+
+/// Score `submission` again from scratch (its old cells are dropped first, so
+/// nothing is counted twice). The caller wakes a worker.
+pub async fn rescore(
+    store: &dyn Store,
+    user: &User,
+    submission: i64,
+    now: i64,
+) -> Result<(), ModerationError> {
+    organizer(user)?;
+    match store.rescore(submission, now).await {
+        Err(StoreError::NotFound) => return Err(ModerationError::NoSubmission(submission)),
+        Err(StoreError::Refused(message)) => return Err(ModerationError::Queued(message)),
+        other => other?,
+    }
+    let detail = format!("submission #{submission}");
+    super::audit::record(store, user, "submission.rescore", &detail, now).await?;
+    Ok(())
+}
+
+/// Score every scored, failed or running submission of challenge `slug` again.
+/// Returns how many were queued. The caller wakes the workers.
+pub async fn rescore_challenge(
+    store: &dyn Store,
+    user: &User,
+    slug: &str,
+    now: i64,
+) -> Result<u64, ModerationError> {
+    organizer(user)?;
+    let record = store
+        .challenge_by_slug(slug)
+        .await?
+        .ok_or_else(|| ModerationError::NoChallenge(slug.chars().take(64).collect()))?;
+    let queued = store.rescore_challenge(record.id, now).await?;
+    let detail = format!("{slug}: {queued} submission(s)");
+    super::audit::record(store, user, "challenge.rescore", &detail, now).await?;
+    Ok(queued)
 }

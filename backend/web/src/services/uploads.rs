@@ -1,5 +1,5 @@
-//! What an upload must pass before it is queued: a track the challenge has and
-//! that is open now, a non-empty file within the track's size limit, the team's
+//! What an upload must pass before it is queued: an event that is running (for
+//! competitors), a track the challenge has and that is open now, a non-empty file within the track's size limit, the team's
 //! daily limit, and (defenses) bytes no live defense of the challenge already
 //! has. Every refusal is decided before the bytes are moved into the blob store,
 //! so nothing is stored for a refused upload; the submission row and its job are
@@ -29,6 +29,9 @@ pub enum UploadRefused {
         window: Window,
         now: i64,
     },
+    /// Outside the event's start and end (`riposte_core::event`).
+    #[error("{0}")]
+    EventClosed(#[from] riposte_core::event::Closed),
     #[error("the upload has no file field named \"file\"")]
     NoFile,
     #[error("the file is empty")]
@@ -83,6 +86,8 @@ pub struct Uploader<'a> {
     pub blobs: &'a BlobDir,
     pub user: &'a riposte_core::store::User,
     pub now: i64,
+    /// The event's start and end (staff upload at any time).
+    pub timeline: riposte_core::event::Timeline,
 }
 
 /// Check an upload against the track's rules and queue it. Nothing is stored on refusal.
@@ -94,6 +99,7 @@ pub async fn accept(
     let spec = &record.spec;
     let track = Track::parse(&upload.track)
         .ok_or_else(|| UploadRefused::UnknownTrack(upload.track.clone()))?;
+    who.timeline.gate_for(who.user, who.now)?;
     let window = open_window(spec, track, who.now)?;
     let (filename, writer) = upload.file.ok_or(UploadRefused::NoFile)?;
     if writer.size() == 0 {

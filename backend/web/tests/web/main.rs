@@ -16,6 +16,7 @@ mod challenges;
 mod cli;
 mod competition;
 mod console_browser;
+mod event;
 mod exports;
 mod families;
 mod flags;
