@@ -226,7 +226,12 @@ impl SqlStore {
                 held.join(", ")
             );
         }
+        // Singleton rows stay until the backup's own replace them (a backup
+        // from before a singleton existed keeps the fresh default).
         for &table in TABLES.iter().chain(NOT_BACKED_UP).rev() {
+            if SINGLETONS.contains(&table) {
+                continue;
+            }
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
                 .execute(&mut *tx)
                 .await
@@ -275,6 +280,11 @@ impl Restore<'_> {
             names.push(name.as_str());
             placeholders.push(format!("${}", k + 1));
         }
+        if SINGLETONS.contains(&table) {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&mut *self.tx)
+                .await?;
+        }
         // Names checked against the schema above; values are bound.
         let sql = format!(
             "INSERT INTO {table} ({}) VALUES ({})",
@@ -301,6 +311,28 @@ impl Restore<'_> {
             .with_context(|| format!("restoring a row of {table}"))?;
         *self.counts.entry(table.to_owned()).or_default() += 1;
         Ok(())
+    }
+
+    /// [`Self::finish`] once the rows restored per table are exactly
+    /// `expected` (a backup's manifest); otherwise nothing is committed.
+    pub async fn finish_checked(
+        self,
+        expected: &std::collections::BTreeMap<String, u64>,
+    ) -> anyhow::Result<HashMap<String, u64>> {
+        for (table, &want) in expected {
+            let got = self.counts.get(table).copied().unwrap_or(0);
+            if got != want {
+                bail!(
+                    "the backup holds {got} rows of {table} but its manifest says {want}: nothing was restored"
+                );
+            }
+        }
+        if let Some(extra) = self.counts.keys().find(|t| !expected.contains_key(*t)) {
+            bail!(
+                "the backup holds rows of {extra}, which its manifest does not list: nothing was restored"
+            );
+        }
+        self.finish().await
     }
 
     /// Commit, with PostgreSQL's id sequences set past the restored ids.

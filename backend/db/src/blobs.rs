@@ -107,6 +107,29 @@ impl BlobDir {
         Ok(())
     }
 
+    /// The sha256 of every stored blob (in no particular order).
+    pub fn list(&self) -> anyhow::Result<Vec<String>> {
+        let mut found = Vec::new();
+        for shard in std::fs::read_dir(&self.root).context("listing the blob store")? {
+            let shard = shard.context("listing the blob store")?;
+            let name = shard.file_name();
+            let is_shard = name.len() == 2
+                && name
+                    .to_str()
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !is_shard || !shard.path().is_dir() {
+                continue;
+            }
+            for blob in std::fs::read_dir(shard.path()).context("listing a blob folder")? {
+                let blob = blob.context("listing a blob folder")?;
+                if let Some(sha) = blob.file_name().to_str().filter(|s| Self::is_sha256(s)) {
+                    found.push(sha.to_owned());
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Delete blobs nobody references and temporary files a killed process left,
     /// both only when older than `grace` (an upload between storing its blob and
     /// inserting its row is never swept: that takes milliseconds, `grace` hours).
@@ -130,29 +153,17 @@ impl BlobDir {
                 report.temporary_files += 1;
             }
         }
-        for shard in std::fs::read_dir(&self.root).context("listing the blob store")? {
-            let shard = shard.context("listing the blob store")?;
-            let name = shard.file_name();
-            let is_shard = name.len() == 2
-                && name
-                    .to_str()
-                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
-            if !is_shard || !shard.path().is_dir() {
+        for sha in self.list()? {
+            let Some(path) = self.path(&sha) else {
+                continue;
+            };
+            if referenced.contains(&sha) || !old(&path) {
                 continue;
             }
-            for blob in std::fs::read_dir(shard.path()).context("listing a blob folder")? {
-                let blob = blob.context("listing a blob folder")?;
-                let Some(sha) = blob.file_name().to_str().map(str::to_owned) else {
-                    continue;
-                };
-                if !Self::is_sha256(&sha) || referenced.contains(&sha) || !old(&blob.path()) {
-                    continue;
-                }
-                let size = blob.metadata().map(|m| m.len()).unwrap_or(0);
-                if std::fs::remove_file(blob.path()).is_ok() {
-                    report.blobs += 1;
-                    report.bytes += size;
-                }
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if std::fs::remove_file(&path).is_ok() {
+                report.blobs += 1;
+                report.bytes += size;
             }
         }
         Ok(report)

@@ -229,6 +229,15 @@ conformance! {
         assert_eq!(store.timeline().await.unwrap(), unfrozen);
     };
 
+    a_backup_holds_every_table_of_the_schema => |store: Arc<SqlStore>| async move {
+        use riposte_db::backup::{NOT_BACKED_UP, TABLES};
+        let mut listed: Vec<&str> = TABLES.iter().chain(NOT_BACKED_UP).copied().collect();
+        listed.sort_unstable();
+        let tables = store.table_names().await.unwrap();
+        assert_eq!(tables, listed, "a new table must be added to backup::TABLES (or NOT_BACKED_UP)");
+        assert!(store.schema_version().await.unwrap() >= 15);
+    };
+
     a_failed_statement_names_the_store_method => |store: Arc<SqlStore>| async move {
         store.close().await; // every statement fails now
         let e = store.list_users().await.unwrap_err();

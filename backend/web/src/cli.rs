@@ -42,6 +42,22 @@ enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Write the whole event (every database row and blob) to FILE, a tar archive.
+    Backup {
+        file: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Restore a backup into the configured database and data folder (SQLite or
+    /// PostgreSQL, either way); refuses a database that holds anything unless --force.
+    Restore {
+        file: PathBuf,
+        /// Replace everything the target database holds.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Run evaluator workers only (multi-node deployments share one PostgreSQL).
     Worker {
         /// How many jobs to score at once.
@@ -158,6 +174,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Admin(cmd) => admin(cmd, settings).await,
+        Command::Backup { file, data_dir } => {
+            if let Some(dir) = data_dir {
+                settings.data_dir = dir;
+            }
+            let (store, blobs) = startup::open_storage(&settings).await?;
+            let summary = crate::backup::backup(&store, &blobs, &file).await;
+            store.close().await;
+            println!("backed up {} to {}", summary?, file.display());
+            Ok(0)
+        }
+        Command::Restore {
+            file,
+            force,
+            data_dir,
+        } => {
+            if let Some(dir) = data_dir {
+                settings.data_dir = dir;
+            }
+            let (store, blobs) = startup::open_storage(&settings).await?;
+            let summary = crate::backup::restore(&store, &blobs, &file, force).await;
+            store.close().await;
+            println!("restored {} from {}", summary?, file.display());
+            Ok(0)
+        }
         Command::Worker { workers, data_dir } => {
             if let Some(dir) = data_dir {
                 settings.data_dir = dir;

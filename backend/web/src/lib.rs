@@ -14,6 +14,7 @@
 
 pub mod archive;
 pub mod auth;
+pub mod backup;
 /// The blob store lives with the rest of storage in `riposte-db`.
 pub use riposte_db::blobs;
 mod board_cache;

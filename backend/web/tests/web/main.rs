@@ -9,6 +9,7 @@ mod announcements;
 mod api;
 mod audit;
 mod authoring;
+mod backup;
 mod board_scale;
 mod boards;
 mod browser;
