@@ -195,6 +195,37 @@ pub struct ChallengeSpec {
 }
 
 impl ChallengeSpec {
+    /// Whether scores made under `self` may differ under `new`: the task, threat
+    /// model, targets, eval set, the defense's gate and hidden set, the
+    /// reference attacks and the kind's own section, or any file the scorer
+    /// reads (`artifacts_changed`). The catalog (title, summary, tags, points,
+    /// difficulty), the windows and limits, the flag and the query budget do not
+    /// change a score already made. An organizer who changes what scores is
+    /// offered a rescore.
+    pub fn scoring_differs(&self, new: &ChallengeSpec, artifacts_changed: bool) -> bool {
+        let defense = |s: &ChallengeSpec| {
+            s.defense.as_ref().map(|d| {
+                (
+                    d.gate_clean_accuracy.to_bits(),
+                    d.hidden_inputs.clone(),
+                    d.hidden_labels.clone(),
+                    d.reference_attacks.clone(),
+                )
+            })
+        };
+        artifacts_changed
+            || self.kind != new.kind
+            || self.task != new.task
+            || self.threat != new.threat
+            || self.targets != new.targets
+            || self.eval != new.eval
+            || defense(self) != defense(new)
+            || self.membership != new.membership
+            || self.completion != new.completion
+    }
+}
+
+impl ChallengeSpec {
     /// Every bundle file the platform keeps for this challenge (in the blob
     /// store, as its [`crate::artifacts::Artifacts`]): target models, the eval
     /// set, the defense's hidden set, and the sections of its kind.
@@ -1752,5 +1783,36 @@ decay = 10
                 .any(|p| p.contains("is given but threat.targeted is false")),
             "{stray:?}"
         );
+    }
+
+    #[test]
+    fn only_what_scores_asks_for_a_rescore() {
+        let root = bundle(GOOD);
+        let old = Bundle::load(&root.path().join("demo")).unwrap().spec;
+        let mut new = old.clone();
+        new.title = "Renamed".into();
+        new.points += 50;
+        new.summary = "new words".into();
+        new.tags.push("fresh".into());
+        if let Some(attack) = new.attack.as_mut() {
+            attack.closes += 86_400;
+            attack.submissions_per_day += 1;
+        }
+        assert!(!old.scoring_differs(&new, false), "catalog and windows");
+        assert!(
+            old.scoring_differs(&new, true),
+            "a file the scorer reads changed"
+        );
+        let mut eps = old.clone();
+        eps.threat.epsilon = Some(0.2);
+        assert!(old.scoring_differs(&eps, false));
+        let mut target = old.clone();
+        target.targets[0].model = "private/m2.onnx".into();
+        assert!(old.scoring_differs(&target, false));
+        let mut gate = old.clone();
+        if let Some(d) = gate.defense.as_mut() {
+            d.gate_clean_accuracy = 0.8;
+        }
+        assert!(old.scoring_differs(&gate, false));
     }
 }

@@ -49,7 +49,12 @@ impl From<&Problem> for ProblemView {
 
 /// What an upload came to: imported, or refused with every problem.
 pub enum UploadResult {
-    Imported { slug: String, status: &'static str },
+    Imported {
+        slug: String,
+        status: &'static str,
+        /// Submissions scored under the old version, when what scores changed.
+        rescore: usize,
+    },
     Refused(Vec<ProblemView>),
 }
 
@@ -102,9 +107,14 @@ async fn upload(
     )
     .await;
     match done {
-        Ok(Imported { slug, outcome }) => Ok(UploadResult::Imported {
+        Ok(Imported {
+            slug,
+            outcome,
+            scored_before,
+        }) => Ok(UploadResult::Imported {
             slug,
             status: status_word(outcome),
+            rescore: scored_before,
         }),
         Err(BundleError::Problems(problems)) => Ok(UploadResult::Refused(
             problems.iter().map(ProblemView::from).collect(),
@@ -134,9 +144,14 @@ async fn api_upload(
         ));
     }
     Ok(match upload(&state, &user.0, &req, payload, None).await? {
-        UploadResult::Imported { slug, status } => HttpResponse::Created().json(
-            serde_json::json!({ "slug": slug, "status": status, "problems": [] }),
-        ),
+        UploadResult::Imported {
+            slug,
+            status,
+            rescore,
+        } => HttpResponse::Created().json(serde_json::json!({
+            "slug": slug, "status": status, "problems": [],
+            "rescore_suggested": rescore > 0, "scored_before": rescore,
+        })),
         UploadResult::Refused(problems) => {
             HttpResponse::UnprocessableEntity().json(serde_json::json!({
                 "error": {

@@ -29,6 +29,10 @@ pub enum BundleError {
 pub struct Imported {
     pub slug: String,
     pub outcome: Upserted,
+    /// Submissions scored under the old version when what scores changed
+    /// (`ChallengeSpec::scoring_differs`): the organizer is offered a rescore.
+    /// Zero when nothing that scores changed.
+    pub scored_before: usize,
 }
 
 /// Unpack the archive at `archive` under `scratch`, check it and import it.
@@ -48,9 +52,32 @@ pub async fn upload(
     let bundle = tokio::task::spawn_blocking(move || unpack_and_check(&archive, &root))
         .await
         .map_err(|e| BundleError::Internal(e.into()))??;
+    let internal = |e: riposte_core::store::StoreError| BundleError::Internal(e.into());
+    let before = store
+        .challenge_by_slug(&bundle.spec.slug)
+        .await
+        .map_err(internal)?;
+    let old_artifacts = match &before {
+        Some(old) => Some(store.challenge_artifacts(old.id).await.map_err(internal)?),
+        None => None,
+    };
     let outcome = crate::import::import_bundle(store, blobs, &bundle, now)
         .await
         .map_err(BundleError::Internal)?;
+    let scored_before = match (&before, old_artifacts) {
+        (Some(old), Some(old_artifacts)) if outcome == Upserted::Updated => {
+            let new_artifacts = store.challenge_artifacts(old.id).await.map_err(internal)?;
+            if old
+                .spec
+                .scoring_differs(&bundle.spec, old_artifacts != new_artifacts)
+            {
+                scored_count(store, old.id).await.map_err(internal)?
+            } else {
+                0
+            }
+        }
+        _ => 0,
+    };
     let detail = format!("{} ({outcome:?})", bundle.spec.slug);
     super::audit::record(store, actor, "challenge.upload", &detail, now)
         .await
@@ -59,7 +86,24 @@ pub async fn upload(
     Ok(Imported {
         slug: bundle.spec.slug.clone(),
         outcome,
+        scored_before,
     })
+}
+
+/// Scored submissions of a challenge, both tracks.
+async fn scored_count(
+    store: &dyn Store,
+    challenge: riposte_core::store::ChallengeId,
+) -> Result<usize, riposte_core::store::StoreError> {
+    use riposte_core::store::{SubmissionStatus, Track};
+    let mut n = 0;
+    for track in [Track::Attack, Track::Defense] {
+        n += store
+            .challenge_submissions(challenge, track, SubmissionStatus::Scored)
+            .await?
+            .len();
+    }
+    Ok(n)
 }
 
 /// Unpack into `work/unpacked`, move the bundle's folder to `work/<slug>` (a

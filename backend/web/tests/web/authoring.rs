@@ -10,7 +10,12 @@ use crate::helpers::{Client, Db, PASSWORD, TestApp, csrf_in, element_text, works
 /// `challenges/fine-print` as a .tar.gz under a top folder named `folder`, with
 /// `challenge.toml` passed through `edit`.
 pub(crate) fn fine_print(folder: &str, edit: impl Fn(String) -> String) -> Vec<u8> {
-    let root = workspace_root().join("challenges/fine-print");
+    shipped("fine-print", folder, edit)
+}
+
+/// The shipped bundle `challenges/NAME` as a .tar.gz, as [`fine_print`] makes it.
+pub(crate) fn shipped(name: &str, folder: &str, edit: impl Fn(String) -> String) -> Vec<u8> {
+    let root = workspace_root().join("challenges").join(name);
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
     add_dir(&mut tar, &root, &root, folder, &edit);
@@ -222,4 +227,58 @@ async fn organizers_upload_bundles_from_the_admin_page(db: Db) {
             .is_none()
     );
     app.finish().await;
+}
+
+crate::on_both_databases!(changing_what_scores_offers_a_rescore);
+async fn changing_what_scores_offers_a_rescore(db: Db) {
+    use crate::board_scale::{scored_attack, team};
+    let app = crate::competition::spawn_competition(db, |s| s.workers = 0)
+        .await
+        .unwrap();
+    let store = app.store().await;
+    let now = app.clock.now();
+    let (red, red_user) = team(&store, "crimson", now).await;
+    scored_attack(&store, red, red_user, 30, now).await;
+    let admin = app.admin().await;
+    let token = admin.api_token("admin", &app.admin_password).await;
+    let bundle = |edit: fn(String) -> String| shipped("mnist-evasion", "mnist-evasion", edit);
+
+    // A new title scores nothing differently: no offer.
+    let retitled = |t: String| t.replace("Fool the digit reader", "Fool the digit reader, again");
+    let (status, body) = json(api_upload(&admin, &token, bundle(retitled)).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "updated");
+    assert_eq!(body["rescore_suggested"], false);
+    assert_eq!(body["scored_before"], 0);
+
+    // A new epsilon does: the one scored attack was scored under the old one.
+    let wider = |t: String| t.replace("epsilon = 0.3", "epsilon = 0.25");
+    let (status, body) = json(api_upload(&admin, &token, bundle(wider)).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["rescore_suggested"], true);
+    assert_eq!(body["scored_before"], 1);
+
+    // The admin page offers the button, which rescores.
+    let narrower = |t: String| t.replace("epsilon = 0.3", "epsilon = 0.2");
+    let csrf = admin.csrf("/admin").await;
+    let form = Form::new().text("csrf_token", csrf).part(
+        "bundle",
+        Part::bytes(bundle(narrower)).file_name("b.tar.gz"),
+    );
+    let r = admin
+        .http
+        .post(admin.url("/admin/challenges"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let html = r.text().await.unwrap();
+    assert!(html.contains("id=\"offer-rescore\""), "{html}");
+    assert!(html.contains("action=\"/admin/challenges/mnist-evasion/rescore\""));
+    let r = admin
+        .post_form("/admin", "/admin/challenges/mnist-evasion/rescore", &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    use riposte_core::store::prelude::*;
+    assert_eq!(store.queue_depth().await.unwrap(), 1);
 }

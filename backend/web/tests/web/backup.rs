@@ -154,10 +154,14 @@ async fn a_restored_event_serves_identical_boards(db: Db) {
     restored.close().await;
 
     let (data_dir, url) = (target.data_dir.clone(), target.database_url.clone());
+    // The same clock as the first app (a fresh test clock would start before
+    // the freeze).
+    let offset = app.settings.clock_offset_seconds;
     let mut second = TestApp::spawn(db, move |s| {
         s.data_dir = data_dir;
         s.database_url = url;
         s.workers = 0;
+        s.clock_offset_seconds = offset;
     })
     .await
     .unwrap();
