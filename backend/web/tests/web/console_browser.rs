@@ -1,5 +1,6 @@
 //! An organizer runs the event from a real browser: upload a bundle, see its
-//! problems, fix it, hold it back and publish it, announce it, find the exports.
+//! problems, fix it, hold it back and publish it, announce it, disqualify a
+//! copied submission, freeze and unfreeze the scoreboard, find the exports.
 
 use std::time::Duration;
 
@@ -137,6 +138,63 @@ async fn an_organizer_uploads_fixes_publishes_and_announces_in_chromium() {
     click(&b, "form[action='/announcements'] button").await;
     let banner = text_once(&b, "banner", "Browser print").await;
     assert_eq!(banner, "New: Browser print");
+
+    // A copied attack is disqualified from the submissions page, with a reason.
+    let store = app.store().await;
+    let now = app.clock.now();
+    let (red, red_user) = crate::board_scale::team(&store, "crimson", now).await;
+    let (blue, blue_user) = crate::board_scale::team(&store, "azure", now).await;
+    crate::board_scale::scored_attack(&store, red, red_user, 30, now).await;
+    crate::board_scale::scored_attack(&store, blue, blue_user, 60, now).await;
+    b.goto(&format!(
+        "{base}/admin/submissions?challenge=mnist-evasion&team={blue}"
+    ))
+    .await
+    .unwrap();
+    b.find(Locator::Css(
+        "form[action$='/disqualify'] input[name=reason]",
+    ))
+    .await
+    .unwrap()
+    .send_keys("same file as crimson's")
+    .await
+    .unwrap();
+    click(&b, "form[action$='/disqualify'] button").await;
+    let mut html = String::new();
+    for _ in 0..50 {
+        html = visitor
+            .get_text("/challenges/mnist-evasion/leaderboard")
+            .await
+            .1;
+        if !html.contains("azure") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        html.contains("crimson") && !html.contains("azure"),
+        "{html}"
+    );
+
+    // Frozen: visitors see the board as it stood; a later result stays hidden.
+    b.goto(&format!("{base}/admin")).await.unwrap();
+    click(&b, "#freeze-now").await;
+    let status = text_once(&b, "event-status", "as they stood").await;
+    assert!(status.contains("you see them live"), "{status}");
+    let (olive, olive_user) = crate::board_scale::team(&store, "olive", now).await;
+    crate::board_scale::scored_attack(&store, olive, olive_user, 90, now + 60).await;
+    let (_, scoreboard) = visitor.get_text("/scoreboard").await;
+    assert!(scoreboard.contains("id=\"frozen-note\""));
+    assert!(scoreboard.contains("crimson") && !scoreboard.contains("olive"));
+    b.goto(&format!("{base}/scoreboard")).await.unwrap();
+    let note = text_once(&b, "frozen-note", "Frozen for competitors").await;
+    assert!(note.contains("you see them live"), "{note}");
+    b.goto(&format!("{base}/admin")).await.unwrap();
+    click(&b, "#unfreeze").await;
+    let status = text_once(&b, "event-status", "live for everyone").await;
+    assert!(status.contains("live for everyone"), "{status}");
+    let (_, scoreboard) = visitor.get_text("/scoreboard").await;
+    assert!(scoreboard.contains("olive"));
 
     // The exports are linked from the admin page and answer with CSV.
     b.goto(&format!("{base}/admin")).await.unwrap();
