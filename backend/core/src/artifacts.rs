@@ -8,6 +8,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+/// The bundle's `challenge.toml`, kept among the artifacts as it was imported
+/// (comments and all), so the bundle can be written out again and edited.
+pub const SPEC_FILE: &str = "challenge.toml";
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Artifacts(BTreeMap<String, String>);
@@ -37,6 +41,23 @@ impl Artifacts {
     pub fn blobs(&self) -> impl Iterator<Item = &str> {
         self.0.values().map(String::as_str)
     }
+
+    /// Every file, as (bundle path, sha256), in path order.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Whether a file the scorer reads differs (the bundle's own
+    /// [`SPEC_FILE`], kept to export the bundle again, is not one).
+    pub fn scored_files_differ(&self, other: &Artifacts) -> bool {
+        let scored = |a: &Artifacts| -> Vec<(String, String)> {
+            a.0.iter()
+                .filter(|(k, _)| k.as_str() != SPEC_FILE)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        scored(self) != scored(other)
+    }
 }
 
 #[cfg(test)]
@@ -57,6 +78,12 @@ mod tests {
             "the bundle file models/t.onnx was not imported"
         );
         assert_eq!(artifacts.blobs().count(), 1);
+        let mut same_scoring = artifacts.clone();
+        same_scoring.insert(Path::new(SPEC_FILE), "cd".repeat(32));
+        assert!(!artifacts.scored_files_differ(&same_scoring));
+        let mut changed = artifacts.clone();
+        changed.insert(Path::new("private/eval_x.npy"), "ef".repeat(32));
+        assert!(artifacts.scored_files_differ(&changed));
     }
 
     #[test]

@@ -106,7 +106,9 @@ impl Timeline {
     }
 }
 
-fn parse_moment(field: &'static str, raw: &str) -> Result<Option<i64>, TimelineError> {
+/// One moment as organizers type it: empty (none), RFC 3339, or
+/// `YYYY-MM-DDTHH:MM[:SS]` in UTC. `field` names it in the error.
+pub fn parse_moment(field: &'static str, raw: &str) -> Result<Option<i64>, TimelineError> {
     use time::format_description::well_known::Rfc3339;
     let raw = raw.trim();
     if raw.is_empty() {

@@ -238,6 +238,12 @@ pub trait ChallengeStore: Send + Sync + 'static {
         &self,
         challenge: ChallengeId,
     ) -> StoreResult<crate::artifacts::Artifacts>;
+    /// Record that challenge `slug` was edited in the browser at `at`, or
+    /// (`None`) that its bundle was imported or uploaded whole since.
+    async fn set_challenge_edited(&self, slug: &str, at: Option<i64>) -> StoreResult<()>;
+    /// When challenge `slug` was last edited in the browser, unless a whole
+    /// bundle was imported since (`None` too when there is no such challenge).
+    async fn challenge_edited(&self, slug: &str) -> StoreResult<Option<i64>>;
 }
 
 /// Uploads and the evaluation queue: a submission and its job are written

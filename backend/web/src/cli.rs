@@ -99,6 +99,16 @@ enum ChallengeCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Write a challenge's bundle as the platform holds it (web edits included)
+    /// into OUT/SLUG, for version control.
+    Export {
+        slug: String,
+        /// The folder to write SLUG/ into (it must not hold SLUG/ yet).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -168,9 +178,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 let bundle = Bundle::load(dir).map_err(|e| anyhow::anyhow!(e))?;
                 let now = riposte_core::Clock::with_offset(settings.clock_offset_seconds).now();
                 let outcome = crate::import::import_bundle(&store, &blobs, &bundle, now).await?;
+                // An explicit import replaces any browser edit.
+                store.set_challenge_edited(&bundle.spec.slug, None).await?;
                 println!("{}: {outcome:?}", bundle.spec.slug);
             }
             store.close().await;
+            Ok(0)
+        }
+        Command::Challenge(ChallengeCommand::Export {
+            slug,
+            out,
+            data_dir,
+        }) => {
+            if let Some(dir) = data_dir {
+                settings.data_dir = dir;
+            }
+            let (store, blobs) = startup::open_storage(&settings).await?;
+            let exported = export_challenge(&store, &blobs, &slug, &out).await;
+            store.close().await;
+            println!("wrote {}", exported?.display());
             Ok(0)
         }
         Command::Admin(cmd) => admin(cmd, settings).await,
@@ -236,6 +262,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             anyhow::bail!("this command runs before the async runtime starts")
         }
     }
+}
+
+async fn export_challenge(
+    store: &riposte_db::SqlStore,
+    blobs: &riposte_db::blobs::BlobDir,
+    slug: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<PathBuf> {
+    use crate::services::editing;
+    let record = store
+        .challenge_by_slug(slug)
+        .await?
+        .with_context(|| format!("there is no challenge {slug:?}"))?;
+    anyhow::ensure!(
+        !out.join(&record.slug).exists(),
+        "{} exists already: export into another folder (--out) or move it away",
+        out.join(&record.slug).display()
+    );
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    editing::export(store, blobs, &record, out, editing::Copy::Files)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn check_bundles(dirs: &[PathBuf]) -> i32 {

@@ -64,10 +64,22 @@ async fn import_artifacts(blobs: &BlobDir, bundle: &Bundle) -> anyhow::Result<Ar
             .context("blob copy task")??;
         artifacts.insert(rel, sha);
     }
+    // The challenge.toml as written, to export and edit the bundle later.
+    let blobs = blobs.clone();
+    let spec_file = bundle.dir.join(riposte_core::artifacts::SPEC_FILE);
+    let sha = tokio::task::spawn_blocking(move || blobs.put_file(&spec_file))
+        .await
+        .context("blob copy task")??;
+    artifacts.insert(
+        std::path::Path::new(riposte_core::artifacts::SPEC_FILE),
+        sha,
+    );
     Ok(artifacts)
 }
 
-/// Import every bundle under `root`; a broken bundle is reported and skipped.
+/// Import every bundle under `root` (at start-up); a broken bundle is reported
+/// and skipped, and so is a challenge edited in the browser since its last
+/// whole import (the folder is older than the edit).
 pub async fn import_all(
     store: &dyn Store,
     blobs: &BlobDir,
@@ -83,6 +95,14 @@ pub async fn import_all(
     {
         match Bundle::load(&dir) {
             Ok(bundle) => {
+                if let Some(at) = store.challenge_edited(&bundle.spec.slug).await? {
+                    tracing::info!(
+                        slug = bundle.spec.slug,
+                        edited_at = at,
+                        "challenge edited in the browser since: its folder is not imported (riposte challenge export writes the edit out; riposte challenge import brings the folder back)"
+                    );
+                    continue;
+                }
                 let outcome = import_bundle(store, blobs, &bundle, now).await?;
                 tracing::info!(slug = bundle.spec.slug, ?outcome, "challenge imported");
             }

@@ -147,6 +147,26 @@ impl ChallengeStore for SqlStore {
         Ok(())
     }
 
+    async fn set_challenge_edited(&self, slug: &str, at: Option<i64>) -> StoreResult<()> {
+        sqlx::query("UPDATE challenges SET edited_at = $1 WHERE slug = $2")
+            .bind(at)
+            .bind(slug)
+            .execute(&self.pool)
+            .await
+            .map_err(failed("set_challenge_edited"))?;
+        Ok(())
+    }
+
+    async fn challenge_edited(&self, slug: &str) -> StoreResult<Option<i64>> {
+        let at: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT edited_at FROM challenges WHERE slug = $1")
+                .bind(slug)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(failed("challenge_edited"))?;
+        Ok(at.flatten())
+    }
+
     async fn challenge_artifacts(&self, challenge: ChallengeId) -> StoreResult<Artifacts> {
         let text: String = sqlx::query_scalar("SELECT artifacts FROM challenges WHERE id = $1")
             .bind(challenge)

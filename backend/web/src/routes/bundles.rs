@@ -58,7 +58,7 @@ pub enum UploadResult {
     Refused(Vec<ProblemView>),
 }
 
-fn status_word(outcome: Upserted) -> &'static str {
+pub(super) fn status_word(outcome: Upserted) -> &'static str {
     match outcome {
         Upserted::Created => "created",
         Upserted::Updated => "updated",

@@ -7,6 +7,7 @@ pub mod api;
 mod board_builds;
 mod boards;
 mod bundles;
+mod editing;
 mod event;
 pub(crate) use event::TimelineCache;
 mod exports;
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(submissions::configure_api)
                 .configure(flags::configure_api)
                 .configure(bundles::configure_api)
+                .configure(editing::configure_api)
                 .configure(announcements::configure_api)
                 .configure(event::configure_api)
                 .configure(exports::configure_api)
@@ -62,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(team::configure)
         .configure(admin::configure)
         .configure(bundles::configure_pages)
+        .configure(editing::configure_pages)
         .configure(announcements::configure_pages)
         .configure(event::configure_pages)
         .configure(queue::configure_pages)

@@ -64,13 +64,18 @@ pub async fn upload(
     let outcome = crate::import::import_bundle(store, blobs, &bundle, now)
         .await
         .map_err(BundleError::Internal)?;
+    // A whole bundle replaces any browser edit.
+    store
+        .set_challenge_edited(&bundle.spec.slug, None)
+        .await
+        .map_err(internal)?;
     let scored_before = match (&before, old_artifacts) {
         (Some(old), Some(old_artifacts)) if outcome == Upserted::Updated => {
             let new_artifacts = store.challenge_artifacts(old.id).await.map_err(internal)?;
-            if old
-                .spec
-                .scoring_differs(&bundle.spec, old_artifacts != new_artifacts)
-            {
+            if old.spec.scoring_differs(
+                &bundle.spec,
+                old_artifacts.scored_files_differ(&new_artifacts),
+            ) {
                 scored_count(store, old.id).await.map_err(internal)?
             } else {
                 0

@@ -10,6 +10,7 @@
 //! - [`accounts`]: registration (names that look alike, a team of one).
 //! - [`bundles`]: challenge bundles uploaded as archives, checked and imported.
 //! - [`announcements`]: posting and retracting announcements.
+//! - [`editing`]: a challenge's bundle written back out, and its metadata edited.
 //! - [`event`]: the event's timeline (start, end, scoreboard freeze).
 //! - [`exports`]: results as CSV or JSON tables for organizers.
 //! - [`queue`]: the evaluation queue's health, and retrying failed jobs.
@@ -27,6 +28,7 @@ pub mod announcements;
 pub mod audit;
 pub mod bundles;
 pub mod challenges;
+pub mod editing;
 pub mod event;
 pub mod exports;
 pub mod flags;

@@ -209,3 +209,89 @@ fn serve_prints_admin_credentials_and_answers_health_checks() {
     again.wait().unwrap();
     assert!(first.starts_with("Riposte is listening on"), "{first}");
 }
+
+#[test]
+fn challenge_export_writes_back_what_was_imported_and_backup_restores_it() {
+    let data = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let bundle = workspace_root().join("challenges/fine-print");
+    let run = |args: &[&str]| {
+        riposte()
+            .args(args)
+            .arg("--data-dir")
+            .arg(data.path())
+            .output()
+            .unwrap()
+    };
+    let import = riposte()
+        .args(["challenge", "import"])
+        .arg(&bundle)
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(import.status.success());
+    let export = |to: &std::path::Path| {
+        run(&[
+            "challenge",
+            "export",
+            "fine-print",
+            "--out",
+            to.to_str().unwrap(),
+        ])
+    };
+    let done = export(out.path());
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let exported = out.path().join("fine-print");
+    for file in ["challenge.toml", "README.md"] {
+        assert_eq!(
+            std::fs::read(exported.join(file)).unwrap(),
+            std::fs::read(bundle.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let check = riposte()
+        .args(["challenge", "check"])
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    // Never over an existing folder; an unknown slug says so.
+    let again = export(out.path());
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let unknown = run(&["challenge", "export", "nope"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no challenge \"nope\""));
+
+    // A backup of this data folder restores into another, not over itself.
+    let file = out.path().join("event.tar");
+    let backup = run(&["backup", file.to_str().unwrap()]);
+    assert!(
+        backup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    let over = run(&["restore", file.to_str().unwrap()]);
+    assert!(!over.status.success());
+    assert!(String::from_utf8_lossy(&over.stderr).contains("not empty"));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let restored = riposte()
+        .args(["restore", file.to_str().unwrap(), "--data-dir"])
+        .arg(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert!(String::from_utf8_lossy(&restored.stdout).starts_with("restored "));
+}

@@ -17,6 +17,7 @@ mod challenges;
 mod cli;
 mod competition;
 mod console_browser;
+mod editing;
 mod event;
 mod exports;
 mod families;
