@@ -213,6 +213,12 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Rename a team (`Conflict` when the name is taken, `NotFound` when the team
     /// is gone); the boards show the new name at once.
     async fn rename_team(&self, team: TeamId, name: &str, name_key: &str) -> StoreResult<Team>;
+    /// Move every member of team `from` into team `into`, and with them its
+    /// submissions, solves, attempts and spent queries (the rule for any team
+    /// left empty); `from` is deleted. `Refused` when `into` would hold more
+    /// than `max_size` members or the two are one team; `NotFound` when either
+    /// is gone. Returns `into`.
+    async fn merge_teams(&self, from: TeamId, into: TeamId, max_size: i64) -> StoreResult<Team>;
 }
 
 /// Challenges as imported from their bundles: catalog rows, typed specs, the

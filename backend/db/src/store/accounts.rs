@@ -435,6 +435,50 @@ impl AccountStore for SqlStore {
         Ok(team)
     }
 
+    async fn merge_teams(&self, from: TeamId, into: TeamId, max_size: i64) -> StoreResult<Team> {
+        if from == into {
+            return Err(StoreError::Refused(
+                "a team cannot be merged into itself".to_owned(),
+            ));
+        }
+        let mut tx = self.begin_write().await?;
+        // Both rows locked, lower id first, so two merges cannot deadlock.
+        for team in [from.min(into), from.max(into)] {
+            self.lock_team(&mut tx, team).await?;
+        }
+        let count = |team: TeamId| {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users WHERE team_id = $1").bind(team)
+        };
+        let together = count(from)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failed("merge_teams"))?
+            + count(into)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(failed("merge_teams"))?;
+        if together > max_size {
+            return Err(StoreError::Refused(format!(
+                "the merged team would have {together} members: at most {max_size}"
+            )));
+        }
+        sqlx::query("UPDATE users SET team_id = $1 WHERE team_id = $2")
+            .bind(into)
+            .bind(from)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed("merge_teams"))?;
+        merge_if_emptied(&mut tx, Some(from), into).await?;
+        let row = sqlx::query("SELECT id, name, invite_code, created_at FROM teams WHERE id = $1")
+            .bind(into)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failed("merge_teams"))?;
+        let team = team_from(&row)?;
+        tx.commit().await.map_err(failed("merge_teams"))?;
+        Ok(team)
+    }
+
     async fn team(&self, id: TeamId) -> StoreResult<Option<Team>> {
         let row = sqlx::query("SELECT id, name, invite_code, created_at FROM teams WHERE id = $1")
             .bind(id)

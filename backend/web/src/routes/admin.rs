@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{id}/password", web::post().to(reset_password))
         .route("/admin/teams/{id}/name", web::post().to(rename_team))
         .route("/admin/teams/{id}/disband", web::post().to(disband_team))
+        .route("/admin/teams/{id}/merge", web::post().to(merge_team))
         .route(
             "/admin/challenges/{slug}/visibility",
             web::post().to(set_visibility),
@@ -45,7 +46,8 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
     .route(
         "/admin/teams/{id}/disband",
         web::post().to(api_disband_team),
-    );
+    )
+    .route("/admin/teams/{id}/merge", web::post().to(api_merge_team));
 }
 
 /// One audit log entry as the page shows it.
@@ -110,6 +112,7 @@ impl From<AdminError> for ApiError {
             AdminError::NoUser(_) | AdminError::NoTeam(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
             }
+            AdminError::Merge(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             _ => ApiError::invalid(message),
         }
     }
@@ -283,6 +286,9 @@ struct AdminForm {
     hidden: String,
     #[serde(default)]
     revealed: String,
+    /// The team another is merged into (its id).
+    #[serde(default)]
+    into: String,
     #[serde(default)]
     csrf_token: String,
 }
@@ -350,6 +356,45 @@ async fn disband_team(
     admin::disband_team(state.store.as_ref(), me, *id, state.clock.now()).await?;
     state.query_models.forget_tokens();
     Ok(see_other("/admin"))
+}
+
+async fn merge_team(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    id: web::Path<i64>,
+    form: web::Form<AdminForm>,
+) -> Result<HttpResponse, PageError> {
+    let me = acting(&visitor, Role::Admin, &form.csrf_token)?;
+    let into: i64 = form.into.trim().parse().map_err(|_| {
+        PageError::bad_request(format!(
+            "Merge into: {:?} is not a team id (the # column).",
+            form.into.chars().take(32).collect::<String>()
+        ))
+    })?;
+    let max = state.settings.max_team_size;
+    let now = state.clock.now();
+    admin::merge_teams(state.store.as_ref(), me, (*id, into), max, now).await?;
+    state.query_models.forget_tokens();
+    Ok(see_other("/admin"))
+}
+
+#[derive(Deserialize)]
+struct MergeBody {
+    into: i64,
+}
+
+async fn api_merge_team(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    id: web::Path<i64>,
+    body: web::Json<MergeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let max = state.settings.max_team_size;
+    let now = state.clock.now();
+    let team =
+        admin::merge_teams(state.store.as_ref(), &user.0, (*id, body.into), max, now).await?;
+    state.query_models.forget_tokens();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "id": team.id, "name": team.name })))
 }
 
 #[derive(Deserialize)]

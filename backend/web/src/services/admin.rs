@@ -28,6 +28,9 @@ pub enum AdminError {
     /// The new team name broke a naming rule, or is taken or looks like another.
     #[error("{0}")]
     BadTeamName(String),
+    /// Two teams that cannot be merged (the message says why).
+    #[error("{0}")]
+    Merge(String),
     #[error("something went wrong on our side; it has been logged")]
     Internal(#[source] anyhow::Error),
     #[error(transparent)]
@@ -243,4 +246,35 @@ pub async fn disband_team(
     let detail = format!("team #{id} ({} members)", members.len());
     audit::record(store, me, "team.disband", &detail, now).await?;
     Ok(members.len())
+}
+
+/// Merge team `from` into team `into` (admins): its members join `into`, and its
+/// submissions, solves and spent queries follow them (the rule for any team
+/// left empty); `from` is gone. The team size limit holds.
+pub async fn merge_teams(
+    store: &dyn Store,
+    me: &User,
+    (from, into): (TeamId, TeamId),
+    max_size: i64,
+    now: i64,
+) -> Result<Team, AdminError> {
+    if me.role != Role::Admin {
+        return Err(AdminError::NotAdmin);
+    }
+    let merged = match store.merge_teams(from, into, max_size).await {
+        Ok(team) => team,
+        Err(StoreError::NotFound) => {
+            let missing = if store.team(from).await?.is_none() {
+                from
+            } else {
+                into
+            };
+            return Err(AdminError::NoTeam(missing));
+        }
+        Err(StoreError::Refused(why)) => return Err(AdminError::Merge(why)),
+        Err(e) => return Err(e.into()),
+    };
+    let detail = format!("team #{from} into #{into} ({})", merged.name);
+    audit::record(store, me, "team.merge", &detail, now).await?;
+    Ok(merged)
 }

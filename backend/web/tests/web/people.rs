@@ -192,3 +192,127 @@ async fn admins_rename_and_disband_teams(db: Db) {
     assert_eq!(actions, ["team.disband", "team.rename"]);
     app.finish().await;
 }
+
+crate::on_both_databases!(admins_merge_teams_and_their_results_follow);
+async fn admins_merge_teams_and_their_results_follow(db: Db) {
+    use crate::board_scale::{scored_attack, team};
+    let app = crate::competition::spawn_competition(db, |s| {
+        s.workers = 0;
+        s.max_team_size = 3;
+    })
+    .await
+    .unwrap();
+    let store = app.store().await;
+    let now = app.clock.now();
+    let (red, red_user) = team(&store, "crimson", now).await;
+    let (blue, blue_user) = team(&store, "azure", now).await;
+    let (green, _) = team(&store, "olive", now).await;
+    scored_attack(&store, red, red_user, 30, now).await;
+    scored_attack(&store, blue, blue_user, 60, now + 1).await;
+    let admin = app.admin().await;
+    let token = admin.api_token("admin", &app.admin_password).await;
+    let merge = |from: i64, into: serde_json::Value| {
+        admin
+            .http
+            .post(admin.url(&format!("/api/v1/admin/teams/{from}/merge")))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "into": into }))
+            .send()
+    };
+    let teams_on_board = || async {
+        let r = admin
+            .http
+            .get(admin.url("/api/v1/challenges/mnist-evasion/leaderboard?track=attack"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = r.json().await.unwrap();
+        body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["team"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(teams_on_board().await, ["azure", "crimson"]);
+
+    // Refused: into itself, into a team that is gone, past the size limit.
+    let (status, _, message) = json_error(merge(red, red.into()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(message.contains("itself"), "{message}");
+    let (status, _, _) = json_error(merge(red, 999_999.into()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let extra = store
+        .create_user(
+            "crimson2",
+            "crimson2",
+            "$argon2id$x",
+            riposte_core::account::Role::Competitor,
+            now,
+        )
+        .await
+        .unwrap();
+    let code = store.team(red).await.unwrap().unwrap().invite_code;
+    store.join_team(extra.id, &code, 3).await.unwrap();
+    let third = store
+        .create_user(
+            "crimson3",
+            "crimson3",
+            "$argon2id$x",
+            riposte_core::account::Role::Competitor,
+            now,
+        )
+        .await
+        .unwrap();
+    store.join_team(third.id, &code, 3).await.unwrap();
+    let (status, _, message) = json_error(merge(blue, red.into()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        message.contains("4 members") && message.contains("at most 3"),
+        "{message}"
+    );
+
+    // Merged: azure's member and attack are olive's now; azure is gone.
+    let r = merge(blue, green.into()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(store.team(blue).await.unwrap().is_none());
+    let members = store.team_members(green).await.unwrap();
+    assert_eq!(
+        members
+            .iter()
+            .map(|u| u.username.as_str())
+            .collect::<Vec<_>>(),
+        ["azure", "olive"]
+    );
+    assert_eq!(teams_on_board().await, ["olive", "crimson"]);
+
+    // From the page too, behind the CSRF token; both in the audit log.
+    let r = admin
+        .post_form(
+            "/admin",
+            &format!("/admin/teams/{green}/merge"),
+            &[("into", "nope")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let actions: Vec<String> = store
+        .audit_log(5)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions[0], "team.merge");
+    let competitor = app.competitor("carol").await;
+    let carol_token = competitor.api_token("carol", PASSWORD).await;
+    let r = competitor
+        .http
+        .post(competitor.url(&format!("/api/v1/admin/teams/{green}/merge")))
+        .bearer_auth(&carol_token)
+        .json(&serde_json::json!({ "into": red }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
