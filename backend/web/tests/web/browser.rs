@@ -481,6 +481,8 @@ async fn every_page_fits_a_phone_and_a_desktop_without_sideways_scrolling() {
         "/admin",
         "/admin/queue",
         "/admin/submissions",
+        "/admin/submissions?challenge=mnist-evasion",
+        "/admin/challenges/mnist-evasion/edit",
         "/account",
         "/announcements",
     ]
