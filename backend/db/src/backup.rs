@@ -237,11 +237,16 @@ impl SqlStore {
                 .await
                 .with_context(|| format!("emptying {table}"))?;
         }
+        let version_before: i64 =
+            sqlx::query_scalar("SELECT version FROM board_state WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
         Ok(Restore {
             store: self,
             tx,
             columns: HashMap::new(),
             counts: HashMap::new(),
+            version_before,
         })
     }
 }
@@ -253,6 +258,9 @@ pub struct Restore<'a> {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     columns: HashMap<String, Columns>,
     counts: HashMap<String, u64>,
+    /// The board version before: the restored one is set past it, so a
+    /// running server never takes a restored board for one it cached.
+    version_before: i64,
 }
 
 impl Restore<'_> {
@@ -360,6 +368,13 @@ impl Restore<'_> {
                 .with_context(|| format!("moving the id sequence of {table}"))?;
             }
         }
+        let restored: i64 = sqlx::query_scalar("SELECT version FROM board_state WHERE id = 1")
+            .fetch_one(&mut *self.tx)
+            .await?;
+        sqlx::query("UPDATE board_state SET version = $1 WHERE id = 1")
+            .bind(restored.max(self.version_before) + 1)
+            .execute(&mut *self.tx)
+            .await?;
         self.tx.commit().await.context("committing the restore")?;
         Ok(self.counts)
     }

@@ -19,6 +19,9 @@ use crate::settings::Settings;
 /// Everything a handler may reach.
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The same store as itself, for what works on every table at once
+    /// (backups).
+    pub sql: SqlStore,
     pub blobs: BlobDir,
     pub settings: Arc<Settings>,
     pub throttle: Arc<IpThrottle>,
@@ -176,6 +179,7 @@ impl Application {
         timeline.set(riposte_core::store::EventStore::timeline(&store).await?);
         let state = web::Data::new(AppState {
             store: Arc::new(store.clone()),
+            sql: store.clone(),
             blobs,
             jobs_queued,
             throttle: IpThrottle::per_minute(settings.auth_attempts_per_ip_per_minute),

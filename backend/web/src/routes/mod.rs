@@ -4,6 +4,7 @@ mod admin;
 mod announcements;
 pub(crate) use announcements::{Banner, refresh_banner};
 pub mod api;
+mod backups;
 mod board_builds;
 mod boards;
 mod bundles;
@@ -52,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(editing::configure_api)
                 .configure(announcements::configure_api)
                 .configure(event::configure_api)
+                .configure(backups::configure_api)
                 .configure(exports::configure_api)
                 .configure(queue::configure_api)
                 .configure(admin::configure_api)
@@ -67,6 +69,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(editing::configure_pages)
         .configure(announcements::configure_pages)
         .configure(event::configure_pages)
+        .configure(backups::configure_pages)
         .configure(queue::configure_pages)
         .configure(moderation::configure_pages)
         .default_service(web::to(not_found));

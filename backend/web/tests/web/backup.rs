@@ -260,3 +260,108 @@ async fn a_damaged_backup_restores_nothing(db: Db) {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+crate::on_both_databases!(an_admin_backs_up_and_restores_from_the_browser);
+async fn an_admin_backs_up_and_restores_from_the_browser(db: Db) {
+    let app = spawn_competition(db, |s| s.workers = 0).await.unwrap();
+    let store = app.store().await;
+    let now = app.clock.now();
+    let (red, red_user) = team(&store, "crimson", now - 300).await;
+    scored_attack(&store, red, red_user, 30, now - 200).await;
+    let admin = app.admin().await;
+    let admin_token = admin.api_token("admin", &app.admin_password).await;
+    let carol = app.competitor("carol").await;
+    let carol_token = carol.api_token("carol", PASSWORD).await;
+    let before = snapshot(&app, &admin_token, &carol_token).await;
+
+    // Only admins download one; the page links it.
+    let r = carol
+        .http
+        .get(carol.url("/api/v1/admin/backup"))
+        .bearer_auth(&carol_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (_, page) = admin.get_text("/admin").await;
+    assert!(page.contains("id=\"download-backup\""));
+    let r = admin.get("/api/v1/admin/backup").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("riposte-backup-")
+    );
+    let archive = r.bytes().await.unwrap().to_vec();
+    assert!(
+        archive.len() > 1 << 20,
+        "rows and blobs: {} bytes",
+        archive.len()
+    );
+
+    // A second server, fresh, with its own admin.
+    let offset = app.settings.clock_offset_seconds;
+    let second = TestApp::spawn(db, move |s| {
+        s.workers = 0;
+        s.clock_offset_seconds = offset;
+    })
+    .await
+    .unwrap();
+    let second_admin = second.admin().await;
+    let second_token = second_admin
+        .api_token("admin", &second.admin_password)
+        .await;
+    let restore = |confirm: &'static str, bytes: Vec<u8>| {
+        let form = reqwest::multipart::Form::new()
+            .text("confirm", confirm)
+            .part(
+                "backup",
+                reqwest::multipart::Part::bytes(bytes).file_name("b.tar"),
+            );
+        second_admin
+            .http
+            .post(second_admin.url("/api/v1/admin/restore"))
+            .bearer_auth(&second_token)
+            .multipart(form)
+            .send()
+    };
+    let (status, _, message) =
+        crate::helpers::json_error(restore("", archive.clone()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message.contains("confirm=replace"), "{message}");
+    let (status, _, _) =
+        crate::helpers::json_error(restore("replace", b"junk".repeat(300)).await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = second_admin
+        .http
+        .get(second_admin.url("/api/v1/me"))
+        .bearer_auth(&second_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "a refused backup changes nothing"
+    );
+
+    let r = restore("replace", archive).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let after = snapshot(&second, &admin_token, &carol_token).await;
+    for ((path, was), (_, now)) in before.iter().zip(&after) {
+        assert_eq!(was, now, "{path} differs after the restore");
+    }
+    let r = second_admin
+        .http
+        .get(second_admin.url("/api/v1/me"))
+        .bearer_auth(&second_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the second server's own token is gone"
+    );
+}
