@@ -433,6 +433,83 @@ fn nice_ceiling(v: f64) -> f64 {
         .unwrap_or(10.0 * magnitude)
 }
 
+/// One span of a timeline: a label and its start and end (Unix seconds).
+pub struct Phase {
+    pub label: &'static str,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// A challenge's phases as bars on one time axis, with the freeze and "now"
+/// as vertical lines; dates (UTC) at both ends. `None` without a phase.
+pub fn timeline(phases: &[Phase], freeze: Option<i64>, now: i64) -> Option<String> {
+    let first = phases.iter().map(|p| p.start).min()?;
+    let last = phases.iter().map(|p| p.end).max()?.max(first + 1);
+    const WIDTH: f64 = 600.0;
+    const LEFT: f64 = 90.0;
+    const ROW: f64 = 22.0;
+    let span = (last - first) as f64;
+    let x = |t: i64| LEFT + (WIDTH - LEFT - 10.0) * ((t - first) as f64 / span).clamp(0.0, 1.0);
+    let height = ROW * phases.len() as f64 + 26.0;
+    let mut out = format!(
+        "<svg class=\"timeline\" viewBox=\"0 0 {WIDTH} {height}\" width=\"100%\" role=\"img\" aria-label=\"Timeline of the phases\" xmlns=\"http://www.w3.org/2000/svg\">"
+    );
+    for (i, phase) in phases.iter().enumerate() {
+        let y = 4.0 + ROW * i as f64;
+        let (x0, x1) = (x(phase.start), x(phase.end.max(phase.start)));
+        let state = if now < phase.start {
+            "upcoming"
+        } else if now < phase.end {
+            "open"
+        } else {
+            "over"
+        };
+        out.push_str(&format!(
+            "<text x=\"0\" y=\"{:.1}\" font-size=\"12\">{}</text><rect class=\"phase {state}\" x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"14\" rx=\"3\" fill=\"{}\"><title>{}: {} to {}</title></rect>",
+            y + 11.0,
+            escape(phase.label),
+            (x1 - x0).max(2.0),
+            match state {
+                "open" => "#2f7d4f",
+                "upcoming" => "#7aa7d8",
+                _ => "#b9b9b9",
+            },
+            escape(phase.label),
+            crate::view::datetime(phase.start),
+            crate::view::datetime(phase.end),
+        ));
+    }
+    let bottom = ROW * phases.len() as f64 + 4.0;
+    let mut mark = |t: i64, label: &str, color: &str| {
+        if (first..=last).contains(&t) {
+            let at = x(t);
+            out.push_str(&format!(
+                "<line x1=\"{at:.1}\" x2=\"{at:.1}\" y1=\"0\" y2=\"{bottom:.1}\" stroke=\"{color}\" stroke-width=\"2\"><title>{label}: {}</title></line>",
+                crate::view::datetime(t)
+            ));
+        }
+    };
+    if let Some(at) = freeze {
+        mark(at, "Scoreboard frozen", "#1d4470");
+    }
+    mark(now, "Now", "#c0392b");
+    let day = |t: i64| {
+        crate::view::datetime(t)
+            .chars()
+            .take(10)
+            .collect::<String>()
+    };
+    out.push_str(&format!(
+        "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"11\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text></svg>",
+        bottom + 16.0,
+        day(first),
+        WIDTH - 10.0,
+        bottom + 16.0,
+        day(last)
+    ));
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,5 +631,38 @@ mod tests {
             ),
             "{svg}"
         );
+    }
+
+    #[test]
+    fn a_timeline_places_phases_on_one_axis() {
+        let phases = [
+            Phase {
+                label: "Defense",
+                start: 0,
+                end: 100,
+            },
+            Phase {
+                label: "Attack",
+                start: 100,
+                end: 200,
+            },
+        ];
+        let svg = timeline(&phases, Some(150), 50).unwrap();
+        // the axis runs from 90 to 590: the defense bar spans half of it
+        assert!(
+            svg.contains("x=\"90.0\" y=\"4.0\" width=\"250.0\""),
+            "{svg}"
+        );
+        assert!(svg.contains("class=\"phase open\""));
+        assert!(svg.contains("class=\"phase upcoming\""));
+        assert!(
+            svg.contains("Scoreboard frozen") && svg.contains("x1=\"465.0\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("Now: ") && svg.contains("x1=\"215.0\""),
+            "{svg}"
+        );
+        assert_eq!(timeline(&[], None, 0), None);
     }
 }

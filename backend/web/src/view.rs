@@ -166,6 +166,43 @@ pub fn track_rows(spec: &ChallengeSpec, now: i64) -> Vec<TrackRow> {
     rows
 }
 
+/// The challenge's phases on one axis (the event, when it has a start and an
+/// end; the defense track, then the attack track, as the NIPS 2017 and SaTML
+/// competitions ran them), with the freeze and now.
+pub fn phases_svg(
+    spec: &ChallengeSpec,
+    timeline: &riposte_core::event::Timeline,
+    now: i64,
+) -> Option<String> {
+    use crate::svg::Phase;
+    let mut phases = Vec::new();
+    if let (Some(start), Some(end)) = (timeline.starts_at, timeline.ends_at) {
+        phases.push(Phase {
+            label: "Event",
+            start,
+            end,
+        });
+    }
+    if let Some(d) = &spec.defense {
+        phases.push(Phase {
+            label: "Defense",
+            start: d.window.opens,
+            end: d.window.closes,
+        });
+    }
+    if let Some(t) = &spec.attack {
+        phases.push(Phase {
+            label: "Attack",
+            start: t.opens,
+            end: t.closes,
+        });
+    }
+    if spec.attack.is_none() && spec.defense.is_none() {
+        return None;
+    }
+    crate::svg::timeline(&phases, timeline.freeze_at, now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

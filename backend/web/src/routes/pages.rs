@@ -431,6 +431,8 @@ struct ChallengePage {
     description_html: String,
     threat_rows: Vec<(&'static str, String)>,
     tracks: Vec<view::TrackRow>,
+    /// The phases (event, defense, attack) on one axis, as inline SVG.
+    timeline: Option<String>,
     mine: Vec<riposte_core::store::Submission>,
     flag: Option<FlagPanel>,
     query: Option<QueryPanel>,
@@ -531,6 +533,7 @@ async fn challenge(
         description_html: view::markdown(view::without_title(&record.readme, &record.title)),
         threat_rows: view::threat_rows(&spec),
         tracks: view::track_rows(&spec, state.clock.now()),
+        timeline: view::phases_svg(&spec, &state.timeline.get(), state.clock.now()),
         c: record,
     };
     render(StatusCode::OK, &page)

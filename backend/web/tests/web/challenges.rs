@@ -100,11 +100,21 @@ crate::both_databases!(challenge_pages_count_down_to_the_next_phase, |app| {
         "{html}"
     );
     assert!(html.contains(">closes in 2"), "days first: {html}");
+    // The phases on one axis: both tracks open now, now marked.
+    let phases = &html[html.find("id=\"phases\"").expect("a timeline")..];
+    let phases = &phases[..phases.find("</figure>").unwrap()];
+    assert_eq!(
+        phases.matches("class=\"phase open\"").count(),
+        2,
+        "{phases}"
+    );
+    assert!(phases.contains("<title>Now: "), "{phases}");
     // Before the tracks open: counting down to the opening.
     app.clock.advance(-400 * 86_400);
     let (_, html) = anon.get_text("/challenges/mnist-evasion").await;
     assert!(html.contains("data-what=\"opens\""), "{html}");
     assert!(html.contains(">opens in "), "{html}");
+    assert!(html.contains("class=\"phase upcoming\""), "{html}");
     // After they close: nothing to count down to.
     app.clock.advance(1_000 * 86_400);
     let (_, html) = anon.get_text("/challenges/mnist-evasion").await;
