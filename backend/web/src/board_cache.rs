@@ -176,6 +176,14 @@ impl<V: Send + Sync + 'static> Slot<V> {
         }
     }
 
+    /// Drop the board held, so the next request waits for a fresh build
+    /// (after a restore, nothing built before may be served, resting or not).
+    pub fn forget(&self) {
+        let mut state = self.lock();
+        state.current = None;
+        state.built = None;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State<V>> {
         self.state
             .lock()
@@ -202,6 +210,11 @@ impl<V> Slots<V> {
             slots: Mutex::new(HashMap::new()),
             rest,
         }
+    }
+
+    /// Drop every slot (see [`Slot::forget`]).
+    pub fn forget(&self) {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     pub fn slot(&self, name: &str) -> Arc<Slot<V>> {

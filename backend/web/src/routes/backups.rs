@@ -126,6 +126,7 @@ async fn restore(
     state.timeline.refresh(state.store.as_ref()).await;
     state.banner.refresh(state.store.as_ref()).await;
     state.query_models.forget_tokens();
+    state.boards.forget_all();
     tracing::warn!(%summary, "the event was restored from an uploaded backup");
     Ok(summary)
 }

@@ -66,6 +66,18 @@ impl Default for BoardCaches {
     }
 }
 
+impl BoardCaches {
+    /// Forget every board built (after a restore replaced what they show).
+    pub fn forget_all(&self) {
+        self.challenges.forget();
+        self.scoreboard.forget();
+        self.history.forget();
+        self.matrices.forget();
+        self.leaderboards.forget();
+        self.frozen.forget();
+    }
+}
+
 /// The listed challenges with their specs (a stored spec that does not parse
 /// is left out and logged).
 pub struct Listed {
