@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 
 pub use crate::kinds::membership::MembershipSpec;
 use crate::kinds::membership::{self, RawMembership};
+pub use crate::kinds::poisoning::PoisoningSpec;
+use crate::kinds::poisoning::{self, RawPoisoning};
 use crate::task::{Dtype, Norm, TaskSpec, ThreatModel};
 
 /// A challenge's URL name: 2-64 of `a-z`, `0-9`, `-`, starting with a letter.
@@ -191,6 +193,8 @@ pub struct ChallengeSpec {
     #[serde(default)]
     pub membership: Option<MembershipSpec>,
     #[serde(default)]
+    pub poisoning: Option<PoisoningSpec>,
+    #[serde(default)]
     pub completion: Option<CompletionSpec>,
 }
 
@@ -221,6 +225,7 @@ impl ChallengeSpec {
             || self.eval != new.eval
             || defense(self) != defense(new)
             || self.membership != new.membership
+            || self.poisoning != new.poisoning
             || self.completion != new.completion
     }
 }
@@ -242,6 +247,9 @@ impl ChallengeSpec {
         }
         if let Some(membership) = &self.membership {
             paths.extend(membership.paths());
+        }
+        if let Some(poisoning) = &self.poisoning {
+            paths.extend(poisoning.paths());
         }
         paths
     }
@@ -271,6 +279,7 @@ impl ChallengeSpec {
             flag: None,
             query: None,
             membership: None,
+            poisoning: None,
             completion: None,
         }
     }
@@ -457,6 +466,7 @@ struct RawSpec {
     flag: Option<RawFlag>,
     query: Option<RawQuery>,
     membership: Option<RawMembership>,
+    poisoning: Option<RawPoisoning>,
     completion: Option<RawCompletion>,
 }
 
@@ -801,6 +811,7 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
         .query
         .and_then(|q| check_query(check, q, &targets, task.is_some()));
     let membership = raw.membership.map(|m| membership::check_section(check, m));
+    let poisoning = raw.poisoning.map(|p| poisoning::check_section(check, p));
     let completion = raw
         .completion
         .and_then(|c| check_completion(check, c, task.as_ref()));
@@ -816,6 +827,7 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
             defense: defense.as_ref(),
             flag: flag.as_ref(),
             membership: membership.as_ref(),
+            poisoning: poisoning.as_ref(),
             clean_so_far: check.problems.is_empty(),
         };
         for (field, message) in (kind.rules().check)(&sections) {
@@ -840,6 +852,7 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
         flag,
         query,
         membership,
+        poisoning,
         completion,
     })
 }

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod families;
 pub mod host;
 pub mod onnx;
+pub mod poison;
 pub mod sandbox;
 pub mod score;
 pub mod tensor;

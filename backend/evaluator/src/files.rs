@@ -49,6 +49,12 @@ impl ChallengeFiles {
         Ok((x, y))
     }
 
+    /// Inputs only (poisoning's base inputs and hidden targets).
+    pub async fn inputs(&self, path: &Path) -> anyhow::Result<Tensor> {
+        tensor::read_tensor(&self.artifact(path).await?, None, &trusted_limits())
+            .context("reading the inputs")
+    }
+
     /// Labels only (membership's member flags).
     pub async fn labels(&self, path: &Path) -> anyhow::Result<Vec<i64>> {
         Ok(tensor::read_npy_labels(

@@ -11,7 +11,7 @@
 mod evasion;
 mod extraction;
 pub(crate) mod membership;
-mod poisoning;
+pub(crate) mod poisoning;
 mod secret;
 
 use crate::challenge::{
@@ -30,6 +30,7 @@ pub struct Sections<'a> {
     pub defense: Option<&'a DefenseTrack>,
     pub flag: Option<&'a FlagSpec>,
     pub membership: Option<&'a MembershipSpec>,
+    pub poisoning: Option<&'a crate::kinds::poisoning::PoisoningSpec>,
     /// No problem was found so far (some checks only make sense then).
     pub clean_so_far: bool,
 }
@@ -175,6 +176,7 @@ mod tests {
             defense: None,
             flag: None,
             membership: None,
+            poisoning: None,
             clean_so_far: true,
         }
     }
@@ -203,7 +205,10 @@ mod tests {
             ["task", "targets", "tracks.attack", "membership"]
         );
         assert_eq!(fields(ChallengeKind::Secret, &s), ["flag"]);
-        assert!(fields(ChallengeKind::Poisoning, &s).is_empty());
+        assert_eq!(
+            fields(ChallengeKind::Poisoning, &s),
+            ["task", "eval", "tracks.attack", "poisoning"]
+        );
         // A secret's missing flag is only reported when nothing else was wrong.
         let dirty = Sections {
             clean_so_far: false,
@@ -249,6 +254,7 @@ mod tests {
         assert_eq!(named(ChallengeKind::Evasion, Attack), "attack.npy");
         assert_eq!(named(ChallengeKind::Extraction, Attack), "surrogate.onnx");
         assert_eq!(named(ChallengeKind::Membership, Attack), "scores.npy");
+        assert_eq!(named(ChallengeKind::Poisoning, Attack), "poison.npz");
         for kind in ChallengeKind::ALL {
             assert_eq!(named(kind, Defense), "defense.onnx");
             assert_eq!(kind.rules().result_columns(Defense), ("Correct", "Rate"));

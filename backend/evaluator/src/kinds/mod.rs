@@ -7,6 +7,7 @@
 mod evasion;
 mod extraction;
 mod membership;
+mod poisoning;
 
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::details::SubmissionDetails;
@@ -86,7 +87,8 @@ pub(crate) async fn score(ev: &Evaluator, claimed: &ClaimedJob) -> anyhow::Resul
         ChallengeKind::Evasion => evasion::score(&job).await,
         ChallengeKind::Extraction => extraction::score(&job).await,
         ChallengeKind::Membership => membership::score(&job).await,
-        ChallengeKind::Secret | ChallengeKind::Poisoning => anyhow::bail!(
+        ChallengeKind::Poisoning => poisoning::score(&job).await,
+        ChallengeKind::Secret => anyhow::bail!(
             "{} challenges are solved with flags, not scored uploads",
             spec.kind.as_str()
         ),
@@ -99,8 +101,8 @@ pub(crate) async fn repair(ev: &Evaluator, record: &ChallengeRecord) -> anyhow::
         ChallengeKind::Evasion => evasion::repair(ev, record).await,
         // One organizer target each: an upload is scored against everything it
         // faces when its job runs, so there is nothing to race.
-        ChallengeKind::Extraction | ChallengeKind::Membership => Ok(0),
-        ChallengeKind::Secret | ChallengeKind::Poisoning => Ok(0),
+        ChallengeKind::Extraction | ChallengeKind::Membership | ChallengeKind::Poisoning => Ok(0),
+        ChallengeKind::Secret => Ok(0),
     }
 }
 
