@@ -190,3 +190,129 @@ const EXTRACTION_STARTER_FIDELITY: f64 = 0.89;
 /// TPR at 10% FPR is noisy on 500 candidates (0.181 measured on the public split).
 const MEMBERSHIP_STARTER_TPR: f64 = 0.13;
 const MEMBERSHIP_STARTER_AUC: f64 = 0.78;
+
+/// The reference numbers `build/build.py` recorded for `k` poison examples
+/// (clean accuracy, attack success rate) in `challenges/<bundle>/build/metrics.json`.
+fn poisoning_reference(bundle: &str, series: &str, k: u64) -> (f64, f64) {
+    let path = workspace_root()
+        .join("challenges")
+        .join(bundle)
+        .join("build/metrics.json");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let row = metrics[series]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["poison_examples"] == k)
+        .unwrap_or_else(|| panic!("no reference for {k} in {series}"))
+        .clone();
+    (
+        row["clean_accuracy"].as_f64().unwrap(),
+        row["attack_success_rate"].as_f64().unwrap(),
+    )
+}
+
+/// Targets the submission hit, both splits, and how many there are.
+async fn poisoning_hits(app: &TestApp, submission: i64) -> (i64, i64) {
+    use riposte_core::store::prelude::*;
+    let store = app.store().await;
+    let s = store.submission(submission).await.unwrap().unwrap();
+    let key = riposte_core::store::Party::Submission(submission).key();
+    let cells: Vec<_> = store
+        .evaluations(s.challenge_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.attacker.key() == key)
+        .collect();
+    (
+        cells.iter().map(|c| c.fooled).sum(),
+        cells.iter().map(|c| c.total).sum(),
+    )
+}
+
+crate::on_both_databases!(the_poisoning_starter_flips_threes_and_matches_the_reference);
+async fn the_poisoning_starter_flips_threes_and_matches_the_reference(db: Db) {
+    let Some(python) = python() else { return };
+    let app = spawn_competition(db, |_| {}).await.unwrap();
+    let erin = app.competitor("erin").await;
+    let (stdout, work) = run_starter(&app, &python, "mnist-poison-flip", "erin", &[]).await;
+    let body = starter_submission(&erin, "erin", &stdout).await;
+    // The platform's training against the numpy reference of build/build.py:
+    // the same model up to summation order, so at most a digit or target apart.
+    let (clean, success) = poisoning_reference("mnist-poison-flip", "label_flips", 60);
+    let measured = body["metrics"]["clean_accuracy"].as_f64().unwrap();
+    assert!(
+        (measured - clean).abs() <= 2.0 / 500.0,
+        "clean accuracy {measured} vs the reference {clean}: {body}"
+    );
+    let (hit, total) = poisoning_hits(&app, body["id"].as_i64().unwrap()).await;
+    assert_eq!(total, 60);
+    assert!(
+        (hit as f64 - success * 60.0).abs() <= 1.0,
+        "{hit} of 60 targets vs the reference {success}"
+    );
+    assert!(work.path().join("poison.npz").exists());
+    let (status, page) = erin
+        .get_text(&format!("/submissions/{}", body["id"]))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert!(page.contains("Targets hit"), "{page}");
+
+    // 100 flips wreck the model (reference clean accuracy below the gate):
+    // rejected, with both numbers.
+    let (stdout, work) = run_starter(
+        &app,
+        &python,
+        "mnist-poison-flip",
+        "erin",
+        &["--flips", "100", "--no-submit", "--out", "all.npz"],
+    )
+    .await;
+    assert!(stdout.contains("wrote all.npz"), "{stdout}");
+    let (reference_clean, _) = poisoning_reference("mnist-poison-flip", "label_flips", 100);
+    assert!(reference_clean < 0.80);
+    let token = erin.api_token("erin", PASSWORD).await;
+    let bytes = std::fs::read(work.path().join("all.npz")).unwrap();
+    let r = crate::competition::upload_to(
+        &erin,
+        &token,
+        "mnist-poison-flip",
+        "attack",
+        "all.npz",
+        bytes,
+    )
+    .await;
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let submitted = crate::competition::wait_final(&erin, &token, id).await;
+    assert_eq!(submitted["status"], "rejected", "{submitted}");
+    let message = submitted["message"].as_str().unwrap_or_default();
+    assert!(message.contains("below the gate of 0.8"), "{submitted}");
+    app.finish().await;
+}
+
+crate::on_both_databases!(the_backdoor_starter_plants_a_weak_backdoor);
+async fn the_backdoor_starter_plants_a_weak_backdoor(db: Db) {
+    let Some(python) = python() else { return };
+    let app = spawn_competition(db, |_| {}).await.unwrap();
+    let finn = app.competitor("finn").await;
+    let (stdout, _work) = run_starter(&app, &python, "mnist-backdoor", "finn", &[]).await;
+    let body = starter_submission(&finn, "finn", &stdout).await;
+    let (clean, success) = poisoning_reference("mnist-backdoor", "stamped_base_labelled_0", 10);
+    let measured = body["metrics"]["clean_accuracy"].as_f64().unwrap();
+    assert!(
+        (measured - clean).abs() <= 2.0 / 500.0,
+        "{measured} vs {clean}: {body}"
+    );
+    let (hit, total) = poisoning_hits(&app, body["id"].as_i64().unwrap()).await;
+    assert_eq!(total, 200);
+    assert!(
+        (hit as f64 - success * 200.0).abs() <= 2.0,
+        "{hit} of 200 stamped targets vs the reference {success}"
+    );
+    app.finish().await;
+}
