@@ -180,6 +180,12 @@ pub struct ChallengeSpec {
     pub tags: Vec<String>,
     pub points: u32,
     pub summary: String,
+    /// Where the challenge sits on its family's learning path (lower first).
+    #[serde(default = "default_order")]
+    pub order: i64,
+    /// Challenges (slugs) the learning path puts before this one.
+    #[serde(default)]
+    pub requires: Vec<String>,
     pub task: Option<TaskSpec>,
     pub threat: ThreatModel,
     pub targets: Vec<Target>,
@@ -266,6 +272,8 @@ impl ChallengeSpec {
             tags: vec![],
             points: 100,
             summary: String::new(),
+            order: default_order(),
+            requires: vec![],
             task: None,
             threat: ThreatModel {
                 norm: None,
@@ -455,6 +463,10 @@ struct RawSpec {
     points: u32,
     #[serde(default)]
     summary: String,
+    #[serde(default = "default_order")]
+    order: i64,
+    #[serde(default)]
+    requires: Vec<String>,
     task: Option<RawTask>,
     #[serde(default)]
     threat: RawThreat,
@@ -506,6 +518,11 @@ struct RawFlag {
 
 fn default_points() -> u32 {
     100
+}
+
+/// A challenge without an `order` comes after those that have one.
+pub fn default_order() -> i64 {
+    1_000
 }
 
 #[derive(Deserialize)]
@@ -781,6 +798,22 @@ fn check_catalog(
     if raw.summary.chars().count() > 300 {
         check.problem("summary", "must be at most 300 characters");
     }
+    if !(0..=1_000_000).contains(&raw.order) {
+        check.problem(
+            "order",
+            format!("{} is out of range: expected 0 to 1000000", raw.order),
+        );
+    }
+    if raw.requires.len() > 10 {
+        check.problem("requires", "expected at most 10 challenges");
+    }
+    for slug in &raw.requires {
+        if let Err(e) = ChallengeSlug::parse(slug) {
+            check.problem("requires", format!("{slug:?}: {e}"));
+        } else if *slug == raw.slug {
+            check.problem("requires", "a challenge cannot come after itself");
+        }
+    }
     if raw.points > 100_000 {
         check.problem(
             "points",
@@ -843,6 +876,8 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
         tags: raw.tags,
         points: raw.points,
         summary: raw.summary.trim().to_owned(),
+        order: raw.order,
+        requires: raw.requires,
         task,
         threat,
         targets,
@@ -1827,5 +1862,39 @@ decay = 10
             d.gate_clean_accuracy = 0.8;
         }
         assert!(old.scoring_differs(&gate, false));
+    }
+
+    #[test]
+    fn the_learning_path_fields_are_checked() {
+        let with = |extra: &str| {
+            GOOD.replacen(
+                "tags = [\"images\"]",
+                &format!("tags = [\"images\"]\n{extra}"),
+                1,
+            )
+        };
+        let root = bundle(&with("order = 5\nrequires = [\"warm-up\"]"));
+        let spec = Bundle::load(&root.path().join("demo")).unwrap().spec;
+        assert_eq!(
+            (spec.order, spec.requires.as_slice()),
+            (5, ["warm-up".to_owned()].as_slice())
+        );
+        let root = bundle(GOOD);
+        assert_eq!(
+            Bundle::load(&root.path().join("demo")).unwrap().spec.order,
+            default_order()
+        );
+        for (extra, field) in [
+            ("requires = [\"demo\"]", "requires"),
+            ("requires = [\"Not A Slug\"]", "requires"),
+            ("order = -1", "order"),
+        ] {
+            let root = bundle(&with(extra));
+            let problems = Bundle::load(&root.path().join("demo")).unwrap_err().0;
+            assert!(
+                problems.iter().any(|p| p.field == field),
+                "{extra}: {problems:?}"
+            );
+        }
     }
 }

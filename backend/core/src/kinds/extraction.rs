@@ -4,6 +4,8 @@
 use super::{CellWords, KindRules, SectionProblem, Sections, one_target_attack_only};
 
 pub(super) const RULES: KindRules = KindRules {
+    family: "Model stealing",
+    lesson: "Query a model you cannot see and train a copy that answers like it: the copy is the victim's intellectual property, and a white-box stand-in for further attacks.",
     check,
     attack_file: "surrogate.onnx",
     attack_columns: ("Agreed with the target", "Fidelity"),

@@ -9,6 +9,8 @@ use super::{CellWords, KindRules, SectionProblem, Sections, one_target_attack_on
 use crate::challenge::Checker;
 
 pub(super) const RULES: KindRules = KindRules {
+    family: "Membership inference",
+    lesson: "Tell from a model's answers whether a record was in its training data: a privacy leak that differential privacy and regularization defend against.",
     check,
     attack_file: "scores.npy",
     attack_columns: ("Members caught", "TPR at the FPR limit"),

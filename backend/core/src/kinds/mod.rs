@@ -51,6 +51,10 @@ pub struct CellWords {
 
 /// One kind's rules and words.
 pub struct KindRules {
+    /// The threat family's name on the learning path ("Evasion: adversarial examples").
+    pub family: &'static str,
+    /// What the family teaches, one or two sentences for the learning path.
+    pub lesson: &'static str,
     /// The bundle sections the kind needs, and the ones it must not have.
     pub check: fn(&Sections<'_>) -> Vec<SectionProblem>,
     /// The file name an attack upload gets when it came without one.
@@ -107,6 +111,8 @@ impl ChallengeKind {
 /// The all-vs-all matrix's rules and words (evasion's), which a kind starts from
 /// and overrides: `KindRules { check, ..MATRIX }`.
 const MATRIX: KindRules = KindRules {
+    family: "Evasion: adversarial examples",
+    lesson: "Change an input by an amount nobody notices so a model misreads it, and defend models against it. Attacks are scored against every defense entered, defenses against every attack.",
     check: |_| vec![],
     attack_file: "attack.npy",
     attack_columns: ("Fooled", "Rate"),

@@ -12,6 +12,8 @@ use super::{CellWords, KindRules, SectionProblem, Sections, no_defense};
 use crate::challenge::Checker;
 
 pub(super) const RULES: KindRules = KindRules {
+    family: "Data poisoning and backdoors",
+    lesson: "Change a model by changing what it learns from: mislabelled or crafted training examples that make it fail on the attacker's inputs, or obey a hidden trigger, while it looks healthy.",
     check,
     attack_file: "poison.npz",
     attack_columns: ("Targets hit", "Attack success rate"),

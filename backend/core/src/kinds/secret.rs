@@ -4,6 +4,8 @@
 use super::{KindRules, MATRIX, SectionProblem, Sections, no_defense};
 
 pub(super) const RULES: KindRules = KindRules {
+    family: "Secret extraction",
+    lesson: "Make a model give up what it should keep: memorized training data, a hidden prompt, a key. You prove it with the secret itself, a flag.",
     check,
     board_rule: "Every team that submits the flag holds the challenge's current value, which drops as more teams solve it; the first solver takes first blood.",
     ..MATRIX

@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(login))
         .route("/logout", web::post().to(logout))
         .route("/challenges", web::get().to(challenges))
+        .route("/learn", web::get().to(learn))
         .route("/challenges/{slug}", web::get().to(challenge))
         .route("/account", web::get().to(account))
         .route("/account/tokens", web::post().to(create_token))
@@ -365,6 +366,110 @@ async fn challenges(
         difficulties: Difficulty::ALL.iter().map(|d| d.as_str()).collect(),
         kind: kind.map_or("", ChallengeKind::as_str).to_owned(),
         difficulty: difficulty.map_or("", Difficulty::as_str).to_owned(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// One challenge on the learning path.
+struct Step {
+    slug: String,
+    title: String,
+    summary: String,
+    difficulty: &'static str,
+    progress: Option<Progress>,
+    /// `done`, `open`, or `locked` (a challenge it comes after is not done).
+    state: &'static str,
+    /// (slug, title) of the listed challenges it comes after.
+    requires: Vec<(String, String)>,
+}
+
+/// One threat family's path.
+struct Family {
+    kind: &'static str,
+    name: &'static str,
+    lesson: &'static str,
+    steps: Vec<Step>,
+}
+
+#[derive(Template)]
+#[template(path = "learn.html")]
+struct LearnPage {
+    layout: Layout,
+    families: Vec<Family>,
+    done: usize,
+    total: usize,
+}
+
+/// `/learn`: the listed challenges as one path per threat family, by the
+/// bundles' `order`, then difficulty, then title; each marked with the team's
+/// progress, and locked (advice, not a gate) while a challenge it `requires`
+/// is not done.
+#[tracing::instrument(skip_all)]
+async fn learn(state: web::Data<AppState>, visitor: Visitor) -> Result<HttpResponse, PageError> {
+    let mut listed = state.store.list_challenges(false).await?;
+    listed.sort_by(|a, b| {
+        (a.spec.order, a.difficulty, &a.title).cmp(&(b.spec.order, b.difficulty, &b.title))
+    });
+    let team = visitor.user().and_then(|u| u.team_id);
+    let mut progress_of = std::collections::HashMap::new();
+    for c in &listed {
+        let p = match team {
+            Some(team) => progress(&state, team, c).await?,
+            None => None,
+        };
+        progress_of.insert(c.slug.clone(), p);
+    }
+    let titles: std::collections::HashMap<&str, &str> = listed
+        .iter()
+        .map(|c| (c.slug.as_str(), c.title.as_str()))
+        .collect();
+    let mut families = Vec::new();
+    for kind in ChallengeKind::ALL {
+        let rules = kind.rules();
+        let steps: Vec<Step> = listed
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(|c| {
+                let requires: Vec<(String, String)> = c
+                    .spec
+                    .requires
+                    .iter()
+                    .filter_map(|r| titles.get(r.as_str()).map(|t| (r.clone(), (*t).to_owned())))
+                    .collect();
+                let progress = progress_of.get(&c.slug).copied().flatten();
+                let waiting = requires
+                    .iter()
+                    .any(|(r, _)| progress_of.get(r).copied().flatten().is_none());
+                Step {
+                    slug: c.slug.clone(),
+                    title: c.title.clone(),
+                    summary: c.summary.clone(),
+                    difficulty: c.difficulty.as_str(),
+                    progress,
+                    state: match (progress, waiting) {
+                        (Some(_), _) => "done",
+                        (None, true) => "locked",
+                        (None, false) => "open",
+                    },
+                    requires,
+                }
+            })
+            .collect();
+        if !steps.is_empty() {
+            families.push(Family {
+                kind: kind.as_str(),
+                name: rules.family,
+                lesson: rules.lesson,
+                steps,
+            });
+        }
+    }
+    let done = progress_of.values().filter(|p| p.is_some()).count();
+    let page = LearnPage {
+        layout: Layout::new(&state, &visitor),
+        total: listed.len(),
+        done,
+        families,
     };
     render(StatusCode::OK, &page)
 }

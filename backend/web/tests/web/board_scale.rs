@@ -52,13 +52,6 @@ pub(crate) async fn scored_attack(
     now: i64,
 ) {
     let submission = queued_attack(store, team, user, now).await;
-    let challenge = submission.challenge_id;
-    let job = store
-        .claim_job("seeder", now, now + 600, 3)
-        .await
-        .unwrap()
-        .expect("the job just queued");
-    assert_eq!(job.submission.id, submission.id);
     let cells: Vec<Evaluation> = ["mlp", "cnn"]
         .into_iter()
         .flat_map(|target| {
@@ -72,17 +65,34 @@ pub(crate) async fn scored_attack(
             })
         })
         .collect();
+    complete_with(store, &submission, &cells, now).await;
+}
+
+/// Claim the job of `submission` (the only one queued) and complete it as
+/// scored with `cells`, as the worker would.
+pub(crate) async fn complete_with(
+    store: &riposte_db::SqlStore,
+    submission: &riposte_core::store::Submission,
+    cells: &[Evaluation],
+    now: i64,
+) {
+    let job = store
+        .claim_job("seeder", now, now + 600, 3)
+        .await
+        .unwrap()
+        .expect("the job just queued");
+    assert_eq!(job.submission.id, submission.id);
     store
         .complete_job(JobCompletion {
             job: job.id,
             owner: "seeder",
-            challenge_id: challenge,
+            challenge_id: submission.challenge_id,
             submission: submission.id,
             status: SubmissionStatus::Scored,
             message: "",
             gate_accuracy: None,
             details: &riposte_core::details::SubmissionDetails::None,
-            cells: &cells,
+            cells,
             queries_used: None,
             now,
         })

@@ -427,6 +427,7 @@ async fn every_page_fits_a_phone_and_a_desktop_without_sideways_scrolling() {
         "/login",
         "/register",
         "/challenges",
+        "/learn",
         "/scoreboard",
         "/announcements",
         "/no-such-page",

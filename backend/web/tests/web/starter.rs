@@ -254,9 +254,7 @@ async fn the_poisoning_starter_flips_threes_and_matches_the_reference(db: Db) {
         "{hit} of 60 targets vs the reference {success}"
     );
     assert!(work.path().join("poison.npz").exists());
-    let (status, page) = erin
-        .get_text(&format!("/submissions/{}", body["id"]))
-        .await;
+    let (status, page) = erin.get_text(&format!("/submissions/{}", body["id"])).await;
     assert_eq!(status, reqwest::StatusCode::OK);
     assert!(page.contains("Targets hit"), "{page}");
 

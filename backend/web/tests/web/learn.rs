@@ -1,0 +1,107 @@
+//! The Learn page: one path per threat family, easy first, prerequisites
+//! advised, and the team's progress marked.
+
+use reqwest::StatusCode;
+use riposte_core::store::prelude::*;
+use riposte_core::store::{Evaluation, NewSubmission, Party, Split, Track};
+
+use crate::helpers::{Db, TestApp};
+
+/// A scored attack on challenge `slug` for `team`, completed as the worker would.
+async fn scored_on(store: &riposte_db::SqlStore, slug: &str, team: i64, user: i64, now: i64) {
+    let challenge = store.challenge_by_slug(slug).await.unwrap().unwrap().id;
+    let submission = store
+        .create_submission(NewSubmission {
+            challenge_id: challenge,
+            team_id: team,
+            user_id: user,
+            track: Track::Attack,
+            blob_sha256: "00",
+            filename: "poison.npz",
+            size: 1,
+            now,
+            limit: 100,
+            limit_since: now - 86_400,
+        })
+        .await
+        .unwrap();
+    let cells = [Split::Public, Split::Private].map(|split| Evaluation {
+        attacker: Party::Submission(submission.id),
+        defender: Party::Organizer("softmax".into()),
+        split,
+        total: 30,
+        fooled: 6,
+        created_at: 0,
+    });
+    crate::board_scale::complete_with(store, &submission, &cells, now).await;
+}
+
+fn step<'a>(html: &'a str, slug: &str) -> &'a str {
+    let start = html
+        .find(&format!("data-slug=\"{slug}\""))
+        .unwrap_or_else(|| panic!("no step {slug}"));
+    let end = html[start..].find("</li>").unwrap() + start;
+    &html[start..end]
+}
+
+crate::on_both_databases!(the_learn_page_lays_out_a_path_per_family_with_progress);
+async fn the_learn_page_lays_out_a_path_per_family_with_progress(db: Db) {
+    let app = TestApp::spawn(db, |s| s.workers = 0).await.unwrap();
+    let (status, html) = app.client().get_text("/learn").await;
+    assert_eq!(status, StatusCode::OK);
+    for kind in ["evasion", "extraction", "membership", "secret", "poisoning"] {
+        assert!(html.contains(&format!("id=\"family-{kind}\"")), "{kind}");
+    }
+    // Easy first within a family; the medium one comes after the easy one.
+    let flip = html.find("data-slug=\"mnist-poison-flip\"").unwrap();
+    let backdoor = html.find("data-slug=\"mnist-backdoor\"").unwrap();
+    assert!(flip < backdoor);
+    assert!(step(&html, "mnist-backdoor").contains("Comes after"));
+    assert!(
+        html.contains("Log in"),
+        "visitors are asked to log in for progress"
+    );
+
+    let carol = app.competitor("carol").await;
+    let (_, html) = carol.get_text("/learn").await;
+    assert!(
+        html.contains("step locked\" data-slug=\"mnist-backdoor\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("id=\"learn-progress\"><strong>0</strong>"),
+        "{html}"
+    );
+
+    let store = app.store().await;
+    let me = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == "carol")
+        .unwrap();
+    scored_on(
+        &store,
+        "mnist-poison-flip",
+        me.team_id.unwrap(),
+        me.id,
+        app.clock.now(),
+    )
+    .await;
+    let (_, html) = carol.get_text("/learn").await;
+    assert!(
+        step(&html, "mnist-poison-flip").contains("✓ scored"),
+        "{html}"
+    );
+    assert!(
+        html.contains("step open\" data-slug=\"mnist-backdoor\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("id=\"learn-progress\"><strong>1</strong>"),
+        "{html}"
+    );
+    // The nav links it from every page.
+    assert!(html.contains("href=\"/learn\""));
+}
