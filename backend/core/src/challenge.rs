@@ -200,6 +200,9 @@ pub struct ChallengeSpec {
     pub membership: Option<MembershipSpec>,
     #[serde(default)]
     pub poisoning: Option<PoisoningSpec>,
+    /// Hints a team may unlock for a cost (CTFd's), ids 1, 2, ... in order.
+    #[serde(default)]
+    pub hints: Vec<HintSpec>,
     #[serde(default)]
     pub completion: Option<CompletionSpec>,
 }
@@ -288,9 +291,73 @@ impl ChallengeSpec {
             query: None,
             membership: None,
             poisoning: None,
+            hints: vec![],
             completion: None,
         }
     }
+}
+
+/// One hint: markdown shown once a team unlocks it, for `cost` points off its
+/// event score, optionally only after hint `requires` (an earlier id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HintSpec {
+    pub text: String,
+    pub cost: u32,
+    #[serde(default)]
+    pub requires: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHint {
+    text: String,
+    #[serde(default)]
+    cost: i64,
+    requires: Option<i64>,
+}
+
+/// The longest hint, in characters, and the most hints a challenge has.
+const HINT_MAX_CHARS: usize = 4_000;
+const MAX_HINTS: usize = 20;
+
+fn check_hints(check: &mut Checker<'_>, raw: Vec<RawHint>) -> Vec<HintSpec> {
+    if raw.len() > MAX_HINTS {
+        check.problem("hints", format!("{} hints: at most {MAX_HINTS}", raw.len()));
+    }
+    let mut hints = Vec::new();
+    for (i, h) in raw.into_iter().enumerate() {
+        let id = i + 1;
+        let chars = h.text.trim().chars().count();
+        if chars == 0 || chars > HINT_MAX_CHARS {
+            check.problem(
+                &format!("hints[{i}].text"),
+                format!("must be 1 to {HINT_MAX_CHARS} characters (it has {chars})"),
+            );
+        }
+        if !(0..=100_000).contains(&h.cost) {
+            check.problem(
+                &format!("hints[{i}].cost"),
+                format!("{} is out of range: expected 0 to 100000 points", h.cost),
+            );
+        }
+        let requires = match h.requires {
+            Some(r) if r < 1 || r as usize >= id => {
+                check.problem(
+                    &format!("hints[{i}].requires"),
+                    format!("{r} is not an earlier hint: expected 1 to {}", id - 1),
+                );
+                None
+            }
+            Some(r) => Some(r as usize),
+            None => None,
+        };
+        hints.push(HintSpec {
+            text: h.text.trim().to_owned(),
+            cost: u32::try_from(h.cost.clamp(0, 100_000)).unwrap_or(0),
+            requires,
+        });
+    }
+    hints
 }
 
 /// A text model served by greedy completion: the task's input is the last
@@ -479,6 +546,8 @@ struct RawSpec {
     query: Option<RawQuery>,
     membership: Option<RawMembership>,
     poisoning: Option<RawPoisoning>,
+    #[serde(default)]
+    hints: Vec<RawHint>,
     completion: Option<RawCompletion>,
 }
 
@@ -845,6 +914,7 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
         .and_then(|q| check_query(check, q, &targets, task.is_some()));
     let membership = raw.membership.map(|m| membership::check_section(check, m));
     let poisoning = raw.poisoning.map(|p| poisoning::check_section(check, p));
+    let hints = check_hints(check, raw.hints);
     let completion = raw
         .completion
         .and_then(|c| check_completion(check, c, task.as_ref()));
@@ -888,6 +958,7 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
         query,
         membership,
         poisoning,
+        hints,
         completion,
     })
 }

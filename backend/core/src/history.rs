@@ -102,6 +102,49 @@ pub fn as_of(
     (boards, flags)
 }
 
+/// Each team's score-over-time steps with hint costs taken off (as
+/// [`crate::leaderboard::with_hint_costs`] takes them off the scoreboard): at
+/// every step and every unlock, the score is the steps' value then minus every
+/// cost paid by then. A counted team with unlocks and no other step gets steps
+/// at its unlocks.
+pub fn with_hint_steps(
+    history: BTreeMap<TeamId, Vec<(i64, f64)>>,
+    hints: &[crate::leaderboard::HintCost],
+    counted: &HashSet<TeamId>,
+) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
+    let mut unlocks: BTreeMap<TeamId, Vec<(i64, u64)>> = BTreeMap::new();
+    for h in hints.iter().filter(|h| counted.contains(&h.team_id)) {
+        unlocks.entry(h.team_id).or_default().push((h.at, h.cost));
+    }
+    let mut out = history;
+    for (team, mut paid) in unlocks {
+        paid.sort_unstable();
+        let steps = out.remove(&team).unwrap_or_default();
+        let mut times: Vec<i64> = steps
+            .iter()
+            .map(|s| s.0)
+            .chain(paid.iter().map(|p| p.0))
+            .collect();
+        times.sort_unstable();
+        times.dedup();
+        let mut merged: Vec<(i64, f64)> = Vec::with_capacity(times.len());
+        for t in times {
+            let base = steps
+                .iter()
+                .take_while(|s| s.0 <= t)
+                .last()
+                .map_or(0.0, |s| s.1);
+            let cost: u64 = paid.iter().take_while(|p| p.0 <= t).map(|p| p.1).sum();
+            let value = base - cost as f64;
+            if merged.last().is_none_or(|&(_, last)| last != value) {
+                merged.push((t, value));
+            }
+        }
+        out.insert(team, merged);
+    }
+    out
+}
+
 /// When a submission joined the leaderboards.
 pub fn scored_at(s: &Submission) -> i64 {
     s.finished_at.unwrap_or(s.created_at)
@@ -604,5 +647,43 @@ mod tests {
                 .collect::<Vec<_>>(),
             [7, 9]
         );
+    }
+
+    #[test]
+    fn hint_costs_step_the_history_down() {
+        use crate::leaderboard::HintCost;
+        let hint = |team, cost, at| HintCost {
+            challenge: "f".into(),
+            team_id: team,
+            cost,
+            at,
+        };
+        let history: BTreeMap<TeamId, Vec<(i64, f64)>> = [(1, vec![(10, 0.0), (12, 100.0)])].into();
+        let out = with_hint_steps(
+            history,
+            &[
+                hint(1, 30, 11),
+                hint(1, 20, 15),
+                hint(2, 5, 20),
+                hint(9, 7, 1),
+            ],
+            &[1, 2].into(),
+        );
+        // team 1: 0 at 10, -30 at 11, 70 at 12, 50 at 15; team 2: -5 at 20
+        assert_eq!(out[&1], [(10, 0.0), (11, -30.0), (12, 70.0), (15, 50.0)]);
+        assert_eq!(out[&2], [(20, -5.0)]);
+        assert!(!out.contains_key(&9), "a team that does not count");
+        // its last step equals the scoreboard's total with the costs off
+        let board = crate::leaderboard::with_hint_costs(
+            vec![crate::leaderboard::EventScore {
+                team_id: 1,
+                points: 100.0,
+                reached_at: 12,
+                parts: vec![],
+            }],
+            &[hint(1, 30, 11), hint(1, 20, 15)],
+            &[1].into(),
+        );
+        assert_eq!(board[0].points, out[&1].last().unwrap().1);
     }
 }

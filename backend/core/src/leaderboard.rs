@@ -216,6 +216,8 @@ pub enum PartKind {
     Attack,
     Defense,
     Flag,
+    /// Hints unlocked on the challenge: their costs, taken off.
+    Hint,
 }
 
 impl PartKind {
@@ -224,6 +226,7 @@ impl PartKind {
             PartKind::Attack => "attack",
             PartKind::Defense => "defense",
             PartKind::Flag => "flag",
+            PartKind::Hint => "hint",
         }
     }
 }
@@ -317,12 +320,72 @@ pub fn event_scores(
         }
     }
     let mut ranked: Vec<EventScore> = teams.into_values().collect();
+    order_event(&mut ranked);
+    ranked
+}
+
+/// The scoreboard's order: most points, then who reached theirs first, then
+/// team id.
+fn order_event(ranked: &mut [EventScore]) {
     ranked.sort_by(|a, b| {
         b.points
             .total_cmp(&a.points)
             .then(a.reached_at.cmp(&b.reached_at))
             .then(a.team_id.cmp(&b.team_id))
     });
+}
+
+/// A hint a team unlocked, at the cost it paid then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HintCost {
+    pub challenge: String,
+    pub team_id: TeamId,
+    pub cost: u64,
+    pub at: i64,
+}
+
+/// The event scoreboard with hint costs taken off (CTFd's rule): every counted
+/// team's unlocked hints subtract their cost, one `hint` part per challenge; a
+/// team whose only parts are hints enters with a negative score (its latest
+/// unlock as its time). Ranked again by the scoreboard's order. Track and flag
+/// points are not changed: a hint costs its price, not a share of the best.
+pub fn with_hint_costs(
+    scores: Vec<EventScore>,
+    hints: &[HintCost],
+    counted: &HashSet<TeamId>,
+) -> Vec<EventScore> {
+    let mut teams: BTreeMap<TeamId, EventScore> =
+        scores.into_iter().map(|s| (s.team_id, s)).collect();
+    let scoring: HashSet<TeamId> = teams.keys().copied().collect();
+    let mut costs: BTreeMap<(TeamId, &str), (u64, i64)> = BTreeMap::new();
+    for h in hints.iter().filter(|h| counted.contains(&h.team_id)) {
+        let entry = costs.entry((h.team_id, h.challenge.as_str())).or_default();
+        entry.0 += h.cost;
+        entry.1 = entry.1.max(h.at);
+    }
+    for ((team_id, challenge), (cost, at)) in costs {
+        let team = teams.entry(team_id).or_insert_with(|| EventScore {
+            team_id,
+            points: 0.0,
+            reached_at: at,
+            parts: Vec::new(),
+        });
+        if !scoring.contains(&team_id) {
+            team.reached_at = team.reached_at.max(at);
+        }
+        let cost = cost as f64;
+        team.points -= cost;
+        team.parts.push(EventPart {
+            challenge: challenge.to_owned(),
+            kind: PartKind::Hint,
+            score: cost,
+            best: cost,
+            points: -cost,
+            submission: None,
+        });
+    }
+    let mut ranked: Vec<EventScore> = teams.into_values().collect();
+    order_event(&mut ranked);
     ranked
 }
 
@@ -675,6 +738,53 @@ mod tests {
                 .map(|s| (s.team_id, s.submission_id))
                 .collect::<Vec<_>>(),
             [(1, 4), (2, 2), (3, 3)]
+        );
+    }
+
+    #[test]
+    fn hint_costs_come_off_the_event_score_and_can_rank_a_team_lower() {
+        let score = |team, points, at| EventScore {
+            team_id: team,
+            points,
+            reached_at: at,
+            parts: vec![],
+        };
+        let hint = |team, challenge: &str, cost, at| HintCost {
+            challenge: challenge.to_owned(),
+            team_id: team,
+            cost,
+            at,
+        };
+        let counted: HashSet<TeamId> = [1, 2, 3].into();
+        // Team 1 leads 100 to 90 but paid 20 for two hints on "a": 80 < 90.
+        // Team 3 has only a hint: -5. Team 4 does not count: its hint is ignored.
+        let ranked = with_hint_costs(
+            vec![score(1, 100.0, 10), score(2, 90.0, 20)],
+            &[
+                hint(1, "a", 15, 30),
+                hint(1, "a", 5, 31),
+                hint(3, "b", 5, 40),
+                hint(4, "a", 50, 41),
+            ],
+            &counted,
+        );
+        let points: Vec<(TeamId, f64)> = ranked.iter().map(|s| (s.team_id, s.points)).collect();
+        assert_eq!(points, [(2, 90.0), (1, 80.0), (3, -5.0)]);
+        let one = &ranked[1];
+        assert_eq!(one.parts.len(), 1, "one part per challenge");
+        assert_eq!(
+            (one.parts[0].kind, one.parts[0].points, one.parts[0].score),
+            (PartKind::Hint, -20.0, 20.0)
+        );
+        assert_eq!(
+            one.reached_at, 10,
+            "a hint does not move a scoring team's time"
+        );
+        assert_eq!(ranked[2].reached_at, 40);
+        // No hints: unchanged.
+        assert_eq!(
+            with_hint_costs(vec![score(1, 1.0, 1)], &[], &counted),
+            vec![score(1, 1.0, 1)]
         );
     }
 }

@@ -378,6 +378,14 @@ pub trait FlagStore: Send + Sync + 'static {
     /// Solves of a challenge, first first, each marked whether its team counts
     /// ([`Store::counted_teams`]).
     async fn solves(&self, challenge: ChallengeId) -> StoreResult<Vec<Solve>>;
+    /// Unlock a hint for a team at `cost`, once: `Ok(false)` when the team had
+    /// it already (nothing is charged again). `Refused` when the hint it
+    /// requires is not unlocked. Raises the board version.
+    async fn unlock_hint(&self, unlock: &HintUnlock) -> StoreResult<bool>;
+    /// Every unlock, oldest first (the scoreboard takes their costs off).
+    async fn hint_unlocks(&self) -> StoreResult<Vec<HintUnlock>>;
+    /// The hint ids `team` unlocked on `challenge`.
+    async fn team_hints(&self, team: TeamId, challenge: ChallengeId) -> StoreResult<Vec<i64>>;
 }
 
 /// Query budgets of the black-box API: spent in order, refunded on failure.
@@ -734,6 +742,21 @@ pub struct Solve {
     /// value and earn points. Computed when read, so banning or hiding a solver
     /// raises the value again.
     pub counted: bool,
+}
+
+/// A hint a team unlocked (or asks to): who, which, at what cost, when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HintUnlock {
+    pub challenge_id: ChallengeId,
+    pub team_id: TeamId,
+    pub user_id: UserId,
+    /// 1, 2, ... in the bundle's order.
+    pub hint_id: i64,
+    pub cost: i64,
+    pub created_at: i64,
+    /// The hint that must be unlocked first (asking only; not stored).
+    #[serde(skip)]
+    pub requires: Option<i64>,
 }
 
 /// Byte-identical attack files of one challenge from different teams.

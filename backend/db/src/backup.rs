@@ -34,6 +34,7 @@ pub const TABLES: &[&str] = &[
     "evaluations",
     "solves",
     "flag_attempts",
+    "hint_unlocks",
     "query_usage",
     "submission_scores",
     "track_standings",

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use riposte_core::store::{
-    ChallengeId, FlagAttempt, FlagOutcome, FlagStore, Solve, StoreError, StoreResult,
+    ChallengeId, FlagAttempt, FlagOutcome, FlagStore, HintUnlock, Solve, StoreError, StoreResult,
+    TeamId,
 };
 use sqlx::Row;
 
@@ -117,5 +118,87 @@ impl FlagStore for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn unlock_hint(&self, unlock: &HintUnlock) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        self.lock_team(&mut tx, unlock.team_id).await?;
+        let had = |hint: i64| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM hint_unlocks WHERE challenge_id = $1 AND team_id = $2 AND hint_id = $3",
+            )
+            .bind(unlock.challenge_id)
+            .bind(unlock.team_id)
+            .bind(hint)
+        };
+        if had(unlock.hint_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failed("unlock_hint"))?
+            > 0
+        {
+            return Ok(false);
+        }
+        if let Some(first) = unlock.requires
+            && had(first)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(failed("unlock_hint"))?
+                == 0
+        {
+            return Err(StoreError::Refused(format!(
+                "unlock hint {first} first: hint {} comes after it",
+                unlock.hint_id
+            )));
+        }
+        standings::bump(&mut tx).await?;
+        sqlx::query(
+            "INSERT INTO hint_unlocks (challenge_id, team_id, hint_id, user_id, cost, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(unlock.challenge_id)
+        .bind(unlock.team_id)
+        .bind(unlock.hint_id)
+        .bind(unlock.user_id)
+        .bind(unlock.cost)
+        .bind(unlock.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("unlock_hint"))?;
+        tx.commit().await.map_err(failed("unlock_hint"))?;
+        Ok(true)
+    }
+
+    async fn hint_unlocks(&self) -> StoreResult<Vec<HintUnlock>> {
+        let rows = sqlx::query(
+            "SELECT challenge_id, team_id, hint_id, user_id, cost, created_at FROM hint_unlocks ORDER BY created_at, challenge_id, team_id, hint_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed("hint_unlocks"))?;
+        let read = failed("hint_unlocks");
+        rows.iter()
+            .map(|row| {
+                Ok(HintUnlock {
+                    challenge_id: row.try_get("challenge_id").map_err(&read)?,
+                    team_id: row.try_get("team_id").map_err(&read)?,
+                    user_id: row.try_get("user_id").map_err(&read)?,
+                    hint_id: row.try_get("hint_id").map_err(&read)?,
+                    cost: row.try_get("cost").map_err(&read)?,
+                    created_at: row.try_get("created_at").map_err(&read)?,
+                    requires: None,
+                })
+            })
+            .collect()
+    }
+
+    async fn team_hints(&self, team: TeamId, challenge: ChallengeId) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar(
+            "SELECT hint_id FROM hint_unlocks WHERE team_id = $1 AND challenge_id = $2 ORDER BY hint_id",
+        )
+        .bind(team)
+        .bind(challenge)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed("team_hints"))
     }
 }

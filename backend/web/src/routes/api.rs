@@ -249,7 +249,11 @@ async fn get_challenge(
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let record = visible_challenge(&state, &user, &slug).await?;
-    Ok(HttpResponse::Ok().json(challenge_view(record, true, state.clock.now())?))
+    let hints = crate::services::hints::list(state.store.as_ref(), Some(&user.0), &record).await?;
+    let mut body = serde_json::to_value(challenge_view(record, true, state.clock.now())?)
+        .map_err(|e| ApiError::internal(e.into()))?;
+    body["hints"] = serde_json::to_value(hints).map_err(|e| ApiError::internal(e.into()))?;
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// A public file of a challenge, served from the blob store by its recorded hash.

@@ -282,8 +282,13 @@ async fn build_scoreboard(
     }
     let counted: HashSet<TeamId> = store.counted_teams().await?.into_iter().collect();
     let names = team_names_in(&*store).await?;
+    let hints = super::boards::hint_costs(&*store, &listed).await?;
     board_cache::compute(move || {
-        let standings = riposte_core::leaderboard::event_scores(&tracks, &flags, &counted);
+        let standings = riposte_core::leaderboard::with_hint_costs(
+            riposte_core::leaderboard::event_scores(&tracks, &flags, &counted),
+            &hints,
+            &counted,
+        );
         scoreboard_from(key, standings, &names)
     })
     .await
@@ -311,6 +316,7 @@ fn scoreboard_from(
                     kind: p.kind.as_str(),
                     detail: match p.kind {
                         PartKind::Flag => "solved".to_owned(),
+                        PartKind::Hint => format!("hints unlocked: -{:.0}", p.score),
                         _ => format!("{:.4} of best {:.4}", p.score, p.best),
                     },
                     points: format!("{:.2}", p.points),

@@ -270,6 +270,8 @@ pub(super) use riposte_core::visibility::tracks_of;
 pub(super) struct EventInputs {
     boards: Vec<TrackBoard>,
     flags: Vec<FlagStanding>,
+    /// Hints unlocked on the listed challenges, at their costs.
+    hints: Vec<riposte_core::leaderboard::HintCost>,
     /// Teams that count (`Store::counted_teams`).
     counted: HashSet<TeamId>,
 }
@@ -281,6 +283,7 @@ impl EventInputs {
         EventInputs {
             boards,
             flags,
+            hints: self.hints.iter().filter(|h| h.at <= at).cloned().collect(),
             counted: self.counted.clone(),
         }
     }
@@ -295,11 +298,19 @@ impl EventInputs {
     }
 
     pub(super) fn scoreboard(&self) -> Vec<EventScore> {
-        scoreboard(&self.boards, &self.flags, &self.counted)
+        riposte_core::leaderboard::with_hint_costs(
+            scoreboard(&self.boards, &self.flags, &self.counted),
+            &self.hints,
+            &self.counted,
+        )
     }
 
     pub(super) fn history(&self) -> BTreeMap<TeamId, Vec<(i64, f64)>> {
-        history(&self.boards, &self.flags, &self.counted)
+        riposte_core::history::with_hint_steps(
+            history(&self.boards, &self.flags, &self.counted),
+            &self.hints,
+            &self.counted,
+        )
     }
 }
 
@@ -348,8 +359,35 @@ pub(super) async fn event_inputs(
     Ok(EventInputs {
         boards,
         flags,
+        hints: hint_costs(store, listed).await?,
         counted,
     })
+}
+
+/// Every hint unlocked on a listed challenge, at the cost paid (hidden
+/// challenges never count, as for tracks and flags).
+pub(super) async fn hint_costs(
+    store: &dyn Store,
+    listed: &Listed,
+) -> Result<Vec<riposte_core::leaderboard::HintCost>, StoreError> {
+    let slugs: HashMap<i64, &str> = listed
+        .challenges
+        .iter()
+        .map(|(r, _)| (r.id, r.slug.as_str()))
+        .collect();
+    Ok(store
+        .hint_unlocks()
+        .await?
+        .into_iter()
+        .filter_map(|u| {
+            Some(riposte_core::leaderboard::HintCost {
+                challenge: (*slugs.get(&u.challenge_id)?).to_owned(),
+                team_id: u.team_id,
+                cost: u64::try_from(u.cost).unwrap_or(0),
+                at: u.created_at,
+            })
+        })
+        .collect())
 }
 
 /// An SVG (or any cached board) with its validator: `304 Not Modified` when the

@@ -11,14 +11,23 @@ use crate::auth::{ApiUser, Visitor};
 use crate::error::{ApiError, PageError};
 use crate::services::flags::Verdict;
 use crate::services::flags::{self, FlagError};
+use crate::services::hints::{self, HintError};
 use crate::startup::AppState;
 
 pub fn configure_api(cfg: &mut web::ServiceConfig) {
-    cfg.route("/challenges/{slug}/flag", web::post().to(api_flag));
+    cfg.route("/challenges/{slug}/flag", web::post().to(api_flag))
+        .route(
+            "/challenges/{slug}/hints/{id}/unlock",
+            web::post().to(api_unlock_hint),
+        );
 }
 
 pub fn configure_pages(cfg: &mut web::ServiceConfig) {
-    cfg.route("/challenges/{slug}/flag", web::post().to(page_flag));
+    cfg.route("/challenges/{slug}/flag", web::post().to(page_flag))
+        .route(
+            "/challenges/{slug}/hints/{id}/unlock",
+            web::post().to(page_unlock_hint),
+        );
 }
 
 /// A flag attempt by `user` on the challenge `slug` (404 unless they may see it).
@@ -74,6 +83,59 @@ async fn api_flag(
         "first_blood": verdict.first_blood,
         "solves": verdict.solves,
     })))
+}
+
+impl From<HintError> for ApiError {
+    fn from(e: HintError) -> Self {
+        let message = e.to_string();
+        match e {
+            HintError::NoHint { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            HintError::NoTeam => ApiError::new(StatusCode::CONFLICT, "no_team", message),
+            HintError::Locked(_) => ApiError::new(StatusCode::CONFLICT, "locked", message),
+            HintError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Unlock hint `id` of challenge `slug` for `user`'s team (404 unless they may
+/// see the challenge).
+async fn unlock_hint(
+    state: &AppState,
+    user: &User,
+    slug: &str,
+    id: i64,
+) -> Result<crate::services::hints::HintView, ApiError> {
+    let record = super::visible_challenge(state, Some(user), slug)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
+    Ok(hints::unlock(state.store.as_ref(), user, &record, id, state.clock.now()).await?)
+}
+
+/// `POST /api/v1/challenges/{slug}/hints/{id}/unlock`: the hint with its text;
+/// its cost comes off the team's event score once.
+async fn api_unlock_hint(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    path: web::Path<(String, i64)>,
+) -> Result<HttpResponse, ApiError> {
+    let (slug, id) = path.into_inner();
+    let hint = unlock_hint(&state, &user.0, &slug, id).await?;
+    Ok(HttpResponse::Ok().json(hint))
+}
+
+async fn page_unlock_hint(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    path: web::Path<(String, i64)>,
+    form: web::Form<super::pages::CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    visitor.check_csrf(&form.csrf_token)?;
+    let (slug, id) = path.into_inner();
+    match unlock_hint(&state, user, &slug, id).await {
+        Ok(_) => Ok(see_other(&format!("/challenges/{slug}#hint-{id}"))),
+        Err(e) => Err(PageError::new(e.status, e.message)),
+    }
 }
 
 #[derive(Deserialize)]

@@ -538,6 +538,9 @@ struct ChallengePage {
     tracks: Vec<view::TrackRow>,
     /// The phases (event, defense, attack) on one axis, as inline SVG.
     timeline: Option<String>,
+    /// The challenge's hints as the viewer's team sees them; `(hint, html)`,
+    /// the text rendered only once unlocked.
+    hints: Vec<(crate::services::hints::HintView, Option<String>)>,
     mine: Vec<riposte_core::store::Submission>,
     flag: Option<FlagPanel>,
     query: Option<QueryPanel>,
@@ -639,6 +642,14 @@ async fn challenge(
         threat_rows: view::threat_rows(&spec),
         tracks: view::track_rows(&spec, state.clock.now()),
         timeline: view::phases_svg(&spec, &state.timeline.get(), state.clock.now()),
+        hints: crate::services::hints::list(state.store.as_ref(), visitor.user(), &record)
+            .await?
+            .into_iter()
+            .map(|h| {
+                let html = h.text.as_deref().map(view::markdown);
+                (h, html)
+            })
+            .collect(),
         c: record,
     };
     render(StatusCode::OK, &page)

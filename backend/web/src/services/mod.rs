@@ -18,6 +18,7 @@
 //! - [`moderation`]: every submission, filtered, for organizers.
 //! - [`admin`]: roles and bans, and what an admin may not do to themselves.
 //! - [`teams`]: creating, joining and leaving teams.
+//! - [`hints`]: a challenge's hints, unlocked by a team for a cost.
 //! - [`flags`]: checking a flag and recording the attempt and the solve.
 //! - [`uploads`]: what an upload must pass before it is queued.
 //! - [`challenges`]: the challenge a user may see.
@@ -32,6 +33,7 @@ pub mod editing;
 pub mod event;
 pub mod exports;
 pub mod flags;
+pub mod hints;
 pub mod moderation;
 pub mod queue;
 pub mod teams;

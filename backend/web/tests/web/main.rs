@@ -24,6 +24,7 @@ mod exports;
 mod families;
 mod flags;
 mod hardening;
+mod hints;
 mod learn;
 mod moderation;
 mod pages;

@@ -1,0 +1,11 @@
+-- Hints a team unlocked (issue 13), at the cost it paid then: the cost comes
+-- off the team's event score. One row per team, challenge and hint.
+CREATE TABLE hint_unlocks (
+    challenge_id INTEGER NOT NULL REFERENCES challenges(id),
+    team_id      INTEGER NOT NULL REFERENCES teams(id),
+    hint_id      INTEGER NOT NULL,
+    user_id      INTEGER NOT NULL REFERENCES users(id),
+    cost         INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (challenge_id, team_id, hint_id)
+);
