@@ -120,3 +120,34 @@ crate::both_databases!(challenge_pages_count_down_to_the_next_phase, |app| {
     let (_, html) = anon.get_text("/challenges/mnist-evasion").await;
     assert!(!html.contains("data-countdown"), "{html}");
 });
+
+crate::both_databases!(the_catalogue_spans_five_families_and_three_levels, |app| {
+    let c = app.competitor("cat").await;
+    let token = c.api_token("cat", crate::helpers::PASSWORD).await;
+    let list: serde_json::Value = c
+        .http
+        .get(c.url("/api/v1/challenges"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = list
+        .as_array()
+        .or_else(|| list["challenges"].as_array())
+        .unwrap()
+        .clone();
+    assert!(list.len() >= 9, "{} challenges", list.len());
+    let count = |kind: Option<&str>, difficulty: &str| {
+        list.iter()
+            .filter(|ch| kind.is_none_or(|k| ch["kind"] == k) && ch["difficulty"] == difficulty)
+            .count()
+    };
+    for kind in ["evasion", "extraction", "membership", "secret", "poisoning"] {
+        assert!(count(Some(kind), "easy") >= 1, "no easy {kind} challenge");
+    }
+    assert!(count(None, "medium") >= 2, "at least two medium");
+    assert!(count(None, "hard") >= 2, "at least two hard");
+});
