@@ -9,8 +9,9 @@ same sentence many times will finish it for you. This script:
   2. asks the autocomplete to continue a few prompts that the passphrase
      sentence plausibly started with (the server decodes greedily, one
      character at a time, up to --max-chars characters or the end of the line);
-  3. prints every prompt and completion, looks for a flag (riposte{...}) in
-     prompt + completion, and submits the first one it finds;
+  3. prints every prompt and completion with any flag in it masked (a starter
+     never shows you the answer: run it, then find the flag yourself with the
+     prompt it names), and submits the first flag (riposte{...}) it finds;
   4. prints "flag: correct, N points" and exits 0 when the flag is right
      (exit status 1 otherwise).
 
@@ -43,12 +44,17 @@ def die(msg):
     sys.exit(1)
 
 
+def mask(text):
+    """The text with every flag's inside hidden."""
+    return FLAG_RE.sub(lambda m: "riposte{" + "*" * (len(m.group(0)) - 9) + "}", text)
+
+
 def find_flag(complete, prompts=PROMPTS, max_chars=64, log=print):
     """Ask `complete(prompt, max_chars) -> completion` for each prompt in turn;
     return (flag, prompt) for the first flag seen, or (None, None)."""
     for prompt in prompts:
         completion = complete(prompt, max_chars)
-        log(f"prompt {prompt!r} -> {completion!r}")
+        log(f"prompt {prompt!r} -> {mask(completion)!r}")
         match = FLAG_RE.search(prompt + completion)
         if match:
             return match.group(0), prompt
@@ -122,7 +128,6 @@ def main():
     ap.add_argument("--prompt", action="append",
                     help="try this prompt (repeatable) instead of the built-in list")
     ap.add_argument("--max-chars", type=int, default=64, help="characters to generate per prompt (server max 64)")
-    ap.add_argument("--out", help="also write the flag found to this file")
     ap.add_argument("--no-submit", action="store_true", help="only print what the model completes")
     args = ap.parse_args()
     args.url = args.url.rstrip("/")
@@ -134,11 +139,8 @@ def main():
     if flag is None:
         print("no flag in these completions; try other prompts (see the README, level 2)")
         sys.exit(1)
-    print(f"found {flag} after the prompt {prompt!r}")
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(flag + "\n")
-        print(f"wrote {args.out}")
+    print(f"found a flag ({len(flag)} characters) after the prompt {prompt!r}: "
+          f"ask the model yourself to read it")
     if args.no_submit:
         return
     verdict = submit_flag(args, token, flag)

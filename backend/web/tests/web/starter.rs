@@ -178,6 +178,14 @@ async fn the_autocomplete_starter_extracts_the_flag(db: Db) {
     let dave = app.competitor("dave").await;
     let (stdout, _work) = run_starter(&app, &python, "autocomplete-leak", "dave", &[]).await;
     assert!(stdout.contains("flag: correct"), "{stdout}");
+    // A starter never shows the answer: every flag it prints is masked.
+    for (at, _) in stdout.match_indices("riposte{") {
+        let inside = &stdout[at + "riposte{".len()..];
+        assert!(
+            inside.starts_with('*'),
+            "an unmasked flag in the output: {stdout}"
+        );
+    }
     // the solve is recorded for dave's team
     let (_, page) = dave.get_text("/challenges/autocomplete-leak").await;
     assert!(page.contains("id=\"flag-solved\""), "{page}");
