@@ -203,6 +203,10 @@ pub struct ChallengeSpec {
     /// Hints a team may unlock for a cost (CTFd's), ids 1, 2, ... in order.
     #[serde(default)]
     pub hints: Vec<HintSpec>,
+    /// The organizers' write-up (`solution/README.md`, markdown), published
+    /// when the challenge's results are ([`crate::visibility::writeups_published`]).
+    #[serde(default)]
+    pub solution: Option<String>,
     #[serde(default)]
     pub completion: Option<CompletionSpec>,
 }
@@ -292,6 +296,7 @@ impl ChallengeSpec {
             membership: None,
             poisoning: None,
             hints: vec![],
+            solution: None,
             completion: None,
         }
     }
@@ -806,6 +811,24 @@ impl Bundle {
                 Vec::new()
             }
         };
+        let solution_path = dir.join("solution").join("README.md");
+        let solution = if solution_path.exists() {
+            match read_capped(&solution_path, README_MAX_BYTES) {
+                Ok(text) => Some(text),
+                Err(e) => {
+                    check.problems.push(Problem {
+                        file: "solution/README.md".to_owned(),
+                        field: String::new(),
+                        line: None,
+                        message: e,
+                    });
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let spec = spec.map(|spec| ChallengeSpec { solution, ..spec });
         match spec {
             Some(spec) if check.problems.is_empty() => Ok(Bundle {
                 dir: dir.to_owned(),
@@ -959,6 +982,7 @@ fn check_spec(check: &mut Checker<'_>, raw: RawSpec) -> Option<ChallengeSpec> {
         membership,
         poisoning,
         hints,
+        solution: None,
         completion,
     })
 }

@@ -250,6 +250,10 @@ pub trait ChallengeStore: Send + Sync + 'static {
     /// When challenge `slug` was last edited in the browser, unless a whole
     /// bundle was imported since (`None` too when there is no such challenge).
     async fn challenge_edited(&self, slug: &str) -> StoreResult<Option<i64>>;
+    /// Save a team's write-up of a challenge (replacing its previous one).
+    async fn save_writeup(&self, writeup: &Writeup) -> StoreResult<()>;
+    /// Every team's write-up of a challenge, oldest first.
+    async fn writeups(&self, challenge: ChallengeId) -> StoreResult<Vec<Writeup>>;
 }
 
 /// Uploads and the evaluation queue: a submission and its job are written
@@ -742,6 +746,16 @@ pub struct Solve {
     /// value and earn points. Computed when read, so banning or hiding a solver
     /// raises the value again.
     pub counted: bool,
+}
+
+/// A team's own write-up of a challenge (markdown).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Writeup {
+    pub challenge_id: ChallengeId,
+    pub team_id: TeamId,
+    pub user_id: UserId,
+    pub body: String,
+    pub updated_at: i64,
 }
 
 /// A hint a team unlocked (or asks to): who, which, at what cost, when.

@@ -30,6 +30,26 @@ pub fn shown_split(
     }
 }
 
+/// Whether a challenge's write-ups (the organizers' solution and the teams'
+/// own) are published: once an organizer revealed its results, once every
+/// track it has closed, or, for a challenge without tracks, once the event
+/// ended. Until then a team sees only its own.
+pub fn writeups_published(
+    record: &ChallengeRecord,
+    spec: &ChallengeSpec,
+    timeline: &crate::event::Timeline,
+    now: i64,
+) -> bool {
+    let closes = [
+        spec.attack.as_ref().map(|t| t.closes),
+        spec.defense.as_ref().map(|d| d.window.closes),
+    ];
+    let tracks: Vec<i64> = closes.into_iter().flatten().collect();
+    record.revealed
+        || (!tracks.is_empty() && tracks.iter().all(|&c| now >= c))
+        || (tracks.is_empty() && timeline.ends_at.is_some_and(|e| now >= e))
+}
+
 /// The tracks a challenge has, attack first.
 pub fn tracks_of(spec: &ChallengeSpec) -> Vec<Track> {
     let mut tracks = Vec::new();

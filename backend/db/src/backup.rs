@@ -35,6 +35,7 @@ pub const TABLES: &[&str] = &[
     "solves",
     "flag_attempts",
     "hint_unlocks",
+    "writeups",
     "query_usage",
     "submission_scores",
     "track_standings",

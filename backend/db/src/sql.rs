@@ -325,7 +325,7 @@ pub(crate) async fn merge_if_emptied(
     if members > 0 {
         return Ok(());
     }
-    const MERGE: [&str; 11] = [
+    const MERGE: [&str; 13] = [
         "UPDATE submissions SET chosen = 0 WHERE team_id = $1 AND chosen = 1 AND EXISTS \
          (SELECT 1 FROM submissions k WHERE k.team_id = $2 AND k.chosen = 1 \
           AND k.challenge_id = submissions.challenge_id AND k.track = submissions.track)",
@@ -340,6 +340,10 @@ pub(crate) async fn merge_if_emptied(
         "DELETE FROM hint_unlocks WHERE team_id = $1 AND EXISTS (SELECT 1 FROM hint_unlocks k \
          WHERE k.team_id = $2 AND k.challenge_id = hint_unlocks.challenge_id AND k.hint_id = hint_unlocks.hint_id)",
         "UPDATE hint_unlocks SET team_id = $2 WHERE team_id = $1",
+        // Two write-ups of one challenge: the team kept keeps its own.
+        "DELETE FROM writeups WHERE team_id = $1 AND EXISTS (SELECT 1 FROM writeups k \
+         WHERE k.team_id = $2 AND k.challenge_id = writeups.challenge_id)",
+        "UPDATE writeups SET team_id = $2 WHERE team_id = $1",
         // `WHERE true` keeps SQLite from reading ON CONFLICT as a join clause
         "INSERT INTO query_usage (challenge_id, team_id, target, used) \
          SELECT challenge_id, $2, target, used FROM query_usage WHERE team_id = $1 AND true \

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use riposte_core::artifacts::Artifacts;
+use riposte_core::store::Writeup;
 use riposte_core::store::{
     ChallengeId, ChallengeRecord, ChallengeStore, ChallengeUpsert, Counts, StoreError, StoreResult,
     Upserted,
@@ -165,6 +166,46 @@ impl ChallengeStore for SqlStore {
                 .await
                 .map_err(failed("challenge_edited"))?;
         Ok(at.flatten())
+    }
+
+    async fn save_writeup(&self, w: &Writeup) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO writeups (challenge_id, team_id, user_id, body, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (challenge_id, team_id) DO UPDATE SET user_id = excluded.user_id, body = excluded.body, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(w.challenge_id)
+        .bind(w.team_id)
+        .bind(w.user_id)
+        .bind(w.body.as_str())
+        .bind(w.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(failed("save_writeup"))?;
+        Ok(())
+    }
+
+    async fn writeups(&self, challenge: ChallengeId) -> StoreResult<Vec<Writeup>> {
+        let rows = sqlx::query(
+            "SELECT challenge_id, team_id, user_id, body, updated_at FROM writeups WHERE challenge_id = $1 \
+             ORDER BY updated_at, team_id",
+        )
+        .bind(challenge)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(failed("writeups"))?;
+        let read = failed("writeups");
+        rows.iter()
+            .map(|row| {
+                Ok(Writeup {
+                    challenge_id: row.try_get("challenge_id").map_err(&read)?,
+                    team_id: row.try_get("team_id").map_err(&read)?,
+                    user_id: row.try_get("user_id").map_err(&read)?,
+                    body: row.try_get("body").map_err(&read)?,
+                    updated_at: row.try_get("updated_at").map_err(&read)?,
+                })
+            })
+            .collect()
     }
 
     async fn challenge_artifacts(&self, challenge: ChallengeId) -> StoreResult<Artifacts> {

@@ -12,6 +12,7 @@ use crate::error::{ApiError, PageError};
 use crate::services::flags::Verdict;
 use crate::services::flags::{self, FlagError};
 use crate::services::hints::{self, HintError};
+use crate::services::writeups::{self, WriteupError};
 use crate::startup::AppState;
 
 pub fn configure_api(cfg: &mut web::ServiceConfig) {
@@ -19,6 +20,11 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
         .route(
             "/challenges/{slug}/hints/{id}/unlock",
             web::post().to(api_unlock_hint),
+        )
+        .route("/challenges/{slug}/writeups", web::get().to(api_writeups))
+        .route(
+            "/challenges/{slug}/writeup",
+            web::put().to(api_save_writeup),
         );
 }
 
@@ -27,6 +33,11 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
         .route(
             "/challenges/{slug}/hints/{id}/unlock",
             web::post().to(page_unlock_hint),
+        )
+        .service(
+            web::resource("/challenges/{slug}/writeup")
+                .app_data(super::form_config().limit(WRITEUP_FORM_LIMIT))
+                .route(web::post().to(page_save_writeup)),
         );
 }
 
@@ -134,6 +145,101 @@ async fn page_unlock_hint(
     let (slug, id) = path.into_inner();
     match unlock_hint(&state, user, &slug, id).await {
         Ok(_) => Ok(see_other(&format!("/challenges/{slug}#hint-{id}"))),
+        Err(e) => Err(PageError::new(e.status, e.message)),
+    }
+}
+
+/// A write-up form carries up to 20,000 characters (4 bytes each at most).
+const WRITEUP_FORM_LIMIT: usize = 4 * writeups::MAX_CHARS + 4096;
+
+impl From<WriteupError> for ApiError {
+    fn from(e: WriteupError) -> Self {
+        let message = e.to_string();
+        match e {
+            WriteupError::NoTeam => ApiError::new(StatusCode::CONFLICT, "no_team", message),
+            WriteupError::BadLength(_) => ApiError::invalid(message),
+            WriteupError::Store(e) => e.into(),
+        }
+    }
+}
+
+async fn writeup_challenge(
+    state: &AppState,
+    user: &User,
+    slug: &str,
+) -> Result<riposte_core::store::ChallengeRecord, ApiError> {
+    super::visible_challenge(state, Some(user), slug)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))
+}
+
+/// `GET /api/v1/challenges/{slug}/writeups`: `published`, the organizers'
+/// `solution` (markdown, once published) and the `writeups` the viewer may read.
+async fn api_writeups(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let record = writeup_challenge(&state, &user.0, &slug).await?;
+    let when = (&state.timeline.get(), state.clock.now());
+    let shown = writeups::shown(state.store.as_ref(), Some(&user.0), &record, when).await?;
+    let rows: Vec<serde_json::Value> = shown
+        .writeups
+        .iter()
+        .map(|(_, team, w)| {
+            serde_json::json!({
+                "team": team, "body": w.body, "updated_at": crate::view::datetime(w.updated_at),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "published": shown.published,
+        "solution": shown.solution,
+        "writeups": rows,
+        "own": shown.own.map(|w| w.body),
+    })))
+}
+
+#[derive(Deserialize)]
+struct WriteupBody {
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// `PUT /api/v1/challenges/{slug}/writeup` with `{"body"}`: the team's write-up.
+async fn api_save_writeup(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    slug: web::Path<String>,
+    body: web::Json<WriteupBody>,
+) -> Result<HttpResponse, ApiError> {
+    let record = writeup_challenge(&state, &user.0, &slug).await?;
+    let now = state.clock.now();
+    let saved = writeups::save(state.store.as_ref(), &user.0, &record, &body.body, now).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "challenge": record.slug, "updated_at": crate::view::datetime(saved.updated_at),
+    })))
+}
+
+async fn page_save_writeup(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    slug: web::Path<String>,
+    form: web::Form<WriteupBody>,
+) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    visitor.check_csrf(&form.csrf_token)?;
+    let saved = async {
+        let record = writeup_challenge(&state, user, &slug).await?;
+        let now = state.clock.now();
+        writeups::save(state.store.as_ref(), user, &record, &form.body, now)
+            .await
+            .map_err(ApiError::from)
+    };
+    match saved.await {
+        Ok(_) => Ok(see_other(&format!("/challenges/{slug}#writeups"))),
         Err(e) => Err(PageError::new(e.status, e.message)),
     }
 }

@@ -541,6 +541,12 @@ struct ChallengePage {
     /// The challenge's hints as the viewer's team sees them; `(hint, html)`,
     /// the text rendered only once unlocked.
     hints: Vec<(crate::services::hints::HintView, Option<String>)>,
+    /// Write-ups: published yet, the organizers' solution (HTML), the teams'
+    /// (team, HTML, when) and the viewer's team's own (markdown, to edit).
+    writeups_published: bool,
+    solution_html: Option<String>,
+    writeups: Vec<(String, String, String)>,
+    own_writeup: Option<String>,
     mine: Vec<riposte_core::store::Submission>,
     flag: Option<FlagPanel>,
     query: Option<QueryPanel>,
@@ -633,6 +639,13 @@ async fn challenge(
         Some(q) => Some(query_panel(&state, &req, &record, &spec, q, team).await?),
         None => None,
     };
+    let shown = crate::services::writeups::shown(
+        state.store.as_ref(),
+        visitor.user(),
+        &record,
+        (&state.timeline.get(), state.clock.now()),
+    )
+    .await?;
     let page = ChallengePage {
         query: query_panel,
         flag,
@@ -642,6 +655,20 @@ async fn challenge(
         threat_rows: view::threat_rows(&spec),
         tracks: view::track_rows(&spec, state.clock.now()),
         timeline: view::phases_svg(&spec, &state.timeline.get(), state.clock.now()),
+        writeups_published: shown.published,
+        solution_html: shown.solution.as_deref().map(view::markdown),
+        writeups: shown
+            .writeups
+            .iter()
+            .map(|(_, team, w)| {
+                (
+                    team.clone(),
+                    view::markdown(&w.body),
+                    view::datetime(w.updated_at),
+                )
+            })
+            .collect(),
+        own_writeup: shown.own.map(|w| w.body),
         hints: crate::services::hints::list(state.store.as_ref(), visitor.user(), &record)
             .await?
             .into_iter()

@@ -79,10 +79,18 @@ pub async fn export(
     }
     let root = dir.join(&record.slug);
     let (readme, blobs) = (record.readme.clone(), blobs.clone());
+    let solution = record.spec.solution.clone();
     let folder = root.clone();
-    tokio::task::spawn_blocking(move || write_bundle(&blobs, &folder, &readme, &files, copy))
-        .await
-        .map_err(|e| EditError::Internal(e.into()))??;
+    tokio::task::spawn_blocking(move || {
+        write_bundle(&blobs, &folder, &readme, &files, copy)?;
+        if let Some(text) = solution {
+            std::fs::create_dir_all(folder.join("solution"))?;
+            std::fs::write(folder.join("solution/README.md"), text)?;
+        }
+        anyhow::Ok(())
+    })
+    .await
+    .map_err(|e| EditError::Internal(e.into()))??;
     Ok(root)
 }
 

@@ -18,6 +18,7 @@
 //! - [`moderation`]: every submission, filtered, for organizers.
 //! - [`admin`]: roles and bans, and what an admin may not do to themselves.
 //! - [`teams`]: creating, joining and leaving teams.
+//! - [`writeups`]: the organizers' solution and the teams' write-ups, published at the close.
 //! - [`hints`]: a challenge's hints, unlocked by a team for a cost.
 //! - [`flags`]: checking a flag and recording the attempt and the solve.
 //! - [`uploads`]: what an upload must pass before it is queued.
@@ -38,6 +39,7 @@ pub mod moderation;
 pub mod queue;
 pub mod teams;
 pub mod uploads;
+pub mod writeups;
 
 #[cfg(test)]
 mod tests {

@@ -19,15 +19,8 @@ async fn patch(c: &Client, token: &str, slug: &str, body: serde_json::Value) -> 
 }
 
 async fn challenge(c: &Client, token: &str, slug: &str) -> serde_json::Value {
-    let r = c
-        .http
-        .get(c.url(&format!("/api/v1/challenges/{slug}")))
-        .bearer_auth(token)
-        .send()
+    c.get_json(&format!("/api/v1/challenges/{slug}"), token)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.unwrap()
 }
 
 /// The files of a `.tar.gz`, by path.

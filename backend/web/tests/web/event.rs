@@ -10,15 +10,7 @@ use crate::competition::spawn_competition;
 use crate::helpers::{Client, Db, PASSWORD, json_error};
 
 async fn get_json(c: &Client, token: &str, path: &str) -> serde_json::Value {
-    let r = c
-        .http
-        .get(c.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "{path}");
-    r.json().await.unwrap()
+    c.get_json(path, token).await
 }
 
 async fn post(c: &Client, token: &str, path: &str) -> reqwest::Response {

@@ -183,6 +183,19 @@ impl Client {
         self.http.get(self.url(path)).send().await.unwrap()
     }
 
+    /// `GET path` with a bearer token; asserts 200 and answers the JSON.
+    pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        r.json().await.unwrap()
+    }
+
     pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
         let r = self.get(path).await;
         let status = r.status();

@@ -10,15 +10,8 @@ use crate::helpers::{Client, Db, PASSWORD, TestApp, json_error};
 const FIRST_HINT: &str = "Measure before you submit";
 
 async fn challenge(c: &Client, token: &str) -> serde_json::Value {
-    let r = c
-        .http
-        .get(c.url("/api/v1/challenges/mnist-poison-flip"))
-        .bearer_auth(token)
-        .send()
+    c.get_json("/api/v1/challenges/mnist-poison-flip", token)
         .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.unwrap()
 }
 
 async fn unlock(c: &Client, token: &str, id: i64) -> reqwest::Response {

@@ -35,3 +35,4 @@ mod scoring;
 mod starter;
 mod teams;
 mod worker_crash;
+mod writeups;
