@@ -105,3 +105,94 @@ async fn the_learn_page_lays_out_a_path_per_family_with_progress(db: Db) {
     // The nav links it from every page.
     assert!(html.contains("href=\"/learn\""));
 }
+
+/// In Chromium: the nav's Learn link, a family's path, a hint unlocked from the
+/// challenge page it leads to, and the progress count once the team scores.
+#[actix_web::test]
+async fn a_student_follows_the_path_in_chromium() {
+    use fantoccini::Locator;
+    let Some((_driver, b, _profile)) = crate::browser::browser().await else {
+        return;
+    };
+    let app = TestApp::spawn(Db::Sqlite, |s| s.workers = 0).await.unwrap();
+    let base = app.base.clone();
+    app.competitor("sam").await;
+    crate::browser::log_in(&b, &base, "sam", crate::helpers::PASSWORD).await;
+    b.find(Locator::Css("nav a[href='/learn']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let progress = b
+        .wait()
+        .for_element(Locator::Id("learn-progress"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(progress.starts_with("0 of "), "{progress}");
+    b.find(Locator::Css(
+        "#family-poisoning li[data-slug='mnist-poison-flip'] a",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    b.wait()
+        .for_element(Locator::Css("form[action$='/hints/1/unlock'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let hint = b
+        .wait()
+        .for_element(Locator::Css("#hint-1 .hint-text"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(hint.starts_with("Measure before you submit"), "{hint}");
+
+    let store = app.store().await;
+    let me = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == "sam")
+        .unwrap();
+    scored_on(
+        &store,
+        "mnist-poison-flip",
+        me.team_id.unwrap(),
+        me.id,
+        app.clock.now(),
+    )
+    .await;
+    b.goto(&format!("{base}/learn")).await.unwrap();
+    let progress = b
+        .wait()
+        .for_element(Locator::Id("learn-progress"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(progress.starts_with("1 of "), "{progress}");
+    let state = b
+        .find(Locator::Css("li[data-slug='mnist-backdoor']"))
+        .await
+        .unwrap()
+        .attr("class")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(state, "step open", "the next step opens");
+    b.close().await.unwrap();
+    app.finish().await;
+}
