@@ -36,6 +36,10 @@ pub struct Settings {
     pub session_idle_minutes: i64,
     pub session_absolute_hours: i64,
     pub max_team_size: i64,
+    /// Competitors may submit to a challenge (uploads, flags, queries) only
+    /// once their team has done every challenge it `requires` (the learning
+    /// path's order); off, the order is advice.
+    pub enforce_prerequisites: bool,
     /// Failed logins allowed per account per hour before 429.
     pub login_failures_per_hour: i64,
     /// Login, token and registration attempts allowed per client IP per minute.
@@ -90,6 +94,7 @@ impl Default for Settings {
             session_idle_minutes: 120,
             session_absolute_hours: 24,
             max_team_size: 4,
+            enforce_prerequisites: false,
             login_failures_per_hour: 100,
             auth_attempts_per_ip_per_minute: 30,
             anonymous_board_requests_per_second: 10,
@@ -157,6 +162,7 @@ struct DefaultsView {
     session_idle_minutes: i64,
     session_absolute_hours: i64,
     max_team_size: i64,
+    enforce_prerequisites: bool,
     login_failures_per_hour: i64,
     auth_attempts_per_ip_per_minute: u32,
     anonymous_board_requests_per_second: u32,
@@ -186,6 +192,7 @@ impl From<Settings> for DefaultsView {
             session_idle_minutes: s.session_idle_minutes,
             session_absolute_hours: s.session_absolute_hours,
             max_team_size: s.max_team_size,
+            enforce_prerequisites: s.enforce_prerequisites,
             login_failures_per_hour: s.login_failures_per_hour,
             auth_attempts_per_ip_per_minute: s.auth_attempts_per_ip_per_minute,
             anonymous_board_requests_per_second: s.anonymous_board_requests_per_second,

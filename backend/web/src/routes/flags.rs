@@ -51,6 +51,9 @@ async fn submit(
     let record = super::visible_challenge(state, Some(user), slug)
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))?;
+    if let Some(why) = super::prerequisites_refusal(state, user, &record).await? {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "locked", why));
+    }
     flags::submit(
         state.store.as_ref(),
         user,

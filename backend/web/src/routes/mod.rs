@@ -235,6 +235,28 @@ pub(crate) async fn visible_challenge(
 
 pub(crate) use riposte_core::visibility::may_see;
 
+/// When the event enforces the learning path's order (`enforce_prerequisites`),
+/// the sentence refusing `user` a submission to `record` whose prerequisites
+/// their team has not done; `None` when they may submit.
+pub(crate) async fn prerequisites_refusal(
+    state: &AppState,
+    user: &User,
+    record: &riposte_core::store::ChallengeRecord,
+) -> Result<Option<String>, StoreError> {
+    if !state.settings.enforce_prerequisites {
+        return Ok(None);
+    }
+    let missing =
+        crate::services::challenges::missing_prerequisites(state.store.as_ref(), user, record)
+            .await?;
+    Ok((!missing.is_empty()).then(|| {
+        format!(
+            "this event opens challenges in order: finish {} first",
+            missing.join(", ")
+        )
+    }))
+}
+
 /// Team names by id, for labelling.
 pub(crate) async fn team_names(
     state: &AppState,

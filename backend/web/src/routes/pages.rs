@@ -504,28 +504,14 @@ async fn progress(
     team: riposte_core::store::TeamId,
     challenge: &ChallengeRecord,
 ) -> Result<Option<Progress>, PageError> {
-    let spec = &challenge.spec;
-    if spec.flag.is_some()
-        && state
-            .store
-            .solves(challenge.id)
-            .await?
-            .iter()
-            .any(|s| s.team_id == team)
-    {
-        return Ok(Some(Progress::Solved));
-    }
-    if (spec.attack.is_some() || spec.defense.is_some())
-        && state
-            .store
-            .team_submissions(team, challenge.id)
-            .await?
-            .iter()
-            .any(|s| s.status == riposte_core::store::SubmissionStatus::Scored)
-    {
-        return Ok(Some(Progress::Scored));
-    }
-    Ok(None)
+    let done = crate::services::challenges::done(state.store.as_ref(), team, challenge).await?;
+    Ok(done.map(|flag| {
+        if flag {
+            Progress::Solved
+        } else {
+            Progress::Scored
+        }
+    }))
 }
 
 #[derive(Template)]

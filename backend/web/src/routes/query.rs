@@ -406,6 +406,9 @@ async fn query(
         .map_err(ApiError::internal)?
         .filter(|c| super::may_see(&c.record, Some(&user)))
         .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug.as_str())))?;
+    if let Some(why) = super::prerequisites_refusal(&state, &user, &challenge.record).await? {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "locked", why));
+    }
     let spec = &challenge.spec;
     let query = spec.query.as_ref().ok_or_else(|| {
         ApiError::not_found(&format!("challenge {:?} has no query API", slug.as_str()))

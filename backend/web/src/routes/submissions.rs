@@ -220,6 +220,12 @@ async fn queue(
     track: Option<String>,
     upload: Upload,
 ) -> Result<Submission, Refusal> {
+    if let Some(why) = super::prerequisites_refusal(state, user, record)
+        .await
+        .map_err(|e| Refusal::internal(e.into()))?
+    {
+        return Err(Refusal::new(StatusCode::FORBIDDEN, "locked", why));
+    }
     let upload = uploads::Upload {
         track: track.unwrap_or_default(),
         file: upload.file,

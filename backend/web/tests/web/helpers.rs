@@ -276,6 +276,29 @@ pub fn element_text(html: &str, id: &str) -> Option<String> {
     Some(html[open_end..close].trim().to_owned())
 }
 
+/// The user called `name`, straight from the store.
+pub async fn user_named(store: &riposte_db::SqlStore, name: &str) -> riposte_core::store::User {
+    use riposte_core::store::prelude::*;
+    store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == name)
+        .unwrap_or_else(|| panic!("no user {name:?}"))
+}
+
+/// `POST /api/v1/challenges/{slug}/flag` with `flag`, as `token`.
+pub async fn send_flag(c: &Client, token: &str, slug: &str, flag: &str) -> reqwest::Response {
+    c.http
+        .post(c.url(&format!("/api/v1/challenges/{slug}/flag")))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "flag": flag }))
+        .send()
+        .await
+        .unwrap()
+}
+
 pub async fn json_error(r: reqwest::Response) -> (StatusCode, String, String) {
     let status = r.status();
     let body: serde_json::Value = r.json().await.unwrap();

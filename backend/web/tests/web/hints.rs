@@ -95,13 +95,7 @@ async fn hints_unlock_once_in_order_and_cost_points(db: Db) {
 
     // Points earned later are net of the cost: 100 for the only attack, -10.
     let store = app.store().await;
-    let me = store
-        .list_users()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|u| u.username == "carol")
-        .unwrap();
+    let me = crate::helpers::user_named(&store, "carol").await;
     let record = store
         .challenge_by_slug("mnist-poison-flip")
         .await

@@ -74,13 +74,7 @@ async fn the_learn_page_lays_out_a_path_per_family_with_progress(db: Db) {
     );
 
     let store = app.store().await;
-    let me = store
-        .list_users()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|u| u.username == "carol")
-        .unwrap();
+    let me = crate::helpers::user_named(&store, "carol").await;
     scored_on(
         &store,
         "mnist-poison-flip",
@@ -159,13 +153,7 @@ async fn a_student_follows_the_path_in_chromium() {
     assert!(hint.starts_with("Measure before you submit"), "{hint}");
 
     let store = app.store().await;
-    let me = store
-        .list_users()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|u| u.username == "sam")
-        .unwrap();
+    let me = crate::helpers::user_named(&store, "sam").await;
     scored_on(
         &store,
         "mnist-poison-flip",
@@ -195,4 +183,79 @@ async fn a_student_follows_the_path_in_chromium() {
     assert_eq!(state, "step open", "the next step opens");
     b.close().await.unwrap();
     app.finish().await;
+}
+
+crate::on_both_databases!(an_event_may_enforce_the_path_s_order);
+async fn an_event_may_enforce_the_path_s_order(db: Db) {
+    let app = TestApp::spawn(db, |s| {
+        s.workers = 0;
+        s.enforce_prerequisites = true;
+    })
+    .await
+    .unwrap();
+    let carol = app.competitor("carol").await;
+    let token = carol.api_token("carol", crate::helpers::PASSWORD).await;
+    let upload = |slug: &'static str| {
+        let form = reqwest::multipart::Form::new()
+            .text("track", "attack")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(vec![1u8; 64]).file_name("poison.npz"),
+            );
+        carol
+            .http
+            .post(carol.url(&format!("/api/v1/challenges/{slug}/submissions")))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+    };
+    let (status, code, message) =
+        crate::helpers::json_error(upload("mnist-backdoor").await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::FORBIDDEN, "locked"));
+    assert!(
+        message.contains("finish Flip the threes first"),
+        "{message}"
+    );
+    let flag =
+        crate::helpers::send_flag(&carol, &token, "autocomplete-leak", "riposte{guess}").await;
+    let (status, code, _) = crate::helpers::json_error(flag).await;
+    assert_eq!((status, code.as_str()), (StatusCode::FORBIDDEN, "locked"));
+    // The first step is open; once it is done, the next one is.
+    assert_eq!(
+        upload("mnist-poison-flip").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let store = app.store().await;
+    let me = crate::helpers::user_named(&store, "carol").await;
+    // the queued upload's job is claimed and completed by the seeder below
+    let record = store
+        .challenge_by_slug("mnist-poison-flip")
+        .await
+        .unwrap()
+        .unwrap();
+    let queued = store
+        .team_submissions(me.team_id.unwrap(), record.id)
+        .await
+        .unwrap()
+        .remove(0);
+    let cells = [Split::Public, Split::Private].map(|split| Evaluation {
+        attacker: Party::Submission(queued.id),
+        defender: Party::Organizer("softmax".into()),
+        split,
+        total: 30,
+        fooled: 3,
+        created_at: 0,
+    });
+    crate::board_scale::complete_with(&store, &queued, &cells, app.clock.now()).await;
+    assert_eq!(
+        upload("mnist-backdoor").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    // Staff are never held back.
+    let admin = app.admin().await;
+    let admin_token = admin.api_token("admin", &app.admin_password).await;
+    let flag =
+        crate::helpers::send_flag(&admin, &admin_token, "autocomplete-leak", "riposte{guess}")
+            .await;
+    assert_eq!(flag.status(), StatusCode::OK);
 }
