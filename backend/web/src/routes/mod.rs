@@ -41,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/static/style.css", web::get().to(stylesheet))
         .route("/static/submission.js", web::get().to(submission_script))
         .route("/static/page.js", web::get().to(page_script))
+        .route("/static/playground.js", web::get().to(playground_script))
         .configure(boards::configure)
         .service(
             web::scope("/api/v1")
@@ -175,6 +176,14 @@ async fn submission_script() -> HttpResponse {
 }
 
 /// Local times and self-refreshing sections, on every page.
+/// The playground's script (`/challenges/{slug}/playground`).
+async fn playground_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(include_str!("../../../../frontend/static/playground.js"))
+}
+
 async fn page_script() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")

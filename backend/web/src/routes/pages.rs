@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(logout))
         .route("/challenges", web::get().to(challenges))
         .route("/learn", web::get().to(learn))
+        .route("/challenges/{slug}/playground", web::get().to(playground))
         .route("/challenges/{slug}", web::get().to(challenge))
         .route("/account", web::get().to(account))
         .route("/account/tokens", web::post().to(create_token))
@@ -474,6 +475,67 @@ async fn learn(state: web::Data<AppState>, visitor: Visitor) -> Result<HttpRespo
     render(StatusCode::OK, &page)
 }
 
+#[derive(Template)]
+#[template(path = "playground.html")]
+struct PlaygroundPage {
+    layout: Layout,
+    slug: String,
+    title: String,
+    norm: &'static str,
+    epsilon: f64,
+    /// The noise slider's start: the L-inf budget, or a visible amount.
+    epsilon_for_slider: String,
+    budget: i64,
+    /// The challenge serves its digits (`public/eval_x.npy`) to load.
+    has_digits: bool,
+    /// The MLP's weights are public (`public/mlp_weights.npz`): FGSM and PGD
+    /// steps run in the browser.
+    has_weights: bool,
+}
+
+/// `/challenges/{slug}/playground`: draw or load a digit, perturb it, measure
+/// it against the budget, ask the white-box targets, download it (see
+/// `frontend/static/playground.js`). 404 for a challenge without a white-box
+/// image model.
+async fn playground(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let record = super::visible_challenge(&state, visitor.user(), &slug)
+        .await?
+        .ok_or_else(PageError::not_found)?;
+    if super::query::playground_targets(&record.spec).is_empty() {
+        return Err(PageError::not_found());
+    }
+    let threat = &record.spec.threat;
+    let epsilon = threat.epsilon.unwrap_or(0.0);
+    let norm = match threat.norm {
+        Some(riposte_core::task::Norm::L2) => "l2",
+        Some(riposte_core::task::Norm::Linf) => "linf",
+        Some(riposte_core::task::Norm::L1) => "l1",
+        Some(riposte_core::task::Norm::L0) => "l0",
+        None => "",
+    };
+    let slider = if norm == "linf" {
+        epsilon.min(1.0)
+    } else {
+        0.3
+    };
+    let page = PlaygroundPage {
+        layout: Layout::new(&state, &visitor),
+        has_digits: record.files.iter().any(|f| f.name == "eval_x.npy"),
+        has_weights: record.files.iter().any(|f| f.name == "mlp_weights.npz"),
+        slug: record.slug.clone(),
+        title: record.title.clone(),
+        norm,
+        epsilon,
+        epsilon_for_slider: format!("{slider:.2}"),
+        budget: super::query::PLAYGROUND_BUDGET,
+    };
+    render(StatusCode::OK, &page)
+}
+
 /// How far a team got on a challenge, marked on the list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -524,6 +586,8 @@ struct ChallengePage {
     tracks: Vec<view::TrackRow>,
     /// The phases (event, defense, attack) on one axis, as inline SVG.
     timeline: Option<String>,
+    /// The challenge has a playground (a white-box image model).
+    playground: bool,
     /// The challenge's hints as the viewer's team sees them; `(hint, html)`,
     /// the text rendered only once unlocked.
     hints: Vec<(crate::services::hints::HintView, Option<String>)>,
@@ -641,6 +705,7 @@ async fn challenge(
         threat_rows: view::threat_rows(&spec),
         tracks: view::track_rows(&spec, state.clock.now()),
         timeline: view::phases_svg(&spec, &state.timeline.get(), state.clock.now()),
+        playground: !super::query::playground_targets(&spec).is_empty(),
         writeups_published: shown.published,
         solution_html: shown.solution.as_deref().map(view::markdown),
         writeups: shown

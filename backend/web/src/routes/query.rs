@@ -23,7 +23,133 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
         web::resource("/challenges/{slug}/query")
             .app_data(web::PayloadConfig::new(QUERY_BODY_LIMIT))
             .route(web::post().to(query)),
-    );
+    )
+    .route("/challenges/{slug}/playground", web::post().to(playground));
+}
+
+/// A challenge `user` may see, with what its queries need (model hashes).
+async fn visible_resolved(
+    state: &AppState,
+    user: &User,
+    slug: &str,
+) -> Result<std::sync::Arc<crate::query_service::Resolved>, ApiError> {
+    state
+        .query_models
+        .challenge(slug)
+        .await
+        .map_err(ApiError::internal)?
+        .filter(|c| super::may_see(&c.record, Some(user)))
+        .ok_or_else(|| ApiError::not_found(&format!("challenge {slug:?}")))
+}
+
+/// The per-user query rate (`queries_per_second_per_user`).
+fn throttle(state: &AppState, user: &User) -> Result<(), ApiError> {
+    state.query_throttle.check_user(user.id).map_err(|wait| {
+        ApiError::too_many(
+            wait,
+            format!("too many queries per second: retry in {wait} s"),
+        )
+    })
+}
+
+/// Playground queries a team may make per white-box target of a challenge
+/// (apart from, and never counted against, the competition's budget).
+pub const PLAYGROUND_BUDGET: i64 = 300;
+
+/// The targets a challenge's playground shows: its white-box models (public
+/// anyway), for an image task the canvas draws (1 x 28 x 28).
+pub fn playground_targets(
+    spec: &riposte_core::challenge::ChallengeSpec,
+) -> Vec<&riposte_core::challenge::Target> {
+    let image = spec
+        .task
+        .as_ref()
+        .is_some_and(|t| t.input_shape == [1, 28, 28]);
+    if !image {
+        return vec![];
+    }
+    spec.targets.iter().filter(|t| t.is_white_box()).collect()
+}
+
+#[derive(Deserialize)]
+struct PlaygroundAsk {
+    inputs: Vec<Vec<f32>>,
+}
+
+/// `POST /api/v1/challenges/{slug}/playground` with `{"inputs": [[784 values]]}`:
+/// every white-box target's probabilities for one example, charged to the
+/// team's playground budget ([`PLAYGROUND_BUDGET`] per target).
+async fn playground(
+    state: web::Data<AppState>,
+    user: ApiUser,
+    slug: web::Path<String>,
+    body: web::Json<PlaygroundAsk>,
+) -> Result<HttpResponse, ApiError> {
+    let user = user.0;
+    throttle(&state, &user)?;
+    let challenge = visible_resolved(&state, &user, &slug).await?;
+    let spec = &challenge.spec;
+    let targets = playground_targets(spec);
+    let task = spec
+        .task
+        .as_ref()
+        .filter(|_| !targets.is_empty())
+        .ok_or_else(|| {
+            ApiError::not_found(&format!(
+                "a playground for {:?}: it has no white-box image model",
+                slug.as_str()
+            ))
+        })?;
+    let team = user.team_id.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_team",
+            "join or create a team first",
+        )
+    })?;
+    let [input] = body.inputs.as_slice() else {
+        return Err(ApiError::invalid(
+            "send exactly one example: {\"inputs\": [[784 values]]}",
+        ));
+    };
+    let tensor = riposte_eval::tensor::Tensor::new(
+        std::iter::once(1)
+            .chain(task.input_shape.iter().copied())
+            .collect(),
+        input.clone(),
+    )
+    .map_err(|e| ApiError::invalid(e.to_string()))?;
+    riposte_eval::tensor::validate_examples(&tensor, task)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let mut answers = Vec::new();
+    let mut remaining = PLAYGROUND_BUDGET;
+    for target in targets {
+        let sha = challenge
+            .artifacts
+            .require(&target.model)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
+            .to_owned();
+        let spend = Spend {
+            challenge: challenge.record.id,
+            team,
+            target: format!("play:{}", target.name),
+            charge: 1,
+            budget: PLAYGROUND_BUDGET,
+        };
+        let answered = state
+            .query_models
+            .predict(&sha, &query_limits(task), spend, tensor.data.clone(), 1)
+            .await
+            .map_err(|f| query_failure(f, 1, PLAYGROUND_BUDGET))?;
+        remaining = remaining.min(PLAYGROUND_BUDGET - answered.used.unwrap_or_default());
+        let probabilities: Vec<f64> =
+            softmax(&answered.logits[..task.classes.min(answered.logits.len())])
+                .into_iter()
+                .map(|p| round(p, 4))
+                .collect();
+        answers.push(serde_json::json!({ "name": target.name, "probabilities": probabilities }));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "targets": answers, "remaining": remaining })))
 }
 
 /// Largest query body: a full batch of float32 examples as JSON text.
@@ -393,19 +519,8 @@ async fn query(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let user = query_user(&state, &req).await?;
-    if let Err(wait) = state.query_throttle.check_user(user.id) {
-        return Err(ApiError::too_many(
-            wait,
-            format!("too many queries per second: retry in {wait} s"),
-        ));
-    }
-    let challenge = state
-        .query_models
-        .challenge(&slug)
-        .await
-        .map_err(ApiError::internal)?
-        .filter(|c| super::may_see(&c.record, Some(&user)))
-        .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug.as_str())))?;
+    throttle(&state, &user)?;
+    let challenge = visible_resolved(&state, &user, &slug).await?;
     if let Some(why) = super::prerequisites_refusal(&state, &user, &challenge.record).await? {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "locked", why));
     }

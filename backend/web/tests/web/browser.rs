@@ -445,6 +445,7 @@ async fn every_page_fits_a_phone_and_a_desktop_without_sideways_scrolling() {
     mine.extend([
         "/team".to_owned(),
         "/account".to_owned(),
+        "/challenges/mnist-evasion/playground".to_owned(),
         format!("/submissions/{}", attack["id"]),
     ]);
     failures.extend(overflowing(&b, &base, &mine).await);

@@ -29,6 +29,7 @@ mod learn;
 mod moderation;
 mod pages;
 mod people;
+mod playground;
 mod query;
 mod queue_admin;
 mod scoring;
