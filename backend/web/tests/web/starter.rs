@@ -171,6 +171,25 @@ async fn the_membership_starter_beats_chance_at_low_fpr(db: Db) {
     app.finish().await;
 }
 
+crate::on_both_databases!(the_fine_print_starter_finds_the_flag_without_showing_it);
+async fn the_fine_print_starter_finds_the_flag_without_showing_it(db: Db) {
+    let Some(python) = python() else { return };
+    let app = spawn_competition(db, |_| {}).await.unwrap();
+    let gus = app.competitor("gus").await;
+    let (stdout, _work) = run_starter(&app, &python, "fine-print", "gus", &[]).await;
+    assert!(stdout.contains("flag: correct"), "{stdout}");
+    let flag =
+        std::fs::read_to_string(workspace_root().join("challenges/fine-print/private/flag.txt"))
+            .unwrap();
+    assert!(
+        !stdout.contains(flag.trim()),
+        "the starter printed the flag: {stdout}"
+    );
+    let (_, page) = gus.get_text("/challenges/fine-print").await;
+    assert!(page.contains("id=\"flag-solved\""), "{page}");
+    app.finish().await;
+}
+
 crate::on_both_databases!(the_autocomplete_starter_extracts_the_flag);
 async fn the_autocomplete_starter_extracts_the_flag(db: Db) {
     let Some(python) = python() else { return };
