@@ -588,6 +588,8 @@ struct ChallengePage {
     timeline: Option<String>,
     /// The challenge has a playground (a white-box image model).
     playground: bool,
+    /// How far the viewer's team got (marked as on the list and the path).
+    progress: Option<Progress>,
     /// The challenge's hints as the viewer's team sees them; `(hint, html)`,
     /// the text rendered only once unlocked.
     hints: Vec<(crate::services::hints::HintView, Option<String>)>,
@@ -706,6 +708,10 @@ async fn challenge(
         tracks: view::track_rows(&spec, state.clock.now()),
         timeline: view::phases_svg(&spec, &state.timeline.get(), state.clock.now()),
         playground: !super::query::playground_targets(&spec).is_empty(),
+        progress: match team {
+            Some(team) => progress(&state, team, &record).await?,
+            None => None,
+        },
         writeups_published: shown.published,
         solution_html: shown.solution.as_deref().map(view::markdown),
         writeups: shown

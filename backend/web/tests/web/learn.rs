@@ -88,6 +88,11 @@ async fn the_learn_page_lays_out_a_path_per_family_with_progress(db: Db) {
         step(&html, "mnist-poison-flip").contains("✓ scored"),
         "{html}"
     );
+    let (_, page) = carol.get_text("/challenges/mnist-poison-flip").await;
+    assert!(
+        page.contains("id=\"progress-mark\""),
+        "marked on its page too"
+    );
     assert!(
         html.contains("step open\" data-slug=\"mnist-backdoor\""),
         "{html}"
