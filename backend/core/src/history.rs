@@ -127,14 +127,20 @@ pub fn with_hint_steps(
             .collect();
         times.sort_unstable();
         times.dedup();
+        // One pass over both (each sorted by time): the step in effect and the
+        // costs paid so far advance with `t`.
+        let (mut next_step, mut next_paid) = (0, 0);
+        let (mut base, mut cost) = (0.0, 0u64);
         let mut merged: Vec<(i64, f64)> = Vec::with_capacity(times.len());
         for t in times {
-            let base = steps
-                .iter()
-                .take_while(|s| s.0 <= t)
-                .last()
-                .map_or(0.0, |s| s.1);
-            let cost: u64 = paid.iter().take_while(|p| p.0 <= t).map(|p| p.1).sum();
+            while next_step < steps.len() && steps[next_step].0 <= t {
+                base = steps[next_step].1;
+                next_step += 1;
+            }
+            while next_paid < paid.len() && paid[next_paid].0 <= t {
+                cost += paid[next_paid].1;
+                next_paid += 1;
+            }
             let value = base - cost as f64;
             if merged.last().is_none_or(|&(_, last)| last != value) {
                 merged.push((t, value));
