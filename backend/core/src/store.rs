@@ -335,6 +335,9 @@ pub trait SubmissionStore: Send + Sync + 'static {
     /// Jobs whose lease expired after their last attempt: mark them and their submissions failed.
     async fn expire_dead_jobs(&self, now: i64, max_attempts: i64) -> StoreResult<u64>;
     async fn queue_depth(&self) -> StoreResult<i64>;
+    /// Jobs counted by their challenge's kind and their state, for metrics:
+    /// `(kind, state, count)`.
+    async fn job_counts(&self) -> StoreResult<Vec<(String, String, i64)>>;
     /// A worker says it is alive (working or idle); rows a day old are dropped.
     async fn worker_seen(&self, owner: &str, now: i64) -> StoreResult<()>;
     /// The queue at a glance: jobs by state, the oldest queued job, workers seen

@@ -1,6 +1,7 @@
 //! Riposte's storage: the [`Store`](riposte_core::store::Store) on SQLite and
-//! PostgreSQL, the content-addressed blob directory ([`blobs`]), and every row
-//! out and back in for backups ([`backup`]).
+//! PostgreSQL, the content-addressed blob store ([`blobs`]: a folder or S3),
+//! job wake-ups across machines ([`wake`]), and every row out and back in for
+//! backups ([`backup`]).
 //!
 //! One implementation, [`SqlStore`], over sqlx's Any driver: every statement is
 //! written once with `$N` placeholders, INTEGER 0/1 booleans and Unix-second
@@ -16,6 +17,7 @@ pub mod blobs;
 mod sql;
 mod standings;
 mod store;
+pub mod wake;
 
 pub use sql::{Backend, SqlStore};
 pub mod testing;

@@ -3,6 +3,7 @@ pub mod attack;
 pub mod cli;
 pub mod families;
 pub mod host;
+pub mod metrics;
 pub mod onnx;
 pub mod poison;
 pub mod sandbox;

@@ -5,24 +5,20 @@ use std::path::Path;
 
 use anyhow::Context;
 use riposte_core::artifacts::Artifacts;
-use riposte_db::blobs::BlobDir;
+use riposte_db::blobs::BlobStore;
 use riposte_eval::host::{HostLimits, PoolModel};
 use riposte_eval::tensor::{self, Tensor};
 
 /// One challenge's files, read through the blob store.
 pub(crate) struct ChallengeFiles {
-    pub blobs: BlobDir,
+    pub blobs: BlobStore,
     pub artifacts: Artifacts,
 }
 
 impl ChallengeFiles {
     /// A blob by hash, read off the async threads.
     pub async fn blob(&self, sha: &str) -> anyhow::Result<Vec<u8>> {
-        let blobs = self.blobs.clone();
-        let sha = sha.to_owned();
-        tokio::task::spawn_blocking(move || blobs.read(&sha))
-            .await
-            .context("blob read task")?
+        self.blobs.read(sha).await
     }
 
     /// The bytes of the bundle file at `path`.

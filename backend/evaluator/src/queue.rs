@@ -19,7 +19,7 @@ use riposte_core::challenge::ChallengeSpec;
 use riposte_core::store::{
     ChallengeRecord, ClaimedJob, JobCompletion, Store, StoreError, SubmissionId, SubmissionStatus,
 };
-use riposte_db::blobs::BlobDir;
+use riposte_db::blobs::BlobStore;
 use riposte_eval::host::{HostPool, panic_message};
 
 use crate::files::ChallengeFiles;
@@ -43,7 +43,7 @@ pub struct ReferenceAttackConfig {
 
 pub struct Evaluator {
     pub store: Arc<dyn Store>,
-    pub blobs: BlobDir,
+    pub blobs: BlobStore,
     pub pool: Arc<HostPool>,
     pub owner: String,
     pub lease: Duration,
@@ -51,9 +51,13 @@ pub struct Evaluator {
     /// (default 5 s: under `docker stop`'s 10 s, so the release lands first).
     pub shutdown_grace: Duration,
     pub reference: ReferenceAttackConfig,
-    /// Rung by the web process when it queues a job, so an idle worker in the same
-    /// process starts at once instead of at its next poll.
+    /// Rung when a job is queued (by the web process it runs in, or by the
+    /// PostgreSQL listener, `riposte_db::wake`), so an idle worker starts at
+    /// once instead of at its next poll.
     pub wake: Arc<tokio::sync::Notify>,
+    /// How long an idle worker waits before it looks at the queue again when
+    /// nothing rings `wake` (delayed retries are only found this way).
+    pub idle_poll: Duration,
     /// The platform's time; leases and claims must agree with the web processes'.
     pub clock: Arc<riposte_core::Clock>,
 }
@@ -116,6 +120,7 @@ impl Evaluator {
         let submission = job.submission.id;
         tracing::info!(job = job.id, submission, attempt = job.attempts, "scoring");
         let heartbeat = self.spawn_heartbeat(job.id, lease);
+        let started = std::time::Instant::now();
         // A panic fails this job, not the worker: the scorer's state is dropped with
         // the future, and nothing it shares (store, pool) is left half-updated.
         let scoring = std::panic::AssertUnwindSafe(score(job.clone())).catch_unwind();
@@ -128,7 +133,19 @@ impl Evaluator {
             }
         };
         heartbeat.abort();
-        self.finish(&job, outcome).await
+        let finished = self.finish(&job, outcome).await;
+        let label = match &finished {
+            Ok(StepOutcome::Finished(_, status)) => status.as_str(),
+            Ok(StepOutcome::GaveBack(..)) => "error",
+            Ok(StepOutcome::LostLease(_)) => "lost_lease",
+            Ok(StepOutcome::Released(_)) => "released",
+            Ok(StepOutcome::Idle) | Err(_) => "store_error",
+        };
+        riposte_eval::metrics::metrics()
+            .job_seconds
+            .with_label_values(&[job.submission.track.as_str(), label])
+            .observe(started.elapsed().as_secs_f64());
+        finished
     }
 
     /// Write what became of a claimed job: its scores, a failure (a panic fails it
@@ -218,7 +235,7 @@ impl Evaluator {
                             tracing::warn!(error = ?e, "matrix repair failed");
                         }
                     }
-                    Duration::from_millis(250)
+                    self.idle_poll
                 }
                 Ok(_) => Duration::ZERO,
                 Err(e) => {

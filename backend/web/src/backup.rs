@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use riposte_db::SqlStore;
-use riposte_db::blobs::BlobDir;
+use riposte_db::blobs::BlobStore;
 use serde::{Deserialize, Serialize};
 
 const MANIFEST: &str = "riposte-backup.json";
@@ -73,7 +73,7 @@ struct Line {
 }
 
 /// Write every row and blob to `file`.
-pub async fn backup(store: &SqlStore, blobs: &BlobDir, file: &Path) -> anyhow::Result<Summary> {
+pub async fn backup(store: &SqlStore, blobs: &BlobStore, file: &Path) -> anyhow::Result<Summary> {
     let partial = partial_path(file);
     let written = write_archive(store, blobs, &partial).await;
     match written {
@@ -95,7 +95,7 @@ fn partial_path(file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-async fn write_archive(store: &SqlStore, blobs: &BlobDir, out: &Path) -> anyhow::Result<Summary> {
+async fn write_archive(store: &SqlStore, blobs: &BlobStore, out: &Path) -> anyhow::Result<Summary> {
     // The rows first, into a temporary file: the manifest that leads the
     // archive needs their counts.
     let mut rows_file = tempfile::tempfile().context("creating a temporary file for the rows")?;
@@ -115,7 +115,7 @@ async fn write_archive(store: &SqlStore, blobs: &BlobDir, out: &Path) -> anyhow:
         writer.flush().context("writing the rows")?;
         counts
     };
-    let shas = blobs.list()?;
+    let shas = blobs.list().await?;
     let manifest = Manifest {
         format: FORMAT.to_owned(),
         version: FORMAT_VERSION,
@@ -138,10 +138,9 @@ async fn write_archive(store: &SqlStore, blobs: &BlobDir, out: &Path) -> anyhow:
         ..Summary::default()
     };
     for sha in &shas {
-        let Some(path) = blobs.path(sha) else {
-            continue;
-        };
-        let blob = std::fs::File::open(&path).with_context(|| format!("opening blob {sha}"))?;
+        let local = blobs.local_copy(sha).await?;
+        let blob =
+            std::fs::File::open(local.path()).with_context(|| format!("opening blob {sha}"))?;
         let size = blob.metadata()?.len();
         append(&mut tar, &format!("blobs/{sha}"), size, blob)?;
         summary.blobs += 1;
@@ -180,7 +179,7 @@ fn append<W: Write>(
 /// anything unless `force` (which replaces it all).
 pub async fn restore(
     store: &SqlStore,
-    blobs: &BlobDir,
+    blobs: &BlobStore,
     file: &Path,
     force: bool,
 ) -> anyhow::Result<Summary> {
@@ -199,7 +198,7 @@ pub async fn restore(
             if rows_seen {
                 bail!("{name}: blobs come before {ROWS} in a backup");
             }
-            let size = restore_blob(blobs, sha, &mut entry)?;
+            let size = restore_blob(blobs, sha, &mut entry).await?;
             summary.blobs += 1;
             summary.blob_bytes += size;
         } else if name == ROWS {
@@ -291,8 +290,8 @@ async fn read_manifest<R: Read>(
 }
 
 /// Store one blob entry; its bytes must hash to its name.
-fn restore_blob(blobs: &BlobDir, sha: &str, entry: &mut impl Read) -> anyhow::Result<u64> {
-    if blobs.path(sha).is_none() {
+async fn restore_blob(blobs: &BlobStore, sha: &str, entry: &mut impl Read) -> anyhow::Result<u64> {
+    if !riposte_db::blobs::is_sha256(sha) {
         bail!(
             "blobs/{:?} is not named by a sha256",
             sha.chars().take(80).collect::<String>()
@@ -312,6 +311,6 @@ fn restore_blob(blobs: &BlobDir, sha: &str, entry: &mut impl Read) -> anyhow::Re
     if writer.sha256() != sha {
         bail!("blobs/{sha}: its bytes do not match its name (the backup is damaged)");
     }
-    let (_, size) = blobs.finish(writer)?;
+    let (_, size) = blobs.finish(writer).await?;
     Ok(size)
 }

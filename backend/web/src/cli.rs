@@ -58,13 +58,17 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Run evaluator workers only (multi-node deployments share one PostgreSQL).
+    /// Run evaluator workers only: they need the database URL and the blob
+    /// store (`blob_store`), no folder shared with the web processes.
     Worker {
         /// How many jobs to score at once.
         #[arg(long, default_value_t = 1)]
         workers: usize,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Serve /metrics, /readyz and /healthz on this address (HOST:PORT).
+        #[arg(long)]
+        metrics_bind: Option<String>,
     },
     /// Check a model against a challenge, as the server will.
     #[command(subcommand)]
@@ -224,21 +228,55 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("restored {} from {}", summary?, file.display());
             Ok(0)
         }
-        Command::Worker { workers, data_dir } => {
+        Command::Worker {
+            workers,
+            data_dir,
+            metrics_bind,
+        } => {
             if let Some(dir) = data_dir {
                 settings.data_dir = dir;
             }
             crate::telemetry::init(settings.log_format);
-            let (store, blobs) = startup::open_storage(&settings).await?;
-            let store: std::sync::Arc<dyn riposte_core::store::Store> = std::sync::Arc::new(store);
+            let (sql, blobs) = startup::open_storage(&settings).await?;
+            let store: std::sync::Arc<dyn riposte_core::store::Store> =
+                std::sync::Arc::new(sql.clone());
             let clock = std::sync::Arc::new(riposte_core::Clock::with_offset(
                 settings.clock_offset_seconds,
             ));
+            let metrics_server = match metrics_bind {
+                Some(bind) => {
+                    let ops = actix_web::web::Data::new(crate::ops::Ops {
+                        store: store.clone(),
+                        sql,
+                        blobs: blobs.clone(),
+                        metrics_token: settings.metrics_token.clone(),
+                        clock: clock.clone(),
+                    });
+                    let server = actix_web::HttpServer::new(move || {
+                        actix_web::App::new()
+                            .app_data(ops.clone())
+                            .configure(crate::ops::configure)
+                    })
+                    .workers(1)
+                    .disable_signals()
+                    .bind(&bind)
+                    .with_context(|| format!("binding {bind} for metrics"))?
+                    .run();
+                    let handle = server.handle();
+                    tokio::spawn(server);
+                    println!("riposte worker: metrics on http://{bind}/metrics");
+                    Some(handle)
+                }
+                None => None,
+            };
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let mut threads = Vec::new();
+            // Separate processes learn of new jobs from PostgreSQL's
+            // notifications, or by polling on SQLite.
+            let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+            startup::spawn_job_listener(&settings, wake.clone());
             for index in 0..workers.max(1) {
-                // Separate processes learn of new jobs by polling.
-                let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+                let wake = wake.clone();
                 let worker = startup::evaluator(
                     &settings,
                     store.clone(),
@@ -256,6 +294,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             for thread in threads {
                 let _ = tokio::task::spawn_blocking(move || thread.join()).await;
             }
+            if let Some(server) = metrics_server {
+                server.stop(true).await;
+            }
             Ok(0)
         }
         Command::Model(_) | Command::Eval(_) | Command::ModelHost => {
@@ -266,7 +307,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 
 async fn export_challenge(
     store: &riposte_db::SqlStore,
-    blobs: &riposte_db::blobs::BlobDir,
+    blobs: &riposte_db::blobs::BlobStore,
     slug: &str,
     out: &std::path::Path,
 ) -> anyhow::Result<PathBuf> {

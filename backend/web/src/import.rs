@@ -8,23 +8,19 @@ use riposte_core::store::{ChallengeUpsert, FileRecord, Store, Upserted};
 
 use riposte_core::artifacts::Artifacts;
 
-use crate::blobs::BlobDir;
+use crate::blobs::BlobStore;
 
 /// Upsert one checked bundle by slug; public files go to the blob store. Idempotent.
 #[tracing::instrument(skip_all, fields(slug = bundle.spec.slug))]
 pub async fn import_bundle(
     store: &dyn Store,
-    blobs: &BlobDir,
+    blobs: &BlobStore,
     bundle: &Bundle,
     now: i64,
 ) -> anyhow::Result<Upserted> {
     let mut files = Vec::with_capacity(bundle.public_files.len());
     for file in &bundle.public_files {
-        let blobs = blobs.clone();
-        let path = file.path.clone();
-        let sha = tokio::task::spawn_blocking(move || blobs.put_file(&path))
-            .await
-            .context("blob copy task")??;
+        let sha = blobs.put_file(&file.path).await?;
         anyhow::ensure!(
             sha == file.sha256,
             "public/{} changed while it was being imported",
@@ -54,22 +50,16 @@ pub async fn import_bundle(
 
 /// Copy every file the spec names (models, eval and hidden sets) into the blob
 /// store; returns the map `relative path -> sha256` the evaluator reads.
-async fn import_artifacts(blobs: &BlobDir, bundle: &Bundle) -> anyhow::Result<Artifacts> {
+async fn import_artifacts(blobs: &BlobStore, bundle: &Bundle) -> anyhow::Result<Artifacts> {
     let mut artifacts = Artifacts::default();
     for rel in bundle.spec.artifact_paths() {
-        let blobs = blobs.clone();
-        let abs = bundle.dir.join(rel);
-        let sha = tokio::task::spawn_blocking(move || blobs.put_file(&abs))
-            .await
-            .context("blob copy task")??;
+        let sha = blobs.put_file(&bundle.dir.join(rel)).await?;
         artifacts.insert(rel, sha);
     }
     // The challenge.toml as written, to export and edit the bundle later.
-    let blobs = blobs.clone();
-    let spec_file = bundle.dir.join(riposte_core::artifacts::SPEC_FILE);
-    let sha = tokio::task::spawn_blocking(move || blobs.put_file(&spec_file))
-        .await
-        .context("blob copy task")??;
+    let sha = blobs
+        .put_file(&bundle.dir.join(riposte_core::artifacts::SPEC_FILE))
+        .await?;
     artifacts.insert(
         std::path::Path::new(riposte_core::artifacts::SPEC_FILE),
         sha,
@@ -82,7 +72,7 @@ async fn import_artifacts(blobs: &BlobDir, bundle: &Bundle) -> anyhow::Result<Ar
 /// whole import (the folder is older than the edit).
 pub async fn import_all(
     store: &dyn Store,
-    blobs: &BlobDir,
+    blobs: &BlobStore,
     root: &Path,
     now: i64,
 ) -> anyhow::Result<()> {

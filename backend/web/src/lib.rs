@@ -7,6 +7,7 @@
 //! - [`auth`]: argon2id passwords, database-backed sessions, CSRF, API tokens,
 //!   per-IP throttling.
 //! - [`import`]: challenge bundles into the store and the blob store.
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and the request metrics.
 //!
 //! Error policy: handlers return `PageError` (pages) or `ApiError` (JSON), each
 //! mapped to HTTP once in [`error`]; a 500 hides its cause from the user and logs
@@ -21,6 +22,7 @@ mod board_cache;
 pub mod cli;
 pub mod error;
 pub mod import;
+pub mod ops;
 mod preview_png;
 pub mod proxy;
 pub mod query_service;

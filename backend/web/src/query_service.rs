@@ -20,7 +20,7 @@ use riposte_core::store::{ChallengeId, ChallengeRecord, QuerySpend, Store, TeamI
 use riposte_eval::host::{HostError, HostLimits, HostPool, PoolModel};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::blobs::BlobDir;
+use crate::blobs::BlobStore;
 
 /// How long a resolved challenge or token is reused. Hiding a challenge or
 /// revoking a token reaches the query API within this time (revoking through the
@@ -90,7 +90,7 @@ struct Cached<T> {
 pub struct QueryModels {
     pub pool: Arc<HostPool>,
     store: Arc<dyn Store>,
-    blobs: BlobDir,
+    blobs: BlobStore,
     runtime: tokio::runtime::Handle,
     /// Examples per host call at most; 1 turns micro-batching off.
     max_batch: usize,
@@ -128,7 +128,7 @@ impl QueryModels {
     pub fn new(
         pool: HostPool,
         store: Arc<dyn Store>,
-        blobs: BlobDir,
+        blobs: BlobStore,
         max_batch: usize,
         clock: Arc<riposte_core::Clock>,
     ) -> Self {
@@ -232,11 +232,10 @@ impl QueryModels {
         }) {
             return Ok(queue);
         }
-        let blobs = self.blobs.clone();
-        let blob = sha.to_owned();
-        let bytes = tokio::task::spawn_blocking(move || blobs.read(&blob))
+        let bytes = self
+            .blobs
+            .read(sha)
             .await
-            .map_err(|e| QueryFailure::Internal(e.to_string()))?
             .map_err(|e| QueryFailure::Internal(format!("{e:#}")))?;
         let mut queues = self
             .queues
@@ -323,6 +322,9 @@ impl Batcher {
                 .flat_map(|(p, _)| p.inputs.iter().copied())
                 .collect()
         };
+        riposte_eval::metrics::metrics()
+            .query_batch_examples
+            .observe(total as f64);
         match self.pool.predict(&self.model, &inputs, total).await {
             Ok(logits) => {
                 let classes = logits.len() / total.max(1);
@@ -427,12 +429,12 @@ mod tests {
         ))
         .await
         .unwrap();
-        let blobs = BlobDir::open(dir.path().join("blobs")).unwrap();
+        let blobs = BlobStore::local(dir.path().join("blobs")).unwrap();
         let mut shas = vec![];
         for i in 0..=MAX_MODEL_QUEUES {
             let mut writer = blobs.writer().unwrap();
             writer.write(format!("model {i}").as_bytes()).unwrap();
-            shas.push(blobs.finish(writer).unwrap().0);
+            shas.push(blobs.finish(writer).await.unwrap().0);
         }
         let models = QueryModels::new(
             HostPool::new(

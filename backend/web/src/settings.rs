@@ -23,6 +23,14 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `sqlite://...` or `postgres://...`; defaults to `data_dir/riposte.sqlite3`.
     pub database_url: Option<SecretString>,
+    /// Where blobs (uploads, bundle files) live: empty for `data_dir/blobs`, a
+    /// folder, or `s3://BUCKET/PREFIX` (S3-compatible storage; endpoint, region
+    /// and credentials from the standard `AWS_*` environment variables). Several
+    /// processes on several machines share one bucket.
+    pub blob_store: String,
+    /// `GET /metrics` answers requests from loopback freely and others only with
+    /// `Authorization: Bearer <metrics_token>`; unset, only loopback.
+    pub metrics_token: Option<SecretString>,
     /// Bundles imported at start-up.
     pub challenges_dir: PathBuf,
     pub import_challenges_on_start: bool,
@@ -85,6 +93,8 @@ impl Default for Settings {
             bind: "127.0.0.1:8080".to_owned(),
             data_dir: PathBuf::from("data"),
             database_url: None,
+            blob_store: String::new(),
+            metrics_token: None,
             challenges_dir: PathBuf::from("challenges"),
             import_challenges_on_start: true,
             event_name: "Riposte".to_owned(),
@@ -155,6 +165,7 @@ impl Settings {
 struct DefaultsView {
     bind: String,
     data_dir: PathBuf,
+    blob_store: String,
     challenges_dir: PathBuf,
     import_challenges_on_start: bool,
     event_name: String,
@@ -185,6 +196,7 @@ impl From<Settings> for DefaultsView {
         Self {
             bind: s.bind,
             data_dir: s.data_dir,
+            blob_store: s.blob_store,
             challenges_dir: s.challenges_dir,
             import_challenges_on_start: s.import_challenges_on_start,
             event_name: s.event_name,

@@ -13,7 +13,7 @@ use riposte_core::store::Store;
 use riposte_db::SqlStore;
 
 use crate::auth::{self, IpThrottle};
-use crate::blobs::BlobDir;
+use crate::blobs::BlobStore;
 use crate::settings::Settings;
 
 /// Everything a handler may reach.
@@ -22,7 +22,7 @@ pub struct AppState {
     /// The same store as itself, for what works on every table at once
     /// (backups).
     pub sql: SqlStore,
-    pub blobs: BlobDir,
+    pub blobs: BlobStore,
     pub settings: Arc<Settings>,
     pub throttle: Arc<IpThrottle>,
     /// Board requests (scoreboard, leaderboards, charts) from anonymous visitors, per client network.
@@ -42,7 +42,7 @@ pub struct AppState {
 }
 
 /// Open the store and blob store named by the settings (creating the data dir).
-pub async fn open_storage(settings: &Settings) -> anyhow::Result<(SqlStore, BlobDir)> {
+pub async fn open_storage(settings: &Settings) -> anyhow::Result<(SqlStore, BlobStore)> {
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "creating the data directory {}",
@@ -50,7 +50,7 @@ pub async fn open_storage(settings: &Settings) -> anyhow::Result<(SqlStore, Blob
         )
     })?;
     let store = SqlStore::connect(&settings.database_url()).await?;
-    let blobs = BlobDir::open(settings.data_dir.join("blobs"))?;
+    let blobs = BlobStore::open(&settings.blob_store, &settings.data_dir)?;
     Ok((store, blobs))
 }
 
@@ -74,12 +74,13 @@ pub async fn bootstrap_admin(store: &dyn Store, clock: &Clock) -> anyhow::Result
 /// Room for `max_model_hosts` hosts at their full memory limit: the limit is an
 /// upper bound (an MNIST host uses a few tens of MiB), and a pool smaller than the
 /// number of models one job cycles through restarts every host on every job.
-fn pool_config(settings: &Settings) -> riposte_eval::host::PoolConfig {
+fn pool_config(settings: &Settings, name: &'static str) -> riposte_eval::host::PoolConfig {
     let max_hosts = settings.max_model_hosts.max(1);
     riposte_eval::host::PoolConfig {
         max_hosts,
         memory_budget_bytes: 512 * 1024 * 1024 * max_hosts as u64,
         idle_timeout: std::time::Duration::from_secs(settings.model_host_idle_seconds.max(1)),
+        name,
         ..Default::default()
     }
 }
@@ -100,12 +101,15 @@ fn host_command(settings: &Settings) -> anyhow::Result<riposte_eval::host::HostC
 pub fn evaluator(
     settings: &Settings,
     store: Arc<dyn Store>,
-    blobs: BlobDir,
+    blobs: BlobStore,
     index: usize,
     wake: Arc<tokio::sync::Notify>,
     clock: Arc<Clock>,
 ) -> anyhow::Result<crate::worker::Evaluator> {
-    let pool = riposte_eval::host::HostPool::new(host_command(settings)?, pool_config(settings));
+    let pool = riposte_eval::host::HostPool::new(
+        host_command(settings)?,
+        pool_config(settings, "evaluator"),
+    );
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
     Ok(crate::worker::Evaluator {
         store,
@@ -119,6 +123,11 @@ pub fn evaluator(
         lease: std::time::Duration::from_secs(settings.job_lease_seconds.max(3)),
         shutdown_grace: std::time::Duration::from_secs(settings.worker_shutdown_grace_seconds),
         wake,
+        idle_poll: if listens_for_jobs(settings) {
+            std::time::Duration::from_secs(2)
+        } else {
+            std::time::Duration::from_millis(250)
+        },
         clock,
         reference: crate::worker::ReferenceAttackConfig {
             examples: settings.reference_attack_examples,
@@ -128,6 +137,23 @@ pub fn evaluator(
     })
 }
 
+/// Whether this process's workers are woken by PostgreSQL notifications.
+fn listens_for_jobs(settings: &Settings) -> bool {
+    let url = settings.database_url();
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// On PostgreSQL, ring `wake` whenever any process queues a job (see
+/// `riposte_db::wake`); on SQLite workers poll and nothing is started.
+pub fn spawn_job_listener(settings: &Settings, wake: Arc<tokio::sync::Notify>) {
+    if listens_for_jobs(settings) {
+        tokio::spawn(riposte_db::wake::listen_for_jobs(
+            settings.database_url(),
+            wake,
+        ));
+    }
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -135,7 +161,7 @@ pub struct Application {
     store: SqlStore,
     workers: Vec<crate::worker::Evaluator>,
     clock: Arc<Clock>,
-    blobs: BlobDir,
+    blobs: BlobStore,
     state: web::Data<AppState>,
 }
 
@@ -154,6 +180,9 @@ impl Application {
             .with_context(|| format!("binding {}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let jobs_queued = Arc::new(tokio::sync::Notify::new());
+        if settings.workers > 0 {
+            spawn_job_listener(&settings, jobs_queued.clone());
+        }
         let mut workers = Vec::new();
         for index in 0..settings.workers {
             workers.push(evaluator(
@@ -166,7 +195,10 @@ impl Application {
             )?);
         }
         let query_models = Arc::new(crate::query_service::QueryModels::new(
-            riposte_eval::host::HostPool::new(host_command(&settings)?, pool_config(&settings)),
+            riposte_eval::host::HostPool::new(
+                host_command(&settings)?,
+                pool_config(&settings, "query"),
+            ),
             Arc::new(store.clone()),
             blobs.clone(),
             settings.query_batch_examples,
@@ -195,9 +227,17 @@ impl Application {
             settings: Arc::new(settings),
         });
         let app_state = state.clone();
+        let ops = web::Data::new(crate::ops::Ops {
+            store: state.store.clone(),
+            sql: state.sql.clone(),
+            blobs: state.blobs.clone(),
+            metrics_token: state.settings.metrics_token.clone(),
+            clock: state.clock.clone(),
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(ops.clone())
                 .app_data(crate::routes::form_config())
                 .app_data(crate::routes::json_config())
                 .wrap(from_fn(auth::ensure_csrf_cookie))
@@ -212,6 +252,7 @@ impl Application {
                         )),
                 )
                 .wrap(tracing_actix())
+                .wrap(from_fn(crate::ops::record_request))
                 .configure(crate::routes::configure)
         })
         .listen(listener)?
@@ -303,7 +344,7 @@ pub async fn shutdown_signal() {
 
 /// Blobs nobody references (refused or raced uploads, replaced challenge files) and
 /// temporary files of killed uploads are removed an hour after they were written.
-async fn sweep_blobs_hourly(store: Arc<dyn Store>, blobs: BlobDir) {
+async fn sweep_blobs_hourly(store: Arc<dyn Store>, blobs: BlobStore) {
     const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
     let mut every = tokio::time::interval(HOUR);
     loop {

@@ -456,6 +456,27 @@ impl SubmissionStore for SqlStore {
             .map_err(failed("queue_depth"))
     }
 
+    async fn job_counts(&self) -> StoreResult<Vec<(String, String, i64)>> {
+        let read = failed("job_counts");
+        sqlx::query(
+            "SELECT c.kind AS kind, j.state AS state, COUNT(*) AS n FROM jobs j \
+             JOIN submissions s ON s.id = j.submission_id JOIN challenges c ON c.id = s.challenge_id \
+             GROUP BY c.kind, j.state ORDER BY c.kind, j.state",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(&read)?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("kind").map_err(&read)?,
+                r.try_get("state").map_err(&read)?,
+                r.try_get("n").map_err(&read)?,
+            ))
+        })
+        .collect()
+    }
+
     async fn list_submissions(
         &self,
         filter: &SubmissionFilter,

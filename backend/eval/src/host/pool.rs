@@ -9,6 +9,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::error::HostError;
 use super::parent::{HostCommand, HostLimits, ModelHost};
+use crate::metrics::metrics;
 
 const MIB: u64 = 1024 * 1024;
 /// Tries one request gets when its host is lost to something other than its model.
@@ -24,6 +25,8 @@ pub struct PoolConfig {
     pub idle_timeout: Duration,
     /// How long a request waits for capacity before giving up.
     pub capacity_wait: Duration,
+    /// The pool's name in metrics (`evaluator`, `query`).
+    pub name: &'static str,
 }
 
 impl Default for PoolConfig {
@@ -33,6 +36,7 @@ impl Default for PoolConfig {
             memory_budget_bytes: 4096 * MIB,
             idle_timeout: Duration::from_secs(300),
             capacity_wait: Duration::from_secs(60),
+            name: "evaluator",
         }
     }
 }
@@ -157,6 +161,7 @@ impl HostPool {
             };
             if let Some(status) = died_idle {
                 tracing::warn!(%status, "a model host died while idle: starting a new one");
+                metrics().host_stops.with_label_values(&["died_idle"]).inc();
                 guard.live = None;
                 self.released.notify_waiters();
             }
@@ -164,6 +169,7 @@ impl HostPool {
                 let (slot_permit, memory_permit) = self.reserve(model.limits.memory_bytes).await?;
                 match ModelHost::spawn(&self.command, &model.bytes, &model.limits).await {
                     Ok(host) => {
+                        metrics().host_spawns.inc();
                         guard.live = Some(Live {
                             host,
                             _slot: slot_permit,
@@ -192,6 +198,8 @@ impl HostPool {
             };
             if guard.live.as_ref().is_some_and(|l| !l.host.is_alive()) {
                 // Restarted on the next try or request; its capacity goes back now.
+                let reason = result.as_ref().err().map_or("exited", HostError::code);
+                metrics().host_stops.with_label_values(&[reason]).inc();
                 guard.live = None;
                 self.released.notify_waiters();
             }
@@ -205,7 +213,16 @@ impl HostPool {
         guard.last_used = Instant::now();
         drop(guard);
         self.released.notify_waiters();
+        self.record_live();
         result
+    }
+
+    /// Publish the number of live hosts in metrics.
+    fn record_live(&self) {
+        metrics()
+            .hosts_live
+            .with_label_values(&[self.config.name])
+            .set(self.live_hosts() as i64);
     }
 
     /// Stops hosts idle for longer than the pool's idle timeout, and forgets their
@@ -222,6 +239,7 @@ impl HostPool {
             }
             if let Some(live) = guard.live.take() {
                 live.host.shutdown().await;
+                metrics().host_stops.with_label_values(&["idle"]).inc();
                 evicted += 1;
             }
             drop(guard);
@@ -235,6 +253,7 @@ impl HostPool {
         }
         if evicted > 0 {
             self.released.notify_waiters();
+            self.record_live();
         }
         evicted
     }
@@ -338,6 +357,7 @@ impl HostPool {
         match guard.live.take() {
             Some(live) => {
                 live.host.shutdown().await;
+                metrics().host_stops.with_label_values(&["room"]).inc();
                 true
             }
             None => false,

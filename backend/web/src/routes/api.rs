@@ -277,23 +277,50 @@ async fn download(
                 slug.as_str()
             ))
         })?;
-    let blob = state
-        .blobs
-        .path(&file.sha256)
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("stored hash is malformed")))?;
-    let named = actix_files::NamedFile::open_async(&blob)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::Error::new(e).context("opening a blob")))?;
     let download_name = name.rsplit('/').next().unwrap_or(&name).to_owned();
-    let mut response = named
-        .set_content_type(mime_guess::from_path(&download_name).first_or_octet_stream())
-        .set_content_disposition(actix_web::http::header::ContentDisposition {
-            disposition: actix_web::http::header::DispositionType::Attachment,
-            parameters: vec![actix_web::http::header::DispositionParam::Filename(
-                download_name,
-            )],
-        })
-        .into_response(&req);
+    let content_type = mime_guess::from_path(&download_name).first_or_octet_stream();
+    let disposition = actix_web::http::header::ContentDisposition {
+        disposition: actix_web::http::header::DispositionType::Attachment,
+        parameters: vec![actix_web::http::header::DispositionParam::Filename(
+            download_name,
+        )],
+    };
+    let mut response = match state.blobs.local_path(&file.sha256) {
+        // A local store serves from disk (ranges, conditional requests).
+        Some(blob) => actix_files::NamedFile::open_async(&blob)
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::new(e).context("opening a blob")))?
+            .set_content_type(content_type)
+            .set_content_disposition(disposition)
+            .into_response(&req),
+        // Object storage streams through; the content never changes, so its
+        // hash is its ETag.
+        None => {
+            let etag = format!("\"{}\"", file.sha256);
+            let unchanged = req
+                .headers()
+                .get(actix_web::http::header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+            if unchanged {
+                HttpResponse::NotModified()
+                    .insert_header((actix_web::http::header::ETAG, etag))
+                    .finish()
+            } else {
+                let (size, stream) = state
+                    .blobs
+                    .stream(&file.sha256)
+                    .await
+                    .map_err(ApiError::internal)?;
+                HttpResponse::Ok()
+                    .content_type(content_type)
+                    .insert_header((actix_web::http::header::CONTENT_DISPOSITION, disposition))
+                    .insert_header((actix_web::http::header::ETAG, etag))
+                    .no_chunking(size)
+                    .streaming(stream)
+            }
+        }
+    };
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&file.sha256) {
         response.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static("x-content-sha256"),

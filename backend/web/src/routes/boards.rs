@@ -816,13 +816,22 @@ async fn preview_image(
         .require(&eval.inputs)
         .map_err(|e| PageError::internal(anyhow::anyhow!(e)))?
         .to_owned();
-    let blobs = state.blobs.clone();
+    let clean_bytes = state
+        .blobs
+        .read(&clean_sha)
+        .await
+        .map_err(PageError::internal)?;
+    let attack_bytes = state
+        .blobs
+        .read(&submission.blob_sha256)
+        .await
+        .map_err(PageError::internal)?;
     let span = tracing::Span::current();
     let png = web::block(move || {
         let _entered = span.enter();
         picture_png(
-            &blobs,
-            &clean_sha,
+            &clean_bytes,
+            &attack_bytes,
             &inputs_key,
             &submission,
             index,
@@ -843,8 +852,8 @@ async fn preview_image(
 /// Read the clean and adversarial example `index` and draw `picture` (blocking).
 #[allow(clippy::too_many_arguments)]
 fn picture_png(
-    blobs: &crate::blobs::BlobDir,
-    clean_sha: &str,
+    clean_bytes: &[u8],
+    attack_bytes: &[u8],
     inputs_name: &str,
     submission: &Submission,
     index: usize,
@@ -853,12 +862,10 @@ fn picture_png(
     range: (f32, f32),
 ) -> anyhow::Result<Vec<u8>> {
     let limits = riposte_eval::tensor::Limits::default();
-    let clean =
-        riposte_eval::tensor::read_tensor(&blobs.read(clean_sha)?, Some(inputs_name), &limits)
-            .context("reading the eval inputs")?;
-    let adversarial =
-        crate::worker::decode(&blobs.read(&submission.blob_sha256)?, &submission.filename)
-            .context("the scored attack file no longer decodes")?;
+    let clean = riposte_eval::tensor::read_tensor(clean_bytes, Some(inputs_name), &limits)
+        .context("reading the eval inputs")?;
+    let adversarial = crate::worker::decode(attack_bytes, &submission.filename)
+        .context("the scored attack file no longer decodes")?;
     let clean = clean
         .example(index)
         .context("the preview index is outside the eval inputs")?;

@@ -36,8 +36,7 @@ pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
 pub const JSON_LIMIT_BYTES: usize = 256 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
+    cfg.configure(crate::ops::configure)
         .route("/static/style.css", web::get().to(stylesheet))
         .route("/static/submission.js", web::get().to(submission_script))
         .route("/static/page.js", web::get().to(page_script))
@@ -143,22 +142,6 @@ pub fn json_config() -> web::JsonConfig {
             };
             api.into()
         })
-}
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-}
-
-/// Ready when the database answers.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.counts().await {
-        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({"status": "database unavailable"}))
-        }
-    }
 }
 
 async fn stylesheet() -> HttpResponse {

@@ -475,13 +475,16 @@ async fn query_user(state: &AppState, req: &HttpRequest) -> Result<User, ApiErro
 
 fn query_failure(failure: QueryFailure, n: usize, budget: i64) -> ApiError {
     match failure {
-        QueryFailure::Budget { remaining } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "budget_exhausted",
-            format!(
-                "this request needs {n} queries but your team has {remaining} of its {budget} left for this target"
-            ),
-        ),
+        QueryFailure::Budget { remaining } => {
+            riposte_eval::metrics::metrics().query_budget_refusals.inc();
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "budget_exhausted",
+                format!(
+                    "this request needs {n} queries but your team has {remaining} of its {budget} left for this target"
+                ),
+            )
+        }
         QueryFailure::Model(message) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "model_failed",

@@ -10,7 +10,7 @@ use riposte_core::challenge::{Bundle, ChallengeSlug, Problem};
 use riposte_core::store::{Store, Upserted, User};
 
 use crate::archive::{self, ArchiveError};
-use crate::blobs::BlobDir;
+use crate::blobs::BlobStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -39,7 +39,7 @@ pub struct Imported {
 pub async fn upload(
     store: &dyn Store,
     actor: &User,
-    blobs: &BlobDir,
+    blobs: &BlobStore,
     scratch: &Path,
     archive: &Path,
     now: i64,

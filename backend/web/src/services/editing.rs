@@ -15,7 +15,7 @@ use riposte_core::artifacts::SPEC_FILE;
 use riposte_core::challenge::{Bundle, Problem};
 use riposte_core::store::{ChallengeRecord, Store, StoreError, Upserted, User};
 
-use crate::blobs::BlobDir;
+use crate::blobs::{BlobStore, LocalBlob};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
@@ -61,7 +61,7 @@ pub enum Copy {
 /// does not name) are not in it. Returns the bundle folder.
 pub async fn export(
     store: &dyn Store,
-    blobs: &BlobDir,
+    blobs: &BlobStore,
     record: &ChallengeRecord,
     dir: &Path,
     copy: Copy,
@@ -78,24 +78,25 @@ pub async fn export(
         files.push((Path::new("public").join(&file.name), file.sha256.clone()));
     }
     let root = dir.join(&record.slug);
-    let (readme, blobs) = (record.readme.clone(), blobs.clone());
-    let solution = record.spec.solution.clone();
-    let folder = root.clone();
-    tokio::task::spawn_blocking(move || {
-        write_bundle(&blobs, &folder, &readme, &files, copy)?;
-        if let Some(text) = solution {
-            std::fs::create_dir_all(folder.join("solution"))?;
-            std::fs::write(folder.join("solution/README.md"), text)?;
-        }
-        anyhow::Ok(())
-    })
-    .await
-    .map_err(|e| EditError::Internal(e.into()))??;
+    write_bundle(blobs, &root, &record.readme, &files, copy)
+        .await
+        .map_err(EditError::Internal)?;
+    if let Some(text) = &record.spec.solution {
+        let folder = root.join("solution");
+        let text = text.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&folder)?;
+            std::fs::write(folder.join("README.md"), text)
+        })
+        .await
+        .map_err(|e| EditError::Internal(e.into()))?
+        .map_err(|e| EditError::Internal(e.into()))?;
+    }
     Ok(root)
 }
 
-fn write_bundle(
-    blobs: &BlobDir,
+async fn write_bundle(
+    blobs: &BlobStore,
     root: &Path,
     readme: &str,
     files: &[(PathBuf, String)],
@@ -113,21 +114,29 @@ fn write_bundle(
             rel.display()
         );
         let to = root.join(rel);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
         let from = blobs
-            .path(sha)
-            .with_context(|| format!("{}: stored hash {sha:?} is not a sha256", rel.display()))?;
+            .local_copy(sha)
+            .await
+            .with_context(|| format!("{}: reading blob {sha}", rel.display()))?;
         // The spec file is always a copy: an edit rewrites it, and a write
         // through a link would change the blob itself.
         let linkable = copy == Copy::Links && rel != Path::new(SPEC_FILE);
-        let linked = linkable && std::fs::hard_link(&from, &to).is_ok();
-        if !linked {
-            std::fs::copy(&from, &to)
-                .with_context(|| format!("copying {} from blob {sha}", rel.display()))?;
-        }
+        let (rel, sha) = (rel.clone(), sha.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let stored = matches!(from, LocalBlob::Stored(_));
+            let linked = linkable && stored && std::fs::hard_link(from.path(), &to).is_ok();
+            if !linked {
+                std::fs::copy(from.path(), &to)
+                    .with_context(|| format!("copying {} from blob {sha}", rel.display()))?;
+            }
+            anyhow::Ok(())
+        })
+        .await
+        .context("bundle writing task")??;
     }
     Ok(())
 }
@@ -163,7 +172,7 @@ pub struct Edited {
 /// while it is checked (removed after).
 pub async fn edit(
     store: &dyn Store,
-    blobs: &BlobDir,
+    blobs: &BlobStore,
     scratch: &Path,
     actor: &User,
     slug: &str,

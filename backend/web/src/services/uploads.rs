@@ -8,7 +8,7 @@
 use riposte_core::challenge::{ChallengeSpec, Track as Window};
 use riposte_core::store::{ChallengeRecord, NewSubmission, Store, StoreError, Submission, Track};
 
-use crate::blobs::{BlobDir, BlobWriter};
+use crate::blobs::{BlobStore, BlobWriter};
 use crate::view;
 
 /// A day, in seconds: the window the daily limit counts over.
@@ -83,7 +83,7 @@ pub struct Upload {
 /// Who uploads, where, and when.
 pub struct Uploader<'a> {
     pub store: &'a dyn Store,
-    pub blobs: &'a BlobDir,
+    pub blobs: &'a BlobStore,
     pub user: &'a riposte_core::store::User,
     pub now: i64,
     /// The event's start and end (staff upload at any time).
@@ -127,10 +127,10 @@ pub async fn accept(
     if track == Track::Defense {
         refuse_duplicate_defense(who.store, record.id, team_id, &writer.sha256()).await?;
     }
-    let blobs = who.blobs.clone();
-    let (sha, size) = tokio::task::spawn_blocking(move || blobs.finish(writer))
+    let (sha, size) = who
+        .blobs
+        .finish(writer)
         .await
-        .map_err(|e| UploadRefused::Internal(e.into()))?
         .map_err(UploadRefused::Internal)?;
     let filename = if filename.is_empty() {
         spec.kind.rules().default_file(track).to_owned()

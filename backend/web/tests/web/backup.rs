@@ -4,7 +4,7 @@
 
 use reqwest::StatusCode;
 use riposte_core::store::prelude::*;
-use riposte_db::blobs::BlobDir;
+use riposte_db::blobs::BlobStore;
 use riposte_db::testing::TestDatabase;
 use riposte_web::settings::Settings;
 
@@ -131,7 +131,7 @@ async fn a_restored_event_serves_identical_boards(db: Db) {
 
     let backups = tempfile::tempdir().unwrap();
     let file = backups.path().join("event.riposte");
-    let blobs = BlobDir::open(app.settings.data_dir.join("blobs")).unwrap();
+    let blobs = BlobStore::local(app.settings.data_dir.join("blobs")).unwrap();
     let summary = riposte_web::backup::backup(&store, &blobs, &file)
         .await
         .unwrap();
@@ -192,7 +192,7 @@ crate::on_both_databases!(a_damaged_backup_restores_nothing);
 async fn a_damaged_backup_restores_nothing(db: Db) {
     let app = spawn_competition(db, |s| s.workers = 0).await.unwrap();
     let store = app.store().await;
-    let blobs = BlobDir::open(app.settings.data_dir.join("blobs")).unwrap();
+    let blobs = BlobStore::local(app.settings.data_dir.join("blobs")).unwrap();
     let backups = tempfile::tempdir().unwrap();
     let good = backups.path().join("good.tar");
     riposte_web::backup::backup(&store, &blobs, &good)

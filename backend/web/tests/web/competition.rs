@@ -594,7 +594,7 @@ async fn matrix_repair_fills_cells_a_race_left_out(db: Db) {
         .unwrap();
 
     let store = std::sync::Arc::new(app.store().await);
-    let blobs = riposte_web::blobs::BlobDir::open(app.settings.data_dir.join("blobs")).unwrap();
+    let blobs = riposte_web::blobs::BlobStore::local(app.settings.data_dir.join("blobs")).unwrap();
     let worker = riposte_web::startup::evaluator(
         &app.settings,
         store.clone(),

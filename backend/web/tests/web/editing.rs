@@ -158,7 +158,7 @@ async fn organizers_edit_a_challenge_through_the_api(db: Db) {
     let store = app.store().await;
     riposte_web::import::import_all(
         &store,
-        &riposte_db::blobs::BlobDir::open(app.settings.data_dir.join("blobs")).unwrap(),
+        &riposte_db::blobs::BlobStore::local(app.settings.data_dir.join("blobs")).unwrap(),
         &app.settings.challenges_dir,
         app.clock.now(),
     )

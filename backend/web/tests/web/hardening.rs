@@ -346,7 +346,7 @@ both_databases!(
         }
 
         let store = app.store().await;
-        let blobs = riposte_web::blobs::BlobDir::open(root.clone()).unwrap();
+        let blobs = riposte_web::blobs::BlobStore::local(root.clone()).unwrap();
         let hour = std::time::Duration::from_secs(3600);
         let report = riposte_web::blobs::sweep_unreferenced(&store, &blobs, hour)
             .await

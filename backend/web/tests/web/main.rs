@@ -32,6 +32,7 @@ mod people;
 mod playground;
 mod query;
 mod queue_admin;
+mod scale_out;
 mod scoring;
 mod starter;
 mod teams;

@@ -450,7 +450,8 @@ both_databases!(
             );
         }
         let store = std::sync::Arc::new(app.store().await);
-        let blobs = riposte_web::blobs::BlobDir::open(app.settings.data_dir.join("blobs")).unwrap();
+        let blobs =
+            riposte_web::blobs::BlobStore::local(app.settings.data_dir.join("blobs")).unwrap();
         let worker = riposte_web::startup::evaluator(
             &app.settings,
             store.clone(),
