@@ -301,7 +301,11 @@ impl Restore<'_> {
             names.join(", "),
             placeholders.join(", ")
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        // Not a cached prepared statement: sqlx 0.9's Any driver sends a NULL
+        // f64 as a `real` (float4) parameter, and a statement prepared with one
+        // then refuses the next row's 8-byte double ("incorrect binary data
+        // format") on PostgreSQL.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
         for (name, value) in row {
             let kind = columns.kind(name).unwrap_or(Kind::Text);
             let wrong = || anyhow::anyhow!("{table}.{name}: {value} is not a {kind:?} value");

@@ -153,6 +153,25 @@ async fn status(store: &SqlStore, id: i64) -> Submission {
 }
 
 queue_conformance! {
+    // An attack's completion (no gate accuracy) and then a defense's (one) on
+    // the same connection: a NULL double once made PostgreSQL's cached
+    // statement refuse every later double.
+    a_missing_gate_accuracy_then_a_present_one_both_complete => |store: Arc<SqlStore>| async move {
+        let f = fixture(&store).await;
+        let (attack, defense) = (submit(&store, &f, 100).await, submit(&store, &f, 100).await);
+        let rounds = [(attack.id, None), (defense.id, Some(0.8125)), (attack.id, None), (defense.id, Some(0.5))];
+        for (round, (id, gate)) in rounds.into_iter().enumerate() {
+            let now = 101 + round as i64;
+            if round >= 2 {
+                store.rescore(id, now).await.unwrap();
+            }
+            let job = store.claim_job("w", now, now + 100, 3).await.unwrap().unwrap();
+            assert_eq!(job.submission.id, id);
+            let done = JobCompletion { gate_accuracy: gate, ..completion(&f, job.id, "w", id, &[], now) };
+            store.complete_job(done).await.unwrap();
+            assert_eq!(status(&store, id).await.gate_accuracy, gate, "round {round}");
+        }
+    };
     claims_are_exclusive_under_concurrency => |store: Arc<SqlStore>| async move {
         let f = fixture(&store).await;
         let mut submitted = HashSet::new();

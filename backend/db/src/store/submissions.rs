@@ -306,6 +306,11 @@ impl SubmissionStore for SqlStore {
         .bind(done.details.to_json())
         .bind(done.submission)
         .bind(done.queries_used)
+        // Never a cached prepared statement: sqlx 0.9's Any driver sends a NULL
+        // f64 (an attack's gate accuracy) as a `real` parameter, and a
+        // statement prepared with it then refuses a defense's 8-byte double
+        // ("incorrect binary data format") on PostgreSQL.
+        .persistent(false)
             .execute(&mut *tx)
             .await
             .map_err(failed("complete_job"))?;
