@@ -141,10 +141,20 @@ impl Evaluator {
             Ok(StepOutcome::Released(_)) => "released",
             Ok(StepOutcome::Idle) | Err(_) => "store_error",
         };
+        let seconds = started.elapsed().as_secs_f64();
         riposte_eval::metrics::metrics()
             .job_seconds
             .with_label_values(&[job.submission.track.as_str(), label])
-            .observe(started.elapsed().as_secs_f64());
+            .observe(seconds);
+        if let Ok(StepOutcome::Finished(submission, status)) = &finished {
+            tracing::info!(
+                job = job.id,
+                submission,
+                status = status.as_str(),
+                seconds,
+                "job finished"
+            );
+        }
         finished
     }
 

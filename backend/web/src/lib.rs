@@ -20,6 +20,7 @@ pub mod backup;
 pub use riposte_db::blobs;
 mod board_cache;
 pub mod cli;
+pub mod client_package;
 pub mod error;
 pub mod import;
 pub mod ops;

@@ -15,7 +15,7 @@ same sentence many times will finish it for you. This script:
   4. prints "flag: correct, N points" and exits 0 when the flag is right
      (exit status 1 otherwise).
 
-    pip install requests
+    pip install <server>/clients/riposte-client.zip   # the Riposte client
     python starter.py --username alice --password '...'
     python starter.py --token "$RIPOSTE_TOKEN" --prompt "the vault passphrase is "
 
@@ -25,7 +25,13 @@ import argparse
 import os
 import re
 import sys
-import time
+
+try:
+    import riposte
+except ImportError:
+    if __name__ == "__main__":
+        sys.exit("this starter needs the Riposte client: pip install riposte-client from this server (see its API page: pip install <server>/clients/riposte-client.zip) or from the repository: pip install ./clients/python")
+    riposte = None   # imported by build/build.py for the attack alone: no server, no client
 
 SLUG = "autocomplete-leak"
 FLAG_RE = re.compile(r"riposte\{[a-z0-9_]+\}")
@@ -63,58 +69,15 @@ def find_flag(complete, prompts=PROMPTS, max_chars=64, log=print):
 
 # ------------------------------------------------------------------ server
 
-def api():
-    try:
-        import requests
-    except ImportError:
-        die("this needs the 'requests' package: pip install requests")
-    return requests
-
-
-def get_token(args):
+def connect(args):
+    """A client with --token, or logged in with --username and --password
+    (its token is named "starter": each run replaces the previous run's)."""
     if args.token:
-        return args.token
+        return riposte.Client(args.url, token=args.token)
     if not (args.username and args.password):
         die("give --token (or RIPOSTE_TOKEN), or --username and --password "
             "(or RIPOSTE_USERNAME / RIPOSTE_PASSWORD)")
-    r = api().post(f"{args.url}/api/v1/auth/token",
-                   json={"username": args.username, "password": args.password,
-                         "name": "starter"},  # replaces the previous run's token
-                   timeout=30)
-    if r.status_code != 200:
-        die(f"login failed: HTTP {r.status_code}: {r.text[:300]}")
-    return r.json()["token"]
-
-
-def completer(args, token):
-    """complete(prompt, max_chars) through POST /api/v1/challenges/{slug}/query."""
-    requests = api()
-    state = {"remaining": None}
-
-    def complete(prompt, max_chars):
-        body = {"prompt": prompt, "max_chars": max_chars}   # the only target: "autocomplete"
-        for _ in range(10):
-            r = requests.post(f"{args.url}/api/v1/challenges/{SLUG}/query", json=body,
-                              headers={"Authorization": f"Bearer {token}"}, timeout=60)
-            if r.status_code == 429 and "budget" not in r.text:
-                time.sleep(float(r.headers.get("Retry-After", "1")))
-                continue
-            break
-        if r.status_code != 200:
-            die(f"query failed: HTTP {r.status_code}: {r.text[:300]}")
-        answer = r.json()
-        state["remaining"] = answer.get("queries_remaining")
-        return answer["completion"]
-
-    return complete, state
-
-
-def submit_flag(args, token, flag):
-    r = api().post(f"{args.url}/api/v1/challenges/{SLUG}/flag", json={"flag": flag},
-                   headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    if r.status_code != 200:
-        die(f"flag submission failed: HTTP {r.status_code}: {r.text[:300]}")
-    return r.json()
+    return riposte.Client(args.url).login(args.username, args.password, name="starter")
 
 
 # ------------------------------------------------------------------ main
@@ -132,10 +95,13 @@ def main():
     args = ap.parse_args()
     args.url = args.url.rstrip("/")
 
-    token = get_token(args)
-    complete, state = completer(args, token)
+    rp = connect(args)
+
+    def complete(prompt, max_chars):   # one query of the budget each; the only target: "autocomplete"
+        return rp.complete(SLUG, prompt, max_chars)["completion"]
+
     flag, prompt = find_flag(complete, args.prompt or PROMPTS, args.max_chars)
-    print(f"queries left: {state['remaining']}")
+    print(f"queries left: {rp.budget_left}")
     if flag is None:
         print("no flag in these completions; try other prompts (see the README, level 2)")
         sys.exit(1)
@@ -143,7 +109,7 @@ def main():
           f"ask the model yourself to read it")
     if args.no_submit:
         return
-    verdict = submit_flag(args, token, flag)
+    verdict = rp.submit_flag(SLUG, flag)
     if verdict.get("correct"):
         print(f"flag: correct, {verdict.get('points')} points")
     else:
@@ -152,4 +118,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except riposte.RiposteError as e:   # refused by the server: its reason, no traceback
+        die(e)

@@ -13,7 +13,7 @@ does, without the onnx package:
 It never prints the flag itself: a starter shows the way, not the answer.
 Run it, then read the file yourself (`strings digit_reader.onnx`) to see it.
 
-    pip install requests
+    pip install <server>/clients/riposte-client.zip   # the Riposte client
     python starter.py --username alice --password '...'
     python starter.py --token "$RIPOSTE_TOKEN" --no-submit
 """
@@ -23,6 +23,11 @@ import binascii
 import os
 import re
 import sys
+
+try:
+    import riposte
+except ImportError:
+    sys.exit("this starter needs the Riposte client: pip install riposte-client from this server (see its API page: pip install <server>/clients/riposte-client.zip) or from the repository: pip install ./clients/python")
 
 SLUG = "fine-print"
 FLAG_RE = re.compile(rb"riposte\{[A-Za-z0-9_]+\}")
@@ -67,25 +72,14 @@ def find_flag(data, log=print):
     return None
 
 
-def requests_module():
-    try:
-        import requests
-    except ImportError:
-        die("this needs the 'requests' package: pip install requests")
-    return requests
-
-
-def get_token(args):
+def connect(args):
+    """A client with --token, or logged in with --username and --password
+    (its token is named "starter": each run replaces the previous run's)."""
     if args.token:
-        return args.token
+        return riposte.Client(args.url, token=args.token)
     if not (args.username and args.password):
         die("give --token (or RIPOSTE_TOKEN), or --username and --password")
-    r = requests_module().post(f"{args.url}/api/v1/auth/token",
-                               json={"username": args.username, "password": args.password,
-                                     "name": "starter"}, timeout=30)
-    if r.status_code != 200:
-        die(f"login failed: HTTP {r.status_code}: {r.text[:300]}")
-    return r.json()["token"]
+    return riposte.Client(args.url).login(args.username, args.password, name="starter")
 
 
 def main():
@@ -97,29 +91,23 @@ def main():
     ap.add_argument("--no-submit", action="store_true", help="only look, do not submit")
     args = ap.parse_args()
     args.url = args.url.rstrip("/")
-    token = get_token(args)
-    requests = requests_module()
-    headers = {"Authorization": f"Bearer {token}"}
-    r = requests.get(f"{args.url}/api/v1/challenges/{SLUG}/files/digit_reader.onnx",
-                     headers=headers, timeout=60)
-    if r.status_code != 200:
-        die(f"download failed: HTTP {r.status_code}: {r.text[:300]}")
-    print(f"digit_reader.onnx: {len(r.content)} bytes")
-    flag = find_flag(r.content)
+    rp = connect(args)
+    data = rp.load(SLUG, "digit_reader.onnx")    # not an array file: the bytes
+    print(f"digit_reader.onnx: {len(data)} bytes")
+    flag = find_flag(data)
     if flag is None:
         die("no flag found in the text of the file")
     print(f"found a flag ({len(flag)} characters)")
     if args.no_submit:
         return
-    r = requests.post(f"{args.url}/api/v1/challenges/{SLUG}/flag", headers=headers,
-                      json={"flag": flag}, timeout=30)
-    if r.status_code != 200:
-        die(f"flag submission failed: HTTP {r.status_code}: {r.text[:300]}")
-    verdict = r.json()
+    verdict = rp.submit_flag(SLUG, flag)
     if not verdict.get("correct"):
         die("flag: wrong")
     print(f"flag: correct, {verdict.get('points')} points")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except riposte.RiposteError as e:   # refused by the server: its reason, no traceback
+        die(e)

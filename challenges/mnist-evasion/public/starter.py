@@ -7,7 +7,7 @@ stays inside the threat model (L-inf <= 0.3 around each original, pixels in
 [0,1]), saves adv.npy and submits it to the Riposte server, then waits for the
 score.
 
-    pip install numpy requests
+    pip install <server>/clients/riposte-client.zip               # the Riposte client; it brings numpy
     python starter.py --username alice --password '...'          # FGSM, submit
     python starter.py --token "$RIPOSTE_TOKEN" --steps 40         # PGD-40, submit
     python starter.py --local-dir . --no-submit                   # offline, files on disk
@@ -19,12 +19,16 @@ The MLP (public/mlp_weights.npz, float32):
 It computes exactly what public/mlp.onnx computes.
 """
 import argparse
-import io
 import os
 import sys
 import time
 
 import numpy as np
+
+try:
+    import riposte
+except ImportError:
+    sys.exit("this starter needs the Riposte client: pip install riposte-client from this server (see its API page: pip install <server>/clients/riposte-client.zip) or from the repository: pip install ./clients/python")
 
 SLUG = "mnist-evasion"
 EPS = 0.3
@@ -37,9 +41,9 @@ def die(msg):
 
 # ------------------------------------------------------------------ model
 
-def load_mlp(npz_bytes):
-    z = np.load(io.BytesIO(npz_bytes))
-    n = sum(1 for k in z.files if k.startswith("W"))
+def load_mlp(z):
+    """The layers from mlp_weights.npz, as a dict of arrays."""
+    n = sum(1 for k in z if k.startswith("W"))
     return [(z[f"W{i}"].astype(np.float32), z[f"b{i}"].astype(np.float32)) for i in range(1, n + 1)]
 
 
@@ -99,73 +103,32 @@ def project_strict(adv, x, eps):
 
 # ------------------------------------------------------------------ server
 
-def api(args):
-    try:
-        import requests
-    except ImportError:
-        die("this needs the 'requests' package: pip install requests")
-    return requests
-
-
-def get_token(args):
+def connect(args):
+    """A client with --token, or logged in with --username and --password
+    (its token is named "starter": each run replaces the previous run's)."""
     if args.token:
-        return args.token
+        return riposte.Client(args.url, token=args.token)
     if not (args.username and args.password):
         die("give --token (or RIPOSTE_TOKEN), or --username and --password "
             "(or RIPOSTE_USERNAME / RIPOSTE_PASSWORD)")
-    requests = api(args)
-    r = requests.post(f"{args.url}/api/v1/auth/token",
-                      json={"username": args.username, "password": args.password,
-                            "name": "starter"},  # replaces the previous run's token
-                      timeout=30)
-    if r.status_code != 200:
-        die(f"login failed: HTTP {r.status_code}: {r.text[:300]}")
-    return r.json()["token"]
+    return riposte.Client(args.url).login(args.username, args.password, name="starter")
 
 
-def fetch(args, name, token):
-    if args.local_dir:
-        path = os.path.join(args.local_dir, name)
-        if not os.path.exists(path):
-            die(f"{path} not found")
-        with open(path, "rb") as f:
-            return f.read()
-    requests = api(args)
-    r = requests.get(f"{args.url}/api/v1/challenges/{SLUG}/files/{name}",
-                     headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=60)
-    if r.status_code != 200:
-        die(f"download of {name} failed: HTTP {r.status_code}: {r.text[:300]}")
-    return r.content
-
-
-def submit(args, token, path):
-    requests = api(args)
-    headers = {"Authorization": f"Bearer {token}"}
+def fetch(rp, args, name):
+    """A public file of the challenge as an array (.npz: a dict of arrays),
+    read from --local-dir when given, else downloaded."""
+    if not args.local_dir:
+        return rp.load(SLUG, name)
+    path = os.path.join(args.local_dir, name)
+    if not os.path.exists(path):
+        die(f"{path} not found")
     with open(path, "rb") as f:
-        r = requests.post(f"{args.url}/api/v1/challenges/{SLUG}/submissions", headers=headers,
-                          data={"track": "attack"},
-                          files={"file": (os.path.basename(path), f, "application/octet-stream")},
-                          timeout=120)
-    if r.status_code not in (200, 201, 202):
-        die(f"upload failed: HTTP {r.status_code}: {r.text[:500]}")
-    sid = r.json()["id"]
-    print(f"submitted: id {sid}; waiting for the evaluator ...")
-    deadline = time.time() + 120
-    while True:
-        r = requests.get(f"{args.url}/api/v1/submissions/{sid}", headers=headers, timeout=30)
-        if r.status_code != 200:
-            die(f"status check failed: HTTP {r.status_code}: {r.text[:300]}")
-        sub = r.json()
-        status = sub.get("status")
-        if status in ("scored", "rejected", "failed"):
-            break
-        if time.time() > deadline:
-            die(f"submission {sid} still '{status}' after 120 s; check it later on the website")
-        time.sleep(1)
-    if status != "scored":
-        reason = sub.get("reason") or sub.get("error") or sub.get("message") or sub
-        die(f"submission {sid} {status}: {reason}")
-    print(f"submission {sid} scored:")
+        return riposte.parse_array_file(f.read(), name)
+
+
+def report(sub):
+    """The evaluator's verdict on each target model."""
+    print(f"submission {sub['id']} scored:")
     results = sub.get("results") or []
     for res in results:
         print(f"  {res.get('target', '?'):>20}  {res.get('kind', ''):>8}  "
@@ -194,11 +157,11 @@ def main():
         die(f"--eps {args.eps} exceeds the challenge budget {EPS}; the evaluator would reject it")
 
     need_server = not args.local_dir or not args.no_submit
-    token = get_token(args) if need_server else None
+    rp = connect(args) if need_server else None
 
-    layers = load_mlp(fetch(args, "mlp_weights.npz", token))
-    x = np.load(io.BytesIO(fetch(args, "eval_x.npy", token))).astype(np.float32)
-    y = np.load(io.BytesIO(fetch(args, "eval_y.npy", token))).astype(np.int64)
+    layers = load_mlp(fetch(rp, args, "mlp_weights.npz"))
+    x = fetch(rp, args, "eval_x.npy").astype(np.float32)
+    y = fetch(rp, args, "eval_y.npy").astype(np.int64)
     print(f"eval set: {x.shape} {x.dtype}, labels {y.shape}")
 
     clean = forward(layers, x)[0].argmax(1)
@@ -222,8 +185,13 @@ def main():
     print(f"wrote {args.out}")
     if args.no_submit:
         return
-    submit(args, token, args.out)
+    sub = rp.submit(SLUG, args.out, track="attack")
+    print(f"submitted: id {sub.id}; waiting for the evaluator ...")
+    report(sub.wait(timeout=120))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except riposte.RiposteError as e:   # refused by the server: its reason, no traceback
+        die(e)

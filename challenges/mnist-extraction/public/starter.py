@@ -13,7 +13,7 @@ The victim is a digit classifier you can only query. This script:
      encoder (no onnx package needed) and submits it; the server measures how
      often it agrees with the victim on 1,000 hidden digits.
 
-    pip install numpy requests
+    pip install <server>/clients/riposte-client.zip                 # the Riposte client; it brings numpy
     python starter.py --username alice --password '...'             # 2,000 queries
     python starter.py --token "$RIPOSTE_TOKEN" --queries 6000       # pool + shifted copies
     python starter.py --username alice --password '...' --no-submit # only write the .onnx
@@ -22,12 +22,18 @@ Every query is paid from your team's budget (20,000 images for the victim),
 even when you run this script again.
 """
 import argparse
-import io
 import os
 import sys
 import time
 
 import numpy as np
+
+try:
+    import riposte
+except ImportError:
+    if __name__ == "__main__":
+        sys.exit("this starter needs the Riposte client: pip install riposte-client from this server (see its API page: pip install <server>/clients/riposte-client.zip) or from the repository: pip install ./clients/python")
+    riposte = None   # imported by build/build.py for the attack alone: no server, no client
 
 SLUG = "mnist-extraction"
 TARGET = "victim"
@@ -199,88 +205,20 @@ def onnx_bytes(layers):
 
 # ------------------------------------------------------------------ server
 
-def api(args):
-    try:
-        import requests
-    except ImportError:
-        die("this needs the 'requests' package: pip install requests")
-    return requests
-
-
-def get_token(args):
+def connect(args):
+    """A client with --token, or logged in with --username and --password
+    (its token is named "starter": each run replaces the previous run's)."""
     if args.token:
-        return args.token
+        return riposte.Client(args.url, token=args.token)
     if not (args.username and args.password):
         die("give --token (or RIPOSTE_TOKEN), or --username and --password "
             "(or RIPOSTE_USERNAME / RIPOSTE_PASSWORD)")
-    requests = api(args)
-    r = requests.post(f"{args.url}/api/v1/auth/token",
-                      json={"username": args.username, "password": args.password,
-                            "name": "starter"},  # replaces the previous run's token
-                      timeout=30)
-    if r.status_code != 200:
-        die(f"login failed: HTTP {r.status_code}: {r.text[:300]}")
-    return r.json()["token"]
+    return riposte.Client(args.url).login(args.username, args.password, name="starter")
 
 
-def fetch(args, name, token):
-    requests = api(args)
-    r = requests.get(f"{args.url}/api/v1/challenges/{SLUG}/files/{name}",
-                     headers={"Authorization": f"Bearer {token}"}, timeout=60)
-    if r.status_code != 200:
-        die(f"download of {name} failed: HTTP {r.status_code}: {r.text[:300]}")
-    return r.content
-
-
-def query(args, token, batch):
-    """Probabilities [n,10] for a float32 batch [n,1,28,28]; waits when rate-limited."""
-    requests = api(args)
-    # float32 -> float64 -> JSON is exact: the server reads back the same float32 pixels
-    body = {"inputs": batch.reshape(len(batch), -1).astype(np.float64).tolist(), "target": TARGET}
-    for _ in range(10):
-        r = requests.post(f"{args.url}/api/v1/challenges/{SLUG}/query", json=body,
-                          headers={"Authorization": f"Bearer {token}"}, timeout=120)
-        if r.status_code == 429 and "budget" not in r.text:
-            time.sleep(float(r.headers.get("Retry-After", "1")))
-            continue
-        break
-    if r.status_code != 200:
-        die(f"query failed: HTTP {r.status_code}: {r.text[:300]}")
-    answer = r.json()
-    probs = np.asarray(answer["probabilities"], dtype=np.float64)
-    if probs.shape != (len(batch), 10):
-        die(f"unexpected answer shape {probs.shape}")
-    return probs, answer.get("queries_remaining")
-
-
-def submit(args, token, path):
-    requests = api(args)
-    headers = {"Authorization": f"Bearer {token}"}
-    with open(path, "rb") as f:
-        r = requests.post(f"{args.url}/api/v1/challenges/{SLUG}/submissions", headers=headers,
-                          data={"track": "attack"},
-                          files={"file": ("surrogate.onnx", f, "application/octet-stream")},
-                          timeout=120)
-    if r.status_code not in (200, 201, 202):
-        die(f"upload failed: HTTP {r.status_code}: {r.text[:500]}")
-    sid = r.json()["id"]
-    print(f"submitted: id {sid}; waiting for the evaluator ...")
-    deadline = time.time() + 120
-    while True:
-        r = requests.get(f"{args.url}/api/v1/submissions/{sid}", headers=headers, timeout=30)
-        if r.status_code != 200:
-            die(f"status check failed: HTTP {r.status_code}: {r.text[:300]}")
-        sub = r.json()
-        status = sub.get("status")
-        if status in ("scored", "rejected", "failed"):
-            break
-        if time.time() > deadline:
-            die(f"submission {sid} still '{status}' after 120 s; check it later on the website")
-        time.sleep(1)
-    if status != "scored":
-        reason = sub.get("reason") or sub.get("error") or sub.get("message") or sub
-        die(f"submission {sid} {status}: {reason}")
-    print(f"submission {sid} scored ({sub.get('split', '?')} split):")
+def report(sub):
+    """What the evaluator measured."""
+    print(f"submission {sub['id']} scored ({sub.get('split', '?')} split):")
     fmt = lambda d: "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"  # noqa: E731
                               for k, v in d.items() if k not in ("target", "kind"))
     results = sub.get("results") or []
@@ -314,8 +252,8 @@ def main():
     if args.queries < 1:
         die("--queries must be at least 1")
 
-    token = get_token(args)
-    pool = np.load(io.BytesIO(fetch(args, "query_pool.npy", token)))
+    rp = connect(args)
+    pool = rp.load(SLUG, "query_pool.npy")
     if pool.dtype != np.uint8 or pool.shape[1:] != (1, 28, 28):
         die(f"query_pool.npy: unexpected {pool.dtype} {pool.shape}")
     x = pool.astype(np.float32) / 255.0      # grey levels 0..255 -> [0, 1]
@@ -325,12 +263,12 @@ def main():
     x = x[:args.queries]
 
     t0 = time.time()
-    probs = np.zeros((len(x), 10))
-    remaining = None
-    for i in range(0, len(x), BATCH):
-        probs[i:i + BATCH], remaining = query(args, token, x[i:i + BATCH])
+    answer = rp.query(SLUG, x, target=TARGET, batch_size=BATCH)   # 100 images a request
+    probs = answer.probabilities
+    if probs is None or probs.shape != (len(x), 10):
+        die(f"unexpected answer: probabilities {None if probs is None else probs.shape}")
     print(f"queried the victim with {len(x)} images ({time.time() - t0:.1f}s); "
-          f"{remaining} queries left")
+          f"{answer.queries_remaining} queries left")
 
     t0 = time.time()
     layers = train_surrogate(x, probs, hidden=args.hidden, epochs=args.epochs, seed=args.seed, verbose=True)
@@ -345,8 +283,13 @@ def main():
     print(f"wrote {args.out} ({len(data)} bytes)")
     if args.no_submit:
         return
-    submit(args, token, args.out)
+    sub = rp.submit(SLUG, args.out, track="attack", filename="surrogate.onnx")
+    print(f"submitted: id {sub.id}; waiting for the evaluator ...")
+    report(sub.wait(timeout=120))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except riposte.RiposteError as e:   # refused by the server: its reason, no traceback
+        die(e)

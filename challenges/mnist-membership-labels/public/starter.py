@@ -14,7 +14,7 @@ budget and stops short of a strong score:
      still labels correctly. Training members sit farther from the decision
      boundary, so they survive more noise.
 
-    pip install numpy requests
+    pip install <server>/clients/riposte-client.zip               # the Riposte client; it brings numpy
     python starter.py --username alice --password '...'           # 4 copies
     python starter.py --token "$RIPOSTE_TOKEN" --copies 10 --sigma 0.3 --no-submit
 
@@ -22,12 +22,16 @@ Your budget is 20,000 queries (20 per candidate): choose the copies, the
 noise (Gaussian? shifts? flips?) and the score with care.
 """
 import argparse
-import io
 import os
 import sys
 import time
 
 import numpy as np
+
+try:
+    import riposte
+except ImportError:
+    sys.exit("this starter needs the Riposte client: pip install riposte-client from this server (see its API page: pip install <server>/clients/riposte-client.zip) or from the repository: pip install ./clients/python")
 
 SLUG = "mnist-membership-labels"
 TARGET = "target"
@@ -59,88 +63,20 @@ def write_scores(path, scores):
 
 # ------------------------------------------------------------------ server
 
-def api(args):
-    try:
-        import requests
-    except ImportError:
-        die("this needs the 'requests' package: pip install requests")
-    return requests
-
-
-def get_token(args):
+def connect(args):
+    """A client with --token, or logged in with --username and --password
+    (its token is named "starter": each run replaces the previous run's)."""
     if args.token:
-        return args.token
+        return riposte.Client(args.url, token=args.token)
     if not (args.username and args.password):
         die("give --token (or RIPOSTE_TOKEN), or --username and --password "
             "(or RIPOSTE_USERNAME / RIPOSTE_PASSWORD)")
-    requests = api(args)
-    r = requests.post(f"{args.url}/api/v1/auth/token",
-                      json={"username": args.username, "password": args.password,
-                            "name": "starter"},  # replaces the previous run's token
-                      timeout=30)
-    if r.status_code != 200:
-        die(f"login failed: HTTP {r.status_code}: {r.text[:300]}")
-    return r.json()["token"]
+    return riposte.Client(args.url).login(args.username, args.password, name="starter")
 
 
-def fetch(args, name, token):
-    requests = api(args)
-    r = requests.get(f"{args.url}/api/v1/challenges/{SLUG}/files/{name}",
-                     headers={"Authorization": f"Bearer {token}"}, timeout=60)
-    if r.status_code != 200:
-        die(f"download of {name} failed: HTTP {r.status_code}: {r.text[:300]}")
-    return r.content
-
-
-def query(args, token, batch):
-    """Predicted labels [n] for a float32 batch [n,1,28,28]; waits when rate-limited."""
-    requests = api(args)
-    body = {"inputs": batch.reshape(len(batch), -1).astype(np.float64).tolist(), "target": TARGET}
-    for _ in range(10):
-        r = requests.post(f"{args.url}/api/v1/challenges/{SLUG}/query", json=body,
-                          headers={"Authorization": f"Bearer {token}"}, timeout=120)
-        if r.status_code == 429 and "budget" not in r.text:
-            time.sleep(float(r.headers.get("Retry-After", "1")))
-            continue
-        break
-    if r.status_code != 200:
-        die(f"query failed: HTTP {r.status_code}: {r.text[:300]}")
-    answer = r.json()
-    labels = np.asarray(answer["labels"], dtype=np.int64)
-    if labels.shape != (len(batch),):
-        die(f"unexpected answer shape {labels.shape}")
-    return labels, answer.get("queries_remaining")
-
-
-def submit(args, token, path):
-    requests = api(args)
-    headers = {"Authorization": f"Bearer {token}"}
-    name = "scores.csv" if path.endswith(".csv") else "scores.npy"
-    with open(path, "rb") as f:
-        r = requests.post(f"{args.url}/api/v1/challenges/{SLUG}/submissions", headers=headers,
-                          data={"track": "attack"},
-                          files={"file": (name, f, "application/octet-stream")},
-                          timeout=120)
-    if r.status_code not in (200, 201, 202):
-        die(f"upload failed: HTTP {r.status_code}: {r.text[:500]}")
-    sid = r.json()["id"]
-    print(f"submitted: id {sid}; waiting for the evaluator ...")
-    deadline = time.time() + 120
-    while True:
-        r = requests.get(f"{args.url}/api/v1/submissions/{sid}", headers=headers, timeout=30)
-        if r.status_code != 200:
-            die(f"status check failed: HTTP {r.status_code}: {r.text[:300]}")
-        sub = r.json()
-        status = sub.get("status")
-        if status in ("scored", "rejected", "failed"):
-            break
-        if time.time() > deadline:
-            die(f"submission {sid} still '{status}' after 120 s; check it later on the website")
-        time.sleep(1)
-    if status != "scored":
-        reason = sub.get("reason") or sub.get("error") or sub.get("message") or sub
-        die(f"submission {sid} {status}: {reason}")
-    print(f"submission {sid} scored ({sub.get('split', '?')} split):")
+def report(sub):
+    """What the evaluator measured."""
+    print(f"submission {sub['id']} scored ({sub.get('split', '?')} split):")
     fmt = lambda d: "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"  # noqa: E731
                               for k, v in d.items() if k not in ("target", "kind"))
     results = sub.get("results") or []
@@ -172,30 +108,36 @@ def main():
     if not 0 <= args.copies <= 19:
         die("--copies must be 0 to 19 (the budget is 20 queries per candidate)")
 
-    token = get_token(args)
-    x = np.load(io.BytesIO(fetch(args, "candidates_x.npy", token))).astype(np.float32)
-    y = np.load(io.BytesIO(fetch(args, "candidates_y.npy", token))).astype(np.int64)
+    rp = connect(args)
+    x = rp.load(SLUG, "candidates_x.npy").astype(np.float32)
+    y = rp.load(SLUG, "candidates_y.npy").astype(np.int64)
     print(f"candidates: {x.shape} {x.dtype}, labels {y.shape}")
     rng = np.random.default_rng(args.seed)
     correct = np.zeros(len(x), dtype=np.int64)
-    remaining = None
     t0 = time.time()
     for copy in range(args.copies + 1):
         noisy = x if copy == 0 else np.clip(x + rng.normal(0, args.sigma, x.shape), 0, 1).astype(np.float32)
-        for i in range(0, len(x), BATCH):
-            labels, remaining = query(args, token, noisy[i:i + BATCH])
-            correct[i:i + BATCH] += labels == y[i:i + BATCH]
+        labels = rp.query(SLUG, noisy, target=TARGET, batch_size=BATCH).labels   # 100 a request
+        if labels.shape != (len(x),):
+            die(f"unexpected answer shape {labels.shape}")
+        correct += labels == y
         if copy == 0:
             print(f"gap attack: the target labels {(correct == 1).mean():.1%} of the candidates correctly")
-    print(f"queried {len(x) * (args.copies + 1)} times ({time.time() - t0:.1f}s); {remaining} queries left")
+    print(f"queried {len(x) * (args.copies + 1)} times ({time.time() - t0:.1f}s); {rp.budget_left} queries left")
     scores = robustness_scores(correct, args.copies)
     print(f"scores: {np.unique(scores).size} distinct values from {scores.min():.2f} to {scores.max():.2f}")
     write_scores(args.out, scores)
     print(f"wrote {args.out}")
     if args.no_submit:
         return
-    submit(args, token, args.out)
+    name = "scores.csv" if args.out.endswith(".csv") else "scores.npy"
+    sub = rp.submit(SLUG, args.out, track="attack", filename=name)
+    print(f"submitted: id {sub.id}; waiting for the evaluator ...")
+    report(sub.wait(timeout=120))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except riposte.RiposteError as e:   # refused by the server: its reason, no traceback
+        die(e)

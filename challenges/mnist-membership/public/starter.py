@@ -14,18 +14,24 @@ loss-threshold attack (Yeom et al. 2018):
   4. writes the 1,000 scores (float32 .npy, or CSV when --out ends in .csv),
      submits them and prints the result (TPR at FPR <= 10%, AUC).
 
-    pip install numpy requests
+    pip install <server>/clients/riposte-client.zip   # the Riposte client; it brings numpy
     python starter.py --username alice --password '...'
     python starter.py --token "$RIPOSTE_TOKEN" --out scores.csv
     python starter.py --username alice --password '...' --no-submit
 """
 import argparse
-import io
 import os
 import sys
 import time
 
 import numpy as np
+
+try:
+    import riposte
+except ImportError:
+    if __name__ == "__main__":
+        sys.exit("this starter needs the Riposte client: pip install riposte-client from this server (see its API page: pip install <server>/clients/riposte-client.zip) or from the repository: pip install ./clients/python")
+    riposte = None   # imported by build/build.py for the attack alone: no server, no client
 
 SLUG = "mnist-membership"
 TARGET = "target"
@@ -58,89 +64,20 @@ def write_scores(path, scores):
 
 # ------------------------------------------------------------------ server
 
-def api(args):
-    try:
-        import requests
-    except ImportError:
-        die("this needs the 'requests' package: pip install requests")
-    return requests
-
-
-def get_token(args):
+def connect(args):
+    """A client with --token, or logged in with --username and --password
+    (its token is named "starter": each run replaces the previous run's)."""
     if args.token:
-        return args.token
+        return riposte.Client(args.url, token=args.token)
     if not (args.username and args.password):
         die("give --token (or RIPOSTE_TOKEN), or --username and --password "
             "(or RIPOSTE_USERNAME / RIPOSTE_PASSWORD)")
-    requests = api(args)
-    r = requests.post(f"{args.url}/api/v1/auth/token",
-                      json={"username": args.username, "password": args.password,
-                            "name": "starter"},  # replaces the previous run's token
-                      timeout=30)
-    if r.status_code != 200:
-        die(f"login failed: HTTP {r.status_code}: {r.text[:300]}")
-    return r.json()["token"]
+    return riposte.Client(args.url).login(args.username, args.password, name="starter")
 
 
-def fetch(args, name, token):
-    requests = api(args)
-    r = requests.get(f"{args.url}/api/v1/challenges/{SLUG}/files/{name}",
-                     headers={"Authorization": f"Bearer {token}"}, timeout=60)
-    if r.status_code != 200:
-        die(f"download of {name} failed: HTTP {r.status_code}: {r.text[:300]}")
-    return r.content
-
-
-def query(args, token, batch):
-    """Probabilities [n,10] for a float32 batch [n,1,28,28]; waits when rate-limited."""
-    requests = api(args)
-    # float32 -> float64 -> JSON is exact: the server reads back the same float32 pixels
-    body = {"inputs": batch.reshape(len(batch), -1).astype(np.float64).tolist(), "target": TARGET}
-    for _ in range(10):
-        r = requests.post(f"{args.url}/api/v1/challenges/{SLUG}/query", json=body,
-                          headers={"Authorization": f"Bearer {token}"}, timeout=120)
-        if r.status_code == 429 and "budget" not in r.text:
-            time.sleep(float(r.headers.get("Retry-After", "1")))
-            continue
-        break
-    if r.status_code != 200:
-        die(f"query failed: HTTP {r.status_code}: {r.text[:300]}")
-    answer = r.json()
-    probs = np.asarray(answer["probabilities"], dtype=np.float64)
-    if probs.shape != (len(batch), 10):
-        die(f"unexpected answer shape {probs.shape}")
-    return probs, answer.get("queries_remaining")
-
-
-def submit(args, token, path):
-    requests = api(args)
-    headers = {"Authorization": f"Bearer {token}"}
-    name = "scores.csv" if path.endswith(".csv") else "scores.npy"
-    with open(path, "rb") as f:
-        r = requests.post(f"{args.url}/api/v1/challenges/{SLUG}/submissions", headers=headers,
-                          data={"track": "attack"},
-                          files={"file": (name, f, "application/octet-stream")},
-                          timeout=120)
-    if r.status_code not in (200, 201, 202):
-        die(f"upload failed: HTTP {r.status_code}: {r.text[:500]}")
-    sid = r.json()["id"]
-    print(f"submitted: id {sid}; waiting for the evaluator ...")
-    deadline = time.time() + 120
-    while True:
-        r = requests.get(f"{args.url}/api/v1/submissions/{sid}", headers=headers, timeout=30)
-        if r.status_code != 200:
-            die(f"status check failed: HTTP {r.status_code}: {r.text[:300]}")
-        sub = r.json()
-        status = sub.get("status")
-        if status in ("scored", "rejected", "failed"):
-            break
-        if time.time() > deadline:
-            die(f"submission {sid} still '{status}' after 120 s; check it later on the website")
-        time.sleep(1)
-    if status != "scored":
-        reason = sub.get("reason") or sub.get("error") or sub.get("message") or sub
-        die(f"submission {sid} {status}: {reason}")
-    print(f"submission {sid} scored ({sub.get('split', '?')} split):")
+def report(sub):
+    """What the evaluator measured."""
+    print(f"submission {sub['id']} scored ({sub.get('split', '?')} split):")
     fmt = lambda d: "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"  # noqa: E731
                               for k, v in d.items() if k not in ("target", "kind"))
     results = sub.get("results") or []
@@ -167,19 +104,20 @@ def main():
     args = ap.parse_args()
     args.url = args.url.rstrip("/")
 
-    token = get_token(args)
-    x = np.load(io.BytesIO(fetch(args, "candidates_x.npy", token))).astype(np.float32)
-    y = np.load(io.BytesIO(fetch(args, "candidates_y.npy", token))).astype(np.int64)
+    rp = connect(args)
+    x = rp.load(SLUG, "candidates_x.npy").astype(np.float32)
+    y = rp.load(SLUG, "candidates_y.npy").astype(np.int64)
     if x.shape[1:] != (1, 28, 28) or len(y) != len(x):
         die(f"unexpected candidate files: {x.shape}, {y.shape}")
     print(f"candidates: {x.shape} {x.dtype}, labels {y.shape}")
 
     t0 = time.time()
-    probs = np.zeros((len(x), 10))
-    remaining = None
-    for i in range(0, len(x), BATCH):
-        probs[i:i + BATCH], remaining = query(args, token, x[i:i + BATCH])
-    print(f"queried the target with {len(x)} candidates ({time.time() - t0:.1f}s); {remaining} queries left")
+    answer = rp.query(SLUG, x, target=TARGET, batch_size=BATCH)   # 100 candidates a request
+    probs = answer.probabilities
+    if probs is None or probs.shape != (len(x), 10):
+        die(f"unexpected answer: probabilities {None if probs is None else probs.shape}")
+    print(f"queried the target with {len(x)} candidates ({time.time() - t0:.1f}s); "
+          f"{answer.queries_remaining} queries left")
     print(f"target accuracy on the candidates: {(probs.argmax(1) == y).mean():.3f}")
 
     scores = membership_scores(probs, y)
@@ -189,8 +127,14 @@ def main():
     print(f"wrote {args.out}")
     if args.no_submit:
         return
-    submit(args, token, args.out)
+    name = "scores.csv" if args.out.endswith(".csv") else "scores.npy"
+    sub = rp.submit(SLUG, args.out, track="attack", filename=name)
+    print(f"submitted: id {sub.id}; waiting for the evaluator ...")
+    report(sub.wait(timeout=120))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except riposte.RiposteError as e:   # refused by the server: its reason, no traceback
+        die(e)

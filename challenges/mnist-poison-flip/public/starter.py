@@ -11,17 +11,21 @@ send. This script
      it now reads as 8, a stand-in for the hidden ones;
   4. writes poison.npz (x, y), submits it and prints the score.
 
-    pip install numpy requests
+    pip install <server>/clients/riposte-client.zip   # the Riposte client; it brings numpy
     python starter.py --username alice --password '...'
     python starter.py --token "$RIPOSTE_TOKEN" --flips 80 --no-submit
 """
 import argparse
-import io
 import os
 import sys
 import time
 
 import numpy as np
+
+try:
+    import riposte
+except ImportError:
+    sys.exit("this starter needs the Riposte client: pip install riposte-client from this server (see its API page: pip install <server>/clients/riposte-client.zip) or from the repository: pip install ./clients/python")
 
 SLUG = "mnist-poison-flip"
 TARGET = 8
@@ -58,60 +62,19 @@ def poison(base, flips):
 
 # ------------------------------------------------------------------ server
 
-def requests_module():
-    try:
-        import requests
-    except ImportError:
-        die("this needs the 'requests' package: pip install requests")
-    return requests
-
-
-def get_token(args):
+def connect(args):
+    """A client with --token, or logged in with --username and --password
+    (its token is named "starter": each run replaces the previous run's)."""
     if args.token:
-        return args.token
+        return riposte.Client(args.url, token=args.token)
     if not (args.username and args.password):
         die("give --token (or RIPOSTE_TOKEN), or --username and --password")
-    r = requests_module().post(f"{args.url}/api/v1/auth/token",
-                               json={"username": args.username, "password": args.password,
-                                     "name": "starter"}, timeout=30)
-    if r.status_code != 200:
-        die(f"login failed: HTTP {r.status_code}: {r.text[:300]}")
-    return r.json()["token"]
+    return riposte.Client(args.url).login(args.username, args.password, name="starter")
 
 
-def fetch(args, token, name):
-    r = requests_module().get(f"{args.url}/api/v1/challenges/{SLUG}/files/{name}",
-                              headers={"Authorization": f"Bearer {token}"}, timeout=60)
-    if r.status_code != 200:
-        die(f"download of {name} failed: HTTP {r.status_code}: {r.text[:300]}")
-    return np.load(io.BytesIO(r.content))
-
-
-def submit(args, token, path):
-    requests = requests_module()
-    headers = {"Authorization": f"Bearer {token}"}
-    with open(path, "rb") as f:
-        r = requests.post(f"{args.url}/api/v1/challenges/{SLUG}/submissions", headers=headers,
-                          data={"track": "attack"},
-                          files={"file": ("poison.npz", f, "application/octet-stream")}, timeout=120)
-    if r.status_code not in (200, 201, 202):
-        die(f"upload failed: HTTP {r.status_code}: {r.text[:500]}")
-    sid = r.json()["id"]
-    print(f"submitted: id {sid}; waiting for the evaluator ...")
-    deadline = time.time() + 240
-    while True:
-        r = requests.get(f"{args.url}/api/v1/submissions/{sid}", headers=headers, timeout=30)
-        if r.status_code != 200:
-            die(f"status check failed: HTTP {r.status_code}: {r.text[:300]}")
-        sub = r.json()
-        if sub.get("status") in ("scored", "rejected", "failed"):
-            break
-        if time.time() > deadline:
-            die(f"submission {sid} still '{sub.get('status')}' after 240 s; check it on the website")
-        time.sleep(1)
-    if sub["status"] != "scored":
-        die(f"submission {sid} {sub['status']}: {sub.get('message') or sub}")
-    print(f"submission {sid} scored ({sub.get('split', '?')} split): {sub.get('message', '')}")
+def report(sub):
+    """What the evaluator measured."""
+    print(f"submission {sub['id']} scored ({sub.get('split', '?')} split): {sub.get('message', '')}")
     if isinstance(sub.get("metrics"), dict):
         print("  " + "  ".join(f"{k} {v:.4f}" for k, v in sub["metrics"].items()
                                if isinstance(v, float)))
@@ -131,10 +94,10 @@ def main():
     if not 1 <= args.flips <= 100:
         die("--flips must be 1 to 100")
 
-    token = get_token(args)
-    base = fetch(args, token, "base_x.npy")
-    train_x, train_y = fetch(args, token, "train_x.npy"), fetch(args, token, "train_y.npy")
-    eval_x, eval_y = fetch(args, token, "eval_x.npy"), fetch(args, token, "eval_y.npy")
+    rp = connect(args)
+    base = rp.load(SLUG, "base_x.npy")
+    train_x, train_y = rp.load(SLUG, "train_x.npy"), rp.load(SLUG, "train_y.npy")
+    eval_x, eval_y = rp.load(SLUG, "eval_x.npy"), rp.load(SLUG, "eval_y.npy")
     print(f"base threes {base.shape}, clean training set {train_x.shape}, eval set {eval_x.shape}")
 
     x, y = poison(base, args.flips)
@@ -147,8 +110,13 @@ def main():
     np.savez(args.out, x=x, y=y)
     print(f"wrote {args.out}: x {x.shape}, y {y.shape}")
     if not args.no_submit:
-        submit(args, token, args.out)
+        sub = rp.submit(SLUG, args.out, track="attack", filename="poison.npz")
+        print(f"submitted: id {sub.id}; waiting for the evaluator ...")
+        report(sub.wait(timeout=240))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except riposte.RiposteError as e:   # refused by the server: its reason, no traceback
+        die(e)

@@ -37,6 +37,7 @@ pub const JSON_LIMIT_BYTES: usize = 256 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(crate::ops::configure)
+        .configure(crate::client_package::configure)
         .route("/static/style.css", web::get().to(stylesheet))
         .route("/static/submission.js", web::get().to(submission_script))
         .route("/static/page.js", web::get().to(page_script))

@@ -341,3 +341,52 @@ async fn the_backdoor_starter_plants_a_weak_backdoor(db: Db) {
     );
     app.finish().await;
 }
+
+/// The client every server hands out (`/clients/riposte-client.zip`) unpacks to
+/// a package that imports and talks to the server that served it.
+#[actix_web::test]
+async fn the_served_python_client_imports_and_lists_the_challenges() {
+    let Some(python) = python() else { return };
+    let Some(app) = TestApp::spawn(Db::Sqlite, |_| {}).await else {
+        return;
+    };
+    let _alice = app.competitor("alice").await;
+    let r = reqwest::get(format!("{}/clients/riposte-client.zip", app.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/zip");
+    let bytes = r.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec()))
+        .unwrap()
+        .extract(dir.path())
+        .unwrap();
+    assert!(dir.path().join("riposte-client/pyproject.toml").is_file());
+    let script = format!(
+        "import sys\nsys.path.insert(0, {src:?})\nimport riposte\n\
+         rp = riposte.Client({url:?}).login('alice', {pw:?})\n\
+         print(sorted(c['slug'] for c in rp.challenges())[0])\n",
+        src = dir.path().join("riposte-client/src").display().to_string(),
+        url = app.base,
+        pw = PASSWORD,
+    );
+    let out = tokio::process::Command::new(&python)
+        .args(["-c", &script])
+        .env_remove("RIPOSTE_TOKEN")
+        .env_remove("RIPOSTE_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "autocomplete-leak"
+    );
+    app.finish().await;
+}
