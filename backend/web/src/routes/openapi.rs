@@ -241,3 +241,5 @@ async fn api_page(state: web::Data<AppState>, visitor: Visitor) -> Result<HttpRe
     render(StatusCode::OK, &page)
 }
 
+#[cfg(test)]
+mod tests;
