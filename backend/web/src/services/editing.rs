@@ -135,7 +135,10 @@ fn write_bundle(
 /// The fields an organizer edits. `None` leaves a field as it is; a window
 /// field is a moment as `core::event::parse_moment` reads it.
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
-#[schema(as = ChallengeEdit)]
+#[schema(
+    as = ChallengeEdit,
+    description = "The fields to change, every one optional: a field left out stays as it is."
+)]
 pub struct Edit {
     pub title: Option<String>,
     pub summary: Option<String>,

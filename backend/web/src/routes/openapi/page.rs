@@ -55,11 +55,13 @@ pub struct ParameterView {
     pub location: String,
     pub required: bool,
     pub kind: TypeLabel,
+    /// Inline HTML, sanitized.
     pub description: String,
 }
 
 pub struct BodyView {
     pub required: bool,
+    /// Inline HTML, sanitized.
     pub description: String,
     pub contents: Vec<ContentView>,
 }
@@ -71,9 +73,10 @@ pub struct ContentView {
 
 pub struct ResponseView {
     pub status: String,
+    /// Inline HTML, sanitized.
     pub description: String,
     pub contents: Vec<ContentView>,
-    /// Name and what it holds.
+    /// Name and what it holds (inline HTML, sanitized).
     pub headers: Vec<(String, String)>,
 }
 
@@ -90,6 +93,7 @@ pub struct PropertyView {
     pub name: String,
     pub required: bool,
     pub kind: TypeLabel,
+    /// Inline HTML, sanitized.
     pub description: String,
 }
 
@@ -172,6 +176,20 @@ fn slug(text: &str) -> String {
         }
     }
     out.trim_matches('-').to_owned()
+}
+
+/// A short description as inline HTML (sanitized): one paragraph's markdown
+/// without its `<p>`.
+fn inline(markdown: &str) -> String {
+    let html = view::markdown(markdown);
+    let html = html.trim();
+    match html
+        .strip_prefix("<p>")
+        .and_then(|h| h.strip_suffix("</p>"))
+    {
+        Some(inner) if !inner.contains("<p>") => inner.to_owned(),
+        _ => html.to_owned(),
+    }
 }
 
 fn text(value: &Value, key: &str) -> String {
@@ -361,14 +379,14 @@ fn operation(method: &str, path: &str, op: &Value) -> OperationView {
                     location: text(p, "in"),
                     required: p.get("required").and_then(Value::as_bool).unwrap_or(false),
                     kind: p.get("schema").map(label).unwrap_or_default(),
-                    description: text(p, "description"),
+                    description: inline(&text(p, "description")),
                 })
                 .collect()
         })
         .unwrap_or_default();
     let body = op.get("requestBody").map(|b| BodyView {
         required: b.get("required").and_then(Value::as_bool).unwrap_or(false),
-        description: text(b, "description"),
+        description: inline(&text(b, "description")),
         contents: contents(b.get("content")),
     });
     let responses = op
@@ -379,7 +397,7 @@ fn operation(method: &str, path: &str, op: &Value) -> OperationView {
                 .iter()
                 .map(|(status, r)| ResponseView {
                     status: status.clone(),
-                    description: text(r, "description"),
+                    description: inline(&text(r, "description")),
                     contents: contents(r.get("content")),
                     headers: r
                         .get("headers")
@@ -387,7 +405,7 @@ fn operation(method: &str, path: &str, op: &Value) -> OperationView {
                         .map(|headers| {
                             headers
                                 .iter()
-                                .map(|(name, h)| (name.clone(), text(h, "description")))
+                                .map(|(name, h)| (name.clone(), inline(&text(h, "description"))))
                                 .collect()
                         })
                         .unwrap_or_default(),
@@ -416,13 +434,14 @@ fn operation(method: &str, path: &str, op: &Value) -> OperationView {
     }
 }
 
-fn schema_view(name: &str, schema: &Value) -> SchemaView {
+/// The properties an object schema names itself.
+fn properties(schema: &Value) -> Vec<PropertyView> {
     let required: Vec<&str> = schema
         .get("required")
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let properties: Vec<PropertyView> = schema
+    schema
         .get("properties")
         .and_then(Value::as_object)
         .map(|props| {
@@ -432,20 +451,42 @@ fn schema_view(name: &str, schema: &Value) -> SchemaView {
                     name: prop.clone(),
                     required: required.contains(&prop.as_str()),
                     kind: label(s),
-                    description: text(s, "description"),
+                    description: inline(&text(s, "description")),
                 })
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn schema_view(name: &str, schema: &Value) -> SchemaView {
+    let (kind, properties) = match schema.get("allOf").and_then(Value::as_array) {
+        // `#[serde(flatten)]`: the named schemas it extends, then its own properties.
+        Some(parts) => {
+            let named: Vec<TypeLabel> = parts
+                .iter()
+                .filter(|p| p.get("$ref").is_some())
+                .map(label)
+                .collect();
+            let mut kind = TypeLabel::join(named, " and ");
+            kind.push_text(" with");
+            let own = parts.iter().flat_map(properties).collect();
+            (kind, own)
+        }
+        None => {
+            let own = properties(schema);
+            let kind = if own.is_empty() {
+                label(schema)
+            } else {
+                TypeLabel::text("object")
+            };
+            (kind, own)
+        }
+    };
     SchemaView {
         name: name.to_owned(),
         anchor: schema_anchor(name),
         description: view::markdown(&text(schema, "description")),
-        kind: if properties.is_empty() {
-            label(schema)
-        } else {
-            TypeLabel::text("object")
-        },
+        kind,
         properties,
     }
 }

@@ -214,6 +214,7 @@ pub struct Me {
 #[derive(ToSchema)]
 pub struct SubmissionUpload {
     /// `attack` or `defense` (also accepted as `?track=`).
+    #[schema(nullable = false)]
     pub track: Option<Track>,
     /// The attack file (`.npy`, `.npz`, `.png`, CSV scores, as the challenge
     /// asks) or, on the defense track, an ONNX model.
