@@ -364,6 +364,7 @@ async fn get_challenge(
     responses(
         (status = 200, description = "The file, as an attachment.", content_type = "application/octet-stream", body = super::openapi::Binary,
             headers(("X-Content-SHA256" = String, description = "The file's SHA-256, hex."))),
+        (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`."),
         (status = 404, description = "No such challenge or file (code `not_found`).", body = super::openapi::ErrorBody),
     ),
 )]

@@ -3,13 +3,13 @@
 //! together (references, path parameters, operation ids, the error format).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::document;
 
-const ROUTES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/routes");
+const SRC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
 
 fn doc() -> Value {
     serde_json::to_value(document(false)).expect("the document serializes")
@@ -61,13 +61,81 @@ fn configure_functions(source: &str) -> BTreeMap<String, String> {
     let mut from = 0;
     while let Some(at) = source[from..].find(marker) {
         let at = from + at;
-        let name_start = source[..at].rfind("fn ").expect("a fn before the marker") + 3;
-        let name = source[name_start..at].trim().to_owned();
+        from = at + marker.len();
+        // `fn name` just before, on the same line (not the marker quoted in a string).
+        let line = &source[source[..at].rfind('\n').map_or(0, |i| i + 1)..at];
+        // A declaration: the line starts with `fn` or a visibility.
+        let declaration = line.trim_start();
+        let Some((_, name)) = line
+            .rsplit_once("fn ")
+            .filter(|_| declaration.starts_with("fn ") || declaration.starts_with("pub"))
+        else {
+            continue;
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
         let open = at + source[at..].find('{').expect("a body");
-        out.insert(name, bracketed(source, open).to_owned());
+        out.insert(name.to_owned(), bracketed(source, open).to_owned());
         from = open + 1;
     }
     out
+}
+
+/// `body` with each `&str` constant of `source` that a registration names
+/// (`cfg.route(PATH, ...)`) written as its literal.
+fn with_constants(source: &str, body: &str) -> String {
+    let mut body = body.to_owned();
+    for part in source.split("const ").skip(1) {
+        let Some((name, rest)) = part.split_once(": &str = \"") else {
+            continue;
+        };
+        let Some((value, _)) = rest.split_once('"') else {
+            continue;
+        };
+        for call in ["route(", "resource(", "scope("] {
+            body = body.replace(&format!("{call}{name}"), &format!("{call}\"{value}\""));
+        }
+    }
+    body
+}
+
+/// The file and function a `configure(path::to::function)` call in `file` names.
+fn resolve_call(file: &Path, call: &str) -> (PathBuf, String) {
+    let src = Path::new(SRC_DIR);
+    let mut dir = match file.file_stem().and_then(|s| s.to_str()) {
+        Some("mod" | "lib") => file.parent().expect("a folder").to_owned(),
+        Some(stem) => file.parent().expect("a folder").join(stem),
+        None => panic!("{file:?}"),
+    };
+    let segments: Vec<&str> = call.split("::").map(str::trim).collect();
+    let (function, modules) = segments.split_last().expect("a function");
+    for module in modules {
+        match *module {
+            "crate" => dir = src.to_owned(),
+            "super" => dir = dir.parent().expect("a parent").to_owned(),
+            "self" => {}
+            name => dir = dir.join(name),
+        }
+    }
+    let module_file = if dir.with_extension("rs").exists() {
+        dir.with_extension("rs")
+    } else {
+        dir.join("mod.rs")
+    };
+    (module_file, (*function).to_owned())
+}
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("a source folder") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
 }
 
 /// `(METHOD, path)` in a `configure*` body: each `web::get()`, `web::post()`, ...
@@ -144,68 +212,72 @@ fn normalized(path: &str) -> String {
     out
 }
 
-/// `(METHOD, path)` of every `/api/v1` route the source registers.
+/// `(METHOD, path)` of every `/api/v1` route the source registers: the routes
+/// of the configure functions that `routes::configure` hands the `/api/v1`
+/// scope (and those they configure in turn), relative to it, and any absolute
+/// `/api/` path registered anywhere in `src/`.
 fn registered() -> BTreeSet<(String, String)> {
-    let read = |name: &str| {
-        std::fs::read_to_string(Path::new(ROUTES_DIR).join(name))
-            .unwrap_or_else(|e| panic!("reading routes/{name}: {e}"))
-    };
-    // Which module functions configure the `/api/v1` scope.
-    let root = read("mod.rs");
+    let mut files = Vec::new();
+    sources(Path::new(SRC_DIR), &mut files);
+    files.sort();
+    let functions: BTreeMap<(PathBuf, String), String> = files
+        .iter()
+        .flat_map(|file| {
+            let source = std::fs::read_to_string(file).expect("source");
+            configure_functions(&source)
+                .into_iter()
+                .map(|(name, body)| ((file.clone(), name), with_constants(&source, &body)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+
+    // The functions that configure the `/api/v1` scope.
+    let root_file = Path::new(SRC_DIR).join("routes/mod.rs");
+    let root = std::fs::read_to_string(&root_file).expect("routes/mod.rs");
     let scope_at = root
         .find("web::scope(\"/api/v1\")")
         .expect("routes/mod.rs opens the /api/v1 scope");
     let service_open = root[..scope_at].rfind(".service(").expect(".service(") + ".service".len();
-    let scope = bracketed(&root, service_open);
-    let mut scoped: Vec<(String, String)> = Vec::new();
-    for part in scope.split(".configure(").skip(1) {
-        let call = &part[..part.find(')').expect(")")];
-        let (module, function) = call.split_once("::").expect("module::function");
-        scoped.push((module.trim().to_owned(), function.trim().to_owned()));
-    }
+    let mut pending: Vec<(PathBuf, String)> = configure_calls(bracketed(&root, service_open))
+        .map(|call| resolve_call(&root_file, call))
+        .collect();
     assert!(
-        scoped.len() > 10,
-        "the scope's configure calls were not found: {scoped:?}"
+        pending.len() > 10,
+        "the scope's configure calls were not found: {pending:?}"
     );
+    let mut scoped = BTreeSet::new();
+    while let Some(key) = pending.pop() {
+        let body = functions
+            .get(&key)
+            .unwrap_or_else(|| panic!("the /api/v1 scope configures {key:?}, which was not found"));
+        pending.extend(configure_calls(body).map(|call| resolve_call(&key.0, call)));
+        scoped.insert(key);
+    }
 
     let mut out = BTreeSet::new();
-    let mut found_scoped = BTreeSet::new();
-    let mut files: Vec<_> = std::fs::read_dir(ROUTES_DIR)
-        .expect("routes/")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-        .collect();
-    files.sort();
-    for file in files {
-        let module = file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .expect("name")
-            .to_owned();
-        let source = std::fs::read_to_string(&file).expect("source");
-        for (function, body) in configure_functions(&source) {
-            let in_scope = scoped.contains(&(module.clone(), function.clone()));
+    for ((file, function), body) in &functions {
+        let name = file
+            .strip_prefix(SRC_DIR)
+            .unwrap_or(file)
+            .display()
+            .to_string();
+        let in_scope = scoped.contains(&(file.clone(), function.clone()));
+        for (method, path) in routes_in(body, &name, function) {
             if in_scope {
-                found_scoped.insert((module.clone(), function.clone()));
-            }
-            for (method, path) in routes_in(&body, &module, &function) {
-                if in_scope {
-                    out.insert((method, normalized(&format!("/api/v1{path}"))));
-                } else if path.starts_with("/api/") {
-                    out.insert((method, normalized(&path)));
-                }
+                out.insert((method, normalized(&format!("/api/v1{path}"))));
+            } else if path.starts_with("/api/") {
+                out.insert((method, normalized(&path)));
             }
         }
     }
-    let missing: Vec<_> = scoped
-        .iter()
-        .filter(|s| !found_scoped.contains(*s))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "configure functions not found in routes/*.rs: {missing:?}"
-    );
     out
+}
+
+/// The paths of the `.configure(path)` calls in `body`.
+fn configure_calls(body: &str) -> impl Iterator<Item = &str> {
+    body.split(".configure(")
+        .skip(1)
+        .map(|part| part[..part.find(')').expect(")")].trim())
 }
 
 #[test]
@@ -232,6 +304,30 @@ fn the_scanner_reads_each_registration_style() {
         .map(|(m, p)| (m.to_owned(), p.to_owned()))
     );
     assert_eq!(normalized("/b/{name:.+}/x/{id}"), "/b/{name}/x/{id}");
+
+    let source = "pub const PATH: &str = \"/p\";\nfn configure(cfg: &mut web::ServiceConfig) {\n    cfg.route(PATH, web::get().to(p));\n}\n// fn NOT(cfg: &mut web::ServiceConfig) {}";
+    let functions = configure_functions(source);
+    assert_eq!(functions.keys().collect::<Vec<_>>(), ["configure"]);
+    let body = with_constants(source, &functions["configure"]);
+    assert_eq!(
+        routes_in(&body, "test", "configure"),
+        [("GET".to_owned(), "/p".to_owned())]
+    );
+
+    let routes = Path::new(SRC_DIR).join("routes/mod.rs");
+    let src = Path::new(SRC_DIR);
+    assert_eq!(
+        resolve_call(&routes, "api::configure"),
+        (src.join("routes/api.rs"), "configure".to_owned())
+    );
+    assert_eq!(
+        resolve_call(&routes, "crate::routes::openapi::configure_api"),
+        (src.join("routes/openapi.rs"), "configure_api".to_owned())
+    );
+    assert_eq!(
+        resolve_call(&src.join("routes/api.rs"), "super::super::auth::f"),
+        (src.join("auth.rs"), "f".to_owned())
+    );
 }
 
 #[test]
