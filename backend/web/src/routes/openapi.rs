@@ -210,6 +210,7 @@ fn operations_mut(
     security(()),
     responses((status = 200, description = "The OpenAPI document.", body = serde_json::Value)),
 )]
+#[tracing::instrument(skip_all)]
 async fn openapi_json(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let doc = document(state.settings.secure_cookies);
     let body = doc.to_json().map_err(|e| {
