@@ -77,12 +77,28 @@ async fn audit_rows(state: &AppState, viewer: &User) -> Result<Vec<AuditRow>, Pa
         .collect())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Entries, 1 to 500 (default 100).
     limit: Option<i64>,
 }
 
 /// `GET /api/v1/admin/audit?limit=N`: the newest entries first (admins only).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/audit",
+    operation_id = "audit_log",
+    tag = "Admin: people",
+    summary = "The audit log, newest first (admins)",
+    description = "Every organizer and admin action made through the platform: who, what, on what, when.",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "The newest entries.", body = super::openapi::AuditLog),
+        (status = 400, description = "`limit` is not a number (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (code `forbidden`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_audit(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -119,6 +135,22 @@ impl From<AdminError> for ApiError {
 }
 
 /// `POST /api/v1/admin/users/{id}/password`: a one-time password, in the answer only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{id}/password",
+    operation_id = "reset_password",
+    tag = "Admin: people",
+    summary = "Reset a user's password to a one-time password (admins)",
+    description = "Shown once (`Cache-Control: no-store`). The user's sessions end and their \
+        failed logins are forgotten; they choose their own password on `/account`.",
+    params(("id" = i64, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The one-time password.", body = super::openapi::PasswordReset),
+        (status = 400, description = "Your own password is changed on the account page (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No user has this id (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_reset_password(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -378,11 +410,30 @@ async fn merge_team(
     Ok(see_other("/admin"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = TeamMerge)]
 struct MergeBody {
+    /// The team that takes in this one's members and history.
     into: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/teams/{id}/merge",
+    operation_id = "merge_team",
+    tag = "Admin: people",
+    summary = "Merge a team into another (admins)",
+    description = "Its members join that team; its submissions, solves, attempts and spent \
+        queries follow them, and it is deleted. The team size limit holds.",
+    params(("id" = i64, Path, description = "The team to merge away.")),
+    request_body = MergeBody,
+    responses(
+        (status = 200, description = "The merged team.", body = super::openapi::TeamRef),
+        (status = 403, description = "Not an admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such team (code `not_found`).", body = super::openapi::ErrorBody),
+        (status = 409, description = "The merged team would be too large, or the teams cannot be merged (code `conflict`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_merge_team(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -397,11 +448,28 @@ async fn api_merge_team(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "id": team.id, "name": team.name })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = TeamName)]
 struct TeamNameBody {
+    /// A new team's naming and look-alike rules apply.
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/teams/{id}/name",
+    operation_id = "rename_team",
+    tag = "Admin: people",
+    summary = "Rename a team (admins)",
+    params(("id" = i64, Path, description = "The team's id.")),
+    request_body = TeamNameBody,
+    responses(
+        (status = 200, description = "The renamed team.", body = super::openapi::TeamRef),
+        (status = 400, description = "The name breaks a naming rule, is taken, or looks like another (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such team (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_rename_team(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -413,6 +481,20 @@ async fn api_rename_team(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "id": team.id, "name": team.name })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/teams/{id}/disband",
+    operation_id = "disband_team",
+    tag = "Admin: people",
+    summary = "Disband a team: each member competes alone (admins)",
+    description = "The team's submissions, solves and spent queries follow its last member.",
+    params(("id" = i64, Path, description = "The team's id.")),
+    responses(
+        (status = 200, description = "Disbanded.", body = super::openapi::Disbanded),
+        (status = 403, description = "Not an admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such team (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_disband_team(
     state: web::Data<AppState>,
     user: ApiUser,

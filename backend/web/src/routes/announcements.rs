@@ -87,7 +87,8 @@ pub async fn refresh_banner(state: web::Data<AppState>) {
 }
 
 /// One announcement as the API answers it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Announcement)]
 struct AnnouncementJson {
     id: i64,
     title: String,
@@ -96,7 +97,16 @@ struct AnnouncementJson {
     /// The body rendered and sanitized.
     html: String,
     author: String,
+    /// RFC 3339.
     created_at: String,
+}
+
+/// `GET /api/v1/announcements`, as `api_list` writes it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes JSON for the API description only
+struct AnnouncementList {
+    /// Oldest first, at most 200.
+    announcements: Vec<AnnouncementJson>,
 }
 
 impl From<Announcement> for AnnouncementJson {
@@ -130,14 +140,30 @@ impl From<AnnouncementError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SinceQuery {
+    /// Only announcements after this id (default 0: from the first).
     #[serde(default)]
     since_id: i64,
 }
 
 /// Announcements after `since_id`, oldest first (at most 200 a request: ask again
 /// with the last id for more).
+#[utoipa::path(
+    get,
+    path = "/api/v1/announcements",
+    operation_id = "list_announcements",
+    tag = "Event",
+    summary = "Announcements after an id, oldest first",
+    description = "At most 200 a request: ask again from the last id for more. No token needed.",
+    security(()),
+    params(SinceQuery),
+    responses(
+        (status = 200, description = "The announcements.", body = AnnouncementList),
+        (status = 400, description = "`since_id` is not a number (code `invalid_input`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_list(
     state: web::Data<AppState>,
     query: web::Query<SinceQuery>,
@@ -150,12 +176,28 @@ async fn api_list(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "announcements": list })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewAnnouncement)]
 struct PostBody {
     title: String,
+    /// Markdown (shown sanitized).
     body: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/announcements",
+    operation_id = "post_announcement",
+    tag = "Admin: event",
+    summary = "Post an announcement (organizers)",
+    description = "Every page shows the newest one as a banner for two days.",
+    request_body = PostBody,
+    responses(
+        (status = 201, description = "Posted.", body = AnnouncementJson),
+        (status = 400, description = "An empty or too long title or body (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not an organizer or admin (code `forbidden`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_post(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -167,6 +209,19 @@ async fn api_post(
     Ok(HttpResponse::Created().json(AnnouncementJson::from(posted)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/announcements/{id}",
+    operation_id = "delete_announcement",
+    tag = "Admin: event",
+    summary = "Retract an announcement (organizers)",
+    params(("id" = i64, Path, description = "The announcement's id.")),
+    responses(
+        (status = 204, description = "Retracted."),
+        (status = 403, description = "Not an organizer or admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No announcement has this id (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_delete(
     state: web::Data<AppState>,
     user: ApiUser,

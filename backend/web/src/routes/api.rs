@@ -23,7 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct TokenRequest {
     username: String,
     password: String,
@@ -33,6 +33,26 @@ struct TokenRequest {
 }
 
 /// Exchange a username and password for an API token (notebooks, scripts).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/token",
+    operation_id = "create_token",
+    tag = "Account",
+    summary = "Exchange a username and password for an API token",
+    description = "For notebooks and scripts. A user holds at most 20 active tokens; asking \
+        for one with the `name` of an active token replaces it (`api` when no name is given).",
+    security(()),
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "A new token.", body = super::openapi::TokenAnswer),
+        (status = 400, description = "The body or the token's name does not fit (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 401, description = "Wrong username or password (code `unauthorized`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "The account is suspended (code `banned`).", body = super::openapi::ErrorBody),
+        (status = 409, description = "The user holds 20 active tokens already (code `too_many_tokens`).", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many attempts from this address, or failed logins for this account from this network (code `rate_limited`).", body = super::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn token(
     state: web::Data<AppState>,
@@ -78,6 +98,14 @@ async fn token(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "token": token })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    operation_id = "me",
+    tag = "Account",
+    summary = "Who the token (or session) belongs to, and their team",
+    responses((status = 200, description = "The user.", body = super::openapi::Me)),
+)]
 async fn me(state: web::Data<AppState>, user: ApiUser) -> Result<HttpResponse, ApiError> {
     let team = match user.0.team_id {
         Some(id) => state.store.team(id).await?,
@@ -91,7 +119,8 @@ async fn me(state: web::Data<AppState>, user: ApiUser) -> Result<HttpResponse, A
     })))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ChallengeFile)]
 struct FileView {
     name: String,
     size: u64,
@@ -99,18 +128,24 @@ struct FileView {
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ChallengeTarget)]
 struct TargetView {
     name: String,
+    /// `white-box` (its model is a public file) or `black-box` (queries only).
     access: &'static str,
     /// The downloadable model, for white-box targets.
     file: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ChallengeTrack)]
 struct TrackView {
+    /// RFC 3339.
     opens: String,
+    /// RFC 3339.
     closes: String,
+    /// `upcoming`, `open` or `closed`.
     state: &'static str,
     submissions_per_day: u32,
     max_upload_bytes: u64,
@@ -121,22 +156,57 @@ struct TrackView {
 }
 
 /// What the API tells about a challenge: only public facts, never private paths.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Challenge)]
 struct ChallengeView {
     slug: String,
     title: String,
+    #[schema(value_type = super::openapi::ChallengeKind)]
     kind: riposte_core::challenge::ChallengeKind,
+    #[schema(value_type = super::openapi::Difficulty)]
     difficulty: riposte_core::challenge::Difficulty,
     tags: Vec<String>,
     points: i64,
     summary: String,
+    /// The README (markdown), in `GET /api/v1/challenges/{slug}` only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     description: Option<String>,
+    #[schema(value_type = Option<super::openapi::TaskSpec>)]
     task: Option<riposte_core::task::TaskSpec>,
+    #[schema(value_type = super::openapi::ThreatModel)]
     threat: riposte_core::task::ThreatModel,
     targets: Vec<TargetView>,
+    #[schema(value_type = ChallengeTracks)]
     tracks: serde_json::Map<String, serde_json::Value>,
     files: Vec<FileView>,
+}
+
+/// The tracks a challenge has, as `challenge_view` writes `tracks`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes JSON for the API description only
+struct ChallengeTracks {
+    #[schema(nullable = false)]
+    attack: Option<TrackView>,
+    #[schema(nullable = false)]
+    defense: Option<TrackView>,
+}
+
+/// `GET /api/v1/challenges`, as `list_challenges` writes it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes JSON for the API description only
+struct ChallengeList {
+    challenges: Vec<ChallengeView>,
+}
+
+/// `GET /api/v1/challenges/{slug}`, as `get_challenge` writes it: the
+/// challenge with its README and its hints.
+#[derive(Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // describes JSON for the API description only
+struct ChallengeDetail {
+    #[serde(flatten)]
+    challenge: ChallengeView,
+    hints: Vec<crate::services::hints::HintView>,
 }
 
 /// Path relative to `public/` when `path` is a public file.
@@ -226,6 +296,15 @@ async fn visible_challenge(
         .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/challenges",
+    operation_id = "list_challenges",
+    tag = "Challenges",
+    summary = "The challenges you may see",
+    description = "Public facts only (no README): hidden challenges are listed for organizers alone.",
+    responses((status = 200, description = "Every visible challenge.", body = ChallengeList)),
+)]
 #[tracing::instrument(skip_all)]
 async fn list_challenges(
     state: web::Data<AppState>,
@@ -242,6 +321,19 @@ async fn list_challenges(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "challenges": views })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/challenges/{slug}",
+    operation_id = "get_challenge",
+    tag = "Challenges",
+    summary = "One challenge, with its README and hints",
+    description = "A hint's `text` is there only once your team unlocked it.",
+    params(("slug" = String, Path, description = "The challenge's slug, e.g. `mnist-evasion`.")),
+    responses(
+        (status = 200, description = "The challenge.", body = ChallengeDetail),
+        (status = 404, description = "No challenge you may see has this slug (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(slug = %slug))]
 async fn get_challenge(
     state: web::Data<AppState>,
@@ -257,6 +349,25 @@ async fn get_challenge(
 }
 
 /// A public file of a challenge, served from the blob store by its recorded hash.
+#[utoipa::path(
+    get,
+    path = "/api/v1/challenges/{slug}/files/{name}",
+    operation_id = "download_file",
+    tag = "Challenges",
+    summary = "Download a public file of a challenge",
+    description = "White-box models, inputs to attack, starter code: the `files` of the challenge. \
+        Supports `Range` and `If-None-Match`.",
+    params(
+        ("slug" = String, Path, description = "The challenge's slug."),
+        ("name" = String, Path, description = "The file's name under `public/`; may hold `/`, e.g. `eval_x.npy`."),
+    ),
+    responses(
+        (status = 200, description = "The file, as an attachment.", content_type = "application/octet-stream", body = super::openapi::Binary,
+            headers(("X-Content-SHA256" = String, description = "The file's SHA-256, hex."))),
+        (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`."),
+        (status = 404, description = "No such challenge or file (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn download(
     state: web::Data<AppState>,

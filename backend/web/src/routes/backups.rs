@@ -40,6 +40,19 @@ fn admin_only(user: &User) -> Result<(), Refusal> {
 }
 
 /// `GET /api/v1/admin/backup`: the archive, streamed from a temporary file.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/backup",
+    operation_id = "download_backup",
+    tag = "Admin: data",
+    summary = "Download the whole event as one archive (admins)",
+    description = "What `riposte backup` writes: a manifest, every blob and every row, from one \
+        database snapshot.",
+    responses(
+        (status = 200, description = "The backup, as an attachment.", content_type = "application/x-tar", body = super::openapi::Binary),
+        (status = 403, description = "Not an admin (code `forbidden`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_backup(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -134,6 +147,24 @@ async fn restore(
 /// `POST /api/v1/admin/restore`: multipart `backup` (the archive) and
 /// `confirm=replace`. `200 {"rows", "tables", "blobs"}`; `422` for a backup
 /// that does not restore (nothing changed).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/restore",
+    operation_id = "restore_backup",
+    tag = "Admin: data",
+    summary = "Replace everything this server holds with a backup (admins)",
+    description = "Sessions and tokens become the backup's: log in again with the restored \
+        account. A backup that does not restore whole changes nothing.",
+    request_body(content = super::openapi::RestoreUpload, content_type = "multipart/form-data",
+        description = "The archive in the field `backup`, and `confirm=replace`."),
+    responses(
+        (status = 200, description = "Restored.", body = super::openapi::Restored),
+        (status = 400, description = "No `backup` file or no `confirm=replace` (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 413, description = "Larger than 16 GiB (code `too_large`).", body = super::openapi::ErrorBody),
+        (status = 422, description = "The backup does not restore; nothing changed (code `invalid_backup`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_restore(
     state: web::Data<AppState>,
     req: HttpRequest,

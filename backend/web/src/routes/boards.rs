@@ -695,9 +695,14 @@ pub(super) fn chart_svg(top: Vec<(String, Vec<(i64, f64)>)>, now: i64) -> String
 }
 
 /// `?limit=&offset=` of `GET /api/v1/scoreboard`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Rows, 1 to 1,000 (default 100).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+    /// Rows to skip (default 0).
+    #[param(value_type = Option<u64>)]
     offset: Option<String>,
 }
 
@@ -710,6 +715,23 @@ const API_ROWS_MAX: usize = 1000;
 /// team's, and the points earned) and its history; `?limit=` rows (1 to 1,000,
 /// default 100) from `?offset=`, with the `total`. Served from the cached
 /// boards with an `ETag`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/scoreboard",
+    operation_id = "get_scoreboard",
+    tag = "Boards",
+    summary = "The event scoreboard, a page of rows",
+    description = "Every challenge on one scale: a flag solve earns the flag's value, a track \
+        earns the challenge's points times the team's score over the best team's. Each row \
+        lists its parts and its history. Answers with an `ETag` (`304` when unchanged).",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of the scoreboard.", body = super::openapi::Scoreboard,
+            headers(("ETag" = String, description = "Send it back in `If-None-Match`."))),
+        (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`."),
+        (status = 400, description = "`limit` or `offset` out of range (code `invalid_input`).", body = super::openapi::ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn api_scoreboard(
     state: web::Data<AppState>,

@@ -28,9 +28,12 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
 }
 
 /// One problem as the API and the page show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
 pub struct ProblemView {
+    /// The bundle's file, e.g. `challenge.toml` (`(archive)` for the archive itself).
     pub file: String,
+    /// The field, e.g. `threat.epsilon` (may be empty).
     pub field: String,
     pub line: Option<usize>,
     pub message: String,
@@ -129,6 +132,25 @@ async fn upload(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/challenges",
+    operation_id = "upload_bundle",
+    tag = "Admin: challenges",
+    summary = "Upload a challenge bundle (organizers)",
+    description = "A `.zip` or `.tar.gz` of the challenge folder, at most 512 MiB, with exactly \
+        the checks of `riposte challenge check`, imported by the code of `riposte challenge \
+        import` (upserts by slug).",
+    request_body(content = super::openapi::BundleUpload, content_type = "multipart/form-data",
+        description = "The archive in the field `bundle`."),
+    responses(
+        (status = 201, description = "Imported.", body = super::openapi::BundleImported),
+        (status = 400, description = "No `bundle` field, or a body that is not multipart (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not an organizer or admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 413, description = "Larger than 512 MiB (code `too_large`).", body = super::openapi::ErrorBody),
+        (status = 422, description = "The bundle has problems: nothing was imported (code `invalid_bundle`).", body = super::openapi::ProblemsError),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn api_upload(
     state: web::Data<AppState>,

@@ -82,6 +82,25 @@ async fn apply(
 /// `PATCH /api/v1/admin/challenges/{slug}`: the fields to change (every one
 /// optional). `200 {"slug", "status", "problems": []}`, or `422` with every
 /// problem.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/challenges/{slug}",
+    operation_id = "edit_challenge",
+    tag = "Admin: challenges",
+    summary = "Edit a challenge's metadata (organizers)",
+    description = "Every field is optional. The edit changes the challenge's own \
+        `challenge.toml` and runs it through every check and the import of an upload: \
+        a problem changes nothing.",
+    params(("slug" = String, Path, description = "The challenge's slug.")),
+    request_body = crate::services::editing::Edit,
+    responses(
+        (status = 200, description = "Edited (or unchanged).", body = super::openapi::Edited),
+        (status = 403, description = "Not an organizer or admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No challenge has this slug (code `not_found`).", body = super::openapi::ErrorBody),
+        (status = 409, description = "Imported before bundles were kept whole: upload its bundle once (code `no_bundle`).", body = super::openapi::ErrorBody),
+        (status = 422, description = "A field does not parse, or the edited bundle has problems; nothing changed (code `invalid_edit`, with `problems` when the bundle's checks failed).", body = super::openapi::ProblemsError),
+    ),
+)]
 async fn api_edit(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -110,6 +129,21 @@ async fn api_edit(
 /// `GET /api/v1/admin/challenges/{slug}/bundle`: the bundle as the platform
 /// holds it, a `.tar.gz` of the folder `SLUG/` (what `riposte challenge export`
 /// writes).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/challenges/{slug}/bundle",
+    operation_id = "export_bundle",
+    tag = "Admin: challenges",
+    summary = "Download a challenge's bundle as the platform holds it (organizers)",
+    description = "A `.tar.gz` of the folder `SLUG/`, edits included: what `riposte challenge export` writes.",
+    params(("slug" = String, Path, description = "The challenge's slug.")),
+    responses(
+        (status = 200, description = "The bundle.", content_type = "application/gzip", body = super::openapi::Binary),
+        (status = 403, description = "Not an organizer or admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No challenge has this slug (code `not_found`).", body = super::openapi::ErrorBody),
+        (status = 409, description = "Imported before bundles were kept whole (code `no_bundle`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_bundle(
     state: web::Data<AppState>,
     user: ApiUser,

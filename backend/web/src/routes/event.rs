@@ -98,6 +98,16 @@ fn timeline_json(timeline: &Timeline, now: i64) -> serde_json::Value {
 }
 
 /// `GET /api/v1/event`: the timeline, for everyone.
+#[utoipa::path(
+    get,
+    path = "/api/v1/event",
+    operation_id = "get_event",
+    tag = "Event",
+    summary = "The event's timeline: start, end and freeze",
+    description = "With whether the boards are frozen and submissions accepted now. No token needed.",
+    security(()),
+    responses((status = 200, description = "The timeline.", body = super::openapi::Timeline)),
+)]
 async fn api_get(state: web::Data<AppState>) -> HttpResponse {
     let timeline = state.timeline.get();
     HttpResponse::Ok().json(timeline_json(&timeline, state.clock.now()))
@@ -105,7 +115,8 @@ async fn api_get(state: web::Data<AppState>) -> HttpResponse {
 
 /// The moments an admin sends: each RFC 3339 (or `YYYY-MM-DDTHH:MM`, UTC),
 /// empty or null to unset.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = TimelineChange)]
 struct TimelineBody {
     #[serde(default)]
     starts_at: Option<String>,
@@ -114,6 +125,7 @@ struct TimelineBody {
     #[serde(default)]
     freeze_at: Option<String>,
     #[serde(default)]
+    #[schema(ignore)]
     csrf_token: String,
 }
 
@@ -139,6 +151,20 @@ async fn apply(
 }
 
 /// `PUT /api/v1/admin/event`: replace the timeline (admins).
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/event",
+    operation_id = "set_event",
+    tag = "Admin: event",
+    summary = "Replace the event's timeline (admins)",
+    description = "Each moment RFC 3339 or `YYYY-MM-DDTHH:MM` in UTC; empty, null or left out unsets it.",
+    request_body = TimelineBody,
+    responses(
+        (status = 200, description = "The timeline now.", body = super::openapi::Timeline),
+        (status = 400, description = "A moment does not parse, or they are out of order (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not an admin (code `forbidden`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_set(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -150,12 +176,35 @@ async fn api_set(
 }
 
 /// `POST /api/v1/admin/event/freeze`: freeze the boards now (admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/event/freeze",
+    operation_id = "freeze_event",
+    tag = "Admin: event",
+    summary = "Freeze the boards now (admins)",
+    description = "Competitors then see every board as it stood at this moment, until an admin unfreezes.",
+    responses(
+        (status = 200, description = "The timeline now.", body = super::openapi::Timeline),
+        (status = 403, description = "Not an admin (code `forbidden`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_freeze(state: web::Data<AppState>, user: ApiUser) -> Result<HttpResponse, ApiError> {
     let timeline = apply(&state, &user.0, Change::FreezeNow).await?;
     Ok(HttpResponse::Ok().json(timeline_json(&timeline, state.clock.now())))
 }
 
 /// `POST /api/v1/admin/event/unfreeze`: show everybody the live boards (admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/event/unfreeze",
+    operation_id = "unfreeze_event",
+    tag = "Admin: event",
+    summary = "Show everybody the live boards (admins)",
+    responses(
+        (status = 200, description = "The timeline now.", body = super::openapi::Timeline),
+        (status = 403, description = "Not an admin (code `forbidden`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_unfreeze(state: web::Data<AppState>, user: ApiUser) -> Result<HttpResponse, ApiError> {
     let timeline = apply(&state, &user.0, Change::Unfreeze).await?;
     Ok(HttpResponse::Ok().json(timeline_json(&timeline, state.clock.now())))

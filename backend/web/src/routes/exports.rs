@@ -19,12 +19,20 @@ pub fn configure_api(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/export", web::get().to(export));
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ExportQuery {
+    /// `scoreboard`, `leaderboard`, `matrix` or `submissions` (required).
     what: Option<String>,
+    /// `csv` (default) or `json`.
     format: Option<String>,
+    /// The challenge's slug (all but `scoreboard`).
     challenge: Option<String>,
+    /// `leaderboard`: `attack` (default) or `defense`.
+    #[param(value_type = Option<super::openapi::Track>)]
     track: Option<String>,
+    /// `leaderboard`: `public` or `private` (default: the split shown now).
+    #[param(value_type = Option<super::openapi::Split>)]
     split: Option<String>,
 }
 
@@ -34,6 +42,26 @@ enum Format {
     Json,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/export",
+    operation_id = "export_results",
+    tag = "Admin: data",
+    summary = "Download results as CSV or JSON (organizers)",
+    description = "The event scoreboard as ranked now, a track's leaderboard on either split \
+        (counted teams only), every matrix cell, or every submission. CSV is RFC 4180; a text \
+        cell that starts like a spreadsheet formula gets a leading `'`.",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "The table.", content(
+            (String = "text/csv"),
+            (super::openapi::ExportRows = "application/json"),
+        )),
+        (status = 400, description = "An unknown `what`, `format`, `track` or `split`, or no `challenge` (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not an organizer or admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No challenge has this slug (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn export(
     state: web::Data<AppState>,
     user: ApiUser,

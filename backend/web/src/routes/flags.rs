@@ -79,11 +79,32 @@ impl From<FlagError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct FlagBody {
+    /// The secret you extracted, e.g. `riposte{...}`.
     flag: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/challenges/{slug}/flag",
+    operation_id = "submit_flag",
+    tag = "Flags",
+    summary = "Submit a flag",
+    description = "Compared in constant time. The value decays with counted solves (CTFd's \
+        dynamic scoring); every solver holds the current value. Attempts are limited per team.",
+    params(("slug" = String, Path, description = "The challenge's slug.")),
+    request_body = FlagBody,
+    responses(
+        (status = 200, description = "Right or wrong.", body = super::openapi::FlagVerdict),
+        (status = 400, description = "The flag's length does not fit (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "The event is not open (code `closed`), or the challenge's prerequisites are not done (code `locked`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such challenge, or it takes no flag (code `not_found`).", body = super::openapi::ErrorBody),
+        (status = 409, description = "Join or create a team first (code `no_team`).", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many attempts (code `rate_limited`).", body = super::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait."))),
+    ),
+)]
 async fn api_flag(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -127,6 +148,24 @@ async fn unlock_hint(
 
 /// `POST /api/v1/challenges/{slug}/hints/{id}/unlock`: the hint with its text;
 /// its cost comes off the team's event score once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/challenges/{slug}/hints/{id}/unlock",
+    operation_id = "unlock_hint",
+    tag = "Challenges",
+    summary = "Unlock a hint for your team",
+    description = "Its cost comes off the team's event score once; asking again charges nothing. \
+        A hint that `requires` another is unlocked after it.",
+    params(
+        ("slug" = String, Path, description = "The challenge's slug."),
+        ("id" = i64, Path, description = "The hint's id (1 for the first)."),
+    ),
+    responses(
+        (status = 200, description = "The hint with its text.", body = crate::services::hints::HintView),
+        (status = 404, description = "No such challenge or hint (code `not_found`).", body = super::openapi::ErrorBody),
+        (status = 409, description = "Join a team first (code `no_team`), or unlock the hint it requires first (code `locked`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_unlock_hint(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -178,6 +217,20 @@ async fn writeup_challenge(
 
 /// `GET /api/v1/challenges/{slug}/writeups`: `published`, the organizers'
 /// `solution` (markdown, once published) and the `writeups` the viewer may read.
+#[utoipa::path(
+    get,
+    path = "/api/v1/challenges/{slug}/writeups",
+    operation_id = "list_writeups",
+    tag = "Challenges",
+    summary = "The organizers' and the teams' write-ups",
+    description = "Published with the challenge's results (revealed, every track closed, or \
+        the event ended); until then you read only your own team's.",
+    params(("slug" = String, Path, description = "The challenge's slug.")),
+    responses(
+        (status = 200, description = "What you may read.", body = super::openapi::Writeups),
+        (status = 404, description = "No challenge you may see has this slug (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_writeups(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -203,15 +256,33 @@ async fn api_writeups(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WriteupText)]
 struct WriteupBody {
+    /// Markdown, at most 20,000 characters.
     #[serde(default)]
     body: String,
     #[serde(default)]
+    #[schema(ignore)]
     csrf_token: String,
 }
 
 /// `PUT /api/v1/challenges/{slug}/writeup` with `{"body"}`: the team's write-up.
+#[utoipa::path(
+    put,
+    path = "/api/v1/challenges/{slug}/writeup",
+    operation_id = "save_writeup",
+    tag = "Challenges",
+    summary = "Save your team's write-up (replacing it)",
+    params(("slug" = String, Path, description = "The challenge's slug.")),
+    request_body = WriteupBody,
+    responses(
+        (status = 200, description = "Saved.", body = super::openapi::WriteupSaved),
+        (status = 400, description = "Empty or longer than 20,000 characters (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No challenge you may see has this slug (code `not_found`).", body = super::openapi::ErrorBody),
+        (status = 409, description = "Join or create a team first (code `no_team`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_save_writeup(
     state: web::Data<AppState>,
     user: ApiUser,

@@ -14,6 +14,7 @@ pub(crate) use event::TimelineCache;
 mod exports;
 mod flags;
 mod moderation;
+mod openapi;
 mod pages;
 pub mod query;
 mod queue;
@@ -59,7 +60,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(queue::configure_api)
                 .configure(admin::configure_api)
                 .configure(moderation::configure_api)
-                .configure(query::configure_api),
+                .configure(query::configure_api)
+                .configure(openapi::configure_api),
         )
         .configure(pages::configure)
         .configure(submissions::configure_pages)
@@ -73,6 +75,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(backups::configure_pages)
         .configure(queue::configure_pages)
         .configure(moderation::configure_pages)
+        .configure(openapi::configure_pages)
         .default_service(web::to(not_found));
 }
 

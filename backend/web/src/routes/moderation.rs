@@ -63,14 +63,34 @@ impl From<ModerationError> for PageError {
 }
 
 /// A disqualification's reason (the API's JSON and the page's form alike).
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = Disqualification)]
 struct Reason {
+    /// 1 to 500 characters; the team reads it.
     #[serde(default)]
     reason: String,
     #[serde(default)]
+    #[schema(ignore)]
     csrf_token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/submissions/{id}/disqualify",
+    operation_id = "disqualify_submission",
+    tag = "Admin: submissions",
+    summary = "Disqualify a submission (organizers)",
+    description = "It becomes `rejected` with the reason, leaves every board, and every \
+        submission it faced is scored without it. A pending job is cancelled.",
+    params(("id" = i64, Path, description = "The submission's id.")),
+    request_body = Reason,
+    responses(
+        (status = 200, description = "Disqualified.", body = super::openapi::SubmissionState),
+        (status = 400, description = "No reason, or longer than 500 characters (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not an organizer or admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No submission has this id (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_disqualify(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -82,6 +102,22 @@ async fn api_disqualify(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "id": *id, "status": "rejected" })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/submissions/{id}/rescore",
+    operation_id = "rescore_submission",
+    tag = "Admin: submissions",
+    summary = "Score a submission again (organizers)",
+    description = "Its cells and scores are deleted and its job queued afresh; a run in progress \
+        is fenced out. Rescoring a disqualified submission reinstates it.",
+    params(("id" = i64, Path, description = "The submission's id.")),
+    responses(
+        (status = 202, description = "Queued.", body = super::openapi::SubmissionState),
+        (status = 403, description = "Not an organizer or admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No submission has this id (code `not_found`).", body = super::openapi::ErrorBody),
+        (status = 409, description = "It is queued already (code `queued`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_rescore(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -92,6 +128,21 @@ async fn api_rescore(
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": *id, "status": "queued" })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/challenges/{slug}/rescore",
+    operation_id = "rescore_challenge",
+    tag = "Admin: challenges",
+    summary = "Score every scored, failed or running submission of a challenge again (organizers)",
+    description = "Against the challenge as it is now (after a target was fixed, say). \
+        Submissions already queued are not queued twice.",
+    params(("slug" = String, Path, description = "The challenge's slug.")),
+    responses(
+        (status = 202, description = "Queued.", body = super::openapi::ChallengeRescored),
+        (status = 403, description = "Not an organizer or admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No challenge has this slug (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_rescore_challenge(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -162,6 +213,19 @@ impl From<ModerationError> for ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/submissions",
+    operation_id = "list_submissions",
+    tag = "Admin: submissions",
+    summary = "Every submission, newest first, filtered (organizers)",
+    params(crate::services::moderation::RawFilter),
+    responses(
+        (status = 200, description = "A page of submissions.", body = super::openapi::SubmissionList),
+        (status = 400, description = "A filter that does not parse (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "Not an organizer or admin (code `forbidden`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_list(
     state: web::Data<AppState>,
     user: ApiUser,

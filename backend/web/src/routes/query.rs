@@ -71,14 +71,35 @@ pub fn playground_targets(
     spec.targets.iter().filter(|t| t.is_white_box()).collect()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PlaygroundQuery)]
 struct PlaygroundAsk {
+    /// Exactly one example: 784 values for a 28x28 digit, in the task's value range.
     inputs: Vec<Vec<f32>>,
 }
 
 /// `POST /api/v1/challenges/{slug}/playground` with `{"inputs": [[784 values]]}`:
 /// every white-box target's probabilities for one example, charged to the
 /// team's playground budget ([`PLAYGROUND_BUDGET`] per target).
+#[utoipa::path(
+    post,
+    path = "/api/v1/challenges/{slug}/playground",
+    operation_id = "playground_query",
+    tag = "Queries",
+    summary = "Every white-box target's probabilities for one digit",
+    description = "For challenges with a white-box image model. Costs one query per target from \
+        the team's playground budget (300 per target), never from the competition's.",
+    params(("slug" = String, Path, description = "The challenge's slug.")),
+    request_body = PlaygroundAsk,
+    responses(
+        (status = 200, description = "Each target's probabilities.", body = super::openapi::PlaygroundAnswer),
+        (status = 400, description = "Not exactly one example of the task's shape and range (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such challenge, or it has no white-box image model (code `not_found`).", body = super::openapi::ErrorBody),
+        (status = 409, description = "Join or create a team first (code `no_team`).", body = super::openapi::ErrorBody),
+        (status = 422, description = "The model failed (code `model_failed`).", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many queries per second (code `rate_limited`, with `Retry-After`), or the playground budget is spent (code `budget_exhausted`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn playground(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -155,7 +176,8 @@ async fn playground(
 /// Largest query body: a full batch of float32 examples as JSON text.
 pub const QUERY_BODY_LIMIT: usize = 32 << 20;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct QueryParams {
     /// `mlp` (an organizer target) or `defense:<submission id>`; default: the first target.
     target: Option<String>,
@@ -513,6 +535,41 @@ struct CompletionQuery {
 /// Longest prompt accepted, in characters.
 const MAX_PROMPT_CHARS: usize = 2_000;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/challenges/{slug}/query",
+    operation_id = "query_model",
+    tag = "Queries",
+    summary = "Ask a black-box model, paid from your team's budget",
+    description = "Examples as JSON (`{\"inputs\": [...], \"target\": \"mlp\"}`) or as a `.npy` \
+        array (`Content-Type: application/x-npy`, target in `?target=`); a text model takes \
+        `{\"prompt\": \"...\", \"max_chars\": N}`. Each example costs one query (a completion \
+        costs one), paid before the model runs; concurrent queries never overspend. Another \
+        team's accepted defense is `defense:<id>` where the challenge allows it. The answer \
+        follows the challenge's output mode: labels, top-1 confidences or probabilities.",
+    params(
+        ("slug" = String, Path, description = "The challenge's slug."),
+        QueryParams,
+    ),
+    request_body(description = "1 to the challenge's `max_batch` examples, in the task's shape and value range.",
+        content(
+            (super::openapi::QueryRequest = "application/json"),
+            (super::openapi::NpyArray = "application/x-npy"),
+        )),
+    responses(
+        (status = 200, description = "The model's answer.", body = super::openapi::QueryAnswer,
+            headers(("X-Queries-Remaining" = i64, description = "What is left of the team's budget for this target."))),
+        (status = 400, description = "Examples of the wrong shape, count, dtype or range, or an unknown target name format (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "The event is not open (code `closed`), prerequisites not done (code `locked`), or the target may not be queried (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such challenge, query API or target (code `not_found`).", body = super::openapi::ErrorBody),
+        (status = 409, description = "Join or create a team first (code `no_team`).", body = super::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than 32 MiB. Answered by the web framework's payload limit, in plain text rather than the JSON error format."),
+        (status = 415, description = "Neither JSON nor `.npy` (code `unsupported_media_type`).", body = super::openapi::ErrorBody),
+        (status = 422, description = "The model failed (code `model_failed`).", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many queries per second (code `rate_limited`, with `Retry-After`), or the budget for this target is spent (code `budget_exhausted`).", body = super::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait (rate limit only)."))),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(slug = %slug))]
 async fn query(
     state: web::Data<AppState>,

@@ -49,6 +49,17 @@ impl From<QueueError> for PageError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/queue",
+    operation_id = "queue_health",
+    tag = "Admin: submissions",
+    summary = "The evaluation queue: jobs, workers, recent failures (organizers)",
+    responses(
+        (status = 200, description = "The queue now.", body = super::openapi::QueueHealth),
+        (status = 403, description = "Not an organizer or admin (code `forbidden`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_health(state: web::Data<AppState>, user: ApiUser) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
     let health = queue::health(state.store.as_ref(), &user.0, now).await?;
@@ -67,6 +78,19 @@ async fn api_health(state: web::Data<AppState>, user: ApiUser) -> Result<HttpRes
     })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/submissions/{id}/retry",
+    operation_id = "retry_submission",
+    tag = "Admin: submissions",
+    summary = "Queue a failed job again, its attempts reset (organizers)",
+    params(("id" = i64, Path, description = "The submission's id.")),
+    responses(
+        (status = 200, description = "Queued.", body = super::openapi::SubmissionState),
+        (status = 403, description = "Not an organizer or admin (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No failed job for this submission (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_retry(
     state: web::Data<AppState>,
     user: ApiUser,

@@ -242,6 +242,33 @@ async fn queue(
     Ok(submission)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/challenges/{slug}/submissions",
+    operation_id = "upload_submission",
+    tag = "Submissions",
+    summary = "Upload an attack file or a defense model",
+    description = "The file is checked and scored by a worker later: follow it at \
+        `GET /api/v1/submissions/{id}`. Uploads have a size limit per track, a daily limit \
+        per team and track (every upload that gets an id counts), and are refused outside \
+        the track's window. A refused upload stores nothing.",
+    params(
+        ("slug" = String, Path, description = "The challenge's slug."),
+        TrackQuery,
+    ),
+    request_body(content = super::openapi::SubmissionUpload, content_type = "multipart/form-data",
+        description = "The fields `track` and `file`."),
+    responses(
+        (status = 201, description = "Queued for scoring.", body = super::openapi::SubmissionState,
+            headers(("Location" = String, description = "`/api/v1/submissions/{id}`."))),
+        (status = 400, description = "No track or file, an unknown track, an empty file, or a challenge without uploads (codes `invalid_input`, `no_uploads`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "The track or the event is not open (code `closed`), or its prerequisites are not done yet (code `locked`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No challenge you may see has this slug (code `not_found`).", body = super::openapi::ErrorBody),
+        (status = 409, description = "A defense with these bytes is already in the matrix (code `duplicate`), or your team changed during the upload (code `team_changed`).", body = super::openapi::ErrorBody),
+        (status = 413, description = "The file is larger than the track allows (code `too_large`).", body = super::openapi::ErrorBody),
+        (status = 429, description = "Your team's daily uploads for this track are used up (code `daily_limit`).", body = super::openapi::ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(slug = %slug))]
 async fn api_upload(
     state: web::Data<AppState>,
@@ -269,8 +296,11 @@ async fn api_upload(
         .json(serde_json::json!({ "id": submission.id, "status": submission.status })))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TrackQuery {
+    /// `attack` or `defense`.
+    #[param(value_type = Option<super::openapi::Track>)]
     track: Option<String>,
 }
 
@@ -301,15 +331,23 @@ pub fn split_metrics(submission: &Submission, split: Split) -> (Vec<(String, f64
 }
 
 /// One row of a submission's results: an opponent and the count on the shown split.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ResultRow {
+    /// The opponent: a target's name, or `#id (team)` for a submission.
     pub target: String,
+    /// `organizer`, `reference`, `defense` or `attack`.
     pub kind: &'static str,
+    /// Examples scored.
     pub total: i64,
+    /// An attack's examples that fooled this opponent.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub fooled: Option<i64>,
+    /// A defense's examples still classified correctly against this attack.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub correct: Option<i64>,
+    /// `fooled` or `correct` over `total`.
     pub rate: f64,
 }
 
@@ -418,6 +456,19 @@ async fn own_submission(
     Ok(submission.filter(|s| Some(s.team_id) == user.team_id || user.role.can_organize()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/submissions/{id}",
+    operation_id = "get_submission",
+    tag = "Submissions",
+    summary = "A submission's status and, once scored, its results",
+    description = "Your team's submissions (organizers see any). Results are on the split shown now.",
+    params(("id" = i64, Path, description = "The submission's id.")),
+    responses(
+        (status = 200, description = "The submission.", body = super::openapi::SubmissionDetail),
+        (status = 404, description = "No submission of your team has this id (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_submission(
     state: web::Data<AppState>,
     user: ApiUser,
@@ -533,6 +584,26 @@ async fn page_submission(
     render(StatusCode::OK, &page)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/challenges/{slug}/leaderboard",
+    operation_id = "get_leaderboard",
+    tag = "Boards",
+    summary = "A challenge's leaderboard on one track",
+    description = "Counted teams only, on the split shown now (public while the track is open). \
+        Answers with an `ETag`: send it back in `If-None-Match` and an unchanged board is a `304`.",
+    params(
+        ("slug" = String, Path, description = "The challenge's slug."),
+        TrackQuery,
+    ),
+    responses(
+        (status = 200, description = "The leaderboard (`attack` unless `track` says otherwise).", body = super::openapi::Leaderboard,
+            headers(("ETag" = String, description = "Send it back in `If-None-Match`."))),
+        (status = 304, description = "Unchanged since the `ETag` sent in `If-None-Match`."),
+        (status = 400, description = "An unknown track (code `invalid_input`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No challenge you may see has this slug (code `not_found`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_leaderboard(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -763,11 +834,27 @@ async fn choose(
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 struct ChooseBody {
+    /// `true`: this submission counts; `false`: the team's best counts again.
     chosen: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/submissions/{id}/choose",
+    operation_id = "choose_submission",
+    tag = "Submissions",
+    summary = "Make a submission the one that counts (or go back to the best)",
+    params(("id" = i64, Path, description = "The submission's id.")),
+    request_body = ChooseBody,
+    responses(
+        (status = 200, description = "Chosen (or not).", body = super::openapi::Chosen),
+        (status = 403, description = "Only the submission's team can choose it (code `forbidden`).", body = super::openapi::ErrorBody),
+        (status = 404, description = "No submission of your team has this id (code `not_found`).", body = super::openapi::ErrorBody),
+        (status = 409, description = "It cannot count, e.g. it is not scored (code `refused`).", body = super::openapi::ErrorBody),
+    ),
+)]
 async fn api_choose(
     state: web::Data<AppState>,
     user: ApiUser,

@@ -143,15 +143,23 @@ async fn write_bundle(
 
 /// The fields an organizer edits. `None` leaves a field as it is; a window
 /// field is a moment as `core::event::parse_moment` reads it.
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[schema(
+    as = ChallengeEdit,
+    description = "The fields to change, every one optional: a field left out stays as it is."
+)]
 pub struct Edit {
     pub title: Option<String>,
     pub summary: Option<String>,
+    /// A whole number, as text (`"250"`).
     pub points: Option<String>,
+    /// `easy`, `medium` or `hard`.
     pub difficulty: Option<String>,
     /// Comma-separated.
     pub tags: Option<String>,
+    /// Markdown.
     pub readme: Option<String>,
+    /// Window moments: RFC 3339, or `YYYY-MM-DDTHH:MM` in UTC.
     pub attack_opens: Option<String>,
     pub attack_closes: Option<String>,
     pub defense_opens: Option<String>,

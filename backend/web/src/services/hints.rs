@@ -19,7 +19,8 @@ pub enum HintError {
 }
 
 /// One hint as a team sees it: its text only once unlocked.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Hint)]
 pub struct HintView {
     pub id: i64,
     pub cost: u32,
@@ -28,6 +29,7 @@ pub struct HintView {
     pub requires: Option<usize>,
     /// Markdown, only when `unlocked`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub text: Option<String>,
 }
 

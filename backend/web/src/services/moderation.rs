@@ -33,13 +33,23 @@ pub enum ModerationError {
 }
 
 /// A filter as a request states it (every field optional, text as sent).
-#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RawFilter {
+    /// A challenge's slug.
     pub challenge: Option<String>,
+    /// `attack` or `defense`.
     pub track: Option<String>,
+    /// A team's id.
+    #[param(value_type = Option<i64>)]
     pub team: Option<String>,
+    /// `queued`, `running`, `scored`, `rejected` or `failed`.
     pub status: Option<String>,
+    /// Rows, 1 to 200 (default 50).
+    #[param(value_type = Option<u64>)]
     pub limit: Option<String>,
+    /// Rows to skip (default 0).
+    #[param(value_type = Option<u64>)]
     pub offset: Option<String>,
 }
 

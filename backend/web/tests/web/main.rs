@@ -27,6 +27,7 @@ mod hardening;
 mod hints;
 mod learn;
 mod moderation;
+mod openapi;
 mod pages;
 mod people;
 mod playground;
