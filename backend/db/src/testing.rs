@@ -101,13 +101,16 @@ impl S3Server {
             .stderr(std::process::Stdio::null())
             .spawn()
             .with_context(|| format!("starting {program}"))?;
-        let server = Self {
+        let mut server = Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             bucket: bucket.to_owned(),
             child,
         };
         let start = std::time::Instant::now();
         while !server.make_bucket() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                anyhow::bail!("{program} exited ({status}) before it answered");
+            }
             anyhow::ensure!(
                 start.elapsed() < std::time::Duration::from_secs(60),
                 "{program} did not answer on port {port} within 60 s"
