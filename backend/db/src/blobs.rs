@@ -265,14 +265,20 @@ impl BlobStore {
     )> {
         anyhow::ensure!(is_sha256(sha256), "{sha256:?} is not a sha256");
         match &self.backend {
-            Backend::Local(_) => {
-                let bytes = self.read(sha256).await?;
-                let size = bytes.len() as u64;
-                let chunk = bytes::Bytes::from(bytes);
-                Ok((
-                    size,
-                    futures_util::stream::once(async { Ok(chunk) }).boxed(),
-                ))
+            Backend::Local(dir) => {
+                let path = dir.path(sha256).context("computed an invalid hash")?;
+                let file = tokio::fs::File::open(&path)
+                    .await
+                    .with_context(|| format!("opening blob {sha256}"))?;
+                let size = file.metadata().await?.len();
+                // 64 KiB at a time: a stream never holds the whole blob.
+                let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
+                    let mut buf = vec![0u8; 64 << 10];
+                    let n = tokio::io::AsyncReadExt::read(&mut file, &mut buf).await?;
+                    buf.truncate(n);
+                    Ok((n > 0).then(|| (bytes::Bytes::from(buf), file)))
+                });
+                Ok((size, chunks.boxed()))
             }
             Backend::S3(s3) => {
                 let got = s3

@@ -12,11 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use riposte_db::testing::{TestDatabase, missing};
+use riposte_db::testing::{S3Server, TestDatabase};
 use sha2::Digest;
 use sqlx::Row;
 
 use crate::helpers::workspace_root;
+use crate::worker_crash::defense_variant;
 
 const BUCKET: &str = "riposte-scale";
 /// Long enough that a loaded 2-core machine never starves a heartbeat past it.
@@ -86,7 +87,7 @@ fn free_port() -> u16 {
 }
 
 /// A `riposte` command with the shared settings and a data dir of its own.
-fn riposte(args: &[&str], data_dir: &Path, database: &str, s3: &str) -> Command {
+fn riposte(args: &[&str], data_dir: &Path, database: &str, s3: &S3Server) -> Command {
     let bin = env!("CARGO_BIN_EXE_riposte");
     std::fs::create_dir_all(data_dir).unwrap();
     let mut command = Command::new(bin);
@@ -105,11 +106,7 @@ fn riposte(args: &[&str], data_dir: &Path, database: &str, s3: &str) -> Command 
             "RIPOSTE__CHALLENGES_DIR",
             workspace_root().join("challenges"),
         )
-        .env("AWS_ENDPOINT_URL", s3)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ALLOW_HTTP", "true")
+        .envs(s3.env())
         .env("RUST_LOG", "info");
     command
 }
@@ -191,49 +188,8 @@ async fn status(http: &reqwest::Client, base: &str, token: &str, id: i64) -> Str
         .to_owned()
 }
 
-/// Start moto's S3 server and make the bucket; None (skipped) without it.
-async fn s3_server(fleet: &mut Fleet) -> Option<String> {
-    let Ok(program) = std::env::var("RIPOSTE_TEST_S3_SERVER") else {
-        missing("RIPOSTE_TEST_S3_SERVER (a moto_server program) is not set");
-        return None;
-    };
-    let port = free_port();
-    let mut command = Command::new(program);
-    command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-    fleet.spawn("s3", command);
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let start = Instant::now();
-    loop {
-        if let Ok(r) = http.put(format!("{url}/{BUCKET}")).send().await
-            && r.status().is_success()
-        {
-            return Some(url);
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the S3 server did not start:\n{}",
-            fleet.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 fn eval_x() -> Vec<u8> {
     std::fs::read(workspace_root().join("challenges/mnist-evasion/public/eval_x.npy")).unwrap()
-}
-
-/// The baseline defense in different bytes (a doc_string appended).
-fn defense_variant(i: usize) -> Vec<u8> {
-    let doc = format!("scale-out variant {i}");
-    let mut bytes = std::fs::read(
-        workspace_root().join("challenges/mnist-evasion/public/baseline_defense.onnx"),
-    )
-    .unwrap();
-    bytes.push(0x32);
-    bytes.push(u8::try_from(doc.len()).unwrap());
-    bytes.extend_from_slice(doc.as_bytes());
-    bytes
 }
 
 /// Files (not folders) under `dir`, recursively.
@@ -262,7 +218,7 @@ async fn two_web_processes_and_two_workers_share_only_postgres_and_s3() {
     let Some(database) = TestDatabase::postgres().await.unwrap() else {
         return;
     };
-    let Some(s3) = s3_server(&mut fleet).await else {
+    let Some(s3) = S3Server::start(BUCKET).unwrap() else {
         database.drop_now().await;
         return;
     };
@@ -489,7 +445,10 @@ async fn two_web_processes_and_two_workers_share_only_postgres_and_s3() {
         assert!(local.is_empty(), "{name} keeps files: {local:?}");
     }
     let listing = http
-        .get(format!("{s3}/{BUCKET}?list-type=2&prefix=event/"))
+        .get(format!(
+            "{}/{BUCKET}?list-type=2&prefix=event/",
+            s3.endpoint
+        ))
         .send()
         .await
         .unwrap()

@@ -203,7 +203,7 @@ fn defense_bytes() -> Vec<u8> {
 
 /// The baseline defense with a `doc_string` (ModelProto field 6) appended: the
 /// same model in different bytes, so it is not refused as a duplicate.
-fn defense_variant(i: usize) -> Vec<u8> {
+pub(crate) fn defense_variant(i: usize) -> Vec<u8> {
     let doc = format!("variant {i}");
     let mut bytes = defense_bytes();
     bytes.push(0x32);
