@@ -168,6 +168,59 @@ pub struct DefenseTrack {
     pub hidden_inputs: PathBuf,
     pub hidden_labels: PathBuf,
     pub reference_attacks: Vec<String>,
+    /// How the defense board ranks. Specs stored before the rule existed read as
+    /// [`RankBy::Sum`], so their boards keep their numbers; a bundle that does not
+    /// say gets [`RankBy::WorstCase`].
+    #[serde(default = "RankBy::stored_default")]
+    pub rank_by: RankBy,
+    /// Queries per example of the background battery (Square Attack on every eval
+    /// example after a defense is accepted); 0 runs none. Specs stored before the
+    /// battery existed read as 0.
+    #[serde(default)]
+    pub battery_queries: u32,
+}
+
+/// The rule that ranks a defense board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankBy {
+    /// Worst-case robust accuracy (RobustBench, AutoAttack): the share of the
+    /// split's examples the defense gets right under every attack it faced.
+    WorstCase,
+    /// The NIPS 2017 rule: the sum over attacks of the share of examples the
+    /// defense kept.
+    Sum,
+}
+
+impl RankBy {
+    pub const DEFAULT_BATTERY_QUERIES: u32 = 1000;
+
+    fn stored_default() -> Self {
+        Self::Sum
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WorstCase => "worst_case",
+            Self::Sum => "sum",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "worst_case" => Some(Self::WorstCase),
+            "sum" => Some(Self::Sum),
+            _ => None,
+        }
+    }
+
+    /// What the board calls the score it ranks by.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::WorstCase => "worst-case robust accuracy (correct under every attack)",
+            Self::Sum => "the sum over attacks of the share of examples kept",
+        }
+    }
 }
 
 /// Everything the platform needs to host and score one challenge.
@@ -227,6 +280,8 @@ impl ChallengeSpec {
                     d.hidden_inputs.clone(),
                     d.hidden_labels.clone(),
                     d.reference_attacks.clone(),
+                    d.rank_by,
+                    d.battery_queries,
                 )
             })
         };
@@ -660,6 +715,8 @@ struct RawTrack {
     hidden_inputs: Option<String>,
     hidden_labels: Option<String>,
     reference_attacks: Option<Vec<String>>,
+    rank_by: Option<String>,
+    battery_queries: Option<u32>,
 }
 
 fn default_per_day() -> i64 {
@@ -672,6 +729,8 @@ fn default_upload_mb() -> i64 {
 
 /// Reference attacks the evaluator knows.
 pub const REFERENCE_ATTACKS: [&str; 1] = ["square-linf"];
+/// Most queries per example a bundle may give the background battery.
+pub const MAX_BATTERY_QUERIES: u32 = 10_000;
 
 /// Collects a bundle's problems while its sections are checked.
 pub(crate) struct Checker<'a> {
@@ -1530,12 +1589,34 @@ fn check_defense(check: &mut Checker<'_>, t: RawTrack) -> Option<DefenseTrack> {
             );
         }
     }
+    let rank_by = match t.rank_by.as_deref() {
+        None => Some(RankBy::WorstCase),
+        Some(raw) => {
+            let rule = RankBy::parse(raw);
+            if rule.is_none() {
+                check.problem(
+                    "tracks.defense.rank_by",
+                    format!("{raw:?} is not a ranking rule: expected \"worst_case\" or \"sum\""),
+                );
+            }
+            rule
+        }
+    };
+    let battery_queries = t.battery_queries.unwrap_or(RankBy::DEFAULT_BATTERY_QUERIES);
+    if battery_queries > MAX_BATTERY_QUERIES {
+        check.problem(
+            "tracks.defense.battery_queries",
+            format!("{battery_queries} is too many: expected 0 (no battery) to {MAX_BATTERY_QUERIES} queries per example"),
+        );
+    }
     Some(DefenseTrack {
         window: window?,
         gate_clean_accuracy: gate?,
         hidden_inputs: hidden_inputs?,
         hidden_labels: hidden_labels?,
         reference_attacks,
+        rank_by: rank_by?,
+        battery_queries: battery_queries.min(MAX_BATTERY_QUERIES),
     })
 }
 
@@ -1693,6 +1774,11 @@ reference_attacks = ["square-linf"]
         root
     }
 
+    fn load(toml: &str) -> Bundle {
+        let root = bundle(toml);
+        Bundle::load(&root.path().join("demo")).unwrap()
+    }
+
     fn problems(toml: &str) -> Vec<String> {
         let root = bundle(toml);
         match Bundle::load(&root.path().join("demo")) {
@@ -1742,6 +1828,37 @@ reference_attacks = ["square-linf"]
                 "missing {expected:?} in\n{joined}"
             );
         }
+    }
+
+    #[test]
+    fn the_ranking_rule_defaults_to_the_worst_case_for_bundles_and_the_sum_for_stored_specs() {
+        let b = load(GOOD);
+        let defense = b.spec.defense.as_ref().unwrap();
+        assert_eq!(defense.rank_by, RankBy::WorstCase);
+        assert_eq!(defense.battery_queries, RankBy::DEFAULT_BATTERY_QUERIES);
+        let rule = |extra: &str| {
+            GOOD.replace(
+                "reference_attacks = [\"square-linf\"]",
+                &format!("reference_attacks = [\"square-linf\"]\n{extra}"),
+            )
+        };
+        let sum = load(&rule("rank_by = \"sum\"\nbattery_queries = 0"));
+        let d = sum.spec.defense.as_ref().unwrap();
+        assert_eq!((d.rank_by, d.battery_queries), (RankBy::Sum, 0));
+        let joined = problems(&rule("rank_by = \"median\"\nbattery_queries = 99999")).join("\n");
+        assert!(joined.contains("tracks.defense.rank_by: \"median\" is not a ranking rule: expected \"worst_case\" or \"sum\""), "{joined}");
+        assert!(
+            joined.contains("tracks.defense.battery_queries: 99999 is too many"),
+            "{joined}"
+        );
+        // A spec stored before the rule existed (no fields) reads as the sum, no battery.
+        let mut stored = serde_json::to_value(&b.spec).unwrap();
+        let defense_json = stored["defense"].as_object_mut().unwrap();
+        defense_json.remove("rank_by");
+        defense_json.remove("battery_queries");
+        let old: ChallengeSpec = serde_json::from_value(stored).unwrap();
+        let d = old.defense.unwrap();
+        assert_eq!((d.rank_by, d.battery_queries), (RankBy::Sum, 0));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::leaderboard::{self, EventScore, FlagStanding, TrackStanding};
+use crate::challenge::RankBy;
+use crate::leaderboard::{self, EventScore, FlagStanding, Fooled, TrackStanding};
 use crate::store::{Evaluation, Party, Split, Submission, TeamId, Track};
 
 /// One track of one challenge as the scoreboard counts it.
@@ -20,6 +21,8 @@ pub struct TrackBoard {
     pub points: u32,
     /// The split shown now (public while the track is open).
     pub split: Split,
+    /// How the board ranks (the challenge's `rank_by`; only defense boards use it).
+    pub rule: RankBy,
     /// The track's scored submissions.
     pub scored: Vec<Submission>,
     /// Every cell of the challenge's matrix (both tracks share them).
@@ -41,7 +44,7 @@ pub fn scoreboard(
             challenge: b.challenge.clone(),
             track: b.track,
             points: b.points,
-            standings: leaderboard::rank(b.track, b.split, &b.scored, &b.cells),
+            standings: leaderboard::rank(b.track, b.split, b.rule, &b.scored, &b.cells),
         })
         .collect();
     leaderboard::event_scores(&tracks, flags, counted)
@@ -81,6 +84,7 @@ pub fn as_of(
                 track: b.track,
                 points: b.points,
                 split: b.split,
+                rule: b.rule,
                 scored: b
                     .scored
                     .iter()
@@ -205,6 +209,13 @@ enum Event {
         submission: usize,
         share: f64,
     },
+    /// A cell joined a defense's per-example results on a board ranked by the
+    /// worst case (which an attack can lower).
+    Cut {
+        board: usize,
+        submission: usize,
+        cell: usize,
+    },
     /// A counted team solved a flag.
     Solve { team: TeamId },
 }
@@ -231,10 +242,12 @@ fn events(
             };
             events.push((scored_at(&board.scored[k]), enter));
         }
-        for cell in board
+        let worst_case = worst_case_board(board);
+        for (c, cell) in board
             .cells
             .iter()
-            .filter(|c| c.split == board.split && c.total > 0)
+            .enumerate()
+            .filter(|(_, c)| c.split == board.split && c.total > 0)
         {
             let (party, hits) = match board.track {
                 Track::Attack => (&cell.attacker, cell.fooled),
@@ -243,13 +256,20 @@ fn events(
             if let Party::Submission(id) = party
                 && let Some(&k) = index.get(id)
             {
-                let share = hits as f64 / cell.total as f64;
-                let add = Event::Add {
-                    board: b,
-                    submission: k,
-                    share,
+                let event = if worst_case {
+                    Event::Cut {
+                        board: b,
+                        submission: k,
+                        cell: c,
+                    }
+                } else {
+                    Event::Add {
+                        board: b,
+                        submission: k,
+                        share: hits as f64 / cell.total as f64,
+                    }
                 };
-                events.push((cell.created_at, add));
+                events.push((cell.created_at, event));
             }
         }
     }
@@ -262,12 +282,21 @@ fn events(
     events
 }
 
+/// Whether a board ranks by the worst case (a defense board under that rule).
+fn worst_case_board(board: &TrackBoard) -> bool {
+    board.track == Track::Defense && board.rule == RankBy::WorstCase
+}
+
 /// The replay's state: every submission's running sum, each team's counted score
 /// and each board's best, each flag's solves so far.
 struct Replay<'a> {
     boards: &'a [TrackBoard],
     flags: &'a [FlagStanding],
     sums: Vec<Vec<f64>>,
+    /// Worst-case boards: each submission's per-example results so far.
+    fooled: Vec<Vec<Fooled>>,
+    /// (board, team) -> the team's submissions on that board.
+    team_subs: HashMap<(usize, TeamId), Vec<usize>>,
     entered: Vec<Vec<bool>>,
     /// (board, team) -> the team's best entered submission's sum on that board.
     best: HashMap<(usize, TeamId), f64>,
@@ -312,10 +341,21 @@ impl<'a> Replay<'a> {
                 solved.entry(team).or_default().push((f, at));
             }
         }
+        let mut team_subs: HashMap<(usize, TeamId), Vec<usize>> = HashMap::new();
+        for (b, board) in boards.iter().enumerate() {
+            for (k, s) in board.scored.iter().enumerate() {
+                team_subs.entry((b, s.team_id)).or_default().push(k);
+            }
+        }
         Self {
             boards,
             flags,
             sums: boards.iter().map(|b| vec![0.0; b.scored.len()]).collect(),
+            fooled: boards
+                .iter()
+                .map(|b| vec![Fooled::default(); b.scored.len()])
+                .collect(),
+            team_subs,
             entered: boards.iter().map(|b| vec![false; b.scored.len()]).collect(),
             best: HashMap::new(),
             chosen,
@@ -355,6 +395,18 @@ impl<'a> Replay<'a> {
                     }
                     touched.insert((board, team));
                 }
+                Event::Cut {
+                    board,
+                    submission,
+                    cell,
+                } => {
+                    let fooled = &mut self.fooled[board][submission];
+                    fooled.add(&self.boards[board].cells[cell]);
+                    self.sums[board][submission] = fooled.worst_case().unwrap_or(0.0);
+                    let team = self.boards[board].scored[submission].team_id;
+                    self.raise_best(board, submission, team);
+                    touched.insert((board, team));
+                }
                 Event::Solve { team } => {
                     if self.teams.insert(team) {
                         dirty.insert(team);
@@ -367,7 +419,31 @@ impl<'a> Replay<'a> {
         dirty
     }
 
+    /// The team's best entered score on `board` after `submission`'s moved. A
+    /// sum only grows, so the best is raised; a worst case can fall, so it is
+    /// taken again over the team's entered submissions.
     fn raise_best(&mut self, board: usize, submission: usize, team: TeamId) {
+        if worst_case_board(&self.boards[board]) {
+            let best = self
+                .team_subs
+                .get(&(board, team))
+                .into_iter()
+                .flatten()
+                .filter(|&&k| self.entered[board][k])
+                .map(|&k| self.sums[board][k])
+                .fold(None, |best: Option<f64>, v| {
+                    Some(best.map_or(v, |b| b.max(v)))
+                });
+            match best {
+                Some(best) => {
+                    self.best.insert((board, team), best);
+                }
+                None => {
+                    self.best.remove(&(board, team));
+                }
+            }
+            return;
+        }
         let slot = self.best.entry((board, team)).or_insert(0.0);
         *slot = slot.max(self.sums[board][submission]);
     }
@@ -552,6 +628,49 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_worst_case_board_replays_falls_as_well_as_rises() {
+        use crate::testing::cell_with_examples as bits;
+        use crate::testing::submission;
+        let pb = Split::Public;
+        let (s, r) = (Party::Submission, Party::Reference("square-linf".into()));
+        // Defenses #4 (team 2, t=5) and #5 (team 1, t=8); attacks #1 (team 1,
+        // t=10) and #2 (team 2, t=20) break more of each over time.
+        let cells: Arc<[Evaluation]> = vec![
+            bits(r.clone(), s(4), pb, 10, &[0], 5),
+            bits(r, s(5), pb, 10, &[0, 1, 2], 8),
+            bits(s(1), s(4), pb, 10, &[1, 2, 3, 4], 10),
+            bits(s(1), s(5), pb, 10, &[0], 10),
+            bits(s(2), s(5), pb, 10, &[5, 6, 7, 8], 20),
+            bits(s(2), s(4), pb, 10, &[0, 1], 20),
+        ]
+        .into();
+        let boards = vec![TrackBoard {
+            challenge: "c".into(),
+            track: Track::Defense,
+            points: 100,
+            split: pb,
+            rule: RankBy::WorstCase,
+            scored: vec![
+                submission(4, 2, Track::Defense, 5),
+                submission(5, 1, Track::Defense, 8),
+            ],
+            cells,
+        }];
+        prefixes_agree(&boards, &[]);
+        let h = history(&boards, &[], &both());
+        // Team 2: 0.9 at 5 (alone: 100 points), team 1 enters at 8 with 0.7 (team 2
+        // still leads); at 10 #4 falls to 0.5 and #5 stays 0.7: team 1 leads; at 20
+        // #5 falls to 0.3 and #4 stays 0.5: team 2 leads again.
+        assert_eq!(h[&2].first(), Some(&(5, 100.0)));
+        let at = |team: TeamId, t: i64| h[&team].iter().rev().find(|s| s.0 <= t).unwrap().1;
+        assert!((at(1, 8) - 100.0 * 0.7 / 0.9).abs() < 1e-9);
+        assert!((at(1, 10) - 100.0).abs() < 1e-9);
+        assert!((at(2, 10) - 100.0 * 0.5 / 0.7).abs() < 1e-9);
+        assert!((at(2, 20) - 100.0).abs() < 1e-9);
+        assert!((at(1, 20) - 100.0 * 0.3 / 0.5).abs() < 1e-9);
+    }
+
     fn prefixes_agree(boards: &[TrackBoard], flags: &[FlagStanding]) {
         let h = history(boards, flags, &both());
         let times: Vec<i64> = (0..=40).collect();
@@ -643,6 +762,7 @@ mod tests {
             track: Track::Attack,
             points: 10,
             split: Split::Public,
+            rule: RankBy::Sum,
             scored: vec![sub(1, 7, Track::Attack, 40), sub(2, 9, Track::Attack, 45)],
             cells,
         }];

@@ -3,11 +3,15 @@
 //! An attack's score is the sum, over every defender it faced (organizer targets
 //! and accepted defenses), of the share of inputs it fooled. A defense's score is
 //! the sum, over every attacker it faced (reference attacks and accepted attack
-//! files), of the share of inputs it still classified correctly. Each team's best
-//! submission counts, unless the team chose another; equal scores go to the team
-//! that spent fewer black-box queries (model extraction records them), then to
-//! whoever reached theirs first.
-
+//! files), of the share of inputs it still classified correctly. A defense board
+//! whose bundle sets `rank_by = "worst_case"` (the default for bundles imported
+//! since the rule exists) ranks instead by worst-case robust accuracy
+//! (RobustBench, AutoAttack): the share of the split's examples the defense gets
+//! right under every attack it faced, from the cells' per-example results
+//! ([`Fooled`]); many weak attacks then cannot outweigh the one that breaks it.
+//! Each team's best submission counts, unless the team chose another; equal
+//! scores go to the team that spent fewer black-box queries (model extraction
+//! records them), then to whoever reached theirs first.
 //!
 //! The event score puts every challenge on one scale ([`event_scores`]): a flag
 //! solve earns the flag's current value (CTFd's dynamic scoring; only counted
@@ -17,20 +21,28 @@
 //! best score is zero). Teams that do not count (staff-only, banned or hidden
 //! members only: `Store::counted_teams`) are left out before the best is taken.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::challenge::FlagSpec;
+use crate::challenge::{FlagSpec, RankBy};
+use crate::examples::ExampleBits;
 use crate::store::{Evaluation, Party, Solve, Split, Submission, TeamId, Track};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Standing {
     pub team_id: TeamId,
     pub submission_id: i64,
+    /// What the board ranks by: the sum of shares, or for a defense board ranked
+    /// by [`RankBy::WorstCase`] the worst-case robust accuracy.
     pub score: f64,
     /// How many opponents the score sums over.
     pub opponents: usize,
+    /// The sum of shares (NIPS 2017), whichever rule ranks.
+    pub sum: f64,
+    /// A defense's worst-case robust accuracy ([`worst_case_scores`]); `None` on
+    /// attack boards and where a cell has no per-example results.
+    pub worst_case: Option<f64>,
     /// Queries spent when it was scored (the first tie-breaker, where recorded).
     pub queries_used: Option<i64>,
     /// When the counted submission was made (the last tie-breaker).
@@ -74,8 +86,8 @@ pub fn submission_scores(
     track: Track,
     split: Split,
     cells: &[Evaluation],
-) -> std::collections::HashMap<i64, (f64, usize)> {
-    let mut scores: std::collections::HashMap<i64, (f64, usize)> = std::collections::HashMap::new();
+) -> HashMap<i64, (f64, usize)> {
+    let mut scores: HashMap<i64, (f64, usize)> = HashMap::new();
     for cell in cells.iter().filter(|c| c.split == split && c.total > 0) {
         let (party, share) = match track {
             Track::Attack => (&cell.attacker, cell.fooled as f64 / cell.total as f64),
@@ -93,24 +105,87 @@ pub fn submission_scores(
     scores
 }
 
-/// Rank teams by their chosen, else best, scored submission on `track`.
+/// A defender's per-example results on one split: the union of the examples
+/// every attack fooled, over the largest split any of its cells covered.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Fooled {
+    /// Examples the union covers (the largest cell's `total`).
+    pub total: usize,
+    pub union: Option<ExampleBits>,
+    /// A cell without per-example results was seen: the worst case is unknown.
+    pub incomplete: bool,
+}
+
+impl Fooled {
+    /// Take in one more cell against this defender.
+    pub fn add(&mut self, cell: &Evaluation) {
+        match &cell.examples {
+            Some(bits) => {
+                self.total = self.total.max(usize::try_from(cell.total).unwrap_or(0));
+                self.union = Some(match &self.union {
+                    Some(u) => u.union(bits),
+                    None => bits.clone(),
+                });
+            }
+            None => self.incomplete = true,
+        }
+    }
+
+    /// Worst-case robust accuracy: the share of the covered examples no attack
+    /// fooled; `None` when a cell had no per-example results or none covered any.
+    pub fn worst_case(&self) -> Option<f64> {
+        if self.incomplete {
+            return None;
+        }
+        crate::examples::worst_case(self.total, self.union.as_ref()?)
+    }
+}
+
+/// Each defending submission's [`Fooled`] on `split`, over its cells with examples.
+pub fn worst_case_scores(split: Split, cells: &[Evaluation]) -> HashMap<i64, Fooled> {
+    let mut out: HashMap<i64, Fooled> = HashMap::new();
+    for cell in cells.iter().filter(|c| c.split == split && c.total > 0) {
+        if let Party::Submission(id) = cell.defender {
+            out.entry(id).or_default().add(cell);
+        }
+    }
+    out
+}
+
+/// The score a board ranks by, from a submission's sum and worst case.
+pub fn ranked_score(track: Track, rule: RankBy, sum: f64, worst_case: Option<f64>) -> f64 {
+    match (track, rule) {
+        (Track::Defense, RankBy::WorstCase) => worst_case.unwrap_or(0.0),
+        _ => sum,
+    }
+}
+
+/// Rank teams by their chosen, else best, scored submission on `track`; a
+/// defense board by `rule`.
 pub fn rank(
     track: Track,
     split: Split,
+    rule: RankBy,
     scored: &[Submission],
     cells: &[Evaluation],
 ) -> Vec<Standing> {
     let scores = submission_scores(track, split, cells);
-    let mut by_team: std::collections::HashMap<TeamId, Vec<(Standing, bool)>> =
-        std::collections::HashMap::new();
+    let worst = match track {
+        Track::Defense => worst_case_scores(split, cells),
+        Track::Attack => HashMap::new(),
+    };
+    let mut by_team: HashMap<TeamId, Vec<(Standing, bool)>> = HashMap::new();
     for s in scored.iter().filter(|s| s.track == track) {
-        let (score, opponents) = scores.get(&s.id).copied().unwrap_or((0.0, 0));
+        let (sum, opponents) = scores.get(&s.id).copied().unwrap_or((0.0, 0));
+        let worst_case = worst.get(&s.id).and_then(Fooled::worst_case);
         by_team.entry(s.team_id).or_default().push((
             Standing {
                 team_id: s.team_id,
                 submission_id: s.id,
-                score,
+                score: ranked_score(track, rule, sum, worst_case),
                 opponents,
+                sum,
+                worst_case,
                 queries_used: s.queries_used,
                 reached_at: s.created_at,
             },
@@ -401,6 +476,8 @@ mod tests {
             submission_id: submission,
             score,
             opponents: 1,
+            sum: score,
+            worst_case: None,
             queries_used: None,
             reached_at: at,
         }
@@ -544,6 +621,96 @@ mod tests {
     }
 
     #[test]
+    fn worst_case_ranks_by_examples_correct_under_every_attack() {
+        use crate::testing::cell_with_examples as bits;
+        let (a1, a2, reference) = (
+            Party::Submission(1),
+            Party::Submission(2),
+            Party::Reference("square-linf".into()),
+        );
+        let (d3, d4) = (Party::Submission(3), Party::Submission(4));
+        let pb = Split::Public;
+        let cells = vec![
+            // defense 3: a1 fools {0, 1}, a2 fools {1}, the reference {2}: 3 of 10
+            // examples broken (0.7 worst case); sum 0.8 + 0.9 + 0.9 = 2.6
+            bits(a1.clone(), d3.clone(), pb, 10, &[0, 1], 1),
+            bits(a2.clone(), d3.clone(), pb, 10, &[1], 1),
+            bits(reference.clone(), d3.clone(), pb, 10, &[2], 1),
+            // defense 4: a1 fools nothing, a2 nothing, the reference {0..5}:
+            // worst case 0.5, sum 1 + 1 + 0.5 = 2.5
+            bits(a1, d4.clone(), pb, 10, &[], 1),
+            bits(a2, d4.clone(), pb, 10, &[], 1),
+            bits(reference, d4, pb, 10, &[0, 1, 2, 3, 4], 1),
+        ];
+        let subs = vec![
+            sub(1, 10, Track::Attack, 1),
+            sub(2, 11, Track::Attack, 1),
+            sub(3, 20, Track::Defense, 1),
+            sub(4, 21, Track::Defense, 2),
+        ];
+        let worst = rank(Track::Defense, pb, RankBy::WorstCase, &subs, &cells);
+        let got: Vec<(i64, f64, f64, Option<f64>)> = worst
+            .iter()
+            .map(|s| (s.submission_id, s.score, s.sum, s.worst_case))
+            .collect();
+        assert_eq!(got[0].0, 3);
+        assert!((got[0].1 - 0.7).abs() < 1e-12 && (got[0].2 - 2.6).abs() < 1e-12);
+        assert_eq!(got[0].3, Some(got[0].1));
+        assert_eq!(got[1].0, 4);
+        assert!((got[1].1 - 0.5).abs() < 1e-12 && (got[1].2 - 2.5).abs() < 1e-12);
+        // The same cells under the sum rule: same order here, scores are the sums.
+        let sum = rank(Track::Defense, pb, RankBy::Sum, &subs, &cells);
+        assert_eq!(sum[0].score, sum[0].sum);
+        assert_eq!(sum[0].worst_case, worst[0].worst_case);
+        // Many weak attacks: give defense 4 two more cells that fool nothing and
+        // defense 3 one that breaks {3}: under the sum 4 now leads (4.5 vs 3.5),
+        // under the worst case 3 still does (0.6 vs 0.5).
+        let mut more = cells.clone();
+        more.push(bits(
+            Party::Submission(5),
+            Party::Submission(4),
+            pb,
+            10,
+            &[],
+            2,
+        ));
+        more.push(bits(
+            Party::Submission(6),
+            Party::Submission(4),
+            pb,
+            10,
+            &[],
+            2,
+        ));
+        more.push(bits(
+            Party::Submission(5),
+            Party::Submission(3),
+            pb,
+            10,
+            &[3],
+            2,
+        ));
+        let by_sum = rank(Track::Defense, pb, RankBy::Sum, &subs, &more);
+        assert_eq!(by_sum[0].submission_id, 4);
+        let by_worst = rank(Track::Defense, pb, RankBy::WorstCase, &subs, &more);
+        assert_eq!(by_worst[0].submission_id, 3);
+        assert!((by_worst[0].score - 0.6).abs() < 1e-12);
+        // A cell without per-example results leaves the worst case unknown (0 for ranking).
+        let mut old = more.clone();
+        old.push(cell(Party::Submission(7), Party::Submission(3), pb, 10, 0));
+        let unknown = rank(Track::Defense, pb, RankBy::WorstCase, &subs, &old);
+        let three = unknown.iter().find(|s| s.submission_id == 3).unwrap();
+        assert_eq!((three.worst_case, three.score), (None, 0.0));
+        // Attack boards ignore the rule.
+        let attacks = rank(Track::Attack, pb, RankBy::WorstCase, &subs, &cells);
+        assert!(
+            attacks
+                .iter()
+                .all(|s| s.score == s.sum && s.worst_case.is_none())
+        );
+    }
+
+    #[test]
     fn attacks_sum_fooled_shares_and_defenses_sum_kept_accuracy() {
         let org = |n: &str| Party::Organizer(n.to_owned());
         let cells = vec![
@@ -575,7 +742,7 @@ mod tests {
             sub(3, 12, Track::Defense, 1),
         ];
         // attack 1: 0.5 + 0.1 + 0.2 = 0.8 ; attack 2: 1.0
-        let board = rank(Track::Attack, Split::Public, &subs, &cells);
+        let board = rank(Track::Attack, Split::Public, RankBy::Sum, &subs, &cells);
         assert_eq!(
             board.iter().map(|s| s.team_id).collect::<Vec<_>>(),
             [11, 10]
@@ -583,11 +750,11 @@ mod tests {
         assert!((board[1].score - 0.8).abs() < 1e-12);
         assert_eq!(board[1].opponents, 3);
         // private split counts only private cells
-        let private = rank(Track::Attack, Split::Private, &subs, &cells);
+        let private = rank(Track::Attack, Split::Private, RankBy::Sum, &subs, &cells);
         assert_eq!(private[0].team_id, 10);
         assert!((private[0].score - 1.0).abs() < 1e-12);
         // defense 3: kept 240/300 against attack 1 and 5/30 against square = 0.8 + 1/6
-        let defense = rank(Track::Defense, Split::Public, &subs, &cells);
+        let defense = rank(Track::Defense, Split::Public, RankBy::Sum, &subs, &cells);
         assert_eq!(defense.len(), 1);
         assert!((defense[0].score - (0.8 + 5.0 / 30.0)).abs() < 1e-12);
     }
@@ -689,7 +856,7 @@ mod tests {
             sub(2, 1, Track::Attack, 50),
             sub(3, 2, Track::Attack, 20),
         ];
-        let board = rank(Track::Attack, Split::Public, &subs, &cells);
+        let board = rank(Track::Attack, Split::Public, RankBy::Sum, &subs, &cells);
         assert_eq!(board.len(), 2);
         assert_eq!(
             (board[0].team_id, board[0].submission_id),
@@ -704,7 +871,7 @@ mod tests {
         // team 1 chooses its weaker submission: it counts, and now ranks below
         let mut chosen = subs.clone();
         chosen[0].chosen = true;
-        let board = rank(Track::Attack, Split::Public, &chosen, &cells);
+        let board = rank(Track::Attack, Split::Public, RankBy::Sum, &chosen, &cells);
         assert_eq!(
             (board[1].team_id, board[1].submission_id, board[1].score),
             (1, 1, 0.5)
@@ -731,7 +898,7 @@ mod tests {
         subs[2].queries_used = Some(800);
         // team 1 later matched its score with fewer queries: that one counts
         subs[3].queries_used = Some(100);
-        let board = rank(Track::Attack, Split::Public, &subs, &cells);
+        let board = rank(Track::Attack, Split::Public, RankBy::Sum, &subs, &cells);
         assert_eq!(
             board
                 .iter()

@@ -23,6 +23,7 @@ pub mod artifacts;
 pub mod challenge;
 pub mod details;
 pub mod event;
+pub mod examples;
 pub mod history;
 pub mod kinds;
 pub mod leaderboard;

@@ -183,6 +183,37 @@ pub fn distances(original: &[f32], perturbed: &[f32]) -> Result<Distances, Scori
     Ok(d)
 }
 
+/// The 95% Wilson score interval of a share of `k` successes in `n` trials
+/// (better than the normal approximation near 0 and 1); `(0, 0)` for no trials.
+pub fn wilson_interval(k: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    const Z: f64 = 1.959_963_984_540_054;
+    let (k, n) = (k.min(n) as f64, n as f64);
+    let p = k / n;
+    let z2 = Z * Z;
+    let denominator = 1.0 + z2 / n;
+    let center = (p + z2 / (2.0 * n)) / denominator;
+    let half = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denominator;
+    ((center - half).max(0.0), (center + half).min(1.0))
+}
+
+/// The median of `values` (the mean of the middle two for an even count; 0 for
+/// none). Sorts `values` in place; NaN sorts last.
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
 /// The distance between `original` and `perturbed` in one norm.
 pub fn distance(original: &[f32], perturbed: &[f32], norm: Norm) -> Result<f64, ScoringError> {
     Ok(distances(original, perturbed)?.get(norm))
@@ -751,7 +782,7 @@ pub fn public_split(n: usize, public_fraction: f64, seed: u64) -> Vec<bool> {
 
 #[cfg(test)]
 mod split_tests {
-    use super::public_split;
+    use super::{median, public_split, wilson_interval};
 
     #[test]
     fn the_split_has_the_right_size_and_is_stable() {
@@ -762,5 +793,29 @@ mod split_tests {
         assert_eq!(public_split(10, 0.0, 1), vec![false; 10]);
         assert_eq!(public_split(10, 1.0, 1), vec![true; 10]);
         assert_eq!(public_split(3, 0.5, 1).iter().filter(|p| **p).count(), 2);
+    }
+
+    #[test]
+    fn median_by_hand() {
+        assert_eq!(median(&mut []), 0.0);
+        assert_eq!(median(&mut [3.0]), 3.0);
+        assert_eq!(median(&mut [5.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn wilson_interval_by_hand() {
+        // 957 of 1000: center (0.957 + 1.9208e-3) / 1.0038415 = 0.955250, half
+        // 1.96 * sqrt(4.1151e-5 + 9.604e-7) / 1.0038415 = 0.012670
+        let (low, high) = wilson_interval(957, 1000);
+        assert!((low - 0.94258).abs() < 1e-4, "{low}");
+        assert!((high - 0.96792).abs() < 1e-4, "{high}");
+        // all right: the interval still reaches below 1
+        let (low, high) = wilson_interval(10, 10);
+        assert!(
+            (low - 0.72247).abs() < 1e-4 && (high - 1.0).abs() < 1e-12,
+            "{low} {high}"
+        );
+        assert_eq!(wilson_interval(0, 0), (0.0, 0.0));
     }
 }

@@ -319,6 +319,17 @@ pub trait SubmissionStore: Send + Sync + 'static {
     /// Finish a job: write its cells (duplicates ignored) and the submission's
     /// outcome, fenced by the lease. `Refused` when the lease was lost.
     async fn complete_job(&self, done: JobCompletion<'_>) -> StoreResult<()>;
+    /// Finish a battery job: write its cells (duplicates ignored) and its
+    /// summary, fenced by the lease. `Refused` when the lease was lost.
+    async fn complete_battery(&self, done: BatteryCompletion<'_>) -> StoreResult<()>;
+    /// Where the battery against defense `submission` stands.
+    async fn battery_state(&self, submission: SubmissionId) -> StoreResult<BatteryState>;
+    /// Scoring jobs (not batteries) queued and due at `now`: a running battery
+    /// yields to them.
+    async fn scoring_jobs_waiting(&self, now: i64) -> StoreResult<i64>;
+    /// What produced a submission's result, as recorded when it was scored
+    /// (JSON; `None` before provenance was recorded or before it was scored).
+    async fn provenance(&self, submission: SubmissionId) -> StoreResult<Option<String>>;
     /// Give a job back after an evaluator error: retried with backoff until
     /// `max_attempts`, then the submission fails with `error`.
     async fn fail_job(
@@ -631,6 +642,93 @@ pub struct ClaimedJob {
     pub id: JobId,
     pub submission: Submission,
     pub attempts: i64,
+    pub kind: JobKind,
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Score a new submission (it waits for this: claimed first).
+    Score,
+    /// Run the background reference battery against an accepted defense: claimed
+    /// only when no scoring job is ready, and cut short when one arrives.
+    Battery,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Score => "score",
+            JobKind::Battery => "battery",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "score" => Some(JobKind::Score),
+            "battery" => Some(JobKind::Battery),
+            _ => None,
+        }
+    }
+
+    /// Claim order: lower first.
+    pub fn priority(self) -> i64 {
+        match self {
+            JobKind::Score => 0,
+            JobKind::Battery => 10,
+        }
+    }
+}
+
+/// What the background battery did against one defense.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatterySummary {
+    /// The budget: queries per example.
+    pub queries_per_example: u32,
+    /// Examples attacked (every eval example).
+    pub examples: i64,
+    /// Queries spent in all.
+    pub queries_used: i64,
+    /// Examples the defense got wrong after the battery.
+    pub fooled: i64,
+    pub seconds: f64,
+    /// Median L-inf and L2 distance from the clean example of the examples the
+    /// battery flipped (0 when it flipped none).
+    pub median_linf: f64,
+    pub median_l2: f64,
+    /// Stopped before the budget was spent because scoring jobs were waiting.
+    pub cut_short: bool,
+    pub finished_at: i64,
+}
+
+/// Where a defense's battery stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum BatteryState {
+    /// Not run (the challenge has none, or the defense predates it).
+    None,
+    Queued,
+    Running {
+        since: i64,
+    },
+    Failed {
+        error: String,
+    },
+    Done(BatterySummary),
+}
+
+/// How a battery job ended, written atomically with its cells.
+#[derive(Debug)]
+pub struct BatteryCompletion<'a> {
+    pub job: JobId,
+    pub owner: &'a str,
+    pub challenge_id: ChallengeId,
+    pub submission: SubmissionId,
+    pub cells: &'a [Evaluation],
+    /// `None` when the battery had nothing to do (no battery, or the defense
+    /// was no longer scored).
+    pub summary: Option<&'a BatterySummary>,
+    pub now: i64,
 }
 
 /// Who attacked whom in one cell of the matrix.
@@ -689,6 +787,11 @@ pub struct Evaluation {
     pub total: i64,
     pub fooled: i64,
     pub created_at: i64,
+    /// Which of the split's examples were fooled (`total` bits; `None` for cells
+    /// stored before per-example results were kept). Never sent to clients: the
+    /// private split's verdicts would show which examples it holds.
+    #[serde(skip)]
+    pub examples: Option<crate::examples::ExampleBits>,
 }
 
 /// One request's queries, spent from a team's budget for one target.
@@ -715,6 +818,10 @@ pub struct JobCompletion<'a> {
     pub details: &'a crate::details::SubmissionDetails,
     pub cells: &'a [Evaluation],
     pub queries_used: Option<i64>,
+    /// What produced the result (JSON, see `riposte_eval::provenance`).
+    pub provenance: &'a str,
+    /// Queue the background battery against this (accepted) defense.
+    pub queue_battery: bool,
     pub now: i64,
 }
 

@@ -46,6 +46,29 @@ pub fn cell(
         total,
         fooled,
         created_at: at,
+        examples: None,
+    }
+}
+
+/// A matrix cell with per-example results: `fooled` lists the split's fooled
+/// examples out of `total`.
+pub fn cell_with_examples(
+    attacker: Party,
+    defender: Party,
+    split: Split,
+    total: usize,
+    fooled: &[usize],
+    at: i64,
+) -> Evaluation {
+    let bits = crate::examples::ExampleBits::from_bools((0..total).map(|i| fooled.contains(&i)));
+    Evaluation {
+        attacker,
+        defender,
+        split,
+        total: i64::try_from(total).unwrap_or(i64::MAX),
+        fooled: i64::try_from(bits.count()).unwrap_or(i64::MAX),
+        created_at: at,
+        examples: Some(bits),
     }
 }
 
@@ -76,6 +99,7 @@ pub fn example_boards() -> Vec<TrackBoard> {
             track: Track::Attack,
             points: 100,
             split: pb,
+            rule: crate::challenge::RankBy::Sum,
             scored: vec![
                 submission(1, 1, Track::Attack, 10),
                 submission(2, 2, Track::Attack, 20),
@@ -88,6 +112,7 @@ pub fn example_boards() -> Vec<TrackBoard> {
             track: Track::Defense,
             points: 100,
             split: pb,
+            rule: crate::challenge::RankBy::Sum,
             scored: vec![submission(4, 2, Track::Defense, 5)],
             cells,
         },

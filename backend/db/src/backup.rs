@@ -32,6 +32,7 @@ pub const TABLES: &[&str] = &[
     "submissions",
     "jobs",
     "evaluations",
+    "batteries",
     "solves",
     "flag_attempts",
     "hint_unlocks",

@@ -6,6 +6,7 @@ use anyhow::Context;
 use riposte_core::account::Role;
 use riposte_core::challenge::{ChallengeKind, Difficulty};
 use riposte_core::details::SubmissionDetails;
+use riposte_core::examples::ExampleBits;
 use riposte_core::store::{
     ApiToken, ChallengeId, ChallengeRecord, Evaluation, FileRecord, Party, Split, StoreError,
     StoreResult, Submission, SubmissionId, SubmissionStatus, Team, TeamId, Track, User, UserId,
@@ -280,8 +281,8 @@ pub(crate) async fn insert_cells(
 ) -> StoreResult<()> {
     for cell in cells {
         let inserted = sqlx::query(
-            "INSERT INTO evaluations (challenge_id, attacker, defender, split, total, fooled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            "INSERT INTO evaluations (challenge_id, attacker, defender, split, total, fooled, created_at, examples) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         )
         .bind(challenge)
         .bind(cell.attacker.key())
@@ -290,6 +291,7 @@ pub(crate) async fn insert_cells(
         .bind(cell.total)
         .bind(cell.fooled)
         .bind(now)
+        .bind(cell.examples.as_ref().map(ExampleBits::to_hex).unwrap_or_default())
         .execute(&mut *conn)
         .await
         .map_err(backend_err)?;
@@ -425,7 +427,20 @@ pub(crate) fn evaluation_from(row: &AnyRow) -> StoreResult<Evaluation> {
         total: row.try_get("total").map_err(backend_err)?,
         fooled: row.try_get("fooled").map_err(backend_err)?,
         created_at: row.try_get("created_at").map_err(backend_err)?,
+        examples: examples_from(row)?,
     })
+}
+
+/// A cell's per-example results (`examples`, '' when the cell has none).
+fn examples_from(row: &AnyRow) -> StoreResult<Option<ExampleBits>> {
+    let hex: String = row.try_get("examples").map_err(backend_err)?;
+    if hex.is_empty() {
+        return Ok(None);
+    }
+    let total: i64 = row.try_get("total").map_err(backend_err)?;
+    ExampleBits::from_hex(&hex, usize::try_from(total).unwrap_or(0))
+        .map(Some)
+        .map_err(|e| StoreError::Backend(anyhow::anyhow!("stored examples of a cell: {e}")))
 }
 
 pub(crate) fn token_from(row: &AnyRow) -> StoreResult<ApiToken> {

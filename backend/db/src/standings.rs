@@ -15,7 +15,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use riposte_core::leaderboard::{self, Standing};
+use riposte_core::challenge::{ChallengeSpec, RankBy};
+use riposte_core::examples::ExampleBits;
+use riposte_core::leaderboard::{self, Fooled, Standing};
 use riposte_core::store::{
     ChallengeId, Evaluation, Party, Split, StoreError, StoreResult, SubmissionId, TeamId, Track,
 };
@@ -64,7 +66,69 @@ pub(crate) async fn add_cell(
         add_share(conn, *id, cell.split, share).await?;
         touched.insert(*id);
     }
+    if let Party::Submission(id) = cell.defender {
+        add_examples(conn, id, cell).await?;
+    }
     Ok(())
+}
+
+/// Join a cell's per-example results to its defender's union on the cell's
+/// split (the row exists: [`add_share`] made it).
+async fn add_examples(
+    conn: &mut AnyConnection,
+    id: SubmissionId,
+    cell: &Evaluation,
+) -> StoreResult<()> {
+    let row = sqlx::query(
+        "SELECT fooled_union, union_total, incomplete FROM submission_scores \
+         WHERE submission_id = $1 AND split = $2",
+    )
+    .bind(id)
+    .bind(cell.split.as_str())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(backend_err)?;
+    let mut fooled = fooled_from(&row)?;
+    fooled.add(cell);
+    sqlx::query(
+        "UPDATE submission_scores SET fooled_union = $3, union_total = $4, incomplete = $5 \
+         WHERE submission_id = $1 AND split = $2",
+    )
+    .bind(id)
+    .bind(cell.split.as_str())
+    .bind(
+        fooled
+            .union
+            .as_ref()
+            .map(ExampleBits::to_hex)
+            .unwrap_or_default(),
+    )
+    .bind(i64::try_from(fooled.total).unwrap_or(i64::MAX))
+    .bind(i64::from(fooled.incomplete))
+    .execute(&mut *conn)
+    .await
+    .map_err(backend_err)?;
+    Ok(())
+}
+
+/// A `submission_scores` row's [`Fooled`].
+fn fooled_from(row: &sqlx::any::AnyRow) -> StoreResult<Fooled> {
+    let hex: Option<String> = row.try_get("fooled_union").map_err(backend_err)?;
+    let total: Option<i64> = row.try_get("union_total").map_err(backend_err)?;
+    let incomplete: Option<i64> = row.try_get("incomplete").map_err(backend_err)?;
+    let total = usize::try_from(total.unwrap_or(0)).unwrap_or(0);
+    let union = match hex.as_deref() {
+        None | Some("") if total == 0 => None,
+        raw => Some(
+            ExampleBits::from_hex(raw.unwrap_or(""), total)
+                .map_err(|e| StoreError::Backend(anyhow::anyhow!("stored fooled_union: {e}")))?,
+        ),
+    };
+    Ok(Fooled {
+        total,
+        union,
+        incomplete: incomplete.unwrap_or(0) != 0,
+    })
 }
 
 /// Add one cell's share to one submission's score on `split`.
@@ -153,7 +217,7 @@ async fn resum(
         .map_err(backend_err)?;
     let key = Party::Submission(id).key();
     let cells = sqlx::query(
-        "SELECT attacker, split, total, fooled FROM evaluations \
+        "SELECT attacker, defender, split, total, fooled, created_at, examples FROM evaluations \
          WHERE challenge_id = $1 AND (attacker = $2 OR defender = $2) AND total > 0 ORDER BY id",
     )
     .bind(challenge)
@@ -162,26 +226,19 @@ async fn resum(
     .await
     .map_err(backend_err)?;
     for row in &cells {
-        let attacker: String = row.try_get("attacker").map_err(backend_err)?;
-        let split: String = row.try_get("split").map_err(backend_err)?;
-        let total: i64 = row.try_get("total").map_err(backend_err)?;
-        let fooled: i64 = row.try_get("fooled").map_err(backend_err)?;
-        let hits = if attacker == key {
-            fooled
+        let cell = crate::sql::evaluation_from(row)?;
+        let attacker = cell.attacker == Party::Submission(id);
+        let hits = if attacker {
+            cell.fooled
         } else {
-            total - fooled
+            cell.total - cell.fooled
         };
-        add_share(conn, id, split_of(&split), hits as f64 / total as f64).await?;
+        add_share(conn, id, cell.split, hits as f64 / cell.total as f64).await?;
+        if !attacker {
+            add_examples(conn, id, &cell).await?;
+        }
     }
     Ok(())
-}
-
-fn split_of(raw: &str) -> Split {
-    if raw == Split::Private.as_str() {
-        Split::Private
-    } else {
-        Split::Public
-    }
 }
 
 /// Re-pick the counted submission of every (challenge, track, team) one of
@@ -192,6 +249,7 @@ pub(crate) async fn refresh_submissions(
 ) -> StoreResult<()> {
     let ids: Vec<SubmissionId> = submissions.iter().copied().collect();
     let mut groups: BTreeSet<(ChallengeId, String, TeamId)> = BTreeSet::new();
+    let mut rules: HashMap<ChallengeId, RankBy> = HashMap::new();
     for chunk in ids.chunks(500) {
         let placeholders: Vec<String> = (1..=chunk.len()).map(|k| format!("${k}")).collect();
         let sql = format!(
@@ -211,9 +269,34 @@ pub(crate) async fn refresh_submissions(
         }
     }
     for (challenge, track, team) in groups {
-        refresh_group(conn, challenge, track_of(&track)?, team).await?;
+        let rule = match rules.get(&challenge) {
+            Some(&rule) => rule,
+            None => {
+                let rule = rank_rule(conn, challenge).await?;
+                rules.insert(challenge, rule);
+                rule
+            }
+        };
+        refresh_group_by(conn, challenge, track_of(&track)?, team, rule).await?;
     }
     Ok(())
+}
+
+/// The rule that ranks `challenge`'s defense board (its spec's `rank_by`; sum
+/// for a challenge without a defense track).
+async fn rank_rule(conn: &mut AnyConnection, challenge: ChallengeId) -> StoreResult<RankBy> {
+    let spec: Option<String> = sqlx::query_scalar("SELECT spec FROM challenges WHERE id = $1")
+        .bind(challenge)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend_err)?;
+    let Some(spec) = spec else {
+        return Ok(RankBy::Sum);
+    };
+    let spec: ChallengeSpec = serde_json::from_str(&spec).map_err(|e| {
+        StoreError::Backend(anyhow::anyhow!("stored spec of challenge {challenge}: {e}"))
+    })?;
+    Ok(spec.defense.map_or(RankBy::Sum, |d| d.rank_by))
 }
 
 /// Re-pick every counted submission of `team` (after its submissions changed
@@ -251,8 +334,21 @@ pub(crate) async fn refresh_group(
     track: Track,
     team: TeamId,
 ) -> StoreResult<()> {
+    let rule = rank_rule(conn, challenge).await?;
+    refresh_group_by(conn, challenge, track, team, rule).await
+}
+
+/// [`refresh_group`] with the challenge's rule known.
+async fn refresh_group_by(
+    conn: &mut AnyConnection,
+    challenge: ChallengeId,
+    track: Track,
+    team: TeamId,
+    rule: RankBy,
+) -> StoreResult<()> {
     let rows = sqlx::query(
-        "SELECT s.id, s.chosen, s.queries_used, s.created_at, p.split, p.score, p.opponents \
+        "SELECT s.id, s.chosen, s.queries_used, s.created_at, p.split, p.score, p.opponents, \
+         p.fooled_union, p.union_total, p.incomplete \
          FROM submissions s LEFT JOIN submission_scores p ON p.submission_id = s.id \
          WHERE s.team_id = $1 AND s.challenge_id = $2 AND s.track = $3 AND s.status = 'scored'",
     )
@@ -262,8 +358,8 @@ pub(crate) async fn refresh_group(
     .fetch_all(&mut *conn)
     .await
     .map_err(backend_err)?;
-    // submission -> (chosen, queries, created, per split (score, opponents))
-    type Candidate = (bool, Option<i64>, i64, [(f64, usize); 2]);
+    // submission -> (chosen, queries, created, per split (sum, opponents, worst case))
+    type Candidate = (bool, Option<i64>, i64, [(f64, usize, Option<f64>); 2]);
     let mut candidates: HashMap<SubmissionId, Candidate> = HashMap::new();
     for row in &rows {
         let id: SubmissionId = row.try_get("id").map_err(backend_err)?;
@@ -273,7 +369,7 @@ pub(crate) async fn refresh_group(
                 row.try_get::<i64, _>("chosen").map_err(backend_err)? != 0,
                 row.try_get("queries_used").map_err(backend_err)?,
                 row.try_get("created_at").map_err(backend_err)?,
-                [(0.0, 0); 2],
+                [(0.0, 0, None); 2],
             )),
         };
         let split: Option<String> = row.try_get("split").map_err(backend_err)?;
@@ -281,7 +377,8 @@ pub(crate) async fn refresh_group(
         let slot = usize::from(split == Split::Private.as_str());
         let score: f64 = row.try_get("score").map_err(backend_err)?;
         let opponents: i64 = row.try_get("opponents").map_err(backend_err)?;
-        entry.3[slot] = (score, usize::try_from(opponents).unwrap_or(0));
+        let worst_case = fooled_from(row)?.worst_case();
+        entry.3[slot] = (score, usize::try_from(opponents).unwrap_or(0), worst_case);
     }
     for (slot, split) in SPLITS.iter().enumerate() {
         let counted = leaderboard::team_standing(candidates.iter().map(
@@ -290,8 +387,15 @@ pub(crate) async fn refresh_group(
                     Standing {
                         team_id: team,
                         submission_id: id,
-                        score: scores[slot].0,
+                        score: leaderboard::ranked_score(
+                            track,
+                            rule,
+                            scores[slot].0,
+                            scores[slot].2,
+                        ),
                         opponents: scores[slot].1,
+                        sum: scores[slot].0,
+                        worst_case: scores[slot].2,
                         queries_used,
                         reached_at: created_at,
                     },
@@ -327,11 +431,14 @@ async fn write_standing(
     };
     sqlx::query(
         "INSERT INTO track_standings \
-         (challenge_id, track, split, team_id, submission_id, score, opponents, queries_used, reached_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         (challenge_id, track, split, team_id, submission_id, score, opponents, queries_used, reached_at, \
+          sum_score, worst_case, worst_case_known) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (challenge_id, track, split, team_id) DO UPDATE SET \
          submission_id = excluded.submission_id, score = excluded.score, opponents = excluded.opponents, \
-         queries_used = excluded.queries_used, reached_at = excluded.reached_at",
+         queries_used = excluded.queries_used, reached_at = excluded.reached_at, \
+         sum_score = excluded.sum_score, worst_case = excluded.worst_case, \
+         worst_case_known = excluded.worst_case_known",
     )
     .bind(challenge)
     .bind(track.as_str())
@@ -342,6 +449,9 @@ async fn write_standing(
     .bind(i64::try_from(s.opponents).unwrap_or(i64::MAX))
     .bind(s.queries_used)
     .bind(s.reached_at)
+    .bind(s.sum)
+    .bind(s.worst_case.unwrap_or(0.0))
+    .bind(i64::from(s.worst_case.is_some()))
     .execute(&mut *conn)
     .await
     .map_err(backend_err)?;
@@ -356,7 +466,8 @@ pub(crate) async fn read(
     split: Split,
 ) -> StoreResult<Vec<Standing>> {
     let rows = sqlx::query(
-        "SELECT team_id, submission_id, score, opponents, queries_used, reached_at FROM track_standings \
+        "SELECT team_id, submission_id, score, opponents, queries_used, reached_at, \
+         sum_score, worst_case, worst_case_known FROM track_standings \
          WHERE challenge_id = $1 AND track = $2 AND split = $3",
     )
     .bind(challenge)
@@ -376,6 +487,14 @@ pub(crate) async fn read(
                     row.try_get::<i64, _>("opponents").map_err(backend_err)?,
                 )
                 .unwrap_or(0),
+                sum: row.try_get("sum_score").map_err(backend_err)?,
+                worst_case: (row
+                    .try_get::<i64, _>("worst_case_known")
+                    .map_err(backend_err)?
+                    != 0)
+                    .then(|| row.try_get("worst_case"))
+                    .transpose()
+                    .map_err(backend_err)?,
                 queries_used: row.try_get("queries_used").map_err(backend_err)?,
                 reached_at: row.try_get("reached_at").map_err(backend_err)?,
             })
@@ -405,31 +524,15 @@ pub(crate) async fn rebuild(conn: &mut AnyConnection, only_if_unbuilt: bool) -> 
             .await
             .map_err(backend_err)?;
     }
-    let cells =
-        sqlx::query("SELECT attacker, defender, split, total, fooled FROM evaluations ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(backend_err)?;
+    let cells = sqlx::query(
+        "SELECT attacker, defender, split, total, fooled, created_at, examples FROM evaluations ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(backend_err)?;
     let mut touched = BTreeSet::new();
     for row in &cells {
-        let party = |col: &str| -> StoreResult<Party> {
-            let raw: String = row.try_get(col).map_err(backend_err)?;
-            Party::parse(&raw)
-                .ok_or_else(|| StoreError::Backend(anyhow::anyhow!("bad party key {raw:?}")))
-        };
-        let split: String = row.try_get("split").map_err(backend_err)?;
-        let cell = Evaluation {
-            attacker: party("attacker")?,
-            defender: party("defender")?,
-            split: if split == Split::Private.as_str() {
-                Split::Private
-            } else {
-                Split::Public
-            },
-            total: row.try_get("total").map_err(backend_err)?,
-            fooled: row.try_get("fooled").map_err(backend_err)?,
-            created_at: 0,
-        };
+        let cell = crate::sql::evaluation_from(row)?;
         add_cell(conn, &cell, &mut touched).await?;
     }
     let scored: Vec<SubmissionId> =

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use riposte_core::account::Role;
 use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
 use riposte_core::store::{
-    ChallengeId, ChallengeUpsert, Evaluation, JobCompletion, NewSubmission, Party, Split,
-    StoreError, Submission, SubmissionStatus, TeamId, Track, UserId,
+    BatteryCompletion, BatteryState, BatterySummary, ChallengeId, ChallengeUpsert, Evaluation,
+    JobCompletion, JobKind, NewSubmission, Party, Split, StoreError, Submission, SubmissionStatus,
+    TeamId, Track, UserId,
 };
 use riposte_db::SqlStore;
 use riposte_db::testing::TestDatabase;
@@ -122,6 +123,7 @@ fn cell(attacker: i64, defender: &str, fooled: i64) -> Evaluation {
         total: 300,
         fooled,
         created_at: 0,
+        examples: None,
     }
 }
 
@@ -144,6 +146,8 @@ fn completion<'a>(
         details: &riposte_core::details::SubmissionDetails::None,
         cells,
         queries_used: None,
+        provenance: "",
+        queue_battery: false,
         now,
     }
 }
@@ -153,6 +157,57 @@ async fn status(store: &SqlStore, id: i64) -> Submission {
 }
 
 queue_conformance! {
+    // A battery waits for every scoring job, fails without failing its defense,
+    // and a rescore of the defense drops it until the defense is scored again.
+    a_battery_is_claimed_after_scoring_jobs_and_fails_alone => |store: Arc<SqlStore>| async move {
+        let f = fixture(&store).await;
+        let defense = submit(&store, &f, 100).await;
+        let job = store.claim_job("w", 101, 200, 1).await.unwrap().unwrap();
+        let done = JobCompletion { queue_battery: true, ..completion(&f, job.id, "w", defense.id, &[], 101) };
+        store.complete_job(done).await.unwrap();
+        assert_eq!(store.battery_state(defense.id).await.unwrap(), BatteryState::Queued);
+        // A submission after the battery was queued is still claimed first.
+        let later = submit(&store, &f, 102).await;
+        assert_eq!(store.scoring_jobs_waiting(103).await.unwrap(), 1);
+        let next = store.claim_job("w", 103, 200, 1).await.unwrap().unwrap();
+        assert_eq!((next.submission.id, next.kind), (later.id, JobKind::Score));
+        store.complete_job(completion(&f, next.id, "w", later.id, &[], 103)).await.unwrap();
+        let battery = store.claim_job("w", 104, 200, 1).await.unwrap().unwrap();
+        assert_eq!((battery.submission.id, battery.kind), (defense.id, JobKind::Battery));
+        assert_eq!(battery.submission.status, SubmissionStatus::Scored, "a battery leaves its defense scored");
+        assert!(matches!(store.battery_state(defense.id).await.unwrap(), BatteryState::Running { .. }));
+        // Its last attempt fails: the battery failed, the defense stays scored.
+        store.fail_job(battery.id, "w", "host died", 105, 1).await.unwrap();
+        assert_eq!(status(&store, defense.id).await.status, SubmissionStatus::Scored);
+        assert_eq!(
+            store.battery_state(defense.id).await.unwrap(),
+            BatteryState::Failed { error: "host died".into() }
+        );
+        // Retried by an organizer, it completes with its summary and cells.
+        store.retry_job(defense.id, 106).await.unwrap();
+        assert_eq!(status(&store, defense.id).await.status, SubmissionStatus::Scored);
+        let battery = store.claim_job("w", 107, 200, 1).await.unwrap().unwrap();
+        let summary = BatterySummary {
+            queries_per_example: 10, examples: 300, queries_used: 2_000, fooled: 42, seconds: 1.5,
+            median_linf: 0.3, median_l2: 4.25, cut_short: true, finished_at: 108,
+        };
+        let cells = [Evaluation {
+            attacker: Party::Reference("square-linf-battery".into()),
+            defender: Party::Submission(defense.id),
+            ..cell(0, "x", 42)
+        }];
+        store.complete_battery(BatteryCompletion {
+            job: battery.id, owner: "w", challenge_id: f.challenge, submission: defense.id,
+            cells: &cells, summary: Some(&summary), now: 108,
+        }).await.unwrap();
+        assert_eq!(store.battery_state(defense.id).await.unwrap(), BatteryState::Done(summary));
+        // A rescore drops the battery; scoring the defense again queues a new one.
+        store.rescore(defense.id, 109).await.unwrap();
+        assert_eq!(store.battery_state(defense.id).await.unwrap(), BatteryState::None);
+        let again = store.claim_job("w", 110, 200, 1).await.unwrap().unwrap();
+        assert_eq!(again.kind, JobKind::Score);
+        assert!(store.claim_job("w", 110, 200, 1).await.unwrap().is_none());
+    };
     // An attack's completion (no gate accuracy) and then a defense's (one) on
     // the same connection: a NULL double once made PostgreSQL's cached
     // statement refuse every later double.

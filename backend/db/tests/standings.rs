@@ -16,7 +16,8 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use riposte_core::account::Role;
-use riposte_core::challenge::{ChallengeKind, ChallengeSpec};
+use riposte_core::challenge::{ChallengeKind, ChallengeSpec, RankBy};
+use riposte_core::examples::ExampleBits;
 use riposte_core::leaderboard;
 use riposte_core::store::{
     ChallengeId, ChallengeUpsert, Evaluation, JobCompletion, NewSubmission, Party, Split,
@@ -42,13 +43,30 @@ struct World {
 async fn world(store: &SqlStore, tag: &str) -> World {
     let tags: Vec<String> = vec![];
     let mut challenges = Vec::new();
+    // "one" ranks its defenses by the sum (no defense section: the stored
+    // default), "two" by the worst case.
     for slug in ["one", "two"] {
+        let defense = (slug == "two").then(|| riposte_core::challenge::DefenseTrack {
+            window: riposte_core::challenge::Track {
+                opens: 0,
+                closes: i64::MAX,
+                submissions_per_day: 100,
+                max_upload_bytes: 1 << 20,
+            },
+            gate_clean_accuracy: 0.5,
+            hidden_inputs: "private/x.npy".into(),
+            hidden_labels: "private/y.npy".into(),
+            reference_attacks: vec![],
+            rank_by: RankBy::WorstCase,
+            battery_queries: 0,
+        });
         store
             .upsert_challenge(ChallengeUpsert {
                 spec: &ChallengeSpec {
                     tags: tags.clone(),
                     points: 100,
                     summary: "s".to_owned(),
+                    defense,
                     ..ChallengeSpec::bare(slug, ChallengeKind::Evasion)
                 },
                 readme: "r",
@@ -83,9 +101,13 @@ async fn new_competitor(store: &SqlStore, w: &mut World) {
 }
 
 /// A random cell between `attacker` and `defender`, sometimes empty, often
-/// with a share another cell has (equal scores).
+/// with a share another cell has (equal scores); mostly with per-example
+/// results (a cell stored before they were kept has none).
 fn cell(rng: &mut StdRng, attacker: Party, defender: Party) -> Evaluation {
     let total = [0, 1, 4, 10, 10, 300][rng.random_range(0..6)];
+    let rate = rng.random_range(0.0..=1.0);
+    let bits = ExampleBits::from_bools((0..total).map(|_| rng.random_bool(rate)));
+    let with_examples = rng.random_bool(0.9);
     Evaluation {
         attacker,
         defender,
@@ -95,8 +117,9 @@ fn cell(rng: &mut StdRng, attacker: Party, defender: Party) -> Evaluation {
             Split::Private
         },
         total,
-        fooled: rng.random_range(0..=total),
+        fooled: i64::try_from(bits.count()).unwrap(),
         created_at: 0,
+        examples: with_examples.then_some(bits),
     }
 }
 
@@ -161,6 +184,8 @@ async fn submit(store: &SqlStore, rng: &mut StdRng, w: &mut World) {
             cells: &cells,
             queries_used,
             now: w.clock,
+            provenance: "",
+            queue_battery: false,
         })
         .await
         .unwrap();
@@ -258,6 +283,8 @@ async fn rescore(store: &SqlStore, rng: &mut StdRng, w: &mut World) {
             cells: &cells,
             queries_used: None,
             now: w.clock,
+            provenance: "",
+            queue_battery: false,
         })
         .await
         .unwrap();
@@ -344,13 +371,21 @@ async fn join(store: &SqlStore, rng: &mut StdRng, w: &mut World) {
 async fn assert_maintained(store: &SqlStore, w: &World, context: &str) {
     for &challenge in &w.challenges {
         let cells = store.evaluations(challenge).await.unwrap();
+        let rule = store
+            .challenge_by_id(challenge)
+            .await
+            .unwrap()
+            .unwrap()
+            .spec
+            .defense
+            .map_or(RankBy::Sum, |d| d.rank_by);
         for track in [Track::Attack, Track::Defense] {
             let scored = store
                 .challenge_submissions(challenge, track, SubmissionStatus::Scored)
                 .await
                 .unwrap();
             for split in [Split::Public, Split::Private] {
-                let want = leaderboard::rank(track, split, &scored, &cells);
+                let want = leaderboard::rank(track, split, rule, &scored, &cells);
                 let got = store
                     .track_standings(challenge, track, split)
                     .await

@@ -103,6 +103,8 @@ pub struct AttackOutcome {
     pub queries_used: Vec<u32>,
     /// Whether the model misclassifies each adversarial example.
     pub fooled: Vec<bool>,
+    /// The attack was told to stop before its budget was spent.
+    pub stopped_early: bool,
 }
 
 impl AttackOutcome {
@@ -143,14 +145,28 @@ impl SquareAttack {
     }
 
     /// Attacks `y.len()` examples `x` (laid out per `spec`) untargeted.
-    // Long on purpose: one iteration of Square Attack (Andriushchenko et al.,
-    // Algorithm 1) per loop turn, kept whole so it can be read against the paper.
     pub async fn run<M: Model>(
         &self,
         model: &mut M,
         spec: &TaskSpec,
         x: &[f32],
         y: &[i64],
+    ) -> Result<AttackOutcome, AttackError> {
+        self.run_until(model, spec, x, y, || false).await
+    }
+
+    /// [`Self::run`], asking `stop` before every iteration: once it says so, the
+    /// attack ends with what it has (`stopped_early`). The examples' results do not
+    /// depend on when it stops beyond the queries they got.
+    // Long on purpose: one iteration of Square Attack (Andriushchenko et al.,
+    // Algorithm 1) per loop turn, kept whole so it can be read against the paper.
+    pub async fn run_until<M: Model>(
+        &self,
+        model: &mut M,
+        spec: &TaskSpec,
+        x: &[f32],
+        y: &[i64],
+        stop: impl Fn() -> bool,
     ) -> Result<AttackOutcome, AttackError> {
         let geometry = Geometry::of(spec)?;
         let n = y.len();
@@ -192,6 +208,7 @@ impl SquareAttack {
                 adversarial: best,
                 queries_used: queries,
                 fooled: vec![false; n],
+                stopped_early: false,
             });
         }
         let logits = ask(model, classes, x.to_vec(), n).await?;
@@ -232,9 +249,14 @@ impl SquareAttack {
 
         // Square updates.
         let iterations = self.budget.saturating_sub(2) as usize;
+        let mut stopped_early = false;
         for iteration in 0..iterations {
             active.retain(|&i| margin[i] >= 0.0 && queries[i] < self.budget);
             if active.is_empty() {
+                break;
+            }
+            if stop() {
+                stopped_early = true;
                 break;
             }
             let p = p_schedule(self.p_init, iteration, iterations.max(1));
@@ -285,6 +307,7 @@ impl SquareAttack {
             adversarial: best,
             queries_used: queries,
             fooled,
+            stopped_early,
         })
     }
 }

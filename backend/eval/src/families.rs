@@ -54,6 +54,7 @@ pub fn extraction_cells(
         total: 0,
         fooled: 0,
         created_at: 0,
+        examples: None,
     });
     let mut right = [0usize; 2];
     let mut victim_right = [0usize; 2];
@@ -228,6 +229,7 @@ pub fn membership_cells(
             total: members as i64,
             fooled: caught,
             created_at: 0,
+            examples: None,
         });
         metrics.insert(
             split_name(split),

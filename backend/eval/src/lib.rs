@@ -6,6 +6,7 @@ pub mod host;
 pub mod metrics;
 pub mod onnx;
 pub mod poison;
+pub mod provenance;
 pub mod sandbox;
 pub mod score;
 pub mod tensor;

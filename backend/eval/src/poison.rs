@@ -354,6 +354,7 @@ pub fn poison_cells(
             total: i64::try_from(total).unwrap_or(i64::MAX),
             fooled: i64::try_from(hit).unwrap_or(i64::MAX),
             created_at: 0,
+            examples: None,
         }
     });
     (cells, metrics)

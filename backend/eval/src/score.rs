@@ -14,6 +14,7 @@
 
 use anyhow::{Context, bail};
 use riposte_core::challenge::EvalSet;
+use riposte_core::examples::ExampleBits;
 use riposte_core::scoring;
 use riposte_core::store::{Evaluation, Party, Split};
 use riposte_core::task::{Norm, TaskSpec, ThreatModel};
@@ -253,23 +254,27 @@ pub fn cells_from_fooled(
     fooled: &[bool],
     set: &EvasionSet,
 ) -> [Evaluation; 2] {
-    let mut counts = [(0i64, 0i64); 2]; // (total, fooled) for public, private
+    // Each split's verdicts in example order: public, private.
+    let mut verdicts: [Vec<bool>; 2] = [Vec::new(), Vec::new()];
     for (i, &f) in fooled.iter().enumerate() {
         let slot = usize::from(!set.public.get(i).copied().unwrap_or(false));
-        counts[slot].0 += 1;
-        counts[slot].1 += i64::from(f);
+        verdicts[slot].push(f);
     }
-    let cell = |split, (total, fooled)| Evaluation {
-        attacker: attacker.clone(),
-        defender: defender.clone(),
-        split,
-        total,
-        fooled,
-        created_at: 0,
+    let cell = |split, verdicts: &[bool]| {
+        let bits = ExampleBits::from_bools(verdicts.iter().copied());
+        Evaluation {
+            attacker: attacker.clone(),
+            defender: defender.clone(),
+            split,
+            total: i64::try_from(bits.len()).unwrap_or(i64::MAX),
+            fooled: i64::try_from(bits.count()).unwrap_or(i64::MAX),
+            created_at: 0,
+            examples: Some(bits),
+        }
     };
     [
-        cell(Split::Public, counts[0]),
-        cell(Split::Private, counts[1]),
+        cell(Split::Public, &verdicts[0]),
+        cell(Split::Private, &verdicts[1]),
     ]
 }
 
@@ -322,6 +327,10 @@ mod tests {
         assert_eq!((public.total, public.fooled), (2, 2));
         assert_eq!((private.total, private.fooled), (2, 1));
         assert_eq!(public.split, Split::Public);
+        // per example, in each split's order: public = ex0, ex2; private = ex1, ex3
+        let ones = |c: &Evaluation| c.examples.as_ref().unwrap().ones().collect::<Vec<_>>();
+        assert_eq!(ones(&public), [0, 1]);
+        assert_eq!(ones(&private), [1]);
     }
 
     #[test]

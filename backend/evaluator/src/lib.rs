@@ -14,7 +14,8 @@
 mod files;
 mod kinds;
 pub mod queue;
+pub mod replay;
 
 pub use files::decode;
-pub use kinds::Scored;
+pub use kinds::{Scored, evasion_battery_party, score_submission};
 pub use queue::{Evaluator, MAX_ATTEMPTS, ReferenceAttackConfig, StepOutcome};

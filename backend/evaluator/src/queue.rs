@@ -17,7 +17,8 @@ use std::time::Duration;
 use anyhow::Context;
 use riposte_core::challenge::ChallengeSpec;
 use riposte_core::store::{
-    ChallengeRecord, ClaimedJob, JobCompletion, Store, StoreError, SubmissionId, SubmissionStatus,
+    BatteryCompletion, ChallengeRecord, ClaimedJob, JobCompletion, JobKind, Store, StoreError,
+    SubmissionId, SubmissionStatus,
 };
 use riposte_db::blobs::BlobStore;
 use riposte_eval::host::{HostPool, panic_message};
@@ -39,6 +40,9 @@ pub struct ReferenceAttackConfig {
     /// Queries per example.
     pub queries: u32,
     pub seed: u64,
+    /// Most queries per example the background battery spends here, whatever
+    /// the bundle asks (its record says what it used).
+    pub battery_max_queries: u32,
 }
 
 pub struct Evaluator {
@@ -118,6 +122,9 @@ impl Evaluator {
             return Ok(StepOutcome::Idle);
         };
         let submission = job.submission.id;
+        if job.kind == JobKind::Battery {
+            return self.run_battery(&job, lease, stop).await;
+        }
         tracing::info!(job = job.id, submission, attempt = job.attempts, "scoring");
         let heartbeat = self.spawn_heartbeat(job.id, lease);
         let started = std::time::Instant::now();
@@ -181,6 +188,8 @@ impl Evaluator {
                     details: &scored.details,
                     cells: &scored.cells,
                     queries_used: scored.queries_used,
+                    provenance: &scored.provenance,
+                    queue_battery: scored.queue_battery,
                     now,
                 };
                 let written = self.store.complete_job(done).await;
@@ -212,6 +221,95 @@ impl Evaluator {
                     .await
                     .map(|()| StepOutcome::Released(submission))
             }
+        };
+        match written {
+            Ok(outcome) => Ok(outcome),
+            Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A battery job: the battery runs until its budget is spent, a scoring job
+    /// is waiting (checked every second: it then stops early and keeps what it
+    /// found) or the worker is told to stop (the job goes back to the queue).
+    async fn run_battery(
+        &self,
+        job: &ClaimedJob,
+        lease: i64,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<StepOutcome> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let submission = job.submission.id;
+        tracing::info!(job = job.id, submission, "battery");
+        let heartbeat = self.spawn_heartbeat(job.id, lease);
+        let yield_now = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (store, clock, flag) = (self.store.clone(), self.clock.clone(), yield_now.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if store.scoring_jobs_waiting(clock.now()).await.unwrap_or(0) > 0 {
+                        flag.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            })
+        };
+        let started = std::time::Instant::now();
+        let check = {
+            let flag = yield_now.clone();
+            move || flag.load(Ordering::Relaxed)
+        };
+        let outcome = tokio::select! {
+            outcome = kinds::battery(self, job, &check) => Some(outcome),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        heartbeat.abort();
+        watcher.abort();
+        let now = self.clock.now();
+        let written = match outcome {
+            Some(Ok(result)) => {
+                let (cells, summary) = match result {
+                    Some(mut r) => {
+                        r.summary.finished_at = now;
+                        (r.cells, Some(r.summary))
+                    }
+                    None => (Vec::new(), None),
+                };
+                let done = BatteryCompletion {
+                    job: job.id,
+                    owner: &self.owner,
+                    challenge_id: job.submission.challenge_id,
+                    submission,
+                    cells: &cells,
+                    summary: summary.as_ref(),
+                    now,
+                };
+                tracing::info!(
+                    job = job.id,
+                    submission,
+                    seconds = started.elapsed().as_secs_f64(),
+                    cut_short = summary.as_ref().is_some_and(|s| s.cut_short),
+                    "battery finished"
+                );
+                self.store
+                    .complete_battery(done)
+                    .await
+                    .map(|()| StepOutcome::Finished(submission, SubmissionStatus::Scored))
+            }
+            Some(Err(e)) => {
+                let reason = format!("{e:#}");
+                tracing::warn!(submission, error = %reason, "battery failed");
+                self.store
+                    .fail_job(job.id, &self.owner, &reason, now, MAX_ATTEMPTS)
+                    .await
+                    .map(|()| StepOutcome::GaveBack(submission, reason))
+            }
+            None => self
+                .store
+                .release_job(job.id, &self.owner, now)
+                .await
+                .map(|()| StepOutcome::Released(submission)),
         };
         match written {
             Ok(outcome) => Ok(outcome),

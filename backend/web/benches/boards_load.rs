@@ -90,6 +90,7 @@ fn cell_pair(attacker: &Party, defender: &Party, rng: &mut Rng, total: i64) -> [
         total,
         fooled: i64::try_from(rng.below(usize::try_from(total).unwrap_or(0) + 1)).unwrap_or(0),
         created_at: 0,
+        examples: None,
     })
 }
 
@@ -139,6 +140,8 @@ async fn scored(
             cells: &cells,
             queries_used: Some(1000),
             now,
+            provenance: "",
+            queue_battery: false,
         })
         .await?;
     Ok(sub.id)
@@ -543,6 +546,7 @@ async fn main() -> anyhow::Result<()> {
                     total: 500,
                     fooled: 500,
                     created_at: 0,
+                    examples: None,
                 })
             })
             .collect()

@@ -87,6 +87,7 @@ async fn run(store: &SqlStore, jobs: usize) -> anyhow::Result<Timings> {
             total: 300,
             fooled: i64::try_from(i % 300).unwrap_or(0),
             created_at: now,
+            examples: None,
         });
         store
             .complete_job(JobCompletion {
@@ -101,6 +102,8 @@ async fn run(store: &SqlStore, jobs: usize) -> anyhow::Result<Timings> {
                 cells: &cells,
                 queries_used: None,
                 now,
+                provenance: "",
+                queue_battery: false,
             })
             .await?;
         let t4 = Instant::now();

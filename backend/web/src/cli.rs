@@ -73,8 +73,22 @@ enum Command {
     /// Check a model against a challenge, as the server will.
     #[command(subcommand)]
     Model(riposte_eval::cli::ModelCommand),
-    /// Score an attack file or a defense model locally, as the server will.
-    Eval(riposte_eval::cli::EvalArgs),
+    /// Score an attack file or a defense model locally with the server's own
+    /// scorer (a throwaway database; the background battery included).
+    Eval(crate::local_eval::EvalArgs),
+    /// Score a stored submission again with the settings it recorded and compare
+    /// every number with the stored result; exit 1 when one differs.
+    Replay {
+        /// The submission's id.
+        id: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Write a model's risk report (HTML, JSON or Markdown) against a challenge.
+    Report(crate::local_eval::ReportArgs),
     /// The sandboxed inference process (started by riposte itself; reads a model on stdin).
     #[command(hide = true)]
     ModelHost,
@@ -87,7 +101,6 @@ impl Cli {
         match &self.command {
             Command::ModelHost => Some(Ok(riposte_eval::host::model_host_main())),
             Command::Model(cmd) => Some(riposte_eval::cli::run_model(cmd.clone())),
-            Command::Eval(args) => Some(riposte_eval::cli::run_eval(args.clone())),
             _ => None,
         }
     }
@@ -299,7 +312,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        Command::Model(_) | Command::Eval(_) | Command::ModelHost => {
+        Command::Eval(args) => crate::local_eval::eval(args).await,
+        Command::Report(args) => crate::local_eval::report(args).await,
+        Command::Replay { id, json, data_dir } => {
+            if let Some(dir) = data_dir {
+                settings.data_dir = dir;
+            }
+            crate::local_eval::replay(&settings, id, json).await
+        }
+        Command::Model(_) | Command::ModelHost => {
             anyhow::bail!("this command runs before the async runtime starts")
         }
     }

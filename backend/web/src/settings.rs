@@ -69,6 +69,10 @@ pub struct Settings {
     pub reference_attack_examples: usize,
     /// Queries per example of the reference attack.
     pub reference_attack_queries: u32,
+    /// Most queries per example the background battery spends, whatever a
+    /// bundle's `battery_queries` asks (what it used is recorded and shown);
+    /// 0 runs no battery on this server.
+    pub battery_max_queries: u32,
     /// Seconds a worker's job lease lasts without a heartbeat.
     pub job_lease_seconds: u64,
     /// Seconds a worker told to stop (SIGTERM) lets its job run on before it puts
@@ -115,6 +119,7 @@ impl Default for Settings {
             model_host_idle_seconds: 300,
             reference_attack_examples: 100,
             reference_attack_queries: 100,
+            battery_max_queries: 10_000,
             job_lease_seconds: 30,
             worker_shutdown_grace_seconds: 5,
             queries_per_second_per_user: 50,
@@ -183,6 +188,7 @@ struct DefaultsView {
     model_host_idle_seconds: u64,
     reference_attack_examples: usize,
     reference_attack_queries: u32,
+    battery_max_queries: u32,
     job_lease_seconds: u64,
     worker_shutdown_grace_seconds: u64,
     queries_per_second_per_user: u32,
@@ -213,6 +219,7 @@ impl From<Settings> for DefaultsView {
             model_host_idle_seconds: s.model_host_idle_seconds,
             reference_attack_examples: s.reference_attack_examples,
             reference_attack_queries: s.reference_attack_queries,
+            battery_max_queries: s.battery_max_queries,
             job_lease_seconds: s.job_lease_seconds,
             worker_shutdown_grace_seconds: s.worker_shutdown_grace_seconds,
             queries_per_second_per_user: s.queries_per_second_per_user,

@@ -133,6 +133,7 @@ pub fn evaluator(
             examples: settings.reference_attack_examples,
             queries: settings.reference_attack_queries,
             seed: 0,
+            battery_max_queries: settings.battery_max_queries,
         },
     })
 }

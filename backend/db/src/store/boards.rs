@@ -30,7 +30,7 @@ impl BoardStore for SqlStore {
 
     async fn evaluations(&self, challenge: ChallengeId) -> StoreResult<Vec<Evaluation>> {
         let mut rows = sqlx::query(
-            "SELECT attacker, defender, split, total, fooled, created_at FROM evaluations WHERE challenge_id = $1 ORDER BY id",
+            "SELECT attacker, defender, split, total, fooled, created_at, examples FROM evaluations WHERE challenge_id = $1 ORDER BY id",
         )
         .bind(challenge)
         .fetch(&self.pool);
@@ -49,7 +49,7 @@ impl BoardStore for SqlStore {
         // Streamed: a large event's cells are converted one row at a time
         // instead of all rows being held twice.
         let mut rows = sqlx::query(
-            "SELECT attacker, defender, split, total, fooled, created_at FROM evaluations \
+            "SELECT attacker, defender, split, total, fooled, created_at, examples FROM evaluations \
              WHERE challenge_id = $1 AND split = $2 ORDER BY id",
         )
         .bind(challenge)
@@ -126,7 +126,7 @@ impl BoardStore for SqlStore {
         for chunk in attackers.chunks(500) {
             let placeholders: Vec<String> = (3..chunk.len() + 3).map(|k| format!("${k}")).collect();
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT attacker, defender, split, total, fooled, created_at FROM evaluations \
+                "SELECT attacker, defender, split, total, fooled, created_at, examples FROM evaluations \
                  WHERE challenge_id = $1 AND split = $2 AND attacker IN ({}) ORDER BY id",
                 placeholders.join(", ")
             )))

@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use riposte_core::store::{
-    ChallengeId, ClaimedJob, FailedJob, IdenticalAttacks, JobCompletion, JobId, NewSubmission,
-    QueueHealth, StoreError, StoreResult, Submission, SubmissionFilter, SubmissionId,
-    SubmissionStatus, SubmissionStore, TeamId, Track,
+    BatteryCompletion, BatteryState, BatterySummary, ChallengeId, ClaimedJob, Evaluation,
+    FailedJob, IdenticalAttacks, JobCompletion, JobId, JobKind, NewSubmission, QueueHealth,
+    StoreError, StoreResult, Submission, SubmissionFilter, SubmissionId, SubmissionStatus,
+    SubmissionStore, TeamId, Track,
 };
 use sqlx::Row;
 
@@ -221,8 +222,8 @@ impl SubmissionStore for SqlStore {
              WHERE id = (SELECT id FROM jobs \
                          WHERE (state = 'queued' AND run_after <= $3) \
                             OR (state = 'running' AND lease_expires_at < $3 AND attempts < $4) \
-                         ORDER BY id LIMIT 1{skip_locked}) \
-             RETURNING id, submission_id, attempts"
+                         ORDER BY priority, id LIMIT 1{skip_locked}) \
+             RETURNING id, submission_id, attempts, kind"
         );
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -240,6 +241,10 @@ impl SubmissionStore for SqlStore {
         let id: i64 = row.try_get("id").map_err(failed("claim_job"))?;
         let submission_id: i64 = row.try_get("submission_id").map_err(failed("claim_job"))?;
         let attempts: i64 = row.try_get("attempts").map_err(failed("claim_job"))?;
+        let kind: String = row.try_get("kind").map_err(failed("claim_job"))?;
+        let kind = JobKind::parse(&kind).ok_or_else(|| {
+            StoreError::Backend(anyhow::anyhow!("job {id} has an unknown kind {kind:?}"))
+        })?;
         sqlx::query("UPDATE submissions SET status = 'running' WHERE id = $1 AND status IN ('queued', 'running')")
             .bind(submission_id)
             .execute(&mut *tx)
@@ -254,6 +259,7 @@ impl SubmissionStore for SqlStore {
             id,
             submission,
             attempts,
+            kind,
         }))
     }
 
@@ -271,25 +277,10 @@ impl SubmissionStore for SqlStore {
     #[tracing::instrument(skip_all, fields(job = done.job, status = done.status.as_str()))]
     async fn complete_job(&self, done: JobCompletion<'_>) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        let fenced = sqlx::query(
-            "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
-        )
-        .bind(done.job)
-        .bind(done.owner)
-        .execute(&mut *tx)
-        .await
-        .map_err(failed("complete_job"))?;
-        if fenced.rows_affected() != 1 {
-            return Err(StoreError::Refused(format!(
-                "job {} is no longer leased to {}",
-                done.job, done.owner
-            )));
-        }
-        standings::bump(&mut tx).await?;
         let mut touched = BTreeSet::new();
-        insert_cells(
+        finish_fenced(
             &mut tx,
+            (done.job, done.owner),
             done.challenge_id,
             done.cells,
             done.now,
@@ -297,7 +288,7 @@ impl SubmissionStore for SqlStore {
         )
         .await?;
         sqlx::query(
-            "UPDATE submissions SET status = $1, message = $2, gate_accuracy = $3, finished_at = $4, details = $5, queries_used = $7 WHERE id = $6",
+            "UPDATE submissions SET status = $1, message = $2, gate_accuracy = $3, finished_at = $4, details = $5, queries_used = $7, provenance = $8 WHERE id = $6",
         )
         .bind(done.status.as_str())
         .bind(done.message)
@@ -306,6 +297,7 @@ impl SubmissionStore for SqlStore {
         .bind(done.details.to_json())
         .bind(done.submission)
         .bind(done.queries_used)
+        .bind(done.provenance)
         // Never a cached prepared statement: sqlx 0.9's Any driver sends a NULL
         // f64 (an attack's gate accuracy) as a `real` parameter, and a
         // statement prepared with it then refuses a defense's 8-byte double
@@ -316,7 +308,135 @@ impl SubmissionStore for SqlStore {
             .map_err(failed("complete_job"))?;
         touched.insert(done.submission);
         standings::refresh_submissions(&mut tx, &touched).await?;
+        if done.queue_battery && done.status == SubmissionStatus::Scored {
+            sqlx::query(
+                "INSERT INTO jobs (submission_id, state, run_after, created_at, kind, priority) \
+                 VALUES ($1, 'queued', $2, $2, $3, $4)",
+            )
+            .bind(done.submission)
+            .bind(done.now)
+            .bind(JobKind::Battery.as_str())
+            .bind(JobKind::Battery.priority())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed("complete_job"))?;
+        }
         tx.commit().await.map_err(failed("complete_job"))
+    }
+
+    #[tracing::instrument(skip_all, fields(job = done.job))]
+    async fn complete_battery(&self, done: BatteryCompletion<'_>) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let mut touched = BTreeSet::new();
+        finish_fenced(
+            &mut tx,
+            (done.job, done.owner),
+            done.challenge_id,
+            done.cells,
+            done.now,
+            &mut touched,
+        )
+        .await?;
+        if let Some(s) = done.summary {
+            sqlx::query(
+            "INSERT INTO batteries (submission_id, queries_per_example, examples, queries_used, fooled, \
+             seconds, median_linf, median_l2, cut_short, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (submission_id) DO UPDATE SET queries_per_example = excluded.queries_per_example, \
+             examples = excluded.examples, queries_used = excluded.queries_used, fooled = excluded.fooled, \
+             seconds = excluded.seconds, median_linf = excluded.median_linf, median_l2 = excluded.median_l2, \
+             cut_short = excluded.cut_short, finished_at = excluded.finished_at",
+        )
+        .bind(done.submission)
+        .bind(i64::from(s.queries_per_example))
+        .bind(s.examples)
+        .bind(s.queries_used)
+        .bind(s.fooled)
+        .bind(s.seconds)
+        .bind(s.median_linf)
+        .bind(s.median_l2)
+        .bind(i64::from(s.cut_short))
+        .bind(s.finished_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed("complete_battery"))?;
+        }
+        standings::refresh_submissions(&mut tx, &touched).await?;
+        tx.commit().await.map_err(failed("complete_battery"))
+    }
+
+    async fn battery_state(&self, submission: SubmissionId) -> StoreResult<BatteryState> {
+        let row = sqlx::query(
+            "SELECT queries_per_example, examples, queries_used, fooled, seconds, median_linf, \
+             median_l2, cut_short, finished_at FROM batteries WHERE submission_id = $1",
+        )
+        .bind(submission)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed("battery_state"))?;
+        let job = sqlx::query(
+            "SELECT state, lease_expires_at, last_error, created_at FROM jobs \
+             WHERE submission_id = $1 AND kind = 'battery' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(submission)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(failed("battery_state"))?;
+        let get = |e| failed("battery_state")(e);
+        if let Some(job) = &job {
+            let state: String = job.try_get("state").map_err(get)?;
+            match state.as_str() {
+                "queued" => return Ok(BatteryState::Queued),
+                "running" => {
+                    return Ok(BatteryState::Running {
+                        since: job.try_get("created_at").map_err(get)?,
+                    });
+                }
+                "failed" => {
+                    return Ok(BatteryState::Failed {
+                        error: job.try_get("last_error").map_err(get)?,
+                    });
+                }
+                _ => {}
+            }
+        }
+        let Some(row) = row else {
+            return Ok(BatteryState::None);
+        };
+        Ok(BatteryState::Done(BatterySummary {
+            queries_per_example: u32::try_from(
+                row.try_get::<i64, _>("queries_per_example").map_err(get)?,
+            )
+            .unwrap_or(0),
+            examples: row.try_get("examples").map_err(get)?,
+            queries_used: row.try_get("queries_used").map_err(get)?,
+            fooled: row.try_get("fooled").map_err(get)?,
+            seconds: row.try_get("seconds").map_err(get)?,
+            median_linf: row.try_get("median_linf").map_err(get)?,
+            median_l2: row.try_get("median_l2").map_err(get)?,
+            cut_short: row.try_get::<i64, _>("cut_short").map_err(get)? != 0,
+            finished_at: row.try_get("finished_at").map_err(get)?,
+        }))
+    }
+
+    async fn scoring_jobs_waiting(&self, now: i64) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND kind = 'score' AND run_after <= $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(failed("scoring_jobs_waiting"))
+    }
+
+    async fn provenance(&self, submission: SubmissionId) -> StoreResult<Option<String>> {
+        let raw: Option<String> =
+            sqlx::query_scalar("SELECT provenance FROM submissions WHERE id = $1")
+                .bind(submission)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(failed("provenance"))?;
+        Ok(raw.filter(|p| !p.is_empty()))
     }
 
     async fn fail_job(
@@ -329,7 +449,7 @@ impl SubmissionStore for SqlStore {
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "SELECT attempts, submission_id FROM jobs WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+            "SELECT attempts, submission_id, kind FROM jobs WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
         )
         .bind(job)
         .bind(owner)
@@ -343,6 +463,9 @@ impl SubmissionStore for SqlStore {
         };
         let attempts: i64 = row.try_get("attempts").map_err(failed("fail_job"))?;
         let submission: i64 = row.try_get("submission_id").map_err(failed("fail_job"))?;
+        let kind: String = row.try_get("kind").map_err(failed("fail_job"))?;
+        // A battery's failure is its own: the defense it ran against stays scored.
+        let scoring = kind == JobKind::Score.as_str();
         if attempts >= max_attempts {
             sqlx::query("UPDATE jobs SET state = 'failed', lease_owner = NULL, last_error = $1 WHERE id = $2")
                 .bind(error)
@@ -350,13 +473,15 @@ impl SubmissionStore for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(failed("fail_job"))?;
-            sqlx::query("UPDATE submissions SET status = 'failed', message = $1, finished_at = $2 WHERE id = $3")
-                .bind(format!("evaluation failed after {attempts} attempts: {error}"))
-                .bind(now)
-                .bind(submission)
-                .execute(&mut *tx)
-                .await
-                .map_err(failed("fail_job"))?;
+            if scoring {
+                sqlx::query("UPDATE submissions SET status = 'failed', message = $1, finished_at = $2 WHERE id = $3")
+                    .bind(format!("evaluation failed after {attempts} attempts: {error}"))
+                    .bind(now)
+                    .bind(submission)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed("fail_job"))?;
+            }
         } else {
             // Exponential backoff: 2, 4, 8... seconds.
             let backoff = 1_i64 << attempts.clamp(1, 10);
@@ -369,11 +494,13 @@ impl SubmissionStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(failed("fail_job"))?;
-            sqlx::query("UPDATE submissions SET status = 'queued' WHERE id = $1")
-                .bind(submission)
-                .execute(&mut *tx)
-                .await
-                .map_err(failed("fail_job"))?;
+            if scoring {
+                sqlx::query("UPDATE submissions SET status = 'queued' WHERE id = $1")
+                    .bind(submission)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(failed("fail_job"))?;
+            }
         }
         tx.commit().await.map_err(failed("fail_job"))
     }
@@ -417,7 +544,7 @@ impl SubmissionStore for SqlStore {
             "UPDATE jobs SET state = 'failed', lease_owner = NULL, \
              last_error = COALESCE(last_error, 'the evaluator stopped while holding the job') \
              WHERE state = 'running' AND lease_expires_at < $1 AND attempts >= $2 \
-             RETURNING submission_id, attempts, last_error",
+             RETURNING submission_id, attempts, last_error, kind",
         )
         .bind(now)
         .bind(max_attempts)
@@ -434,6 +561,10 @@ impl SubmissionStore for SqlStore {
             let last_error: Option<String> = row
                 .try_get("last_error")
                 .map_err(failed("expire_dead_jobs"))?;
+            let kind: String = row.try_get("kind").map_err(failed("expire_dead_jobs"))?;
+            if kind != JobKind::Score.as_str() {
+                continue;
+            }
             let message = match last_error.as_deref() {
                 Some(error) if error != "the evaluator stopped while holding the job" => format!(
                     "evaluation failed after {attempts} attempts: the evaluator stopped during the last one; the one before failed: {error}"
@@ -600,6 +731,13 @@ impl SubmissionStore for SqlStore {
 
     async fn retry_job(&self, submission: SubmissionId, now: i64) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
+        let scoring: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE submission_id = $1 AND state = 'failed' AND kind = 'score'",
+        )
+        .bind(submission)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(failed("retry_job"))?;
         let retried = sqlx::query(
             "UPDATE jobs SET state = 'queued', attempts = 0, lease_owner = NULL, lease_expires_at = NULL, run_after = $1 \
              WHERE submission_id = $2 AND state = 'failed'",
@@ -611,6 +749,10 @@ impl SubmissionStore for SqlStore {
         .map_err(failed("retry_job"))?;
         if retried.rows_affected() == 0 {
             return Err(StoreError::NotFound);
+        }
+        if scoring == 0 {
+            // Only a battery failed: the defense stays scored.
+            return tx.commit().await.map_err(failed("retry_job"));
         }
         sqlx::query(
             "UPDATE submissions SET status = 'queued', message = '', finished_at = NULL WHERE id = $1",
@@ -747,6 +889,35 @@ async fn challenge_of(
         .ok_or(StoreError::NotFound)
 }
 
+/// Mark job `(id, owner)` done if `owner` still holds its lease (else
+/// `Refused`), then write its cells and their shares; the first writes of a
+/// completion.
+async fn finish_fenced(
+    conn: &mut sqlx::AnyConnection,
+    (job, owner): (JobId, &str),
+    challenge: ChallengeId,
+    cells: &[Evaluation],
+    now: i64,
+    touched: &mut BTreeSet<SubmissionId>,
+) -> StoreResult<()> {
+    let fenced = sqlx::query(
+        "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+    )
+    .bind(job)
+    .bind(owner)
+    .execute(&mut *conn)
+    .await
+    .map_err(failed("finish_fenced"))?;
+    if fenced.rows_affected() != 1 {
+        return Err(StoreError::Refused(format!(
+            "job {job} is no longer leased to {owner}"
+        )));
+    }
+    standings::bump(conn).await?;
+    insert_cells(conn, challenge, cells, now, touched).await
+}
+
 /// Delete a submission's cells and scores and queue its job afresh (a lease in
 /// progress is dropped, so that worker's completion is refused).
 async fn requeue(
@@ -764,9 +935,20 @@ async fn requeue(
     .execute(&mut *conn)
     .await
     .map_err(failed("rescore"))?;
+    // Its battery is run again once it is scored again.
+    for sql in [
+        "DELETE FROM jobs WHERE submission_id = $1 AND kind = 'battery'",
+        "DELETE FROM batteries WHERE submission_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(submission)
+            .execute(&mut *conn)
+            .await
+            .map_err(failed("rescore"))?;
+    }
     let requeued = sqlx::query(
         "UPDATE jobs SET state = 'queued', attempts = 0, lease_owner = NULL, lease_expires_at = NULL, \
-         run_after = $1, last_error = '' WHERE submission_id = $2",
+         run_after = $1, last_error = '' WHERE submission_id = $2 AND kind = 'score'",
     )
     .bind(now)
     .bind(submission)

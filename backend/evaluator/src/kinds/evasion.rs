@@ -11,7 +11,7 @@ use anyhow::Context;
 use futures_util::{StreamExt, TryStreamExt};
 use riposte_core::details::{Preview, PreviewExample, SubmissionDetails};
 use riposte_core::store::{
-    ChallengeRecord, Evaluation, Party, Submission, SubmissionStatus, Track,
+    BatterySummary, ChallengeRecord, Evaluation, Party, Submission, SubmissionStatus, Track,
 };
 use riposte_eval::attack::{Pooled, SquareAttack};
 use riposte_eval::host::{HostLimits, PoolModel};
@@ -19,7 +19,7 @@ use riposte_eval::score::{self, EvasionSet, Rejection};
 
 use super::{Job, Scored};
 use crate::files::{ChallengeFiles, pool_model};
-use crate::queue::Evaluator;
+use crate::queue::{Evaluator, ReferenceAttackConfig};
 
 /// Defenders scored at once by one attack job (one model host each).
 const PARALLEL_DEFENDERS: usize = 2;
@@ -111,7 +111,9 @@ async fn score_attack(
             .buffered(PARALLEL_DEFENDERS)
             .try_collect()
             .await?;
+    let mut models = Vec::new();
     for (defender, model, predictions) in &results {
+        models.push((defender.key(), model.sha256_hex()));
         cells.extend(score::cells(&attacker, defender, predictions, set));
         if let Party::Organizer(name) = defender
             && preview.examples.is_empty()
@@ -126,6 +128,9 @@ async fn score_attack(
         cells,
         details: SubmissionDetails::Preview(preview),
         queries_used: None,
+        models,
+        queue_battery: false,
+        provenance: String::new(),
     })
 }
 
@@ -227,9 +232,12 @@ async fn score_defense(
     let defender = Party::Submission(job.submission.id);
     let mut cells = Vec::new();
     for name in &defense.reference_attacks {
-        cells.extend(reference_attack(job.ev, name, &model, set, &defender).await?);
+        cells.extend(reference_attack(job.ev, job.reference, name, &model, set, &defender).await?);
     }
-    cells.extend(against_accepted_attacks(job, &model, set, &defender).await?);
+    let (faced, attacks) = against_accepted_attacks(job, &model, set, &defender).await?;
+    cells.extend(faced);
+    let mut models = vec![(defender.key(), model.sha256_hex())];
+    models.extend(attacks);
     Ok(Scored {
         status: SubmissionStatus::Scored,
         message: format!("accepted: clean accuracy {gate_accuracy:.4} on the hidden set"),
@@ -237,6 +245,9 @@ async fn score_defense(
         cells,
         details: SubmissionDetails::None,
         queries_used: None,
+        models,
+        queue_battery: defense.battery_queries > 0 && job.reference.battery_max_queries > 0,
+        provenance: String::new(),
     })
 }
 
@@ -276,14 +287,16 @@ async fn gate(
     Ok(Ok(gate_accuracy))
 }
 
-/// A new defense's cells against every attack accepted so far.
+/// A new defense's cells against every attack accepted so far, and the attack
+/// files it met (party key, sha256).
 async fn against_accepted_attacks(
     job: &Job<'_>,
     model: &PoolModel,
     set: &EvasionSet,
     defender: &Party,
-) -> anyhow::Result<Vec<Evaluation>> {
+) -> anyhow::Result<(Vec<Evaluation>, Vec<(String, String)>)> {
     let mut cells = Vec::new();
+    let mut met = Vec::new();
     for attack in job
         .ev
         .store
@@ -298,6 +311,10 @@ async fn against_accepted_attacks(
         let Ok(checked) = score::check_attack(&bytes, &attack.filename, set) else {
             continue;
         };
+        met.push((
+            Party::Submission(attack.id).key(),
+            attack.blob_sha256.clone(),
+        ));
         let predictions =
             score::predict_classes(&job.ev.pool, model, &checked.adversarial, set.task.classes)
                 .await
@@ -309,25 +326,26 @@ async fn against_accepted_attacks(
             set,
         ));
     }
-    Ok(cells)
+    Ok((cells, met))
 }
 
 async fn reference_attack(
     ev: &Evaluator,
+    reference: &ReferenceAttackConfig,
     name: &str,
     model: &PoolModel,
     set: &EvasionSet,
     defender: &Party,
 ) -> anyhow::Result<[Evaluation; 2]> {
     anyhow::ensure!(name == "square-linf", "unknown reference attack {name}");
-    let n = ev.reference.examples.min(set.labels.len());
+    let n = reference.examples.min(set.labels.len());
     let len = set.task.example_len();
     let x = set
         .clean
         .data
         .get(..n * len)
         .context("eval inputs are shorter than their labels")?;
-    let attack = SquareAttack::new(set.epsilon, ev.reference.queries, ev.reference.seed);
+    let attack = SquareAttack::new(set.epsilon, reference.queries, reference.seed);
     let mut target = Pooled {
         pool: &ev.pool,
         model,
@@ -342,6 +360,87 @@ async fn reference_attack(
         &outcome.fooled,
         set,
     ))
+}
+
+/// The battery's party in the matrix.
+pub const BATTERY: &str = "square-linf-battery";
+/// The battery's seed (fixed, so a battery replays).
+const BATTERY_SEED: u64 = 2026;
+
+/// What the background battery found against one defense.
+pub struct BatteryResult {
+    pub cells: Vec<Evaluation>,
+    pub summary: BatterySummary,
+}
+
+/// The background battery against an accepted defense: Square Attack (L-inf)
+/// with the bundle's `battery_queries` on every eval example, stopping early
+/// (and saying so) when `stop` says scoring jobs are waiting. `None` when the
+/// challenge runs no battery or its threat model is not L-inf.
+pub(super) async fn battery(
+    ev: &Evaluator,
+    spec: &riposte_core::challenge::ChallengeSpec,
+    files: &ChallengeFiles,
+    defense: &Submission,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> anyhow::Result<Option<BatteryResult>> {
+    let Some(track) = spec.defense.as_ref().filter(|d| d.battery_queries > 0) else {
+        return Ok(None);
+    };
+    let set = evasion_set(spec, files).await?;
+    if set.norm != riposte_core::task::Norm::Linf {
+        return Ok(None);
+    }
+    let limits = HostLimits::for_task(&set.task);
+    let model = pool_model(files.blob(&defense.blob_sha256).await?, &limits);
+    let started = std::time::Instant::now();
+    let budget = track.battery_queries.min(ev.reference.battery_max_queries);
+    if budget == 0 {
+        return Ok(None);
+    }
+    let attack = SquareAttack::new(set.epsilon, budget, BATTERY_SEED);
+    let mut target = Pooled {
+        pool: &ev.pool,
+        model: &model,
+    };
+    let outcome = attack
+        .run_until(&mut target, &set.task, &set.clean.data, &set.labels, stop)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let len = set.task.example_len();
+    let mut linf = Vec::new();
+    let mut l2 = Vec::new();
+    for (i, _) in outcome.fooled.iter().enumerate().filter(|(_, f)| **f) {
+        let (Some(clean), Some(adv)) = (
+            set.clean.data.get(i * len..(i + 1) * len),
+            outcome.adversarial.get(i * len..(i + 1) * len),
+        ) else {
+            continue;
+        };
+        let d = |norm| riposte_core::scoring::distance(clean, adv, norm).unwrap_or(0.0);
+        linf.push(d(riposte_core::task::Norm::Linf));
+        l2.push(d(riposte_core::task::Norm::L2));
+    }
+    let summary = BatterySummary {
+        queries_per_example: budget,
+        examples: i64::try_from(set.labels.len()).unwrap_or(i64::MAX),
+        queries_used: outcome.queries_used.iter().map(|&q| i64::from(q)).sum(),
+        fooled: i64::try_from(outcome.fooled_count()).unwrap_or(i64::MAX),
+        seconds,
+        median_linf: riposte_core::scoring::median(&mut linf),
+        median_l2: riposte_core::scoring::median(&mut l2),
+        cut_short: outcome.stopped_early,
+        finished_at: 0,
+    };
+    let cells = score::cells_from_fooled(
+        &Party::Reference(BATTERY.to_owned()),
+        &Party::Submission(defense.id),
+        &outcome.fooled,
+        &set,
+    )
+    .to_vec();
+    Ok(Some(BatteryResult { cells, summary }))
 }
 
 /// Fill the (attack, defense) cells two jobs running at once both missed.

@@ -81,5 +81,8 @@ pub(super) async fn score(job: &Job<'_>) -> anyhow::Result<Scored> {
             queries_used,
         },
         queries_used: Some(queries_used),
+        models: Vec::new(),
+        queue_battery: false,
+        provenance: String::new(),
     })
 }

@@ -59,5 +59,8 @@ pub(super) async fn score(job: &Job<'_>) -> anyhow::Result<Scored> {
             queries_used,
         },
         queries_used: None,
+        models: Vec::new(),
+        queue_battery: false,
+        provenance: String::new(),
     })
 }

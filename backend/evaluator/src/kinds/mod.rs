@@ -4,7 +4,7 @@
 //! its arm to the two `match`es below, which list every [`ChallengeKind`] so the
 //! compiler names the one a new kind is missing.
 
-mod evasion;
+pub(crate) mod evasion;
 mod extraction;
 mod membership;
 mod poisoning;
@@ -15,8 +15,10 @@ use riposte_core::store::{
     ChallengeRecord, ClaimedJob, Evaluation, Party, Submission, SubmissionStatus,
 };
 
+use riposte_eval::provenance::{AttackSettings, Provenance};
+
 use crate::files::ChallengeFiles;
-use crate::queue::Evaluator;
+use crate::queue::{Evaluator, ReferenceAttackConfig};
 
 /// The result of scoring, before it is written.
 pub struct Scored {
@@ -26,6 +28,42 @@ pub struct Scored {
     pub(crate) cells: Vec<Evaluation>,
     pub(crate) details: SubmissionDetails,
     pub(crate) queries_used: Option<i64>,
+    /// The models the submission met: party key -> sha256 (its provenance).
+    pub(crate) models: Vec<(String, String)>,
+    /// An accepted defense whose challenge runs the background battery.
+    pub(crate) queue_battery: bool,
+    /// What produced the result ([`Provenance`] as JSON), set by [`score_submission`].
+    pub(crate) provenance: String,
+}
+
+impl Scored {
+    pub fn status(&self) -> SubmissionStatus {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn gate_accuracy(&self) -> Option<f64> {
+        self.gate_accuracy
+    }
+
+    pub fn cells(&self) -> &[Evaluation] {
+        &self.cells
+    }
+
+    pub fn details(&self) -> &SubmissionDetails {
+        &self.details
+    }
+
+    pub fn queries_used(&self) -> Option<i64> {
+        self.queries_used
+    }
+
+    pub fn provenance(&self) -> &str {
+        &self.provenance
+    }
 }
 
 impl Scored {
@@ -37,6 +75,9 @@ impl Scored {
             cells: vec![],
             details: SubmissionDetails::None,
             queries_used: None,
+            models: Vec::new(),
+            queue_battery: false,
+            provenance: String::new(),
         }
     }
 }
@@ -48,6 +89,8 @@ pub(crate) struct Job<'a> {
     pub submission: &'a Submission,
     pub spec: &'a ChallengeSpec,
     pub files: &'a ChallengeFiles,
+    /// The reference attack's settings (the evaluator's, or a replay's recorded ones).
+    pub reference: &'a ReferenceAttackConfig,
 }
 
 impl Job<'_> {
@@ -76,14 +119,25 @@ impl Job<'_> {
 
 /// Score one claimed job with its challenge's kind.
 pub(crate) async fn score(ev: &Evaluator, claimed: &ClaimedJob) -> anyhow::Result<Scored> {
-    let (_, spec, files) = ev.challenge(claimed.submission.challenge_id).await?;
+    score_submission(ev, &claimed.submission, &ev.reference).await
+}
+
+/// Score a submission the way a worker does (the one scorer behind the
+/// workers, `riposte eval` and `riposte replay`), with `reference`'s settings.
+pub async fn score_submission(
+    ev: &Evaluator,
+    submission: &Submission,
+    reference: &ReferenceAttackConfig,
+) -> anyhow::Result<Scored> {
+    let (_, spec, files) = ev.challenge(submission.challenge_id).await?;
     let job = Job {
         ev,
-        submission: &claimed.submission,
+        submission,
         spec: &spec,
         files: &files,
+        reference,
     };
-    match spec.kind {
+    let mut scored = match spec.kind {
         ChallengeKind::Evasion => evasion::score(&job).await,
         ChallengeKind::Extraction => extraction::score(&job).await,
         ChallengeKind::Membership => membership::score(&job).await,
@@ -92,6 +146,86 @@ pub(crate) async fn score(ev: &Evaluator, claimed: &ClaimedJob) -> anyhow::Resul
             "{} challenges are solved with flags, not scored uploads",
             spec.kind.as_str()
         ),
+    }?;
+    scored.provenance =
+        provenance(&spec, &files.artifacts, submission, &scored, reference).to_json();
+    Ok(scored)
+}
+
+/// What produced `scored` for `submission`: this build's scorer and engine, the
+/// challenge's files, the models met and the reference settings.
+pub fn provenance(
+    spec: &ChallengeSpec,
+    files: &riposte_core::artifacts::Artifacts,
+    submission: &Submission,
+    scored: &Scored,
+    reference: &ReferenceAttackConfig,
+) -> Provenance {
+    let mut p = Provenance::new(
+        &submission.blob_sha256,
+        &riposte_eval::host::HostLimits::default().batch_sizes,
+    );
+    p.challenge_files = files
+        .files()
+        .map(|(path, sha)| (path.to_owned(), sha.to_owned()))
+        .collect();
+    p.models = scored.models.iter().cloned().collect();
+    p.split_seed = spec.eval.as_ref().map(|e| e.split_seed);
+    if submission.track == riposte_core::store::Track::Defense {
+        p.reference_attacks = spec
+            .defense
+            .iter()
+            .flat_map(|d| d.reference_attacks.iter())
+            .map(|name| AttackSettings {
+                name: name.clone(),
+                examples: reference.examples,
+                queries: reference.queries,
+                seed: reference.seed,
+            })
+            .collect();
+    }
+    p
+}
+
+/// The reference settings a stored provenance recorded, else `fallback`.
+pub fn recorded_reference(
+    provenance: Option<&Provenance>,
+    fallback: &ReferenceAttackConfig,
+) -> ReferenceAttackConfig {
+    provenance
+        .and_then(|p| p.reference_attacks.first())
+        .map_or_else(
+            || fallback.clone(),
+            |a| ReferenceAttackConfig {
+                examples: a.examples,
+                queries: a.queries,
+                seed: a.seed,
+                battery_max_queries: fallback.battery_max_queries,
+            },
+        )
+}
+
+/// The background battery's party in the matrix.
+pub fn evasion_battery_party() -> Party {
+    Party::Reference(evasion::BATTERY.to_owned())
+}
+
+/// Run the background battery of a battery job: only evasion challenges with a
+/// defense track and `battery_queries > 0` have one, and only against a defense
+/// that is still scored.
+pub(crate) async fn battery(
+    ev: &Evaluator,
+    claimed: &ClaimedJob,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> anyhow::Result<Option<evasion::BatteryResult>> {
+    let (_, spec, files) = ev.challenge(claimed.submission.challenge_id).await?;
+    let current = ev.store.submission(claimed.submission.id).await?;
+    let still_scored = current.is_some_and(|s| s.status == SubmissionStatus::Scored);
+    match spec.kind {
+        ChallengeKind::Evasion if still_scored => {
+            evasion::battery(ev, &spec, &files, &claimed.submission, stop).await
+        }
+        _ => Ok(None),
     }
 }
 

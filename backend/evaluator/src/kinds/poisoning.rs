@@ -123,5 +123,8 @@ pub(super) async fn score(job: &Job<'_>) -> anyhow::Result<Scored> {
             queries_used: 0,
         },
         queries_used: None,
+        models: Vec::new(),
+        queue_battery: false,
+        provenance: String::new(),
     })
 }

@@ -578,6 +578,8 @@ fn track_rows(
             rank: i + 1,
             team: team.clone(),
             score: format!("{:.4}", s.score),
+            sum: format!("{:.4}", s.sum),
+            worst_case: s.worst_case.map(|w| format!("{w:.4}")),
             opponents: s.opponents,
             queries: s.queries_used,
             reached: view::datetime(s.reached_at),
@@ -686,10 +688,11 @@ async fn build_frozen(
             let tracks = boards
                 .iter()
                 .map(|b| {
-                    let standings = leaderboard::rank(b.track, b.split, &b.scored, &b.cells)
-                        .into_iter()
-                        .filter(|s| cut.counts(s.team_id))
-                        .collect();
+                    let standings =
+                        leaderboard::rank(b.track, b.split, b.rule, &b.scored, &b.cells)
+                            .into_iter()
+                            .filter(|s| cut.counts(s.team_id))
+                            .collect();
                     track_rows(b.track, b.split, standings, &names)
                 })
                 .collect();

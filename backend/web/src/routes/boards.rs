@@ -348,6 +348,10 @@ pub(super) async fn event_inputs(
                 track,
                 points: spec.points,
                 split: shown_split(record, spec, track, now),
+                rule: spec
+                    .defense
+                    .as_ref()
+                    .map_or(riposte_core::challenge::RankBy::Sum, |d| d.rank_by),
                 scored: store
                     .challenge_submissions(record.id, track, SubmissionStatus::Scored)
                     .await?,

@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::TryStreamExt;
+use riposte_core::challenge::{ChallengeKind, RankBy};
 use riposte_core::store::{ChallengeRecord, Party, Split, StoreError, Submission, Track, User};
 use serde::Serialize;
 
@@ -34,6 +35,10 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
             web::get().to(page_leaderboard),
         )
         .route("/submissions/{id}", web::get().to(page_submission))
+        .route(
+            "/submissions/{id}/report{format:(\\.json|\\.md)?}",
+            web::get().to(page_report),
+        )
         .route("/submissions/{id}/choose", web::post().to(page_choose));
 }
 
@@ -447,6 +452,66 @@ async fn submission_team_names(
 
 pub(crate) use riposte_core::visibility::shown_split;
 
+/// `/submissions/{id}/report`, `.json` or `.md`: the risk report of a scored
+/// evasion defense (HTML, JSON or Markdown).
+async fn page_report(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    path: web::Path<(i64, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (id, format) = path.into_inner();
+    risk_report(&state, &visitor, id, &format).await
+}
+
+/// The risk report of a scored evasion defense: its team's, or any for
+/// organizers. Competitors see the split the boards show now; organizers both.
+async fn risk_report(
+    state: &AppState,
+    visitor: &Visitor,
+    id: i64,
+    format: &str,
+) -> Result<HttpResponse, PageError> {
+    let user = visitor.require()?;
+    let s = own_submission(state, user, id)
+        .await?
+        .ok_or_else(PageError::not_found)?;
+    let challenge = state
+        .store
+        .challenge_by_id(s.challenge_id)
+        .await?
+        .ok_or_else(PageError::not_found)?;
+    let spec = &challenge.spec;
+    if s.track != Track::Defense
+        || spec.kind != ChallengeKind::Evasion
+        || s.status != riposte_core::store::SubmissionStatus::Scored
+    {
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "a risk report is made for scored evasion defenses only",
+        ));
+    }
+    let splits = if user.role.can_organize() {
+        vec![Split::Public, Split::Private]
+    } else {
+        vec![shown_split(&challenge, spec, s.track, state.clock.now())]
+    };
+    let report = crate::report::build(&*state.store, &state.blobs, &s, spec, &splits)
+        .await
+        .map_err(PageError::internal)?;
+    let (body, content_type) = match format {
+        ".json" => (report.to_json(), "application/json"),
+        ".md" => (report.to_markdown(), "text/markdown; charset=utf-8"),
+        _ => (
+            report.to_html().map_err(PageError::internal)?,
+            "text/html; charset=utf-8",
+        ),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Cache-Control", "private, no-store"))
+        .body(body))
+}
+
 async fn own_submission(
     state: &AppState,
     user: &User,
@@ -533,6 +598,42 @@ struct SubmissionPage {
     queries_used: Option<i64>,
     /// How an evasion attack's examples count (targeted or not, over budget).
     evasion_rule: Option<String>,
+    /// An evasion defense: its worst-case robust accuracy on the split shown and
+    /// where its background battery stands.
+    robustness: Option<Robustness>,
+}
+
+/// What a defense's page says about its robustness.
+struct Robustness {
+    worst_case: Option<String>,
+    /// `none`, `queued`, `running`, `failed` or `done`.
+    battery_state: &'static str,
+    battery_note: String,
+    battery: Option<riposte_core::store::BatterySummary>,
+}
+
+impl Robustness {
+    async fn of(state: &AppState, s: &Submission, split: Split) -> Result<Self, StoreError> {
+        use riposte_core::store::BatteryState;
+        let cells = state.store.split_evaluations(s.challenge_id, split).await?;
+        let worst_case = riposte_core::leaderboard::worst_case_scores(split, &cells)
+            .get(&s.id)
+            .and_then(riposte_core::leaderboard::Fooled::worst_case)
+            .map(|w| format!("{:.1}%", w * 100.0));
+        let (battery_state, battery_note, battery) = match state.store.battery_state(s.id).await? {
+            BatteryState::None => ("none", "No battery ran against this defense (the challenge runs none, or it was scored before batteries existed).".to_owned(), None),
+            BatteryState::Queued => ("queued", "Queued: it runs when no scoring job is waiting.".to_owned(), None),
+            BatteryState::Running { since } => ("running", format!("Running since {}; this page shows its results when it is done.", view::datetime(since)), None),
+            BatteryState::Failed { error } => ("failed", format!("The battery failed: {error}"), None),
+            BatteryState::Done(summary) => ("done", String::new(), Some(summary)),
+        };
+        Ok(Self {
+            worst_case,
+            battery_state,
+            battery_note,
+            battery,
+        })
+    }
 }
 
 async fn page_submission(
@@ -567,9 +668,18 @@ async fn page_submission(
         Track::Attack => (spec.kind.rules().example_rule)(&spec),
         Track::Defense => None,
     };
+    let robustness = if s.track == Track::Defense
+        && spec.kind == ChallengeKind::Evasion
+        && s.status == riposte_core::store::SubmissionStatus::Scored
+    {
+        Some(Robustness::of(&state, &s, split).await?)
+    } else {
+        None
+    };
     let page = SubmissionPage {
         layout: Layout::new(&state, &visitor),
         evasion_rule,
+        robustness,
         preview,
         count_label,
         rate_label,
@@ -616,6 +726,7 @@ async fn api_leaderboard(
         super::board_builds::board_challenge(&state, &listed, Some(&user.0), &slug)
             .await?
             .ok_or_else(|| ApiError::not_found(&format!("challenge {:?}", slug.as_str())))?;
+    let defense_rule = spec.defense.as_ref().map(|d| d.rank_by);
     let raw = query.track.as_deref().unwrap_or("attack");
     let track = Track::parse(raw).ok_or_else(|| {
         ApiError::invalid(format!(
@@ -654,6 +765,8 @@ async fn api_leaderboard(
                 "team": team,
                 "submission": s.submission_id,
                 "score": s.score,
+                "sum": s.sum,
+                "worst_case": s.worst_case,
                 "opponents": s.opponents,
                 "queries_used": s.queries_used,
                 "reached_at": view::datetime(s.reached_at),
@@ -661,9 +774,18 @@ async fn api_leaderboard(
         })
         .collect();
     let frozen_at = frozen.map(view::datetime);
-    let body =
-        serde_json::json!({ "track": track, "split": split, "rows": rows, "frozen_at": frozen_at })
-            .to_string();
+    let rank_by = match track {
+        Track::Defense => defense_rule.map(RankBy::as_str),
+        Track::Attack => None,
+    };
+    let body = serde_json::json!({
+        "track": track,
+        "split": split,
+        "rank_by": rank_by.unwrap_or("sum"),
+        "rows": rows,
+        "frozen_at": frozen_at,
+    })
+    .to_string();
     Ok(super::boards::cached(
         &req,
         etag,
@@ -677,6 +799,9 @@ pub struct BoardRow {
     pub rank: usize,
     pub team: String,
     pub score: String,
+    /// The sum of shares and the worst case (defense boards show both).
+    pub sum: String,
+    pub worst_case: Option<String>,
     pub opponents: usize,
     /// Queries spent when scored (model extraction's tie-breaker).
     pub queries: Option<i64>,
@@ -687,6 +812,9 @@ pub struct BoardRow {
 /// but not on this page.
 pub struct Board<'a> {
     pub track: &'static str,
+    /// A defense board with per-example results: the worst case and the sum
+    /// side by side, and the rule that ranks.
+    pub defense_rule: Option<RankBy>,
     pub rows: &'a [BoardRow],
     pub own: Option<&'a BoardRow>,
     /// Teams ranked on the track.
@@ -767,6 +895,9 @@ async fn page_leaderboard(
                 ..(page * LEADERBOARD_ROWS).min(t.rows.len());
             Board {
                 track: t.track.as_str(),
+                defense_rule: (t.track == Track::Defense && spec.kind == ChallengeKind::Evasion)
+                    .then(|| spec.defense.as_ref().map(|d| d.rank_by))
+                    .flatten(),
                 own: own_team
                     .and_then(|team| t.index.get(&team).copied())
                     .filter(|i| !shown.contains(i))

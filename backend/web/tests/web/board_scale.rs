@@ -62,6 +62,7 @@ pub(crate) async fn scored_attack(
                 total: 100,
                 fooled,
                 created_at: 0,
+                examples: None,
             })
         })
         .collect();
@@ -95,6 +96,8 @@ pub(crate) async fn complete_with(
             cells,
             queries_used: None,
             now,
+            provenance: "",
+            queue_battery: false,
         })
         .await
         .unwrap();

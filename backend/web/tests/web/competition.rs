@@ -27,6 +27,8 @@ pub async fn spawn_competition(
         s.model_host_program = Some(env!("CARGO_BIN_EXE_riposte").into());
         s.reference_attack_examples = 20;
         s.reference_attack_queries = 20;
+        // No background battery unless a test asks for one (tests/web/trust.rs).
+        s.battery_max_queries = 0;
         s.job_lease_seconds = 10;
         tweak(s);
     })

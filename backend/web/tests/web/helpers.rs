@@ -108,6 +108,8 @@ impl TestApp {
             challenges_dir: workspace_root().join("challenges"),
             auth_attempts_per_ip_per_minute: 10_000,
             clock_offset_seconds: test_clock_offset(),
+            // No background battery unless a test asks for one (tests/web/trust.rs).
+            battery_max_queries: 0,
             ..Settings::default()
         };
         tweak(&mut settings);

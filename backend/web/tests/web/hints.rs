@@ -128,6 +128,7 @@ async fn hints_unlock_once_in_order_and_cost_points(db: Db) {
         total: 30,
         fooled: 6,
         created_at: 0,
+        examples: None,
     });
     crate::board_scale::complete_with(&store, &submission, &cells, now).await;
     assert_eq!(event_score(&carol, &carol_token, "carol").await, Some(90.0));

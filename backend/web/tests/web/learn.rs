@@ -32,6 +32,7 @@ async fn scored_on(store: &riposte_db::SqlStore, slug: &str, team: i64, user: i6
         total: 30,
         fooled: 6,
         created_at: 0,
+        examples: None,
     });
     crate::board_scale::complete_with(store, &submission, &cells, now).await;
 }
@@ -250,6 +251,7 @@ async fn an_event_may_enforce_the_path_s_order(db: Db) {
         total: 30,
         fooled: 3,
         created_at: 0,
+        examples: None,
     });
     crate::board_scale::complete_with(&store, &queued, &cells, app.clock.now()).await;
     assert_eq!(

@@ -37,5 +37,6 @@ mod scale_out;
 mod scoring;
 mod starter;
 mod teams;
+mod trust;
 mod worker_crash;
 mod writeups;

@@ -101,6 +101,7 @@ fn riposte(args: &[&str], data_dir: &Path, database: &str, s3: &S3Server) -> Com
         .env("RIPOSTE__MODEL_HOST_PROGRAM", bin)
         .env("RIPOSTE__JOB_LEASE_SECONDS", LEASE_SECONDS)
         .env("RIPOSTE__REFERENCE_ATTACK_EXAMPLES", "120")
+        .env("RIPOSTE__BATTERY_MAX_QUERIES", "0")
         .env("RIPOSTE__REFERENCE_ATTACK_QUERIES", "120")
         .env(
             "RIPOSTE__CHALLENGES_DIR",

@@ -74,6 +74,7 @@ impl Workers {
                 app.settings.clock_offset_seconds.to_string(),
             )
             .env("RIPOSTE__MODEL_HOST_PROGRAM", bin)
+            .env("RIPOSTE__BATTERY_MAX_QUERIES", "0")
             .env(
                 "RIPOSTE__REFERENCE_ATTACK_EXAMPLES",
                 REFERENCE_EXAMPLES.to_string(),
@@ -428,6 +429,7 @@ both_databases!(
         settings.model_host_program = Some(env!("CARGO_BIN_EXE_riposte").into());
         settings.reference_attack_examples = 20;
         settings.reference_attack_queries = 20;
+        settings.battery_max_queries = 0;
     },
     |app| {
         let alice = app.competitor("alice").await;

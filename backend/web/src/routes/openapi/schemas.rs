@@ -267,6 +267,8 @@ pub struct Chosen {
 pub struct Leaderboard {
     pub track: Track,
     pub split: Split,
+    /// The rule that ranks the board: `worst_case` or `sum` (attack boards: always `sum`).
+    pub rank_by: String,
     pub rows: Vec<LeaderboardRow>,
     /// When the boards froze (RFC 3339), while competitors see them frozen.
     pub frozen_at: Option<String>,
@@ -280,7 +282,12 @@ pub struct LeaderboardRow {
     pub team: String,
     /// The submission that counts.
     pub submission: i64,
+    /// What the board ranks by (`rank_by`).
     pub score: f64,
+    /// The sum over opponents of the shares it scored (fooled for an attack, kept for a defense).
+    pub sum: f64,
+    /// A defense's worst-case robust accuracy: the share of the split's examples it gets right under every attack it faced; null on attack boards and where unknown.
+    pub worst_case: Option<f64>,
     /// Opponents it faced.
     pub opponents: u64,
     /// Queries spent when scored (model extraction's tie-breaker).
