@@ -23,6 +23,7 @@
 
 mod child;
 mod error;
+mod kernels;
 mod parent;
 mod pool;
 pub(crate) mod protocol;

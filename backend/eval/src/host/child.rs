@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
 
+use super::kernels;
 use super::protocol::{
     self, ErrorKind, InitConfig, MAX_CONFIG_FRAME, PROBE_OPEN_FILE, PROBE_SOCKET, PROBE_SPIN,
     PROTOCOL_VERSION, ReadyInfo, TAG_ERROR, TAG_OK, TAG_PREDICT, TAG_PROBE, TAG_READY,
@@ -197,10 +198,11 @@ pub(crate) fn load_proto(
             None => model.sym("N").to_dim(),
         });
         dims.extend(example_shape.iter().map(|d| d.to_dim()));
-        let typed = model
+        let mut typed = model
             .clone()
             .with_input_fact(0, f32::fact(dims).into())?
             .into_optimized()?;
+        kernels::swap_slow_kernels(&mut typed)?;
         typed.into_runnable()
     };
 
