@@ -206,7 +206,7 @@ pub(crate) fn load_proto(
         typed.into_runnable()
     };
 
-    let mut plans = Vec::new();
+    let mut plans: Vec<(usize, Plan)> = Vec::new();
     let mut first_error = None;
     let mut sizes = config.batch_sizes.clone();
     sizes.sort_unstable();
@@ -215,6 +215,12 @@ pub(crate) fn load_proto(
         .into_iter()
         .filter(|s| *s > 0 && *s <= config.max_batch)
     {
+        if plans
+            .first()
+            .is_some_and(|(one, plan)| *one == 1 && convolves_lazily(plan))
+        {
+            break;
+        }
         match build(Some(size)) {
             Ok(plan) => plans.push((size, plan)),
             Err(e) => {
@@ -249,6 +255,21 @@ pub(crate) fn load_proto(
         loaded.predict(&zeros, size).context("warm-up inference")?;
     }
     Ok(loaded)
+}
+
+/// Whether tract runs a convolution of this batch-1 plan through its lazy im2col.
+///
+/// tract (0.23.9) lowers a convolution to lazy im2col only for a batch of one; for
+/// any bigger batch it materialises the im2col matrix, one image after another, in a
+/// scratch buffer of `batch x k x n` values. On the MNIST CNN that is slower per
+/// image than the batch-1 plan run once per image (1.7x at batch 256) and holds
+/// ~30 MB of scratch. So a model whose batch-1 plan convolves lazily gets no bigger
+/// plans: requests run example by example.
+fn convolves_lazily(plan: &Plan) -> bool {
+    plan.model()
+        .nodes()
+        .iter()
+        .any(|n| n.op.name() == "LazyIm2col")
 }
 
 fn classes_of(plan: &Plan, expected: Option<usize>) -> TractResult<usize> {
