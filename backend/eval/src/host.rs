@@ -28,6 +28,7 @@ mod parent;
 mod pool;
 pub(crate) mod protocol;
 mod reap;
+mod shared;
 mod warmup;
 
 pub use child::panic_message;

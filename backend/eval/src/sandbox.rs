@@ -4,6 +4,8 @@
 //! server: each call narrows what the *calling process* may do, for good. The order
 //! matters and is driven by the host:
 //!
+//! 0. (the host maps the request buffer its parent shared with it, `host/shared.rs`,
+//!    and closes that descriptor: what stays is a plain memory mapping)
 //! 1. [`early_limits`] before the model bytes are even read: address space, CPU time,
 //!    no file writes, no core dumps, so a model that explodes while loading is
 //!    stopped too.

@@ -28,6 +28,7 @@ pub(crate) fn warm_up(config: &InitConfig) -> TractResult<()> {
         input_shape: vec![1, 4, 4],
         classes: Some(2),
         output: None,
+        shared_buffer: None,
         ..config.clone()
     };
     let model = tiny_classifier();
@@ -188,6 +189,7 @@ mod tests {
             cpu_load_secs: 60,
             cpu_per_request_secs: 10,
             cpu_lifetime_secs: 3600,
+            shared_buffer: None,
         };
         warm_up(&config).unwrap();
     }
