@@ -1,6 +1,6 @@
 //! The request buffer a model host shares with the server, and what a host costs:
-//! same logits as through the pipe, and resident memory of a host serving an MNIST
-//! model.
+//! same logits as through the pipe, no descriptor left open after lock-down, and
+//! resident memory of a host serving an MNIST model.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod host_support;
@@ -93,4 +93,27 @@ async fn the_shared_buffer_and_the_pipe_give_the_same_logits() {
     }
     through_buffer.shutdown().await;
     through_pipe.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_locked_down_host_keeps_the_mapping_but_no_descriptor_of_it() {
+    let mut host = ModelHost::spawn(&host_command(false), &tiny_mlp(), &mnist_limits(true))
+        .await
+        .unwrap();
+    let pid = host.pid().unwrap();
+    let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    fds.sort();
+    assert_eq!(fds, ["0", "1", "2"], "the host kept descriptors open");
+    assert!(host.info().lockdown.step("descriptors").unwrap().enforced);
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    assert!(
+        maps.contains("memfd:riposte-model-host"),
+        "the shared buffer is not mapped"
+    );
+    let x = vec![0.5f32; 784];
+    assert_eq!(host.predict(&x, 1).await.unwrap().len(), 10);
+    host.shutdown().await;
 }

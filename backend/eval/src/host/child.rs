@@ -402,6 +402,7 @@ fn serve(io: &mut Io, options: ChildOptions) -> io::Result<i32> {
     };
 
     let mut report = LockdownReport::default();
+    report.steps.push(sandbox::close_other_descriptors());
     report.steps.push(sandbox::early_limits(
         config.memory_bytes,
         config.cpu_load_secs,
