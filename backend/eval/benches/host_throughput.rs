@@ -22,18 +22,32 @@ struct Row {
     hosts: usize,
     images_per_s: f64,
     load_ms: f64,
+    /// Peak resident set of the (largest) host, MiB; 0 for in-process rows.
+    peak_rss_mib: f64,
 }
 
 fn print(row: &Row, json: bool) {
     if json {
         println!(
-            "{{\"model\":\"{}\",\"runner\":\"{}\",\"batch\":{},\"hosts\":{},\"images_per_s\":{:.1},\"load_ms\":{:.1}}}",
-            row.model, row.runner, row.batch, row.hosts, row.images_per_s, row.load_ms
+            "{{\"model\":\"{}\",\"runner\":\"{}\",\"batch\":{},\"hosts\":{},\"images_per_s\":{:.1},\"load_ms\":{:.1},\"peak_rss_mib\":{:.1}}}",
+            row.model,
+            row.runner,
+            row.batch,
+            row.hosts,
+            row.images_per_s,
+            row.load_ms,
+            row.peak_rss_mib
         );
     } else {
         println!(
-            "{:<18} {:<34} {:>6} {:>6} {:>12.0} {:>9.0}",
-            row.model, row.runner, row.batch, row.hosts, row.images_per_s, row.load_ms
+            "{:<18} {:<34} {:>6} {:>6} {:>12.0} {:>9.0} {:>9.1}",
+            row.model,
+            row.runner,
+            row.batch,
+            row.hosts,
+            row.images_per_s,
+            row.load_ms,
+            row.peak_rss_mib
         );
     }
 }
@@ -46,18 +60,26 @@ fn inputs(n: usize) -> Vec<f32> {
 }
 
 async fn host_rows(name: &str, model: &[u8], batch: usize, seconds: f64, json: bool) {
-    let variants: Vec<(&str, Vec<usize>, usize)> = vec![
-        ("host fixed [1,16,256]", vec![1, 16, 256], 1),
-        ("host symbolic N", vec![], 1),
-        ("host fixed [1,16,256]", vec![1, 16, 256], 2),
+    // (runner, batch plans, hosts, shared request buffer)
+    let variants: Vec<(&str, Vec<usize>, usize, bool)> = vec![
+        ("host fixed [1,16,256]", vec![1, 16, 256], 1, true),
+        (
+            "host fixed [1,16,256], pipe only",
+            vec![1, 16, 256],
+            1,
+            false,
+        ),
+        ("host symbolic N", vec![], 1, true),
+        ("host fixed [1,16,256]", vec![1, 16, 256], 2, true),
     ];
     let x = inputs(batch);
-    for (runner, sizes, hosts) in variants {
+    for (runner, sizes, hosts, shared_buffer) in variants {
         let limits = HostLimits {
             input_shape: vec![1, 28, 28],
             classes: Some(10),
             batch_sizes: sizes,
             request_timeout: Duration::from_secs(60),
+            shared_buffer,
             ..HostLimits::default()
         };
         let started = Instant::now();
@@ -86,13 +108,17 @@ async fn host_rows(name: &str, model: &[u8], batch: usize, seconds: f64, json: b
                     h.predict(&x, batch).await.unwrap();
                     images += batch;
                 }
+                let rss = h.pid().map(peak_rss_mib).unwrap_or(0.0);
                 h.shutdown().await;
-                images
+                (images, rss)
             }));
         }
         let mut images = 0;
+        let mut peak_rss_mib = 0f64;
         for t in tasks {
-            images += t.await.unwrap();
+            let (n, rss) = t.await.unwrap();
+            images += n;
+            peak_rss_mib = peak_rss_mib.max(rss);
         }
         let rate = images as f64 / started.elapsed().as_secs_f64();
         print(
@@ -103,10 +129,22 @@ async fn host_rows(name: &str, model: &[u8], batch: usize, seconds: f64, json: b
                 hosts,
                 images_per_s: rate,
                 load_ms,
+                peak_rss_mib,
             },
             json,
         );
     }
+}
+
+/// `VmHWM` of a live process, MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
 }
 
 fn in_process_rows(name: &str, model: &[u8], batch: usize, seconds: f64, json: bool) {
@@ -148,6 +186,7 @@ fn in_process_rows(name: &str, model: &[u8], batch: usize, seconds: f64, json: b
                 hosts: 1,
                 images_per_s: rate,
                 load_ms,
+                peak_rss_mib: 0.0,
             },
             json,
         );
@@ -174,8 +213,8 @@ fn main() {
     }
     if !json {
         println!(
-            "{:<18} {:<34} {:>6} {:>6} {:>12} {:>9}",
-            "model", "runner", "batch", "hosts", "images/s", "load ms"
+            "{:<18} {:<34} {:>6} {:>6} {:>12} {:>9} {:>9}",
+            "model", "runner", "batch", "hosts", "images/s", "load ms", "peak MiB"
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

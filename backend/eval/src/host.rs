@@ -23,10 +23,12 @@
 
 mod child;
 mod error;
+mod kernels;
 mod parent;
 mod pool;
 pub(crate) mod protocol;
 mod reap;
+mod shared;
 mod warmup;
 
 pub use child::panic_message;

@@ -4,6 +4,9 @@
 //! server: each call narrows what the *calling process* may do, for good. The order
 //! matters and is driven by the host:
 //!
+//! 0. (the host maps the request buffer its parent shared with it, `host/shared.rs`,
+//!    and closes that descriptor: what stays is a plain memory mapping),
+//!    and [`close_other_descriptors`] closes anything else it inherited.
 //! 1. [`early_limits`] before the model bytes are even read: address space, CPU time,
 //!    no file writes, no core dumps, so a model that explodes while loading is
 //!    stopped too.
@@ -126,6 +129,29 @@ pub fn late_limits() -> io::Result<LockdownStep> {
     set_rlimit(libc::RLIMIT_NOFILE, 3, 3)?;
     set_rlimit(libc::RLIMIT_NPROC, 0, 0)?;
     Ok(LockdownStep::new("rlimits-late", true, "NOFILE=3, NPROC=0"))
+}
+
+/// Closes every descriptor but stdin, stdout and stderr: the host inherits whatever
+/// its parent left open without close-on-exec (a test runner's jobserver pipe, for
+/// one), and it needs none of it.
+pub fn close_other_descriptors() -> LockdownStep {
+    // SAFETY: close_range takes plain integers and touches no memory of ours; the
+    // host owns no descriptor above 2 it still needs at this point.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if rc == 0 {
+        return LockdownStep::new("descriptors", true, "all but 0, 1, 2 closed");
+    }
+    let err = io::Error::last_os_error();
+    // Kernels before 5.9: close what RLIMIT_NOFILE would let us have had.
+    for fd in 3..1024 {
+        // SAFETY: closing a descriptor number; EBADF for those not open is ignored.
+        unsafe { libc::close(fd) };
+    }
+    LockdownStep::new(
+        "descriptors",
+        true,
+        format!("0, 1, 2 kept; 3..1024 closed one by one (close_range: {err})"),
+    )
 }
 
 /// Gives the process an empty network namespace: no interfaces but a downed loopback.

@@ -11,10 +11,13 @@ use anyhow::{Context, bail};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
 
+use super::kernels;
 use super::protocol::{
     self, ErrorKind, InitConfig, MAX_CONFIG_FRAME, PROBE_OPEN_FILE, PROBE_SOCKET, PROBE_SPIN,
-    PROTOCOL_VERSION, ReadyInfo, TAG_ERROR, TAG_OK, TAG_PREDICT, TAG_PROBE, TAG_READY,
+    PROTOCOL_VERSION, ReadyInfo, TAG_ERROR, TAG_OK, TAG_OK_SHARED, TAG_PREDICT, TAG_PREDICT_SHARED,
+    TAG_PROBE, TAG_READY,
 };
+use super::shared::SharedBuffer;
 use super::warmup;
 use crate::sandbox::{self, LockdownReport};
 
@@ -197,14 +200,15 @@ pub(crate) fn load_proto(
             None => model.sym("N").to_dim(),
         });
         dims.extend(example_shape.iter().map(|d| d.to_dim()));
-        let typed = model
+        let mut typed = model
             .clone()
             .with_input_fact(0, f32::fact(dims).into())?
             .into_optimized()?;
+        kernels::swap_slow_kernels(&mut typed)?;
         typed.into_runnable()
     };
 
-    let mut plans = Vec::new();
+    let mut plans: Vec<(usize, Plan)> = Vec::new();
     let mut first_error = None;
     let mut sizes = config.batch_sizes.clone();
     sizes.sort_unstable();
@@ -213,6 +217,12 @@ pub(crate) fn load_proto(
         .into_iter()
         .filter(|s| *s > 0 && *s <= config.max_batch)
     {
+        if plans
+            .first()
+            .is_some_and(|(one, plan)| *one == 1 && convolves_lazily(plan))
+        {
+            break;
+        }
         match build(Some(size)) {
             Ok(plan) => plans.push((size, plan)),
             Err(e) => {
@@ -247,6 +257,21 @@ pub(crate) fn load_proto(
         loaded.predict(&zeros, size).context("warm-up inference")?;
     }
     Ok(loaded)
+}
+
+/// Whether tract runs a convolution of this batch-1 plan through its lazy im2col.
+///
+/// tract (0.23.9) lowers a convolution to lazy im2col only for a batch of one; for
+/// any bigger batch it materialises the im2col matrix, one image after another, in a
+/// scratch buffer of `batch x k x n` values. On the MNIST CNN that is slower per
+/// image than the batch-1 plan run once per image (1.7x at batch 256) and holds
+/// ~30 MB of scratch. So a model whose batch-1 plan convolves lazily gets no bigger
+/// plans: requests run example by example.
+fn convolves_lazily(plan: &Plan) -> bool {
+    plan.model()
+        .nodes()
+        .iter()
+        .any(|n| n.op.name() == "LazyIm2col")
 }
 
 fn classes_of(plan: &Plan, expected: Option<usize>) -> TractResult<usize> {
@@ -360,7 +385,24 @@ fn serve(io: &mut Io, options: ChildOptions) -> io::Result<i32> {
         )));
     }
 
+    // Mapped while the descriptor is still ours to use, and closed at once: after
+    // lock-down the host keeps the mapping and no descriptor but its pipes.
+    let mut shared = match config.shared_buffer {
+        Some(spec) => match SharedBuffer::map_inherited(spec.fd, spec.bytes as usize) {
+            Ok(buffer) => Some(buffer),
+            Err(e) => {
+                io.send_error(
+                    ErrorKind::Lockdown,
+                    &format!("mapping the shared request buffer failed: {e}"),
+                )?;
+                return Ok(exit_code::LOCKDOWN_FAILED);
+            }
+        },
+        None => None,
+    };
+
     let mut report = LockdownReport::default();
+    report.steps.push(sandbox::close_other_descriptors());
     report.steps.push(sandbox::early_limits(
         config.memory_bytes,
         config.cpu_load_secs,
@@ -448,26 +490,48 @@ fn serve(io: &mut Io, options: ChildOptions) -> io::Result<i32> {
         .saturating_mul(example_len)
         .saturating_mul(4);
     let max_request = u32::try_from(max_request).unwrap_or(u32::MAX);
+    // One request buffer for the host's life, grown to the largest batch seen.
+    let mut request = Vec::new();
     loop {
         let Some(frame) = protocol::read_frame(&mut io.input, max_request)? else {
             return Ok(exit_code::CLEAN);
         };
-        match frame.first().copied() {
-            Some(TAG_PREDICT) => {
-                let request = parse_predict(&frame, example_len, config.max_batch);
-                let (data, n) = match request {
-                    Ok(r) => r,
-                    Err(message) => {
-                        io.send_error(ErrorKind::BadRequest, &message)?;
-                        continue;
-                    }
-                };
-                sandbox::budget_cpu_for_next_request(config.cpu_per_request_secs)?;
-                spin_for(options.test_delay);
-                match catch_unwind(AssertUnwindSafe(|| loaded.predict(&data, n))) {
-                    Ok(Ok(logits)) => {
-                        let n32 = n as u32;
-                        let classes = loaded.classes as u32;
+        let tag = frame.first().copied();
+        if matches!(tag, Some(TAG_PREDICT | TAG_PREDICT_SHARED)) {
+            let parsed = if tag == Some(TAG_PREDICT) {
+                parse_predict(&frame, example_len, config.max_batch, &mut request)
+            } else {
+                parse_predict_shared(
+                    &frame,
+                    example_len,
+                    config.max_batch,
+                    shared.as_ref(),
+                    &mut request,
+                )
+            };
+            let n = match parsed {
+                Ok(n) => n,
+                Err(message) => {
+                    io.send_error(ErrorKind::BadRequest, &message)?;
+                    continue;
+                }
+            };
+            sandbox::budget_cpu_for_next_request(config.cpu_per_request_secs)?;
+            spin_for(options.test_delay);
+            let data = &request[..n * example_len];
+            match catch_unwind(AssertUnwindSafe(|| loaded.predict(data, n))) {
+                Ok(Ok(logits)) => {
+                    let n32 = n as u32;
+                    let classes = loaded.classes as u32;
+                    // The request was copied out: the answer may overwrite it.
+                    let in_buffer = tag == Some(TAG_PREDICT_SHARED)
+                        && shared.as_mut().is_some_and(|s| s.write(&logits));
+                    if in_buffer {
+                        protocol::write_frame(
+                            &mut io.output,
+                            &[&[TAG_OK_SHARED], &n32.to_le_bytes(), &classes.to_le_bytes()],
+                        )?;
+                    } else {
                         protocol::write_frame(
                             &mut io.output,
                             &[
@@ -478,19 +542,22 @@ fn serve(io: &mut Io, options: ChildOptions) -> io::Result<i32> {
                             ],
                         )?;
                     }
-                    Ok(Err(e)) => io.send_error(ErrorKind::Inference, &format!("{e:#}"))?,
-                    Err(payload) => {
-                        let message = panic_message(payload.as_ref());
-                        if is_allocation_failure(&message) {
-                            io.send_error(ErrorKind::OutOfMemory, &message)?;
-                            return Ok(exit_code::OUT_OF_MEMORY);
-                        }
-                        // A panic may leave tract's state half-updated: answer, then quit.
-                        io.send_error(ErrorKind::Inference, &format!("tract panicked: {message}"))?;
-                        return Ok(exit_code::BAD_INPUT);
+                }
+                Ok(Err(e)) => io.send_error(ErrorKind::Inference, &format!("{e:#}"))?,
+                Err(payload) => {
+                    let message = panic_message(payload.as_ref());
+                    if is_allocation_failure(&message) {
+                        io.send_error(ErrorKind::OutOfMemory, &message)?;
+                        return Ok(exit_code::OUT_OF_MEMORY);
                     }
+                    // A panic may leave tract's state half-updated: answer, then quit.
+                    io.send_error(ErrorKind::Inference, &format!("tract panicked: {message}"))?;
+                    return Ok(exit_code::BAD_INPUT);
                 }
             }
+            continue;
+        }
+        match tag {
             Some(TAG_PROBE) if options.test_probes => {
                 sandbox::budget_cpu_for_next_request(config.cpu_per_request_secs)?;
                 run_probe(frame.get(1).copied());
@@ -520,17 +587,14 @@ fn lock_down(report: &mut LockdownReport) -> io::Result<()> {
     Ok(())
 }
 
+/// Checks a pipe request and decodes its tensor into `request`; answers `n`.
 fn parse_predict(
     frame: &[u8],
     example_len: usize,
     max_batch: usize,
-) -> Result<(Vec<f32>, usize), String> {
-    let n = protocol::u32_at(frame, 1).ok_or("predict request without a batch size")? as usize;
-    if n == 0 || n > max_batch {
-        return Err(format!(
-            "batch of {n} examples, the host takes 1 to {max_batch}"
-        ));
-    }
+    request: &mut Vec<f32>,
+) -> Result<usize, String> {
+    let n = batch_size(frame, max_batch)?;
     let body = &frame[5..];
     if body.len() != n * example_len * 4 {
         return Err(format!(
@@ -539,8 +603,53 @@ fn parse_predict(
             body.len()
         ));
     }
-    let data = protocol::le_to_f32s(body).ok_or("misaligned tensor data")?;
-    Ok((data, n))
+    request.clear();
+    request.extend(
+        body.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+    );
+    Ok(n)
+}
+
+/// Checks a shared-buffer request against the buffer and copies its tensor into
+/// `request`; answers `n`.
+fn parse_predict_shared(
+    frame: &[u8],
+    example_len: usize,
+    max_batch: usize,
+    shared: Option<&SharedBuffer>,
+    request: &mut Vec<f32>,
+) -> Result<usize, String> {
+    let shared = shared.ok_or("shared-buffer request, but this host has no shared buffer")?;
+    if frame.len() != 5 {
+        return Err(format!(
+            "shared-buffer request of {} bytes, expected 5",
+            frame.len()
+        ));
+    }
+    let n = batch_size(frame, max_batch)?;
+    let values = n * example_len;
+    if values > shared.capacity() {
+        return Err(format!(
+            "batch of {n} examples needs {values} values, the shared buffer holds {}",
+            shared.capacity()
+        ));
+    }
+    request.resize(values, 0.0);
+    if !shared.read_into(&mut request[..values]) {
+        return Err("the shared buffer is too short".into());
+    }
+    Ok(n)
+}
+
+fn batch_size(frame: &[u8], max_batch: usize) -> Result<usize, String> {
+    let n = protocol::u32_at(frame, 1).ok_or("predict request without a batch size")? as usize;
+    if n == 0 || n > max_batch {
+        return Err(format!(
+            "batch of {n} examples, the host takes 1 to {max_batch}"
+        ));
+    }
+    Ok(n)
 }
 
 /// Sandbox tests: things a compromised host might try after lock-down.

@@ -1,6 +1,7 @@
 //! The server's side of one model host child.
 
 use std::ffi::OsString;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -13,10 +14,11 @@ use tokio::task::JoinHandle;
 
 use super::error::HostError;
 use super::protocol::{
-    self, ErrorKind, InitConfig, MAX_CONTROL_FRAME, PROTOCOL_VERSION, ReadyInfo, TAG_ERROR, TAG_OK,
-    TAG_PREDICT, TAG_PROBE, TAG_READY,
+    self, ErrorKind, InitConfig, MAX_CONTROL_FRAME, PROTOCOL_VERSION, ReadyInfo, SharedBufferSpec,
+    TAG_ERROR, TAG_OK, TAG_OK_SHARED, TAG_PREDICT, TAG_PREDICT_SHARED, TAG_PROBE, TAG_READY,
 };
 use super::reap::{self, Death, Stage};
+use super::shared::{self, SharedBuffer};
 use crate::sandbox::LockdownReport;
 
 const MIB: u64 = 1024 * 1024;
@@ -83,6 +85,10 @@ pub struct HostLimits {
     /// The output holding the `[N, classes]` scores (what
     /// [`crate::onnx::check_model`] picked); `None`: the model's first output.
     pub output: Option<String>,
+    /// Pass requests and answers through a memory buffer shared with the host (the
+    /// pipe then carries only a short frame per request); `false`: through the pipe.
+    /// Needs `input_shape`; without it the host uses the pipe.
+    pub shared_buffer: bool,
 }
 
 impl Default for HostLimits {
@@ -99,6 +105,7 @@ impl Default for HostLimits {
             input_shape: vec![],
             classes: None,
             output: None,
+            shared_buffer: true,
         }
     }
 }
@@ -134,7 +141,21 @@ impl HostLimits {
         }
     }
 
-    fn init_config(&self) -> InitConfig {
+    /// Bytes of the shared buffer: the largest request, or the largest answer if
+    /// bigger. `None` when requests go through the pipe: not asked for, the example
+    /// shape is not known before the model loads, or the buffer would take more than
+    /// a quarter of the host's address space.
+    fn shared_buffer_bytes(&self) -> Option<usize> {
+        if !self.shared_buffer || self.input_shape.is_empty() {
+            return None;
+        }
+        let example_len: usize = self.input_shape.iter().product();
+        let widest = example_len.max(self.classes.unwrap_or(0));
+        let bytes = self.max_batch.max(1).checked_mul(widest)?.checked_mul(4)?;
+        (bytes > 0 && bytes as u64 <= self.memory_bytes / 4).then_some(bytes)
+    }
+
+    fn init_config(&self, shared_buffer: Option<SharedBufferSpec>) -> InitConfig {
         let secs = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
         InitConfig {
             version: PROTOCOL_VERSION,
@@ -148,6 +169,7 @@ impl HostLimits {
             cpu_load_secs: secs(self.load_timeout),
             cpu_per_request_secs: secs(self.cpu_per_request),
             cpu_lifetime_secs: secs(self.cpu_lifetime),
+            shared_buffer,
         }
     }
 }
@@ -186,6 +208,8 @@ pub struct ModelHost {
     stderr_task: Option<JoinHandle<()>>,
     limits: HostLimits,
     info: HostInfo,
+    /// Requests and answers of up to its capacity travel here, not in the frames.
+    shared: Option<SharedBuffer>,
     failed: Option<HostError>,
 }
 
@@ -207,16 +231,33 @@ impl ModelHost {
                 limit: limits.max_model_bytes,
             });
         }
-        let mut child = Command::new(&command.program)
-            .args(&command.args)
+        let mut cmd = Command::new(&command.program);
+        cmd.args(&command.args)
             .env_clear()
             .envs(command.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        // The buffer is an optimisation: if the kernel refuses a memfd, the pipe works.
+        let shared = limits.shared_buffer_bytes().and_then(|bytes| {
+            SharedBuffer::create(bytes)
+                .inspect_err(|e| tracing::warn!("no shared buffer for the model host: {e}"))
+                .ok()
+                .map(|(buffer, fd)| (buffer, fd, bytes))
+        });
+        let shared_spec = shared.as_ref().map(|(_, fd, bytes)| {
+            shared::pass_to_child(&mut cmd, fd.as_raw_fd());
+            SharedBufferSpec {
+                fd: fd.as_raw_fd(),
+                bytes: *bytes as u64,
+            }
+        });
+        let mut child = cmd
             .spawn()
             .map_err(|e| HostError::Spawn(format!("{:?}: {e}", command.program)))?;
+        // The child has its own copy of the descriptor now; ours only kept it alive.
+        let shared = shared.map(|(buffer, _fd, _)| buffer);
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -237,9 +278,10 @@ impl ModelHost {
                 batch_sizes: vec![],
                 lockdown: LockdownReport::default(),
             },
+            shared,
             failed: None,
         };
-        let config = serde_json::to_vec(&limits.init_config())
+        let config = serde_json::to_vec(&limits.init_config(shared_spec))
             .map_err(|e| HostError::Spawn(format!("encoding the host config: {e}")))?;
         let handshake = async {
             write_frame(&mut host.stdin, &[&config])
@@ -361,17 +403,26 @@ impl ModelHost {
 
     async fn predict_chunk(&mut self, chunk: &[f32], n: usize) -> Result<Vec<f32>, HostError> {
         let classes = self.info.classes;
-        let data = protocol::f32s_to_le(chunk);
         let n32 = n as u32;
         let max_response = u32::try_from(9 + n * classes * 4)
             .unwrap_or(u32::MAX)
             .max(MAX_CONTROL_FRAME);
+        let in_buffer = self.shared.as_mut().is_some_and(|s| s.write(chunk));
         let exchange = async {
-            write_frame(
-                &mut self.stdin,
-                &[&[TAG_PREDICT], &n32.to_le_bytes(), &data],
-            )
-            .await?;
+            if in_buffer {
+                write_frame(
+                    &mut self.stdin,
+                    &[&[TAG_PREDICT_SHARED], &n32.to_le_bytes()],
+                )
+                .await?;
+            } else {
+                let data = protocol::f32s_to_le(chunk);
+                write_frame(
+                    &mut self.stdin,
+                    &[&[TAG_PREDICT], &n32.to_le_bytes(), &data],
+                )
+                .await?;
+            }
             read_frame(&mut self.stdout, max_response).await
         };
         let frame = match tokio::time::timeout(self.limits.request_timeout, exchange).await {
@@ -379,18 +430,32 @@ impl ModelHost {
             Ok(Err(e)) => return Err(self.fail(Stage::Request, Failure::Io(e)).await),
             Err(_) => return Err(self.fail(Stage::Request, Failure::TimedOut).await),
         };
+        let answer_size = |rest: &[u8]| {
+            let got_n = protocol::u32_at(rest, 0)? as usize;
+            let got_classes = protocol::u32_at(rest, 4)? as usize;
+            (got_n == n && got_classes == classes).then_some(n * classes)
+        };
         match frame.split_first() {
             Some((&TAG_OK, rest)) => {
-                let got_n = protocol::u32_at(rest, 0);
-                let got_classes = protocol::u32_at(rest, 4);
                 let values = rest.get(8..).and_then(protocol::le_to_f32s);
-                match (got_n, got_classes, values) {
-                    (Some(gn), Some(gc), Some(v))
-                        if gn as usize == n && gc as usize == classes && v.len() == n * classes =>
-                    {
-                        Ok(v)
-                    }
+                match (answer_size(rest), values) {
+                    (Some(count), Some(v)) if v.len() == count => Ok(v),
                     _ => Err(self
+                        .fail(
+                            Stage::Request,
+                            Failure::Protocol("malformed inference answer".into()),
+                        )
+                        .await),
+                }
+            }
+            // Only an answer to a shared request may be in the buffer; its size is
+            // what we asked for, never what the host says.
+            Some((&TAG_OK_SHARED, rest)) if in_buffer && rest.len() == 8 => {
+                let values = answer_size(rest)
+                    .and_then(|count| self.shared.as_ref().and_then(|s| s.read(count)));
+                match values {
+                    Some(v) => Ok(v),
+                    None => Err(self
                         .fail(
                             Stage::Request,
                             Failure::Protocol("malformed inference answer".into()),

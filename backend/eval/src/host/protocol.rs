@@ -8,7 +8,14 @@
 //! child  -> parent  READY + JSON ReadyInfo | ERROR + kind + UTF-8 message
 //! parent -> child   PREDICT + n: u32 + n*example_len f32 (LE)
 //! child  -> parent  OK + n: u32 + classes: u32 + n*classes f32 (LE) | ERROR + kind + message
+//! parent -> child   PREDICT_SHARED + n: u32   (n*example_len f32 in the shared buffer)
+//! child  -> parent  OK_SHARED + n: u32 + classes: u32   (n*classes f32 in the shared buffer)
+//!                   | OK ... | ERROR ...   (as for PREDICT)
 //! ```
+//!
+//! The shared buffer (see `host/shared.rs`) is a memfd the parent creates and the child
+//! inherits, announced by [`InitConfig::shared_buffer`]; without it, or for a request
+//! that does not fit, the tensors travel in the frames.
 //!
 //! Both sides check every length against a limit before allocating for it.
 
@@ -29,6 +36,8 @@ pub const TAG_READY: u8 = b'R';
 pub const TAG_OK: u8 = b'O';
 pub const TAG_ERROR: u8 = b'E';
 pub const TAG_PREDICT: u8 = b'P';
+pub const TAG_PREDICT_SHARED: u8 = b'S';
+pub const TAG_OK_SHARED: u8 = b'o';
 /// Test-only probes: honoured only by a host started with test probes enabled.
 pub const TAG_PROBE: u8 = b'X';
 pub const PROBE_OPEN_FILE: u8 = 1;
@@ -78,6 +87,16 @@ pub struct InitConfig {
     pub cpu_load_secs: u64,
     pub cpu_per_request_secs: u64,
     pub cpu_lifetime_secs: u64,
+    /// The memfd the child inherited for requests and answers; `None`: frames only.
+    #[serde(default)]
+    pub shared_buffer: Option<SharedBufferSpec>,
+}
+
+/// Where the child finds the shared buffer: an inherited descriptor and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedBufferSpec {
+    pub fd: i32,
+    pub bytes: u64,
 }
 
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -28,9 +28,27 @@ pub(crate) fn warm_up(config: &InitConfig) -> TractResult<()> {
         input_shape: vec![1, 4, 4],
         classes: Some(2),
         output: None,
+        shared_buffer: None,
         ..config.clone()
     };
-    child::load_proto(&warm_config, &tiny_classifier()).map(drop)
+    let model = tiny_classifier();
+    child::load_proto(&warm_config, &model)?;
+    // Its convolution makes the built-in model keep only its batch-1 plan (see
+    // `child::load_proto`): warm the bigger plans a convolution-free model gets too.
+    let bigger: Vec<usize> = config
+        .batch_sizes
+        .iter()
+        .copied()
+        .filter(|s| *s > 1)
+        .collect();
+    if !bigger.is_empty() {
+        let bigger_config = InitConfig {
+            batch_sizes: bigger,
+            ..warm_config
+        };
+        child::load_proto(&bigger_config, &model)?;
+    }
+    Ok(())
 }
 
 /// `[N,1,4,4] -> Conv(2, 3x3, pad 1) -> Relu -> Flatten -> Gemm(32x8) -> MatMul(8x2)
@@ -171,6 +189,7 @@ mod tests {
             cpu_load_secs: 60,
             cpu_per_request_secs: 10,
             cpu_lifetime_secs: 3600,
+            shared_buffer: None,
         };
         warm_up(&config).unwrap();
     }
