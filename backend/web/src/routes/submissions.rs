@@ -845,6 +845,8 @@ struct LeaderboardPage<'a> {
     solves: Option<Vec<&'a super::boards::SolveRow>>,
     /// Organizers also see the solves that do not count, marked.
     show_uncounted: bool,
+    /// Queries per example of the background battery defenses meet here.
+    battery_budget: Option<u32>,
 }
 
 async fn page_leaderboard(
@@ -927,8 +929,18 @@ async fn page_leaderboard(
         split: split.as_str(),
         rules: spec.kind.rules().board_rule,
         show_queries: spec.kind.rules().shows_queries,
+        battery_budget: battery_budget(&state, &spec),
     };
     render(StatusCode::OK, &page)
+}
+
+/// Queries per example the background battery spends against each defense of
+/// `spec` on this server (the bundle's, capped by `battery_max_queries`).
+fn battery_budget(state: &AppState, spec: &riposte_core::challenge::ChallengeSpec) -> Option<u32> {
+    spec.defense
+        .as_ref()
+        .map(|d| d.battery_queries.min(state.settings.battery_max_queries))
+        .filter(|&q| q > 0 && spec.kind == ChallengeKind::Evasion)
 }
 
 /// Make a submission the one that counts (or, with `false`, go back to the best).

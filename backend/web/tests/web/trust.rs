@@ -252,6 +252,16 @@ async fn the_battery_runs_then_results_replay_bit_for_bit_and_report(db: Db) {
         page.contains("10 queries per example on 1000 examples"),
         "{page}"
     );
+    let page = dee
+        .get("/challenges/mnist-evasion/leaderboard")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Background battery: Square Attack with 10 queries per example"),
+        "{page}"
+    );
     // The battery joined the matrix: reference + battery.
     let board = leaderboard(&dee, &token, "defense").await;
     assert_eq!(board["rows"][0]["opponents"], 2, "{board}");
