@@ -113,7 +113,10 @@ pub async fn replay(ev: &Evaluator, id: SubmissionId) -> anyhow::Result<ReplayRe
             },
         )
         .collect();
-    let details_same = scored.details().to_json() == submission.details.to_json();
+    // The stored details went through their JSON text; so does the replay's.
+    let replayed_details =
+        riposte_core::details::SubmissionDetails::from_json(&scored.details().to_json());
+    let details_same = replayed_details.to_json() == submission.details.to_json();
     let gate_same =
         scored.gate_accuracy().map(f64::to_bits) == submission.gate_accuracy.map(f64::to_bits);
     let identical = cells.iter().all(|c| c.same)

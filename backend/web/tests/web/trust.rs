@@ -493,3 +493,104 @@ fn riposte_eval_and_report_run_the_workers_scorer() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!work.path().join("r.pdf").exists());
 }
+
+/// A `.npy` of int64 labels.
+fn npy_i64(values: &[i64]) -> Vec<u8> {
+    let mut header = format!(
+        "{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}",
+        values.len()
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&u16::try_from(header.len()).unwrap().to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes
+}
+
+/// An `.npz` of named `.npy` files.
+fn npz(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in files {
+        zip.start_file(
+            format!("{name}.npy"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+crate::on_both_databases!(a_scored_submission_of_every_kind_replays_bit_for_bit);
+async fn a_scored_submission_of_every_kind_replays_bit_for_bit(db: Db) {
+    let Some(app) = spawn_competition(db, |_| {}).await else {
+        return;
+    };
+    let c = app.competitor("kim").await;
+    let token = c.api_token("kim", PASSWORD).await;
+    let read = |bundle: &str, name: &str| {
+        std::fs::read(workspace_root().join("challenges").join(bundle).join(name)).unwrap()
+    };
+    let limits = tensor::Limits::default();
+    // Extraction: the evasion challenge's MLP as a surrogate.
+    let surrogate = read("mnist-evasion", "public/mlp.onnx");
+    // Membership: one score per candidate.
+    let candidates = riposte_core::challenge::Bundle::load(
+        &workspace_root().join("challenges/mnist-membership"),
+    )
+    .unwrap();
+    let m = candidates.spec.membership.as_ref().unwrap();
+    let n = tensor::read_tensor(
+        &read("mnist-membership", m.candidates.to_str().unwrap()),
+        None,
+        &limits,
+    )
+    .unwrap()
+    .num_examples();
+    let scores = Tensor::new(
+        vec![n],
+        (0..n)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+            .collect(),
+    )
+    .unwrap();
+    // Poisoning: the first ten base inputs, relabelled 8.
+    let base = tensor::read_tensor(
+        &read("mnist-poison-flip", "public/base_x.npy"),
+        None,
+        &limits,
+    )
+    .unwrap();
+    let mut shape = base.shape.clone();
+    shape[0] = 10;
+    let x = Tensor::new(shape, base.data[..10 * base.example_len()].to_vec()).unwrap();
+    let poison = npz(&[("x", npy_bytes(&x)), ("y", npy_i64(&[8; 10]))]);
+    let uploads = [
+        ("mnist-extraction", "surrogate.onnx", surrogate),
+        ("mnist-membership", "scores.npy", npy_bytes(&scores)),
+        ("mnist-poison-flip", "poison.npz", poison),
+    ];
+    for (slug, name, bytes) in uploads {
+        let r = crate::competition::upload_to(&c, &token, slug, "attack", name, bytes).await;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{slug}: {body}");
+        let id = body["id"].as_i64().unwrap();
+        let done = crate::competition::wait_final(&c, &token, id).await;
+        assert_eq!(done["status"], "scored", "{slug}: {done}");
+        let (code, report) = replay(&app, id);
+        assert_eq!(code, 0, "{slug}: {report:#}");
+        assert_eq!(report["identical"], true, "{slug}: {report:#}");
+        assert!(
+            !report["cells"].as_array().unwrap().is_empty(),
+            "{slug}: {report:#}"
+        );
+    }
+}
