@@ -79,8 +79,8 @@ def one_run(args, tmp, battery_max):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", default=str(ROOT / "target/release/riposte"))
-    p.add_argument("--attacks", type=int, default=10)
-    p.add_argument("--gap", type=float, default=1.0, help="seconds between attacks (the battery resumes)")
+    p.add_argument("--attacks", type=int, default=3, help="attacks in a row (each cuts one waiting battery short)")
+    p.add_argument("--gap", type=float, default=2.0, help="seconds between attacks (the next battery starts)")
     p.add_argument("--battery", type=int, default=1000, help="battery queries per example when on")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
