@@ -14,6 +14,22 @@ use crate::helpers::{Client, Db, PASSWORD, TestApp};
 
 /// What the boards and lists answer, as `(path, body)`: competitors' (frozen)
 /// and organizers' (live) views, the matrix drawing, exports and logs.
+/// [`snapshot`] once two in a row agree: the score history is served as last
+/// built while it rests between builds (`board_builds::HISTORY_REST`), so a read
+/// right after a change may show the history from before it.
+async fn settled(app: &TestApp, admin_token: &str, carol_token: &str) -> Vec<(String, String)> {
+    let mut last = snapshot(app, admin_token, carol_token).await;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let now = snapshot(app, admin_token, carol_token).await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the boards kept changing");
+}
+
 async fn snapshot(app: &TestApp, admin_token: &str, carol_token: &str) -> Vec<(String, String)> {
     let client = app.client();
     let paths: [(&str, Option<&str>); 15] = [
@@ -125,7 +141,7 @@ async fn a_restored_event_serves_identical_boards(db: Db) {
         .unwrap()
         .id;
     scored_attack(&store, carol_team, carol_id, 90, now + 60).await;
-    let before = snapshot(&app, &admin_token, &carol_token).await;
+    let before = settled(&app, &admin_token, &carol_token).await;
     assert!(before[4].1.contains("frozen_at\":\""), "{}", before[4].1);
     assert_ne!(before[4].1, before[5].1, "frozen and live views differ");
 
@@ -171,7 +187,7 @@ async fn a_restored_event_serves_identical_boards(db: Db) {
     .await
     .unwrap();
     second.admin_password = app.admin_password.clone();
-    let after = snapshot(&second, &admin_token, &carol_token).await;
+    let after = settled(&second, &admin_token, &carol_token).await;
     for ((path, was), (_, now)) in before.iter().zip(&after) {
         assert_eq!(was, now, "{path} differs after the restore");
     }
@@ -277,7 +293,7 @@ async fn an_admin_backs_up_and_restores_from_the_browser(db: Db) {
     let admin_token = admin.api_token("admin", &app.admin_password).await;
     let carol = app.competitor("carol").await;
     let carol_token = carol.api_token("carol", PASSWORD).await;
-    let before = snapshot(&app, &admin_token, &carol_token).await;
+    let before = settled(&app, &admin_token, &carol_token).await;
 
     // Only admins download one; the page links it.
     let r = carol
@@ -353,7 +369,7 @@ async fn an_admin_backs_up_and_restores_from_the_browser(db: Db) {
 
     let r = restore("replace", archive).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let after = snapshot(&second, &admin_token, &carol_token).await;
+    let after = settled(&second, &admin_token, &carol_token).await;
     for ((path, was), (_, now)) in before.iter().zip(&after) {
         assert_eq!(was, now, "{path} differs after the restore");
     }
