@@ -66,6 +66,19 @@ pub struct Evaluator {
     pub clock: Arc<riposte_core::Clock>,
 }
 
+/// A job's final write as a step's outcome: a write refused because the lease
+/// was lost means another worker holds the job now.
+fn step_outcome(
+    written: Result<StepOutcome, StoreError>,
+    submission: SubmissionId,
+) -> anyhow::Result<StepOutcome> {
+    match written {
+        Ok(outcome) => Ok(outcome),
+        Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// What one [`Evaluator::step`] did, so tests can drain the queue.
 #[derive(Debug, PartialEq)]
 pub enum StepOutcome {
@@ -222,11 +235,7 @@ impl Evaluator {
                     .map(|()| StepOutcome::Released(submission))
             }
         };
-        match written {
-            Ok(outcome) => Ok(outcome),
-            Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
-            Err(e) => Err(e.into()),
-        }
+        step_outcome(written, submission)
     }
 
     /// A battery job: the battery runs until its budget is spent, a scoring job
@@ -311,11 +320,7 @@ impl Evaluator {
                 .await
                 .map(|()| StepOutcome::Released(submission)),
         };
-        match written {
-            Ok(outcome) => Ok(outcome),
-            Err(StoreError::Refused(_)) => Ok(StepOutcome::LostLease(submission)),
-            Err(e) => Err(e.into()),
-        }
+        step_outcome(written, submission)
     }
 
     /// Work until `stop` turns true; sleeps briefly when the queue is empty, and

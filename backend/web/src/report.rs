@@ -131,12 +131,11 @@ pub async fn build(
     let inputs = riposte_eval::tensor::read_tensor(&read(&eval.inputs).await?, None, &limits)
         .context("reading the eval inputs")?;
     let public = scoring::public_split(labels.len(), eval.public_fraction, eval.split_seed);
-    // Each split's example indices in split order.
-    let members = |split: Split| -> Vec<usize> {
-        (0..labels.len())
-            .filter(|&i| public[i] == (split == Split::Public))
-            .collect()
-    };
+    // Each split's example indices in split order (public, private).
+    let split_members: [Vec<usize>; 2] =
+        [true, false].map(|wanted| (0..labels.len()).filter(|&i| public[i] == wanted).collect());
+    let members =
+        |split: Split| -> &[usize] { &split_members[usize::from(split == Split::Private)] };
     let clean = match (&spec.defense, submission.gate_accuracy) {
         (Some(d), Some(acc)) => {
             let n = riposte_eval::tensor::read_npy_labels(&read(&d.hidden_labels).await?, &limits)
@@ -172,11 +171,11 @@ pub async fn build(
         entry.1 += cell.total;
         entry.2 += cell.fooled;
         match &cell.examples {
-            Some(bits) => mark(&mut entry.3, bits, &members(cell.split)),
+            Some(bits) => mark(&mut entry.3, bits, members(cell.split)),
             None => complete = false,
         }
     }
-    let covered: Vec<usize> = splits.iter().flat_map(|&s| members(s)).collect();
+    let covered: Vec<usize> = splits.iter().flat_map(|&s| members(s)).copied().collect();
     let battery_key = riposte_evaluator::evasion_battery_party().key();
     let attacks = by_attacker
         .values()

@@ -6,7 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::TryStreamExt;
 use riposte_core::challenge::{ChallengeKind, RankBy};
-use riposte_core::store::{ChallengeRecord, Party, Split, StoreError, Submission, Track, User};
+use riposte_core::store::{
+    ChallengeRecord, Evaluation, Party, Split, StoreError, Submission, Track, User,
+};
 use serde::Serialize;
 
 use super::{Layout, render, see_other};
@@ -371,12 +373,14 @@ fn party_label(
 }
 
 /// A submission's results on `split`: per opponent, fooled (attack) or correct (defense).
+/// The submission's rows among `evaluations` (its challenge's cells; only
+/// `split`'s count).
 async fn results(
     state: &AppState,
     submission: &Submission,
     split: Split,
+    evaluations: &[Evaluation],
 ) -> Result<Vec<ResultRow>, StoreError> {
-    let evaluations = state.store.evaluations(submission.challenge_id).await?;
     let names = team_names(state).await?;
     let sub_names = submission_team_names(state, submission.challenge_id, &names).await?;
     let me = Party::Submission(submission.id);
@@ -563,7 +567,11 @@ async fn api_submission(
         body["gate_accuracy"] = acc.into();
     }
     if submission.status == riposte_core::store::SubmissionStatus::Scored {
-        body["results"] = serde_json::to_value(results(&state, &submission, split).await?)
+        let cells = state
+            .store
+            .split_evaluations(submission.challenge_id, split)
+            .await?;
+        body["results"] = serde_json::to_value(results(&state, &submission, split, &cells).await?)
             .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
         let (metrics, queries_used) = split_metrics(&submission, split);
         if !metrics.is_empty() {
@@ -613,10 +621,15 @@ struct Robustness {
 }
 
 impl Robustness {
-    async fn of(state: &AppState, s: &Submission, split: Split) -> Result<Self, StoreError> {
+    /// `cells`: the challenge's cells on `split`.
+    async fn of(
+        state: &AppState,
+        s: &Submission,
+        split: Split,
+        cells: &[Evaluation],
+    ) -> Result<Self, StoreError> {
         use riposte_core::store::BatteryState;
-        let cells = state.store.split_evaluations(s.challenge_id, split).await?;
-        let worst_case = riposte_core::leaderboard::worst_case_scores(split, &cells)
+        let worst_case = riposte_core::leaderboard::worst_case_scores(split, cells)
             .get(&s.id)
             .and_then(riposte_core::leaderboard::Fooled::worst_case)
             .map(|w| format!("{:.1}%", w * 100.0));
@@ -652,14 +665,21 @@ async fn page_submission(
         .ok_or_else(PageError::not_found)?;
     let spec = challenge.spec.clone();
     let split = shown_split(&challenge, &spec, s.track, state.clock.now());
-    let rows = if s.status == riposte_core::store::SubmissionStatus::Scored {
-        results(&state, &s, split).await?
+    let scored = s.status == riposte_core::store::SubmissionStatus::Scored;
+    // Read once: the results table and the robustness card share them.
+    let cells = if scored {
+        state.store.split_evaluations(s.challenge_id, split).await?
+    } else {
+        vec![]
+    };
+    let rows = if scored {
+        results(&state, &s, split, &cells).await?
     } else {
         vec![]
     };
     let preview = s.details.preview().cloned().unwrap_or_default();
     let (count_label, rate_label) = spec.kind.rules().result_columns(s.track);
-    let (metrics, queries_used) = if s.status == riposte_core::store::SubmissionStatus::Scored {
+    let (metrics, queries_used) = if scored {
         split_metrics(&s, split)
     } else {
         (vec![], None)
@@ -668,11 +688,8 @@ async fn page_submission(
         Track::Attack => (spec.kind.rules().example_rule)(&spec),
         Track::Defense => None,
     };
-    let robustness = if s.track == Track::Defense
-        && spec.kind == ChallengeKind::Evasion
-        && s.status == riposte_core::store::SubmissionStatus::Scored
-    {
-        Some(Robustness::of(&state, &s, split).await?)
+    let robustness = if s.track == Track::Defense && spec.kind == ChallengeKind::Evasion && scored {
+        Some(Robustness::of(&state, &s, split, &cells).await?)
     } else {
         None
     };
