@@ -149,22 +149,21 @@ fn peak_rss_mib(pid: u32) -> f64 {
 
 fn in_process_rows(name: &str, model: &[u8], batch: usize, seconds: f64, json: bool) {
     let x = inputs(batch);
-    for (runner, optimized) in [
-        ("tract in-process optimized", true),
-        ("tract in-process decluttered", false),
+    for (runner, plan) in [
+        ("tract in-process optimized", "tract"),
+        ("tract in-process decluttered", "decluttered"),
+        ("riposte plan in-process (no host)", "riposte"),
     ] {
         let started = Instant::now();
-        let typed = tract_onnx::onnx()
+        let inference = tract_onnx::onnx()
             .model_for_read(&mut std::io::Cursor::new(model))
             .unwrap()
             .with_input_fact(0, f32::fact([batch, 1, 28, 28]).into())
-            .unwrap()
-            .into_typed()
             .unwrap();
-        let typed = if optimized {
-            typed.into_optimized().unwrap()
-        } else {
-            typed.into_decluttered().unwrap()
+        let typed = match plan {
+            "riposte" => riposte_eval::host::optimized_model(inference).unwrap(),
+            "tract" => inference.into_optimized().unwrap(),
+            _ => inference.into_typed().unwrap().into_decluttered().unwrap(),
         };
         let plan = typed.into_runnable().unwrap();
         let mut state = plan.spawn().unwrap();
@@ -202,8 +201,19 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
+    // `--batches 1,4,16` and `--models cnn` narrow a run (default: 1 and 256, both).
+    let list = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|s| s.split(',').map(str::to_owned).collect::<Vec<_>>())
+    };
+    let batches: Vec<usize> = list("--batches")
+        .map(|b| b.iter().filter_map(|s| s.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 256]);
+    let names = list("--models").unwrap_or_else(|| vec!["mlp".into(), "cnn".into()]);
     let mut models = vec![];
-    for name in ["mlp", "cnn"] {
+    for name in &names {
         if let Ok(bytes) = std::fs::read(mnist_dir().join(format!("{name}.onnx"))) {
             models.push((name.to_string(), bytes));
         }
@@ -223,7 +233,7 @@ fn main() {
         .build()
         .unwrap();
     for (name, bytes) in &models {
-        for batch in [1usize, 256] {
+        for &batch in &batches {
             in_process_rows(name, bytes, batch, seconds, json);
             runtime.block_on(host_rows(name, bytes, batch, seconds, json));
         }

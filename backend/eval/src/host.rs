@@ -59,6 +59,15 @@ pub fn model_host_main_for_tests(probes: bool, delay: std::time::Duration) -> i3
 }
 
 /// Test-only probe codes for [`ModelHost::probe`].
+/// The model the host plans: tract's optimisation with riposte's kernels swapped in
+/// (for benches comparing it with tract's own, in process).
+#[doc(hidden)]
+pub fn optimized_model(
+    model: tract_onnx::prelude::InferenceModel,
+) -> tract_onnx::prelude::TractResult<tract_onnx::prelude::TypedModel> {
+    kernels::optimized(model)
+}
+
 #[doc(hidden)]
 pub mod probes {
     pub use super::child::PROBE_MODEL_OPEN_FILE;

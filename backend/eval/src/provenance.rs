@@ -21,6 +21,20 @@ pub const SCORER_VERSION: u32 = 2;
 /// The inference engine every model host runs (checked against Cargo.lock by a test).
 pub const ENGINE: &str = "tract-onnx 0.23.9";
 
+/// The host's own kernels for dense layers and convolutions, swapped into tract's
+/// plans where the CPU has AVX-512F or AVX2 + FMA; bumped if they ever sum
+/// differently (today they give tract's values bit for bit).
+pub const KERNELS: &str = "riposte-kernels 1";
+
+/// What runs models on this machine: [`ENGINE`], with [`KERNELS`] and their
+/// instruction set when the CPU runs them.
+pub fn engine() -> String {
+    match riposte_kernels::Isa::detect() {
+        Some(isa) => format!("{ENGINE} + {KERNELS} ({isa:?})"),
+        None => ENGINE.to_owned(),
+    }
+}
+
 /// The reference attack's settings when a result was made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttackSettings {
@@ -61,7 +75,7 @@ impl Provenance {
         Self {
             riposte: env!("CARGO_PKG_VERSION").to_owned(),
             scorer_version: SCORER_VERSION,
-            engine: ENGINE.to_owned(),
+            engine: engine(),
             batch_sizes: batch_sizes.to_vec(),
             upload_sha256: upload_sha256.to_owned(),
             challenge_files: BTreeMap::new(),

@@ -200,12 +200,8 @@ pub(crate) fn load_proto(
             None => model.sym("N").to_dim(),
         });
         dims.extend(example_shape.iter().map(|d| d.to_dim()));
-        let mut typed = model
-            .clone()
-            .with_input_fact(0, f32::fact(dims).into())?
-            .into_optimized()?;
-        kernels::swap_slow_kernels(&mut typed)?;
-        typed.into_runnable()
+        kernels::optimized(model.clone().with_input_fact(0, f32::fact(dims).into())?)?
+            .into_runnable()
     };
 
     let mut plans: Vec<(usize, Plan)> = Vec::new();
@@ -219,7 +215,7 @@ pub(crate) fn load_proto(
     {
         if plans
             .first()
-            .is_some_and(|(one, plan)| *one == 1 && convolves_lazily(plan))
+            .is_some_and(|(one, plan)| *one == 1 && batch_cap(plan).is_some_and(|cap| size > cap))
         {
             break;
         }
@@ -259,19 +255,27 @@ pub(crate) fn load_proto(
     Ok(loaded)
 }
 
-/// Whether tract runs a convolution of this batch-1 plan through its lazy im2col.
+/// The largest batch worth a plan for a model whose batch-1 plan is `plan`, when
+/// there is one.
 ///
-/// tract (0.23.9) lowers a convolution to lazy im2col only for a batch of one; for
-/// any bigger batch it materialises the im2col matrix, one image after another, in a
-/// scratch buffer of `batch x k x n` values. On the MNIST CNN that is slower per
-/// image than the batch-1 plan run once per image (1.7x at batch 256) and holds
-/// ~30 MB of scratch. So a model whose batch-1 plan convolves lazily gets no bigger
-/// plans: requests run example by example.
-fn convolves_lazily(plan: &Plan) -> bool {
-    plan.model()
-        .nodes()
-        .iter()
-        .any(|n| n.op.name() == "LazyIm2col")
+/// - A convolution through tract's lazy im2col: 1. tract (0.23.9) lowers a
+///   convolution to lazy im2col only for a batch of one; for any bigger batch it
+///   materialises the im2col matrix in a scratch buffer of `batch x k x n` values.
+///   On the MNIST CNN that is slower per image than the batch-1 plan run once per
+///   image (1.7x at batch 256) and holds ~30 MB of scratch.
+/// - A convolution through riposte's kernel: 16. Its output and the pools and
+///   activations after it stay in the CPU's cache for 16 images (800 KB for the
+///   MNIST CNN's first layer) but not for 256 (12.8 MB, which also took the host
+///   past 48 MiB), so bigger requests run 16 images at a time.
+fn batch_cap(plan: &Plan) -> Option<usize> {
+    let has = |name: &str| plan.model().nodes().iter().any(|n| n.op.name() == name);
+    if has("LazyIm2col") {
+        Some(1)
+    } else if has("RiposteConv2d") {
+        Some(16)
+    } else {
+        None
+    }
 }
 
 fn classes_of(plan: &Plan, expected: Option<usize>) -> TractResult<usize> {

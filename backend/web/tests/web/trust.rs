@@ -285,7 +285,7 @@ async fn the_battery_runs_then_results_replay_bit_for_bit_and_report(db: Db) {
         assert_eq!(report["identical"], true, "{report:#}");
         assert!(report["cells"].as_array().unwrap().len() >= 2, "{report:#}");
         let p = &report["recorded_provenance"];
-        assert_eq!(p["engine"], riposte_eval::provenance::ENGINE);
+        assert_eq!(p["engine"], riposte_eval::provenance::engine());
         assert_eq!(
             p["scorer_version"],
             riposte_eval::provenance::SCORER_VERSION
