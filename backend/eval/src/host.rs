@@ -58,7 +58,6 @@ pub fn model_host_main_for_tests(probes: bool, delay: std::time::Duration) -> i3
     })
 }
 
-/// Test-only probe codes for [`ModelHost::probe`].
 /// The model the host plans: tract's optimisation with riposte's kernels swapped in
 /// (for benches comparing it with tract's own, in process).
 #[doc(hidden)]
@@ -68,6 +67,7 @@ pub fn optimized_model(
     kernels::optimized(model)
 }
 
+/// Test-only probe codes for [`ModelHost::probe`].
 #[doc(hidden)]
 pub mod probes {
     pub use super::child::PROBE_MODEL_OPEN_FILE;
