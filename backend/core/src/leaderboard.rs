@@ -152,6 +152,74 @@ pub fn worst_case_scores(split: Split, cells: &[Evaluation]) -> HashMap<i64, Foo
     out
 }
 
+/// What only one attack breaks: per defender it faced on a split, the examples
+/// it fooled that no other attacker in the matrix fooled against that defender
+/// (other teams' attacks, the same team's other attacks, the reference attacks and
+/// the background battery all count as others).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct OnlyBreaks {
+    /// Summed over the defenders: (defender, example) pairs only this attack breaks.
+    pub examples: usize,
+    /// Per defender (its `Party::key`), in key order, including zeros.
+    pub by_defender: Vec<(String, usize)>,
+}
+
+/// [`OnlyBreaks`] of `attacker` on `split`; `None` when it has no cell there or
+/// a cell against a defender it faced has no per-example results (the count
+/// would be a guess).
+pub fn only_this_attack_breaks(
+    attacker: &Party,
+    split: Split,
+    cells: &[Evaluation],
+) -> Option<OnlyBreaks> {
+    // Per defender: this attack's fooled examples, and every other attacker's union.
+    let mut mine: BTreeMap<String, ExampleBits> = BTreeMap::new();
+    let mut others: BTreeMap<String, ExampleBits> = BTreeMap::new();
+    let mut unknown = false;
+    let on_split = || cells.iter().filter(|c| c.split == split && c.total > 0);
+    let faced: HashSet<String> = on_split()
+        .filter(|c| &c.attacker == attacker)
+        .map(|c| c.defender.key())
+        .collect();
+    for cell in on_split() {
+        let defender = cell.defender.key();
+        if !faced.contains(&defender) {
+            continue;
+        }
+        let Some(bits) = &cell.examples else {
+            unknown = true;
+            continue;
+        };
+        let map = if &cell.attacker == attacker {
+            &mut mine
+        } else {
+            &mut others
+        };
+        let joined = match map.get(&defender) {
+            Some(u) => u.union(bits),
+            None => bits.clone(),
+        };
+        map.insert(defender, joined);
+    }
+    if faced.is_empty() || unknown {
+        return None;
+    }
+    let by_defender: Vec<(String, usize)> = mine
+        .into_iter()
+        .map(|(defender, bits)| {
+            let only = match others.get(&defender) {
+                Some(o) => bits.minus(o).count(),
+                None => bits.count(),
+            };
+            (defender, only)
+        })
+        .collect();
+    Some(OnlyBreaks {
+        examples: by_defender.iter().map(|(_, n)| n).sum(),
+        by_defender,
+    })
+}
+
 /// The score a board ranks by, from a submission's sum and worst case.
 pub fn ranked_score(track: Track, rule: RankBy, sum: f64, worst_case: Option<f64>) -> f64 {
     match (track, rule) {
@@ -707,6 +775,51 @@ mod tests {
             attacks
                 .iter()
                 .all(|s| s.score == s.sum && s.worst_case.is_none())
+        );
+    }
+
+    #[test]
+    fn only_this_attack_breaks_counts_examples_no_other_attacker_fooled() {
+        use crate::testing::cell_with_examples as bits;
+        let (a1, a2) = (Party::Submission(1), Party::Submission(2));
+        let battery = Party::Reference("square-linf-battery".into());
+        let (d3, mlp) = (Party::Submission(3), Party::Organizer("mlp".into()));
+        let (pb, pv) = (Split::Public, Split::Private);
+        let cells = vec![
+            // defense 3: a1 fools {0, 1, 2}, a2 {1}, the battery {2, 3}: only a1
+            // breaks 0; a2 breaks nothing alone.
+            bits(a1.clone(), d3.clone(), pb, 8, &[0, 1, 2], 1),
+            bits(a2.clone(), d3.clone(), pb, 8, &[1], 1),
+            bits(battery.clone(), d3.clone(), pb, 8, &[2, 3], 1),
+            // mlp: a1 alone fools {4, 5}; a2 never met it.
+            bits(a1.clone(), mlp.clone(), pb, 8, &[4, 5], 1),
+            // The private split is another matter.
+            bits(a2.clone(), d3.clone(), pv, 8, &[0, 6], 1),
+        ];
+        let a1_public = only_this_attack_breaks(&a1, pb, &cells).unwrap();
+        assert_eq!(a1_public.examples, 3);
+        assert_eq!(
+            a1_public.by_defender,
+            [("org:mlp".to_owned(), 2), ("sub:3".to_owned(), 1)]
+        );
+        let a2_public = only_this_attack_breaks(&a2, pb, &cells).unwrap();
+        assert_eq!((a2_public.examples, a2_public.by_defender.len()), (0, 1));
+        assert_eq!(
+            only_this_attack_breaks(&a2, pv, &cells).unwrap().examples,
+            2
+        );
+        // Never on the split: nothing to say.
+        assert_eq!(only_this_attack_breaks(&a1, pv, &cells), None);
+        // A cell against a faced defender without per-example results: unknown;
+        // one against a defender it never faced changes nothing.
+        let mut blind = cells.clone();
+        blind.push(cell(battery.clone(), mlp, pb, 8, 3));
+        assert_eq!(only_this_attack_breaks(&a1, pb, &blind), None);
+        let mut elsewhere = cells;
+        elsewhere.push(cell(battery, Party::Submission(9), pb, 8, 3));
+        assert_eq!(
+            only_this_attack_breaks(&a1, pb, &elsewhere),
+            Some(a1_public)
         );
     }
 

@@ -27,6 +27,8 @@ pub struct Conv2d {
     /// OIHW.
     weights: Vec<f32>,
     bias: Option<Vec<f32>>,
+    /// Whether ONNX's `Relu` follows the bias ([`Conv2d::with_relu`]).
+    relu: bool,
 }
 
 impl Conv2d {
@@ -70,7 +72,19 @@ impl Conv2d {
             isa,
             weights: weights.to_vec(),
             bias: bias.map(<[f32]>::to_vec),
+            relu: false,
         })
+    }
+
+    /// The same convolution followed by ONNX's `Relu`, as [`crate::Dense::with_relu`].
+    pub fn with_relu(mut self) -> Self {
+        self.relu = true;
+        self
+    }
+
+    /// Whether [`Conv2d::with_relu`] was applied.
+    pub fn has_relu(&self) -> bool {
+        self.relu
     }
 
     pub fn geometry(&self) -> ConvGeometry {
@@ -186,7 +200,7 @@ impl Conv2d {
                         if let Some(b) = &self.bias {
                             acc += b[oc];
                         }
-                        out[i] = acc;
+                        out[i] = if self.relu { crate::relu(acc) } else { acc };
                         i += 1;
                     }
                 }
@@ -323,6 +337,7 @@ mod fast {
                             ox0,
                             lanes: (ow - ox0).min(chunk),
                             plane_out,
+                            relu: c.relu,
                         };
                         // SAFETY: see `Tile`; out rows oc0..oc0 + ocs, row oy, from ox0.
                         unsafe {
@@ -353,12 +368,14 @@ mod fast {
         /// Output pixels to store (at most `V` vectors).
         lanes: usize,
         plane_out: usize,
+        relu: bool,
     }
 
     impl Tile {
         /// `OC` output channels by `V` vectors of pixels: one accumulator per output
         /// value, summed over (input channel, kernel row, kernel column) in order
-        /// from zero, then the bias, then a store of `lanes` pixels per channel.
+        /// from zero, then the bias, then the ReLU if `relu`, then a store of `lanes`
+        /// pixels per channel.
         ///
         /// # Safety
         /// The CPU has `S`'s set; `weights` has `OC` rows of `kvol`; `padded` is laid
@@ -404,10 +421,11 @@ mod fast {
                         continue;
                     }
                     for o in 0..OC {
-                        let value = match bias {
+                        let mut value = match bias {
                             Some(b) => S::add(acc[o][v], S::splat(b[o])),
                             None => acc[o][v],
                         };
+                        value = value.relu(self.relu);
                         value.store_first(out.add(o * self.plane_out + S::LANES * v), lanes);
                     }
                 }
@@ -440,14 +458,24 @@ mod tests {
         let bias = values(g.c_out, 5);
         let x = values(n * g.c_in * h * w, 7);
         for isa in Isa::all_supported() {
-            let c =
-                Conv2d::for_isa(Some(isa), g, &weights, with_bias.then_some(&bias[..])).unwrap();
-            let (oh, ow) = c.output_hw(h, w).unwrap();
-            let mut fast = vec![f32::NAN; n * g.c_out * oh * ow];
-            let mut slow = vec![f32::NAN; n * g.c_out * oh * ow];
-            c.run(&x, n, h, w, &mut fast).unwrap();
-            c.reference(&x, n, h, w, &mut slow).unwrap();
-            assert_eq!(bits(&fast), bits(&slow), "{isa:?} {g:?} n={n} {h}x{w}");
+            for relu in [false, true] {
+                let mut c = Conv2d::for_isa(Some(isa), g, &weights, with_bias.then_some(&bias[..]))
+                    .unwrap();
+                if relu {
+                    c = c.with_relu();
+                }
+                let (oh, ow) = c.output_hw(h, w).unwrap();
+                let mut fast = vec![f32::NAN; n * g.c_out * oh * ow];
+                let mut slow = vec![f32::NAN; n * g.c_out * oh * ow];
+                c.run(&x, n, h, w, &mut fast).unwrap();
+                c.reference(&x, n, h, w, &mut slow).unwrap();
+                let what = format!("{isa:?} {g:?} n={n} {h}x{w} relu={relu}");
+                assert_eq!(bits(&fast), bits(&slow), "{what}");
+                assert!(
+                    !relu || slow.iter().all(|v| v.to_bits() >> 31 == 0),
+                    "{what}"
+                );
+            }
         }
     }
 

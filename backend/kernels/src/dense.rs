@@ -15,6 +15,8 @@ pub struct Dense {
     /// `W` as `ceil(n / panel)` panels of `[k][panel]`, zero past column `n`.
     panels: Vec<f32>,
     bias: Option<Vec<f32>>,
+    /// Whether ONNX's `Relu` follows the bias ([`Dense::with_relu`]).
+    relu: bool,
 }
 
 impl Dense {
@@ -73,7 +75,20 @@ impl Dense {
             panel,
             panels,
             bias: bias.map(<[f32]>::to_vec),
+            relu: false,
         })
+    }
+
+    /// The same layer followed by ONNX's `Relu` (after the bias): every output
+    /// `v` becomes `if v > 0 { v } else { +0 }`, as `f32::max(v, 0.0)`.
+    pub fn with_relu(mut self) -> Self {
+        self.relu = true;
+        self
+    }
+
+    /// Whether [`Dense::with_relu`] was applied.
+    pub fn has_relu(&self) -> bool {
+        self.relu
     }
 
     /// The length of one input row.
@@ -123,7 +138,7 @@ impl Dense {
                 if let Some(b) = &self.bias {
                     acc += b[j];
                 }
-                *o = acc;
+                *o = if self.relu { crate::relu(acc) } else { acc };
             }
         }
         Ok(())
@@ -190,6 +205,7 @@ mod fast {
             let col0 = p * panel;
             let cols = (n - col0).min(panel);
             let bias = d.bias.as_ref().map(|b| &b[col0..col0 + cols]);
+            let relu = d.relu;
             let mut i = 0;
             while i < m {
                 let rows = (m - i).min(ROWS);
@@ -199,9 +215,13 @@ mod fast {
                     let xr = x.as_ptr().add(i * k);
                     let o = out.as_mut_ptr().add(i * n + col0);
                     if cols > S::LANES {
-                        by_rows!(rows, ROWS, 2, xr, k, k, panel_ptr, panel, o, n, cols, bias);
+                        by_rows!(
+                            rows, ROWS, 2, xr, k, k, panel_ptr, panel, o, n, cols, bias, relu
+                        );
                     } else {
-                        by_rows!(rows, ROWS, 1, xr, k, k, panel_ptr, panel, o, n, cols, bias);
+                        by_rows!(
+                            rows, ROWS, 1, xr, k, k, panel_ptr, panel, o, n, cols, bias, relu
+                        );
                     }
                 }
                 i += rows;
@@ -210,7 +230,8 @@ mod fast {
     }
 
     /// `R` rows by `V` vectors of columns: one accumulator per output value, summed
-    /// over `k` in order from zero, then the bias, then a store of `cols` values.
+    /// over `k` in order from zero, then the bias, then the ReLU if `relu`, then a
+    /// store of `cols` values.
     ///
     /// # Safety
     /// The CPU has `S`'s set; `x` has `R` rows of stride `ldx` with `k` values,
@@ -229,6 +250,7 @@ mod fast {
         ldo: usize,
         cols: usize,
         bias: Option<&[f32]>,
+        relu: bool,
     ) {
         // SAFETY (the whole body): every pointer offset stays inside the bounds
         // above; partial loads and stores touch only their first lanes.
@@ -253,10 +275,11 @@ mod fast {
                 }
                 let b = bias.map(|b| S::load_first(b.as_ptr().add(S::LANES * v), lanes));
                 for r in 0..R {
-                    let value = match b {
+                    let mut value = match b {
                         Some(b) => S::add(acc[r][v], b),
                         None => acc[r][v],
                     };
+                    value = value.relu(relu);
                     value.store_first(out.add(r * ldo + S::LANES * v), lanes);
                 }
             }
@@ -272,12 +295,21 @@ mod tests {
     use crate::tests::{bits, values};
 
     fn check(m: usize, k: usize, n: usize, transposed: bool, with_bias: bool) {
+        check_with(m, k, n, transposed, with_bias, false);
+        check_with(m, k, n, transposed, with_bias, true);
+    }
+
+    fn check_with(m: usize, k: usize, n: usize, transposed: bool, with_bias: bool, relu: bool) {
         let w = values(k * n, 3);
         let b = values(n, 5);
         let x = values(m * k, 7);
         for isa in Isa::all_supported() {
-            let d = Dense::for_isa(Some(isa), &w, k, n, transposed, with_bias.then_some(&b[..]))
-                .unwrap();
+            let mut d =
+                Dense::for_isa(Some(isa), &w, k, n, transposed, with_bias.then_some(&b[..]))
+                    .unwrap();
+            if relu {
+                d = d.with_relu();
+            }
             let mut fast = vec![f32::NAN; m * n];
             let mut slow = vec![f32::NAN; m * n];
             d.run(&x, m, &mut fast).unwrap();
@@ -285,7 +317,7 @@ mod tests {
             assert_eq!(
                 bits(&fast),
                 bits(&slow),
-                "{isa:?} m={m} k={k} n={n} t={transposed}"
+                "{isa:?} m={m} k={k} n={n} t={transposed} relu={relu}"
             );
         }
     }
@@ -319,6 +351,32 @@ mod tests {
         let t = Dense::new(&[1., 3., 5., 2., 4., 6.], 3, 2, true, None).unwrap();
         t.run(&[1., 0., -1., 2., 1., 0.5], 2, &mut out).unwrap();
         assert_eq!(out, [-4., -4., 7.5, 11.]);
+    }
+
+    #[test]
+    fn the_relu_zeroes_negatives_and_nan() {
+        // W = [[1, -1, 0]] (k = 1, n = 3); x = -2, NaN, -0, 3.
+        let w = [1., -1., 0.];
+        let x = [-2., f32::NAN, -0., 3.];
+        let mut isas: Vec<Option<Isa>> = Isa::all_supported().into_iter().map(Some).collect();
+        isas.push(None);
+        for isa in isas {
+            let d = Dense::for_isa(isa, &w, 1, 3, false, None)
+                .unwrap()
+                .with_relu();
+            let mut out = [f32::NAN; 12];
+            d.run(&x, 4, &mut out).unwrap();
+            assert_eq!(
+                bits(&out),
+                bits(&[0., 2., 0., 0., 0., 0., 0., 0., 0., 3., 0., 0.]),
+                "{isa:?}"
+            );
+        }
+        // Without the ReLU, 0 * -2 and -0 * 1 still sum to +0 from +0.
+        let d = Dense::new(&w, 1, 3, false, None).unwrap();
+        let mut out = [f32::NAN; 6];
+        d.run(&[-2., -0.], 2, &mut out).unwrap();
+        assert_eq!(bits(&out), bits(&[-2., 2., 0., 0., 0., 0.]));
     }
 
     #[test]

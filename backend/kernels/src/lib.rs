@@ -12,7 +12,8 @@
 //!   on a zero-padded copy of each image, 16 (AVX2: 8) output pixels of a row per
 //!   vector.
 //!
-//! Both give tract's values **bit for bit**, so swapping them in changes no score:
+//! Both give tract's values **bit for bit** (but for a NaN through a folded
+//! `Relu`: see `relu`), so swapping them in changes no score:
 //! tract sums every output in one accumulator, over `k` in order, with fused
 //! multiply-adds from `0.0`, then adds the bias (skipped when it is all zeros); a
 //! convolution's `k` runs over (input channel, kernel row, kernel column), padding
@@ -55,6 +56,16 @@ fn check_len(what: &str, len: usize, expected: Option<usize>) -> Result<(), Shap
         Some(e) => Err(ShapeError(format!("{what} has {len} values, expected {e}"))),
         None => Err(ShapeError(format!("{what}: the shape's size overflows"))),
     }
+}
+
+/// ONNX's `Relu` as the kernels fold it into their last step:
+/// `if v > 0 { v } else { +0 }` (`_mm*_max_ps(v, 0)` lane by lane), which is
+/// `f32::max(v, 0.0)`, tract's own `Max`, on every value a sum from +0 can take
+/// (the two could differ only on -0, which such a sum never is). A NaN gives +0.
+/// (tract itself is not consistent there: where it fuses a `Relu` into its
+/// matrix-product kernel, `vmaxps acc, zero, acc` keeps the NaN.)
+fn relu(v: f32) -> f32 {
+    if v > 0.0 { v } else { 0.0 }
 }
 
 #[cfg(test)]

@@ -71,6 +71,21 @@ pub(crate) trait Simd: Copy {
     /// `a * b + c`, rounded once.
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self;
     unsafe fn add(a: Self, b: Self) -> Self;
+    /// Lane by lane `if a > b { a } else { b }` (so `b` where `a` is NaN).
+    unsafe fn max(a: Self, b: Self) -> Self;
+
+    /// `crate::relu` lane by lane when `on`.
+    #[inline(always)]
+    unsafe fn relu(self, on: bool) -> Self {
+        // SAFETY: the caller's.
+        unsafe {
+            if on {
+                Self::max(self, Self::zero())
+            } else {
+                self
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -125,6 +140,10 @@ mod x86 {
         unsafe fn add(a: Self, b: Self) -> Self {
             V16(unsafe { _mm512_add_ps(a.0, b.0) })
         }
+        #[inline(always)]
+        unsafe fn max(a: Self, b: Self) -> Self {
+            V16(unsafe { _mm512_max_ps(a.0, b.0) })
+        }
     }
 
     /// An AVX2 lane mask: all ones in the first `lanes` lanes.
@@ -172,6 +191,10 @@ mod x86 {
         #[inline(always)]
         unsafe fn add(a: Self, b: Self) -> Self {
             V8(unsafe { _mm256_add_ps(a.0, b.0) })
+        }
+        #[inline(always)]
+        unsafe fn max(a: Self, b: Self) -> Self {
+            V8(unsafe { _mm256_max_ps(a.0, b.0) })
         }
     }
 }

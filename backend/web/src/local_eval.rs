@@ -450,7 +450,7 @@ async fn report_in(
     let report = crate::report::build(
         &*local.store,
         &local.blobs,
-        &defense,
+        crate::report::Subject::Defense(&defense),
         &local.spec,
         &[Split::Public, Split::Private],
     )

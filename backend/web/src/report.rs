@@ -5,7 +5,9 @@
 //! pictures of examples it loses. Built from what the store holds, so the page
 //! (`/submissions/{id}/report`) and `riposte report` (which scores the model
 //! first, through the workers' scorer) print the same thing, as HTML, JSON or
-//! Markdown.
+//! Markdown. An organizer target has the same report
+//! (`/challenges/{slug}/targets/{name}/report`) from the attacks it met in the
+//! matrix; it has no gate and no battery, so those parts say so.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,7 +15,7 @@ use std::fmt::Write as _;
 use anyhow::Context;
 use askama::Template;
 use base64::Engine as _;
-use riposte_core::challenge::ChallengeSpec;
+use riposte_core::challenge::{ChallengeSpec, Target};
 use riposte_core::examples::ExampleBits;
 use riposte_core::scoring;
 use riposte_core::store::{BatteryState, BatterySummary, Party, Split, Store, Submission};
@@ -82,7 +84,10 @@ pub struct ExamplePicture {
 pub struct RiskReport {
     pub challenge: String,
     pub title: String,
-    pub submission: i64,
+    /// The defense's submission id (`None` for an organizer target).
+    pub submission: Option<i64>,
+    /// The organizer target's name (`None` for a defense).
+    pub target: Option<String>,
     pub model: String,
     pub sha256: String,
     /// Splits the numbers cover.
@@ -103,11 +108,37 @@ pub struct RiskReport {
 /// Pictures a report shows at most.
 const PICTURES: usize = 8;
 
-/// The report of defense `submission` over `splits`.
+/// Whose report: a scored defense, or one of the challenge's organizer targets.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    Defense(&'a Submission),
+    Target {
+        challenge_id: i64,
+        target: &'a Target,
+    },
+}
+
+impl Subject<'_> {
+    fn party(&self) -> Party {
+        match self {
+            Subject::Defense(s) => Party::Submission(s.id),
+            Subject::Target { target, .. } => Party::Organizer(target.name.clone()),
+        }
+    }
+
+    fn challenge_id(&self) -> i64 {
+        match self {
+            Subject::Defense(s) => s.challenge_id,
+            Subject::Target { challenge_id, .. } => *challenge_id,
+        }
+    }
+}
+
+/// The report of `subject` over `splits`.
 pub async fn build(
     store: &dyn Store,
     blobs: &BlobStore,
-    submission: &Submission,
+    subject: Subject<'_>,
     spec: &ChallengeSpec,
     splits: &[Split],
 ) -> anyhow::Result<RiskReport> {
@@ -116,7 +147,7 @@ pub async fn build(
         .as_ref()
         .context("the challenge has no [eval] set")?;
     let task = spec.task.as_ref().context("the challenge has no [task]")?;
-    let artifacts = store.challenge_artifacts(submission.challenge_id).await?;
+    let artifacts = store.challenge_artifacts(subject.challenge_id()).await?;
     let read = |path: &std::path::Path| {
         let sha = artifacts.require(path).map_err(anyhow::Error::msg);
         async move { blobs.read(sha?).await }
@@ -136,7 +167,11 @@ pub async fn build(
         [true, false].map(|wanted| (0..labels.len()).filter(|&i| public[i] == wanted).collect());
     let members =
         |split: Split| -> &[usize] { &split_members[usize::from(split == Split::Private)] };
-    let clean = match (&spec.defense, submission.gate_accuracy) {
+    let defense = match subject {
+        Subject::Defense(s) => Some(s),
+        Subject::Target { .. } => None,
+    };
+    let clean = match (&spec.defense, defense.and_then(|s| s.gate_accuracy)) {
         (Some(d), Some(acc)) => {
             let n = riposte_eval::tensor::read_npy_labels(&read(&d.hidden_labels).await?, &limits)
                 .context("reading the gate labels")?
@@ -146,17 +181,22 @@ pub async fn build(
         }
         _ => None,
     };
-    let battery = match store.battery_state(submission.id).await? {
-        BatteryState::Done(summary) => Some(summary),
-        _ => None,
+    let (battery, provenance) = match defense {
+        Some(s) => (
+            match store.battery_state(s.id).await? {
+                BatteryState::Done(summary) => Some(summary),
+                _ => None,
+            },
+            store
+                .provenance(s.id)
+                .await?
+                .and_then(|raw| Provenance::from_json(&raw)),
+        ),
+        None => (None, None),
     };
-    let provenance = store
-        .provenance(submission.id)
-        .await?
-        .and_then(|raw| Provenance::from_json(&raw));
-    let me = Party::Submission(submission.id);
+    let me = subject.party();
     let cells: Vec<_> = store
-        .evaluations(submission.challenge_id)
+        .evaluations(subject.challenge_id())
         .await?
         .into_iter()
         .filter(|c| c.defender == me && splits.contains(&c.split) && c.total > 0)
@@ -276,9 +316,25 @@ pub async fn build(
     Ok(RiskReport {
         challenge: spec.slug.clone(),
         title: spec.title.clone(),
-        submission: submission.id,
-        model: submission.filename.clone(),
-        sha256: submission.blob_sha256.clone(),
+        submission: defense.map(|s| s.id),
+        target: match subject {
+            Subject::Target { target, .. } => Some(target.name.clone()),
+            Subject::Defense(_) => None,
+        },
+        model: match subject {
+            Subject::Defense(s) => s.filename.clone(),
+            Subject::Target { target, .. } => target
+                .model
+                .file_name()
+                .map_or_else(|| target.name.clone(), |f| f.to_string_lossy().into_owned()),
+        },
+        sha256: match subject {
+            Subject::Defense(s) => s.blob_sha256.clone(),
+            Subject::Target { target, .. } => artifacts
+                .require(&target.model)
+                .map_err(anyhow::Error::msg)?
+                .to_owned(),
+        },
         splits: splits.iter().map(|s| s.as_str()).collect(),
         examples: covered.len(),
         clean,
@@ -327,14 +383,23 @@ impl RiskReport {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
+    /// "Submission #7" or "Organizer target `cnn`".
+    pub fn whose(&self) -> String {
+        match (&self.target, self.submission) {
+            (Some(name), _) => format!("Organizer target `{name}`"),
+            (None, Some(id)) => format!("Submission #{id}"),
+            (None, None) => "A model".to_owned(),
+        }
+    }
+
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
         let pct = |v: f64| format!("{:.1}%", v * 100.0);
         let _ = writeln!(out, "# Risk report: {} on {}\n", self.model, self.title);
         let _ = writeln!(
             out,
-            "Submission #{} · sha256 `{}` · threat model {} · {} examples ({} split)\n",
-            self.submission,
+            "{} · sha256 `{}` · threat model {} · {} examples ({} split)\n",
+            self.whose(),
             self.sha256,
             self.threat,
             self.examples,

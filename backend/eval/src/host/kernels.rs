@@ -16,7 +16,10 @@
 //! anything: every matrix product with constant weights (a `Gemm`, or a `MatMul`
 //! that is one once its size-1 and flattened axes are set aside) and every
 //! stride-1 NCHW convolution goes to `riposte_kernels`, whose sums are
-//! tract's bit for bit (see that crate). tract 0.23.9 lowers each convolution to
+//! tract's bit for bit (see that crate), with the bias `Add` and the `Relu` that
+//! follow it folded into the kernel's last step (a separate pass over the
+//! activations costs as much as a few percent of the MLP's run).
+//! tract 0.23.9 lowers each convolution to
 //! im2col plus a matrix product and, for a fixed batch, packs the activations rather
 //! than the weights; those two choices cost the MNIST models most of the gap to
 //! onnxruntime (docs/BENCHMARKS.md).
@@ -26,10 +29,10 @@ use std::sync::Arc;
 use riposte_kernels::{Conv2d, ConvGeometry, Dense};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, OptMaxPool, PaddingSpec, PoolSpec};
 use tract_onnx::tract_core::ops::einsum::EinSum;
-use tract_onnx::tract_core::ops::math::Add;
+use tract_onnx::tract_core::ops::math::{Add, Max};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// `impl Op` for one of our ops: its name, and typed.
@@ -56,8 +59,9 @@ pub(crate) fn optimized(model: InferenceModel) -> TractResult<TypedModel> {
 }
 
 /// Replaces every constant-weight matrix product [`dense_patch`] recognises (with
-/// the bias `Add` that follows it, if any) by [`DenseOp`] and every stride-1,
-/// undilated, ungrouped NCHW f32 convolution with constant weights by [`ConvOp`];
+/// the bias `Add` and the `Relu` that follow it, if any) by [`DenseOp`] and every
+/// stride-1, undilated, ungrouped NCHW f32 convolution with constant weights (with
+/// the `Relu` that follows it, if any) by [`ConvOp`];
 /// on a CPU without AVX-512F or AVX2 + FMA, changes nothing. Runs on the
 /// decluttered model, before `into_optimized`.
 pub(crate) fn swap_dense_and_conv(model: &mut TypedModel) -> TractResult<()> {
@@ -163,41 +167,58 @@ fn dense_patch(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPa
     if k == 0 || n == 0 || k.checked_mul(n) != Some(w.len()) {
         return Ok(None);
     }
-    let here = OutletId::new(id, 0);
-    let bias_add = bias_add_after(model, here, n)?;
+    let mut absorbed = vec![id];
+    let bias_add = bias_add_after(model, OutletId::new(id, 0), n)?;
     let weights = f32_values(&w)?;
     let bias = match &bias_add {
-        Some((_, b)) => Some(f32_values(b)?),
+        Some((add, b)) => {
+            absorbed.push(*add);
+            Some(f32_values(b)?)
+        }
         None => None,
     };
-    let dense = Dense::new(&weights, k, n, transposed, bias.as_deref())
+    let mut dense = Dense::new(&weights, k, n, transposed, bias.as_deref())
         .map_err(|e| anyhow::anyhow!("dense kernel for {}: {e}", node.name))?;
+    if let Some(relu) = relu_after(model, last_outlet(&absorbed))? {
+        dense = dense.with_relu();
+        absorbed.push(relu);
+    }
     let op = DenseOp {
         kernel: Arc::new(dense),
         batched: m_out.is_some(),
         out_shape,
     };
-    let mut patch = TypedModelPatch::default();
-    let input = patch.tap_model(model, node.inputs[0])?;
-    let out = patch.wire_node(&node.name, op, &[input])?[0];
-    match bias_add {
-        Some((add, _)) => {
-            patch.shunt_outside(model, OutletId::new(add, 0), out)?;
-            patch.obliterate(add)?;
-        }
-        None => patch.shunt_outside(model, here, out)?,
-    }
-    patch.obliterate(id)?;
-    Ok(Some(patch))
+    fuse(model, node.inputs[0], op, &absorbed).map(Some)
 }
 
-/// The `Add` that is the only reader of `outlet` (not a model output) and adds it a
-/// constant f32 bias of `n` values along its last axis (`[n]`, `[1, n]`, ...)
-/// without changing its shape: its node and the bias.
-fn bias_add_after(
+fn last_outlet(absorbed: &[usize]) -> OutletId {
+    OutletId::new(absorbed[absorbed.len() - 1], 0)
+}
+
+/// A patch that computes `op` on `input` in place of the chain of nodes `absorbed`
+/// (each the only reader of the one before): the last one's readers read `op`.
+fn fuse(
+    model: &TypedModel,
+    input: OutletId,
+    op: impl Into<Box<dyn TypedOp>>,
+    absorbed: &[usize],
+) -> TractResult<TypedModelPatch> {
+    let mut patch = TypedModelPatch::default();
+    let tapped = patch.tap_model(model, input)?;
+    let out = patch.wire_node(&model.node(absorbed[0]).name, op, &[tapped])?[0];
+    patch.shunt_outside(model, last_outlet(absorbed), out)?;
+    for id in absorbed {
+        patch.obliterate(*id)?;
+    }
+    Ok(patch)
+}
+
+/// The binary op of type `B` that is the only reader of `outlet` (not a model
+/// output), with a constant f32 as its other input and the shape of `outlet` as
+/// its own: its node and the constant.
+fn const_binary_after<B: BinMiniOp>(
     model: &TypedModel,
     outlet: OutletId,
-    n: usize,
 ) -> TractResult<Option<(usize, Arc<Tensor>)>> {
     if model.output_outlets()?.contains(&outlet) {
         return Ok(None);
@@ -208,9 +229,7 @@ fn bias_add_after(
     let Some(bin) = succ.op_as::<TypedBinOp>() else {
         return Ok(None);
     };
-    if !bin.0.is::<Add>()
-        || bin.1.is_some_and(|dt| dt != f32::datum_type())
-        || succ.inputs.len() != 2
+    if !bin.0.is::<B>() || bin.1.is_some_and(|dt| dt != f32::datum_type()) || succ.inputs.len() != 2
     {
         return Ok(None);
     }
@@ -221,13 +240,39 @@ fn bias_add_after(
     } else {
         return Ok(None);
     };
-    let Some(bias) = const_f32(model, other) else {
+    let Some(konst) = const_f32(model, other) else {
         return Ok(None);
     };
-    let fits = bias.shape().last() == Some(&n) && bias.len() == n;
     let same_shape =
         model.outlet_fact(OutletId::new(succ.id, 0))?.shape == model.outlet_fact(outlet)?.shape;
-    Ok((fits && same_shape).then_some((succ.id, bias)))
+    Ok(same_shape.then_some((succ.id, konst)))
+}
+
+/// The `Max` with a constant +0.0 (ONNX `Relu`, as tract-onnx expands it) that is
+/// the only reader of `outlet`: its node. The kernels fold it in as tract's `Max`
+/// computes it ([`Dense::with_relu`]), bit for bit on every value but NaN: where
+/// tract would fuse the `Relu` into its own product kernel, that kernel keeps a
+/// NaN the folded `Relu` turns into 0. Validated inputs are finite; only a
+/// model's own arithmetic (an overflow to infinities) can make a NaN there.
+fn relu_after(model: &TypedModel, outlet: OutletId) -> TractResult<Option<usize>> {
+    let Some((id, zero)) = const_binary_after::<Max>(model, outlet)? else {
+        return Ok(None);
+    };
+    let plain = zero.try_as_plain_ram()?;
+    let values = plain.as_slice::<f32>()?;
+    Ok((!values.is_empty() && values.iter().all(|v| v.to_bits() == 0)).then_some(id))
+}
+
+/// The `Add` that is the only reader of `outlet` (not a model output) and adds it a
+/// constant f32 bias of `n` values along its last axis (`[n]`, `[1, n]`, ...)
+/// without changing its shape: its node and the bias.
+fn bias_add_after(
+    model: &TypedModel,
+    outlet: OutletId,
+    n: usize,
+) -> TractResult<Option<(usize, Arc<Tensor>)>> {
+    let found = const_binary_after::<Add>(model, outlet)?;
+    Ok(found.filter(|(_, bias)| bias.shape().last() == Some(&n) && bias.len() == n))
 }
 
 /// A convolution [`Conv2d`] covers: f32 NCHW, 2-D, stride 1, no dilation, one group,
@@ -302,12 +347,15 @@ fn conv_patch(model: &TypedModel, id: usize) -> TractResult<Option<TypedModelPat
         pad_right,
     };
     // Geometries the kernel refuses (wide padding) keep tract's convolution.
-    let Ok(conv) = Conv2d::new(geometry, &f32_values(&kernel)?, bias.as_deref()) else {
+    let Ok(mut conv) = Conv2d::new(geometry, &f32_values(&kernel)?, bias.as_deref()) else {
         return Ok(None);
     };
-    let patch =
-        TypedModelPatch::replace_single_op(model, node, &node.inputs[..1], ConvOp(Arc::new(conv)))?;
-    Ok(Some(patch))
+    let mut absorbed = vec![id];
+    if let Some(relu) = relu_after(model, OutletId::new(id, 0))? {
+        conv = conv.with_relu();
+        absorbed.push(relu);
+    }
+    fuse(model, node.inputs[0], ConvOp(Arc::new(conv)), &absorbed).map(Some)
 }
 
 /// An output axis of [`DenseOp`]: the input's batch, or a fixed size (`N`, or 1).
@@ -642,10 +690,11 @@ mod tests {
         )
         .unwrap()
         .data;
-        for (name, swapped) in [
-            ("mlp", "RiposteDense"),
-            ("cnn", "RiposteConv2d"),
-            ("baseline_defense", "RiposteConv2d"),
+        // (model, a swapped op, how many ReLUs its kernels take over)
+        for (name, swapped, relus) in [
+            ("mlp", "RiposteDense", 2),
+            ("cnn", "RiposteConv2d", 2),
+            ("baseline_defense", "RiposteConv2d", 3),
         ] {
             let bytes = std::fs::read(dir.join(format!("{name}.onnx"))).unwrap();
             for batch in [1, 5, 256] {
@@ -662,6 +711,7 @@ mod tests {
                         ours.nodes().iter().any(|n| n.op.name() == swapped),
                         "{name}: no {swapped} in the plan"
                     );
+                    assert_eq!(fused_relus(&ours), relus, "{name}");
                 }
                 let len = batch * 784;
                 let real: Vec<f32> = digits.iter().cycle().take(len).copied().collect();
@@ -683,6 +733,17 @@ mod tests {
         }
     }
 
+    fn fused_relus(model: &TypedModel) -> usize {
+        model
+            .nodes()
+            .iter()
+            .filter(|n| {
+                n.op_as::<DenseOp>().is_some_and(|d| d.kernel.has_relu())
+                    || n.op_as::<ConvOp>().is_some_and(|c| c.0.has_relu())
+            })
+            .count()
+    }
+
     fn bits_of(model: TypedModel, input: &Tensor) -> Vec<u32> {
         model
             .into_runnable()
@@ -701,7 +762,7 @@ mod tests {
     }
 
     /// Compares the host's optimisation with tract's on a hand-built model.
-    fn both_ways(model: TypedModel, swapped: &str, input: Tensor) {
+    fn both_ways(model: TypedModel, swapped: &str, input: Tensor, relus: usize) {
         let theirs = model.clone().into_optimized().unwrap();
         let mut ours = model.into_decluttered().unwrap();
         swap_dense_and_conv(&mut ours).unwrap();
@@ -711,8 +772,18 @@ mod tests {
                 ours.nodes().iter().any(|n| n.op.name() == swapped),
                 "no {swapped}"
             );
+            assert_eq!(fused_relus(&ours), relus);
         }
-        assert_eq!(bits_of(ours, &input), bits_of(theirs, &input));
+        let (ours, theirs) = (bits_of(ours, &input), bits_of(theirs, &input));
+        let differ: Vec<(usize, u32, u32)> = (0..ours.len())
+            .filter(|&i| ours[i] != theirs[i])
+            .map(|i| (i, ours[i], theirs[i]))
+            .take(8)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{swapped}: (index, ours, tract's) {differ:x?}"
+        );
     }
 
     fn noise(len: usize, seed: usize) -> Vec<f32> {
@@ -725,10 +796,36 @@ mod tests {
             .collect()
     }
 
+    /// `Relu` as tract-onnx expands it: `Max` with a constant +0 of `rank` ones.
+    fn wire_relu(model: &mut TypedModel, x: OutletId, rank: usize) -> OutletId {
+        let ones = vec![1; rank];
+        let zero = model
+            .add_const("relu.low", Tensor::from_shape(&ones, &[0f32]).unwrap())
+            .unwrap();
+        model
+            .wire_node("relu", tract_onnx::tract_core::ops::math::max(), &[x, zero])
+            .unwrap()[0]
+    }
+
+    /// [`noise`] with a NaN and both infinities (a NaN comes out of tract's `Max`
+    /// after a convolution, and of the folded `Relu`, as +0).
+    fn noise_with_specials(len: usize, seed: usize) -> Vec<f32> {
+        let mut x = noise(len, seed);
+        for (i, v) in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(slot) = x.get_mut(i * 37 + 5) {
+                *slot = v;
+            }
+        }
+        x
+    }
+
     #[test]
     fn a_transposed_gemm_with_bias_gives_tracts_bits() {
         use tract_onnx::tract_core::axes::AxesMapping;
-        for (transposed, m) in [(true, 13), (false, 1), (true, 40)] {
+        for (transposed, m, relu) in [(true, 13, false), (false, 1, true), (true, 40, true)] {
             let (k, n) = (37, 21);
             let mut model = TypedModel::default();
             let x = model.add_source("x", f32::fact([m, k])).unwrap();
@@ -743,12 +840,17 @@ mod tests {
             let b = model
                 .add_const("b", Tensor::from_shape(&[1, n], &noise(n, 2)).unwrap())
                 .unwrap();
-            let out = model
+            let mut out = model
                 .wire_node("add", tract_onnx::tract_core::ops::math::add(), &[prod, b])
-                .unwrap();
-            model.select_output_outlets(&out).unwrap();
+                .unwrap()[0];
+            if relu {
+                out = wire_relu(&mut model, out, 2);
+            }
+            model.select_output_outlets(&[out]).unwrap();
+            // Finite: with an infinity, a sum can be NaN, and tract's own product
+            // kernel keeps a NaN through a fused `Relu` that ours turns into 0.
             let input = Tensor::from_shape(&[m, k], &noise(m * k, 3)).unwrap();
-            both_ways(model, "RiposteDense", input);
+            both_ways(model, "RiposteDense", input, usize::from(relu));
         }
     }
 
@@ -757,10 +859,10 @@ mod tests {
         use tract_onnx::tract_core::ops::cnn::Conv;
         // Asymmetric padding and kernel, channels off the kernel's blocks, a bias,
         // an all-zero bias (tract adds none), rows of one and of two vectors.
-        for (c_in, c_out, kernel, (before, after), (h, w), zero_bias) in [
-            (3, 5, (3, 2), ([1, 0], [0, 1]), (9, 11), false),
-            (2, 19, (3, 3), ([1, 1], [1, 1]), (6, 20), true),
-            (1, 16, (3, 3), ([1, 1], [1, 1]), (28, 28), false),
+        for (c_in, c_out, kernel, (before, after), (h, w), zero_bias, relu) in [
+            (3, 5, (3, 2), ([1, 0], [0, 1]), (9, 11), false, false),
+            (2, 19, (3, 3), ([1, 1], [1, 1]), (6, 20), true, true),
+            (1, 16, (3, 3), ([1, 1], [1, 1]), (28, 28), false, true),
         ] {
             let n = 2;
             let mut model = TypedModel::default();
@@ -798,10 +900,14 @@ mod tests {
                 group: 1,
                 q_params: None,
             };
-            let out = model.wire_node("conv", conv, &[x, k, b]).unwrap();
-            model.select_output_outlets(&out).unwrap();
-            let input = Tensor::from_shape(&[n, c_in, h, w], &noise(n * c_in * h * w, 6)).unwrap();
-            both_ways(model, "RiposteConv2d", input);
+            let mut out = model.wire_node("conv", conv, &[x, k, b]).unwrap()[0];
+            if relu {
+                out = wire_relu(&mut model, out, 4);
+            }
+            model.select_output_outlets(&[out]).unwrap();
+            let x = noise_with_specials(n * c_in * h * w, 6);
+            let input = Tensor::from_shape(&[n, c_in, h, w], &x).unwrap();
+            both_ways(model, "RiposteConv2d", input, usize::from(relu));
         }
     }
 

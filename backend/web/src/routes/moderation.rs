@@ -276,6 +276,8 @@ struct ModerationPage {
     error: Option<String>,
     /// The challenge filtered on, offered for a rescore.
     rescore_slug: Option<String>,
+    /// Its organizer targets with a risk report (evasion challenges).
+    report_targets: Vec<String>,
 }
 
 fn page_link(filter: &RawFilter, offset: i64) -> String {
@@ -346,12 +348,17 @@ async fn page(
     } else {
         StatusCode::OK
     };
-    let rescore_slug = filter
+    let filtered = filter
         .challenge
-        .clone()
-        .filter(|c| challenges.iter().any(|r| &r.slug == c));
+        .as_ref()
+        .and_then(|c| challenges.iter().find(|r| &r.slug == c));
+    let report_targets = filtered
+        .filter(|r| r.spec.kind == riposte_core::challenge::ChallengeKind::Evasion)
+        .map(|r| r.spec.targets.iter().map(|t| t.name.clone()).collect())
+        .unwrap_or_default();
     let page = ModerationPage {
-        rescore_slug,
+        rescore_slug: filtered.map(|r| r.slug.clone()),
+        report_targets,
         layout: Layout::new(&state, &visitor),
         rows,
         total,

@@ -41,6 +41,10 @@ pub fn configure_pages(cfg: &mut web::ServiceConfig) {
             "/submissions/{id}/report{format:(\\.json|\\.md)?}",
             web::get().to(page_report),
         )
+        .route(
+            "/admin/challenges/{slug}/targets/{target}/report{format:(\\.json|\\.md)?}",
+            web::get().to(page_target_report),
+        )
         .route("/submissions/{id}/choose", web::post().to(page_choose));
 }
 
@@ -499,9 +503,66 @@ async fn risk_report(
     } else {
         vec![shown_split(&challenge, spec, s.track, state.clock.now())]
     };
-    let report = crate::report::build(&*state.store, &state.blobs, &s, spec, &splits)
+    let subject = crate::report::Subject::Defense(&s);
+    let report = crate::report::build(&*state.store, &state.blobs, subject, spec, &splits)
         .await
         .map_err(PageError::internal)?;
+    report_response(&report, format)
+}
+
+/// `/admin/challenges/{slug}/targets/{target}/report`, `.json` or `.md`: the risk
+/// report of an organizer target of an evasion challenge, from the attacks it met
+/// in the matrix (organizers only; both splits).
+async fn page_target_report(
+    state: web::Data<AppState>,
+    visitor: Visitor,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (slug, name, format) = path.into_inner();
+    let user = visitor.require()?;
+    if !user.role.can_organize() {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "only organizers see a target's risk report",
+        ));
+    }
+    let challenge = state
+        .store
+        .challenge_by_slug(&slug)
+        .await?
+        .ok_or_else(PageError::not_found)?;
+    let spec = &challenge.spec;
+    if spec.kind != ChallengeKind::Evasion {
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "a risk report is made for the targets of evasion challenges only",
+        ));
+    }
+    let target = spec
+        .targets
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| {
+            PageError::new(
+                StatusCode::NOT_FOUND,
+                format!("{slug} has no organizer target named {name:?}"),
+            )
+        })?;
+    let subject = crate::report::Subject::Target {
+        challenge_id: challenge.id,
+        target,
+    };
+    let splits = [Split::Public, Split::Private];
+    let report = crate::report::build(&*state.store, &state.blobs, subject, spec, &splits)
+        .await
+        .map_err(PageError::internal)?;
+    report_response(&report, &format)
+}
+
+fn report_response(
+    report: &crate::report::RiskReport,
+    format: &str,
+) -> Result<HttpResponse, PageError> {
     let (body, content_type) = match format {
         ".json" => (report.to_json(), "application/json"),
         ".md" => (report.to_markdown(), "text/markdown; charset=utf-8"),
@@ -573,6 +634,10 @@ async fn api_submission(
             .await?;
         body["results"] = serde_json::to_value(results(&state, &submission, split, &cells).await?)
             .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
+        if let Some(only) = only_breaks(&submission, split, &cells) {
+            body["only_this_attack_breaks"] = serde_json::to_value(only)
+                .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
+        }
         let (metrics, queries_used) = split_metrics(&submission, split);
         if !metrics.is_empty() {
             body["metrics"] = serde_json::to_value(
@@ -609,6 +674,28 @@ struct SubmissionPage {
     /// An evasion defense: its worst-case robust accuracy on the split shown and
     /// where its background battery stands.
     robustness: Option<Robustness>,
+    /// A scored attack: the examples only it breaks on the split shown (where
+    /// every cell it needs has per-example results).
+    only_breaks: Option<riposte_core::leaderboard::OnlyBreaks>,
+}
+
+/// [`riposte_core::leaderboard::only_this_attack_breaks`] of a scored attack
+/// (`cells`: its challenge's on `split`).
+fn only_breaks(
+    s: &Submission,
+    split: Split,
+    cells: &[Evaluation],
+) -> Option<riposte_core::leaderboard::OnlyBreaks> {
+    let scored = s.status == riposte_core::store::SubmissionStatus::Scored;
+    (s.track == Track::Attack && scored)
+        .then(|| {
+            riposte_core::leaderboard::only_this_attack_breaks(
+                &Party::Submission(s.id),
+                split,
+                cells,
+            )
+        })
+        .flatten()
 }
 
 /// What a defense's page says about its robustness.
@@ -693,10 +780,12 @@ async fn page_submission(
     } else {
         None
     };
+    let only_breaks = only_breaks(&s, split, &cells);
     let page = SubmissionPage {
         layout: Layout::new(&state, &visitor),
         evasion_rule,
         robustness,
+        only_breaks,
         preview,
         count_label,
         rate_label,

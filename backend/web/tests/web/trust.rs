@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use riposte_eval::tensor::{self, Tensor};
+use sqlx::Row;
 
 use crate::competition::{
     bundle_file, copy_dir, noise_attack, npy_bytes, predict_in_process, spawn_competition, submit,
@@ -277,6 +278,81 @@ async fn the_battery_runs_then_results_replay_bit_for_bit_and_report(db: Db) {
     assert_eq!(attack["status"], "scored");
     let attack_id = attack["id"].as_i64().unwrap();
 
+    // Examples only this attack breaks, counted here from the stored bits: against
+    // each organizer target it is the only attacker; against the defense, the
+    // reference attack and the battery fooled some of the same examples.
+    let url = app.settings.database_url();
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let rows = sqlx::query(
+        "SELECT attacker, defender, examples, total FROM evaluations WHERE split = 'public'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let mut expected: std::collections::BTreeMap<String, usize> = Default::default();
+    let me = format!("sub:{attack_id}");
+    let bits_of = |row: &sqlx::any::AnyRow| -> Vec<bool> {
+        let total = usize::try_from(row.get::<i64, _>("total")).unwrap();
+        let hex: String = row.get("examples");
+        let bits = riposte_core::examples::ExampleBits::from_hex(&hex, total).unwrap();
+        (0..total).map(|i| bits.get(i)).collect()
+    };
+    for mine in rows.iter().filter(|r| r.get::<String, _>("attacker") == me) {
+        let defender: String = mine.get("defender");
+        let ours = bits_of(mine);
+        let others: Vec<Vec<bool>> = rows
+            .iter()
+            .filter(|r| {
+                r.get::<String, _>("defender") == defender && r.get::<String, _>("attacker") != me
+            })
+            .map(bits_of)
+            .collect();
+        let only = (0..ours.len())
+            .filter(|&i| ours[i] && others.iter().all(|o| o.get(i) != Some(&true)))
+            .count();
+        expected.insert(defender, only);
+    }
+    assert_eq!(
+        expected.len(),
+        3,
+        "two targets and the defense: {expected:?}"
+    );
+    let detail = dee
+        .get_json(&format!("/api/v1/submissions/{attack_id}"), &token)
+        .await;
+    let only = &detail["only_this_attack_breaks"];
+    let got: std::collections::BTreeMap<String, usize> = only["by_defender"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{detail:#}"))
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_owned(),
+                p[1].as_u64().unwrap() as usize,
+            )
+        })
+        .collect();
+    assert_eq!(got, expected, "{detail:#}");
+    assert_eq!(
+        only["examples"].as_u64().unwrap() as usize,
+        expected.values().sum::<usize>()
+    );
+    let page = dee
+        .get(&format!("/submissions/{attack_id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!(
+            "<strong>{}</strong> example",
+            expected.values().sum::<usize>()
+        )),
+        "{page}"
+    );
+
     // Both replay bit for bit (the reference attack's recorded settings, not the
     // environment's, are used).
     for sub in [id, attack_id] {
@@ -304,8 +380,6 @@ async fn the_battery_runs_then_results_replay_bit_for_bit_and_report(db: Db) {
     );
 
     // A number changed behind the scorer's back is caught.
-    let url = app.settings.database_url();
-    sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
     sqlx::query(
         "UPDATE evaluations SET fooled = fooled + 1 WHERE attacker = $1 AND split = 'public'",
@@ -314,6 +388,17 @@ async fn the_battery_runs_then_results_replay_bit_for_bit_and_report(db: Db) {
     .execute(&pool)
     .await
     .unwrap();
+    // The organizer target `cnn` met the attack on both splits: the counts its
+    // risk report must show, read straight from the table.
+    let row = sqlx::query(
+        "SELECT CAST(SUM(total) AS BIGINT), CAST(SUM(fooled) AS BIGINT) FROM evaluations \
+         WHERE attacker = $1 AND defender = 'org:cnn'",
+    )
+    .bind(format!("sub:{attack_id}"))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let target_counts: (i64, i64) = (row.get(0), row.get(1));
     pool.close().await;
     let (code, report) = replay(&app, attack_id);
     assert_eq!(code, 1, "{report:#}");
@@ -357,6 +442,60 @@ async fn the_battery_runs_then_results_replay_bit_for_bit_and_report(db: Db) {
     let eve = app.competitor("eve").await;
     let r = eve.get(&format!("/submissions/{id}/report")).await;
     assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
+
+    // An organizer target's report: organizers only, from the matrix.
+    let target = "/admin/challenges/mnist-evasion/targets/cnn/report";
+    let r = dee.get(target).await;
+    assert_eq!(r.status(), reqwest::StatusCode::FORBIDDEN);
+    let admin = app.admin().await;
+    let json: serde_json::Value = admin
+        .get(&format!("{target}.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json["target"], "cnn", "{json}");
+    assert_eq!(json["submission"], serde_json::Value::Null, "{json}");
+    assert_eq!(json["model"], "cnn.onnx", "{json}");
+    assert_eq!(json["splits"], serde_json::json!(["public", "private"]));
+    assert_eq!(json["examples"], 1000, "{json}");
+    let row = json["attacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == format!("attack #{attack_id}"))
+        .unwrap_or_else(|| panic!("no attack #{attack_id} in {json}"));
+    assert_eq!(
+        (
+            row["examples"].as_i64().unwrap(),
+            row["fooled"].as_i64().unwrap()
+        ),
+        target_counts
+    );
+    let html = admin.get(target).await.text().await.unwrap();
+    assert!(html.contains("organizer target <code>cnn</code>"), "{html}");
+    assert!(html.contains("not gated"), "{html}");
+    let md = admin
+        .get(&format!("{target}.md"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(md.contains("Organizer target `cnn`"), "{md}");
+    let r = admin
+        .get("/admin/challenges/mnist-evasion/targets/nope/report")
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
+    let moderation = admin
+        .get("/admin/submissions?challenge=mnist-evasion")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        moderation.contains(&format!("href=\"{target}\"")),
+        "{moderation}"
+    );
 }
 
 #[test]

@@ -253,6 +253,21 @@ pub struct SubmissionDetail {
     /// Queries the team had spent when it was scored (extraction).
     #[schema(nullable = false)]
     pub queries_used: Option<i64>,
+    /// A scored attack, where every cell it needs has per-example results: the
+    /// examples it fooled that no other attacker in the matrix fooled against the
+    /// same defender, on the split shown.
+    #[schema(nullable = false)]
+    pub only_this_attack_breaks: Option<OnlyBreaks>,
+}
+
+/// Examples only one attack breaks.
+#[derive(ToSchema)]
+pub struct OnlyBreaks {
+    /// Summed over the defenders it faced.
+    pub examples: u64,
+    /// `[defender, examples]` pairs (`sub:ID` or `org:NAME`), in key order.
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
+    pub by_defender: Vec<(String, u64)>,
 }
 
 /// `POST /api/v1/submissions/{id}/choose`.
