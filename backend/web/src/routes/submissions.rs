@@ -634,7 +634,7 @@ async fn api_submission(
             .await?;
         body["results"] = serde_json::to_value(results(&state, &submission, split, &cells).await?)
             .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
-        if let Some(only) = only_breaks(&submission, split, &cells) {
+        if let Some(only) = only_breaks(&submission, &spec, split, &cells) {
             body["only_this_attack_breaks"] = serde_json::to_value(only)
                 .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
         }
@@ -679,15 +679,16 @@ struct SubmissionPage {
     only_breaks: Option<riposte_core::leaderboard::OnlyBreaks>,
 }
 
-/// [`riposte_core::leaderboard::only_this_attack_breaks`] of a scored attack
-/// (`cells`: its challenge's on `split`).
+/// [`riposte_core::leaderboard::only_this_attack_breaks`] of a scored evasion
+/// attack (`cells`: its challenge's on `split`).
 fn only_breaks(
     s: &Submission,
+    spec: &riposte_core::challenge::ChallengeSpec,
     split: Split,
     cells: &[Evaluation],
 ) -> Option<riposte_core::leaderboard::OnlyBreaks> {
     let scored = s.status == riposte_core::store::SubmissionStatus::Scored;
-    (s.track == Track::Attack && scored)
+    (s.track == Track::Attack && spec.kind == ChallengeKind::Evasion && scored)
         .then(|| {
             riposte_core::leaderboard::only_this_attack_breaks(
                 &Party::Submission(s.id),
@@ -780,7 +781,7 @@ async fn page_submission(
     } else {
         None
     };
-    let only_breaks = only_breaks(&s, split, &cells);
+    let only_breaks = only_breaks(&s, &spec, split, &cells);
     let page = SubmissionPage {
         layout: Layout::new(&state, &visitor),
         evasion_rule,

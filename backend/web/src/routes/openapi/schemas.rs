@@ -253,7 +253,7 @@ pub struct SubmissionDetail {
     /// Queries the team had spent when it was scored (extraction).
     #[schema(nullable = false)]
     pub queries_used: Option<i64>,
-    /// A scored attack, where every cell it needs has per-example results: the
+    /// A scored evasion attack, where every cell it needs has per-example results: the
     /// examples it fooled that no other attacker in the matrix fooled against the
     /// same defender, on the split shown.
     #[schema(nullable = false)]
