@@ -421,11 +421,11 @@ mod fast {
                         continue;
                     }
                     for o in 0..OC {
-                        let mut value = match bias {
+                        let value = match bias {
                             Some(b) => S::add(acc[o][v], S::splat(b[o])),
                             None => acc[o][v],
-                        };
-                        value = value.relu(self.relu);
+                        }
+                        .relu(self.relu);
                         value.store_first(out.add(o * self.plane_out + S::LANES * v), lanes);
                     }
                 }

@@ -275,11 +275,11 @@ mod fast {
                 }
                 let b = bias.map(|b| S::load_first(b.as_ptr().add(S::LANES * v), lanes));
                 for r in 0..R {
-                    let mut value = match b {
+                    let value = match b {
                         Some(b) => S::add(acc[r][v], b),
                         None => acc[r][v],
-                    };
-                    value = value.relu(relu);
+                    }
+                    .relu(relu);
                     value.store_first(out.add(r * ldo + S::LANES * v), lanes);
                 }
             }

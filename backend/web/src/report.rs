@@ -6,7 +6,7 @@
 //! (`/submissions/{id}/report`) and `riposte report` (which scores the model
 //! first, through the workers' scorer) print the same thing, as HTML, JSON or
 //! Markdown. An organizer target has the same report
-//! (`/challenges/{slug}/targets/{name}/report`) from the attacks it met in the
+//! (`/admin/challenges/{slug}/targets/{name}/report`) from the attacks it met in the
 //! matrix; it has no gate and no battery, so those parts say so.
 
 use std::collections::BTreeMap;
@@ -167,9 +167,21 @@ pub async fn build(
         [true, false].map(|wanted| (0..labels.len()).filter(|&i| public[i] == wanted).collect());
     let members =
         |split: Split| -> &[usize] { &split_members[usize::from(split == Split::Private)] };
-    let defense = match subject {
-        Subject::Defense(s) => Some(s),
-        Subject::Target { .. } => None,
+    // A defense, or a target's name, file name and stored model.
+    let (defense, target, model, sha256) = match subject {
+        Subject::Defense(s) => (Some(s), None, s.filename.clone(), s.blob_sha256.clone()),
+        Subject::Target { target, .. } => (
+            None,
+            Some(target.name.clone()),
+            target
+                .model
+                .file_name()
+                .map_or_else(|| target.name.clone(), |f| f.to_string_lossy().into_owned()),
+            artifacts
+                .require(&target.model)
+                .map_err(anyhow::Error::msg)?
+                .to_owned(),
+        ),
     };
     let clean = match (&spec.defense, defense.and_then(|s| s.gate_accuracy)) {
         (Some(d), Some(acc)) => {
@@ -317,24 +329,9 @@ pub async fn build(
         challenge: spec.slug.clone(),
         title: spec.title.clone(),
         submission: defense.map(|s| s.id),
-        target: match subject {
-            Subject::Target { target, .. } => Some(target.name.clone()),
-            Subject::Defense(_) => None,
-        },
-        model: match subject {
-            Subject::Defense(s) => s.filename.clone(),
-            Subject::Target { target, .. } => target
-                .model
-                .file_name()
-                .map_or_else(|| target.name.clone(), |f| f.to_string_lossy().into_owned()),
-        },
-        sha256: match subject {
-            Subject::Defense(s) => s.blob_sha256.clone(),
-            Subject::Target { target, .. } => artifacts
-                .require(&target.model)
-                .map_err(anyhow::Error::msg)?
-                .to_owned(),
-        },
+        target,
+        model,
+        sha256,
         splits: splits.iter().map(|s| s.as_str()).collect(),
         examples: covered.len(),
         clean,

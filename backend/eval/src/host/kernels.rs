@@ -17,8 +17,8 @@
 //! that is one once its size-1 and flattened axes are set aside) and every
 //! stride-1 NCHW convolution goes to `riposte_kernels`, whose sums are
 //! tract's bit for bit (see that crate), with the bias `Add` and the `Relu` that
-//! follow it folded into the kernel's last step (a separate pass over the
-//! activations costs as much as a few percent of the MLP's run).
+//! follow it folded into the kernel's last step instead of a pass of their own
+//! over the activations.
 //! tract 0.23.9 lowers each convolution to
 //! im2col plus a matrix product and, for a fixed batch, packs the activations rather
 //! than the weights; those two choices cost the MNIST models most of the gap to
